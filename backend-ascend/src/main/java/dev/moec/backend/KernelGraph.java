@@ -1,0 +1,59 @@
+package dev.moec.backend;
+
+import dev.moec.ir.Attrs;
+import dev.moec.ir.TensorType;
+
+import java.util.List;
+import java.util.Map;
+
+/**
+ * What a device runs: named buffers and an ordered list of kernel launches over them. Buffer types may
+ * still hold symbols (the prefill graph's token count T); capture binds them per batch size.
+ */
+public record KernelGraph(String name, List<Buffer> buffers, List<Launch> launches, List<String> outputs) {
+    public KernelGraph {
+        buffers = List.copyOf(buffers);
+        launches = List.copyOf(launches);
+        outputs = List.copyOf(outputs);
+    }
+
+    public enum Role {
+        /** Fed by the caller each step (tokens, positions, slots, logit rows). */
+        INPUT,
+        /** Persistent across steps and updated in place (the KV cache). */
+        STATE,
+        /** A weight; {@code source} is its tensor name in the artifact. */
+        WEIGHT,
+        /** Produced by a launch. */
+        ACTIVATION,
+        /** The same memory as buffer {@code source} under another type (reshape, in-place update). */
+        ALIAS
+    }
+
+    public record Buffer(String name, TensorType type, Role role, String source) {}
+
+    public record Launch(Kernel kernel, List<String> inputs, List<String> outputs, Attrs attrs) {
+        public Launch {
+            inputs = List.copyOf(inputs);
+            outputs = List.copyOf(outputs);
+        }
+    }
+
+    public Buffer buffer(String name) {
+        return buffers.stream().filter(b -> b.name().equals(name)).findFirst()
+                .orElseThrow(() -> new IllegalArgumentException("kernel graph " + this.name + " has no buffer " + name));
+    }
+
+    /** A copy with symbols bound (e.g. {@code T=4, R=4} for the decode graph of batch size 4). */
+    public KernelGraph bind(String newName, Map<String, Long> bindings) {
+        List<Buffer> bound = buffers.stream().map(b -> new Buffer(b.name(), b.type().bind(bindings), b.role(), b.source())).toList();
+        List<Launch> ls = launches.stream().map(l -> new Launch(l.kernel(), l.inputs(), l.outputs(), bindShapes(l.attrs(), bindings))).toList();
+        return new KernelGraph(newName, bound, ls, outputs);
+    }
+
+    private static Attrs bindShapes(Attrs a, Map<String, Long> bindings) {
+        Map<String, Object> m = new java.util.HashMap<>();
+        a.values().forEach((k, v) -> m.put(k, v instanceof dev.moec.ir.Shape s ? s.bind(bindings) : v));
+        return new Attrs(m);
+    }
+}

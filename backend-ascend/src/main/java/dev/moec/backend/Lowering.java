@@ -1,0 +1,45 @@
+package dev.moec.backend;
+
+import dev.moec.ir.Graph;
+import dev.moec.ir.Node;
+import dev.moec.ir.Op;
+import dev.moec.ir.Param;
+import dev.moec.ir.StepAbi;
+import dev.moec.ir.Value;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Maps a final IR graph onto a {@link KernelGraph}: one launch per node, reshapes become aliases, and a
+ * cache update's result aliases the cache it updates (the write is in place).
+ */
+public final class Lowering {
+    private Lowering() {}
+
+    public static KernelGraph lower(Graph g, Target target) {
+        List<KernelGraph.Buffer> buffers = new ArrayList<>();
+        List<KernelGraph.Launch> launches = new ArrayList<>();
+        for (Value in : g.inputs()) {
+            buffers.add(new KernelGraph.Buffer(in.name(), in.type(), StepAbi.isState(in.name()) ? KernelGraph.Role.STATE : KernelGraph.Role.INPUT, null));
+        }
+        for (Param p : g.params()) {
+            buffers.add(new KernelGraph.Buffer(p.value().name(), target.weightType(p.value().type()), KernelGraph.Role.WEIGHT, p.tensor()));
+        }
+        for (Node n : g.nodes()) {
+            if (n.op() == Op.RESHAPE) {
+                buffers.add(new KernelGraph.Buffer(n.result().name(), n.result().type(), KernelGraph.Role.ALIAS, n.operand(0).name()));
+                continue;
+            }
+            for (int r = 0; r < n.results().size(); r++) {
+                Value v = n.results().get(r);
+                boolean inPlace = n.op() == Op.KV_WRITE;
+                buffers.add(new KernelGraph.Buffer(v.name(), v.type(), inPlace ? KernelGraph.Role.ALIAS : KernelGraph.Role.ACTIVATION,
+                        inPlace ? n.operand(0).name() : null));
+            }
+            launches.add(new KernelGraph.Launch(Kernel.forOp(n.op()), n.operands().stream().map(Value::name).toList(),
+                    n.results().stream().map(Value::name).toList(), n.attrs()));
+        }
+        return new KernelGraph(g.name(), buffers, launches, g.outputs().stream().map(Value::name).toList());
+    }
+}

@@ -1,0 +1,114 @@
+package dev.moec.executor;
+
+import dev.moec.backend.KernelGraph;
+import dev.moec.capture.Artifact;
+import dev.moec.executor.cpu.CpuGraph;
+import dev.moec.executor.cpu.CpuKernels;
+import dev.moec.executor.cpu.Parallel;
+import dev.moec.ir.StepAbi;
+import dev.moec.ir.TensorType;
+
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+
+/**
+ * Runs an artifact on the CPU. The decode graphs are bound at load, one per captured batch size; a decode
+ * step of B sequences runs on the smallest captured size >= B, its extra rows padded (slot -1). Any other
+ * step (a prompt, or more tokens than the largest capture) runs the prefill graph bound to its size.
+ */
+public final class CompiledModel implements StepModel {
+    private final Artifact artifact;
+    private final int maxSlots, maxSeqLen, vocab;
+    private final CpuKernels kernels;
+    private final Map<String, float[]> state = new LinkedHashMap<>();
+    private final TreeMap<Integer, CpuGraph> decode = new TreeMap<>();
+    private final Map<String, Long> cacheBindings;
+    private String lastGraph = "none";
+
+    public CompiledModel(Artifact artifact, int maxSlots, int maxSeqLen, int threads) {
+        this.artifact = artifact;
+        this.maxSlots = maxSlots;
+        this.maxSeqLen = Math.min(maxSeqLen, artifact.manifest().model().maxPositions());
+        this.kernels = new CpuKernels(new Parallel(threads));
+        this.cacheBindings = Map.of(StepAbi.S, (long) maxSlots, StepAbi.L, (long) this.maxSeqLen);
+        KernelGraph prefill = artifact.prefillGraph();
+        for (KernelGraph.Buffer b : prefill.buffers()) {
+            if (b.role() == KernelGraph.Role.STATE) {
+                TensorType t = b.type().bind(cacheBindings);
+                state.put(b.name(), new float[Math.toIntExact(t.shape().elements())]);
+            }
+        }
+        this.vocab = Math.toIntExact(prefill.buffer(StepAbi.LOGITS).type().shape().last().size());
+        artifact.decodeGraphs().forEach((bs, g) -> decode.put(bs, new CpuGraph(g, cacheBindings, artifact, state)));
+    }
+
+    public Artifact artifact() { return artifact; }
+    public Set<Integer> capturedBatchSizes() { return decode.keySet(); }
+
+    @Override public int vocabSize() { return vocab; }
+    @Override public int maxSlots() { return maxSlots; }
+    @Override public int maxSeqLen() { return maxSeqLen; }
+    @Override public String lastGraph() { return lastGraph; }
+
+    @Override
+    public float[][] step(int[] tokens, int[] positions, int[] slots, int[] logitRows) {
+        StepChecks.check(tokens, positions, slots, logitRows, maxSlots, maxSeqLen, vocab);
+        int n = tokens.length;
+        Map.Entry<Integer, CpuGraph> captured = isDecode(slots, logitRows) ? decode.ceilingEntry(n) : null;
+        CpuGraph graph;
+        Map<String, int[]> inputs = new HashMap<>();
+        if (captured != null) {
+            int bs = captured.getKey();
+            graph = captured.getValue();
+            inputs.put(StepAbi.TOKENS, pad(tokens, bs, 0));
+            inputs.put(StepAbi.POSITIONS, pad(positions, bs, 0));
+            inputs.put(StepAbi.SLOTS, pad(slots, bs, -1));
+            int[] rows = new int[bs];
+            for (int r = 0; r < bs; r++) rows[r] = r;
+            inputs.put(StepAbi.LOGIT_ROWS, rows);
+        } else {
+            graph = new CpuGraph(artifact.prefillGraph(), bindings(n, logitRows.length), artifact, state);
+            inputs.put(StepAbi.TOKENS, tokens);
+            inputs.put(StepAbi.POSITIONS, positions);
+            inputs.put(StepAbi.SLOTS, slots);
+            inputs.put(StepAbi.LOGIT_ROWS, logitRows);
+        }
+        graph.run(kernels, inputs);
+        lastGraph = graph.name();
+        float[] logits = graph.floats(StepAbi.LOGITS);
+        float[][] out = new float[logitRows.length][];
+        for (int r = 0; r < out.length; r++) {
+            int row = captured != null ? logitRows[r] : r;
+            out[r] = java.util.Arrays.copyOfRange(logits, row * vocab, (row + 1) * vocab);
+        }
+        return out;
+    }
+
+    private Map<String, Long> bindings(int tokens, int rows) {
+        Map<String, Long> b = new HashMap<>(cacheBindings);
+        b.put(StepAbi.T, (long) tokens);
+        b.put(StepAbi.R, (long) rows);
+        return b;
+    }
+
+    /** One token per distinct sequence, logits for every token: a decode step. */
+    private static boolean isDecode(int[] slots, int[] logitRows) {
+        if (logitRows.length != slots.length) return false;
+        Set<Integer> seen = new HashSet<>();
+        for (int s : slots) if (!seen.add(s)) return false;
+        for (int r = 0; r < logitRows.length; r++) if (logitRows[r] != r) return false;
+        return true;
+    }
+
+    private static int[] pad(int[] a, int n, int fill) {
+        int[] out = java.util.Arrays.copyOf(a, n);
+        java.util.Arrays.fill(out, a.length, n, fill);
+        return out;
+    }
+
+    @Override public void close() { artifact.close(); }
+}

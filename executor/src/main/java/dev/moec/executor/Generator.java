@@ -1,0 +1,46 @@
+package dev.moec.executor;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+
+/** Generation of one sequence in one cache slot: prefill the prompt, then decode token by token. */
+public final class Generator {
+    private Generator() {}
+
+    /**
+     * @param tokens    the generated ids (a stop id that ended generation is included)
+     * @param stepLogits the logits each token was sampled from, when asked for
+     * @param finish    {@code stop} (a stop id was produced) or {@code length} (maxTokens reached)
+     */
+    public record Result(int[] tokens, List<float[]> stepLogits, String finish) {}
+
+    public static Result generate(StepModel model, int slot, int[] prompt, int maxTokens, Sampler sampler, Set<Integer> stopIds, boolean keepLogits) {
+        if (prompt.length == 0) throw new IllegalArgumentException("the prompt is empty");
+        if (prompt.length + maxTokens > model.maxSeqLen()) {
+            throw new IllegalArgumentException("prompt (" + prompt.length + " tokens) plus max tokens (" + maxTokens + ") exceed the context of " + model.maxSeqLen());
+        }
+        int[] positions = new int[prompt.length], slots = new int[prompt.length];
+        for (int i = 0; i < prompt.length; i++) {
+            positions[i] = i;
+            slots[i] = slot;
+        }
+        float[] logits = model.step(prompt, positions, slots, new int[]{prompt.length - 1})[0];
+        List<float[]> kept = new ArrayList<>();
+        int[] out = new int[maxTokens];
+        int n = 0;
+        String finish = "length";
+        while (n < maxTokens) {
+            if (keepLogits) kept.add(logits);
+            int next = sampler.sample(logits);
+            out[n++] = next;
+            if (stopIds.contains(next)) {
+                finish = "stop";
+                break;
+            }
+            if (n == maxTokens) break;
+            logits = model.step(new int[]{next}, new int[]{prompt.length + n - 1}, new int[]{slot}, new int[]{0})[0];
+        }
+        return new Result(java.util.Arrays.copyOf(out, n), kept, finish);
+    }
+}

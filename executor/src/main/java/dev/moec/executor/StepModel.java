@@ -1,0 +1,23 @@
+package dev.moec.executor;
+
+/**
+ * A model that runs steps over a KV cache of {@link #maxSlots()} sequences of up to {@link #maxSeqLen()}
+ * positions (see {@link dev.moec.ir.StepAbi} for what a step is). Implemented by the compiled CPU
+ * executor and by the reference interpreter, so every caller can run either.
+ */
+public interface StepModel extends AutoCloseable {
+    int vocabSize();
+    int maxSlots();
+    int maxSeqLen();
+
+    /**
+     * Runs one step. Token t is {@code tokens[t]} at {@code positions[t]} of cache slot {@code slots[t]};
+     * the result has one row of logits for each entry of {@code logitRows} (indices into the tokens).
+     */
+    float[][] step(int[] tokens, int[] positions, int[] slots, int[] logitRows);
+
+    /** The name of the graph the last step ran on (e.g. {@code decode_bs4}), for reports and tests. */
+    default String lastGraph() { return "reference"; }
+
+    @Override default void close() {}
+}

@@ -1,0 +1,64 @@
+package dev.moec.executor.cpu;
+
+import dev.moec.ir.DType;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+
+/**
+ * A bound buffer of a CPU graph: f32 activations and state in {@code f}, integer inputs and indices in
+ * {@code i}, or a weight read in place from the artifact's mapping ({@code w}, stored {@code dtype}).
+ * Aliases share the array of their source under their own shape.
+ */
+public final class Buf {
+    private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfFloat FLOAT_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    final String name;
+    final DType dtype;
+    final int[] shape;
+    float[] f;
+    int[] i;
+    final MemorySegment w;
+
+    Buf(String name, DType dtype, int[] shape, float[] f, int[] i, MemorySegment w) {
+        this.name = name;
+        this.dtype = dtype;
+        this.shape = shape;
+        this.f = f;
+        this.i = i;
+        this.w = w;
+    }
+
+    int dim(int k) { return shape[k < 0 ? shape.length + k : k]; }
+
+    int elements() {
+        int n = 1;
+        for (int d : shape) n *= d;
+        return n;
+    }
+
+    /** Row {@code row} of a 2-D (or flattened) weight with {@code cols} columns, widened into {@code dst}. */
+    void weightRow(long row, int cols, float[] dst) {
+        long base = row * cols;
+        switch (dtype) {
+            case BF16 -> {
+                for (int j = 0; j < cols; j++) dst[j] = Float.intBitsToFloat(w.getAtIndex(SHORT_LE, base + j) << 16);
+            }
+            case F16 -> {
+                for (int j = 0; j < cols; j++) dst[j] = Float.float16ToFloat(w.getAtIndex(SHORT_LE, base + j));
+            }
+            case F32 -> {
+                if (w != null) for (int j = 0; j < cols; j++) dst[j] = w.getAtIndex(FLOAT_LE, base + j);
+                else System.arraycopy(f, (int) base, dst, 0, cols);
+            }
+            default -> throw new IllegalStateException("weight " + name + " has unsupported dtype " + dtype);
+        }
+    }
+
+    boolean isWeight() { return w != null; }
+
+    @Override public String toString() { return name + ":" + dtype + Arrays.toString(shape); }
+}

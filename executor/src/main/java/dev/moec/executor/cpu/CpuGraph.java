@@ -1,0 +1,96 @@
+package dev.moec.executor.cpu;
+
+import dev.moec.backend.Kernel;
+import dev.moec.backend.KernelGraph;
+import dev.moec.ir.DType;
+import dev.moec.ir.TensorType;
+import dev.moec.ir.interp.TensorStore;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A kernel graph bound to concrete sizes and to memory: every buffer is allocated (or mapped, for
+ * weights, or shared, for state and aliases) once, and {@link #run} replays the launch list over them.
+ * A decode graph is bound once at load and replayed every step.
+ */
+public final class CpuGraph {
+    private final String name;
+    private final Map<String, Buf> buffers = new HashMap<>();
+    private final Kernel[] kernels;
+    private final Buf[][] ins, outs;
+    private final dev.moec.ir.Attrs[] attrs;
+
+    public CpuGraph(KernelGraph g, Map<String, Long> bindings, TensorStore weights, Map<String, float[]> state) {
+        this.name = g.name();
+        for (KernelGraph.Buffer b : g.buffers()) {
+            TensorType t = b.type().bind(bindings);
+            if (!t.shape().isStatic()) throw new IllegalArgumentException("graph " + name + ": buffer " + b.name() + " " + t + " has unbound dims");
+            int[] shape = toInts(t.shape().sizes());
+            int n = 1;
+            for (int d : shape) n *= d;
+            Buf buf = switch (b.role()) {
+                case WEIGHT -> {
+                    TensorType stored = weights.type(b.source());
+                    if (!stored.equals(t)) throw new IllegalArgumentException("weight " + b.source() + " is " + stored + " but graph " + name + " expects " + t);
+                    yield new Buf(b.name(), t.dtype(), shape, null, null, weights.raw(b.source()));
+                }
+                case STATE -> {
+                    float[] s = state.get(b.name());
+                    if (s == null || s.length != n) throw new IllegalArgumentException("state " + b.name() + " needs " + n + " floats");
+                    yield new Buf(b.name(), t.dtype(), shape, s, null, null);
+                }
+                case ALIAS -> {
+                    Buf src = buffers.get(b.source());
+                    if (src == null) throw new IllegalArgumentException("alias " + b.name() + " of unknown buffer " + b.source());
+                    yield new Buf(b.name(), t.dtype(), shape, src.f, src.i, null);
+                }
+                case INPUT, ACTIVATION -> t.dtype() == DType.F32
+                        ? new Buf(b.name(), t.dtype(), shape, new float[n], null, null)
+                        : new Buf(b.name(), t.dtype(), shape, null, new int[n], null);
+            };
+            buffers.put(b.name(), buf);
+        }
+        int count = g.launches().size();
+        kernels = new Kernel[count];
+        ins = new Buf[count][];
+        outs = new Buf[count][];
+        attrs = new dev.moec.ir.Attrs[count];
+        for (int l = 0; l < count; l++) {
+            KernelGraph.Launch launch = g.launches().get(l);
+            kernels[l] = launch.kernel();
+            ins[l] = launch.inputs().stream().map(buffers::get).toArray(Buf[]::new);
+            outs[l] = launch.outputs().stream().map(buffers::get).toArray(Buf[]::new);
+            attrs[l] = launch.attrs();
+            List<DType> types = new ArrayList<>();
+            for (Buf b : ins[l]) types.add(b.dtype);
+            CpuKernels.checkSupported(kernels[l], types);
+        }
+    }
+
+    public String name() { return name; }
+
+    /** Copies integer inputs in, replays every launch. */
+    public void run(CpuKernels k, Map<String, int[]> inputs) {
+        inputs.forEach((n, data) -> {
+            Buf b = buffers.get(n);
+            if (b == null || b.i == null || b.i.length != data.length) {
+                throw new IllegalArgumentException("graph " + name + ": input " + n + " expects " + (b == null ? "nothing" : b.elements() + " ints") + ", got " + data.length);
+            }
+            System.arraycopy(data, 0, b.i, 0, data.length);
+        });
+        for (int l = 0; l < kernels.length; l++) k.launch(kernels[l], ins[l], outs[l], attrs[l]);
+    }
+
+    public float[] floats(String buffer) { return buffers.get(buffer).f; }
+
+    public int launchCount() { return kernels.length; }
+
+    private static int[] toInts(long[] sizes) {
+        int[] out = new int[sizes.length];
+        for (int j = 0; j < sizes.length; j++) out[j] = Math.toIntExact(sizes[j]);
+        return out;
+    }
+}

@@ -1,0 +1,283 @@
+package dev.moec.executor.cpu;
+
+import dev.moec.backend.Kernel;
+import dev.moec.ir.Attrs;
+import dev.moec.ir.DType;
+
+import java.util.Arrays;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * The CPU kernel of every {@link Kernel}. Activations are f32; weights are read in place in their stored
+ * dtype (bf16, f16 or f32) and widened row by row. Every kernel overwrites its whole output, because
+ * captured decode graphs reuse their buffers from step to step.
+ */
+public final class CpuKernels {
+    private static final Set<DType> WEIGHT_DTYPES = EnumSet.of(DType.BF16, DType.F16, DType.F32);
+    private static final int ROW_BLOCK = 32;
+
+    private final Parallel par;
+
+    public CpuKernels(Parallel par) {
+        this.par = par;
+    }
+
+    /**
+     * Refuses, at load time, a launch whose weight dtypes have no CPU kernel; the message names the kernel
+     * and the dtype pair, so a model never fails in the middle of a step.
+     */
+    public static void checkSupported(Kernel k, List<DType> operandTypes) {
+        List<Integer> weightOperands = switch (k) {
+            case EMBEDDING -> List.of(0);
+            case RMS_NORM, MATMUL -> List.of(1);
+            case MOE_EXPERTS -> List.of(3, 4, 5);
+            default -> List.of();
+        };
+        for (int w : weightOperands) {
+            if (!WEIGHT_DTYPES.contains(operandTypes.get(w))) {
+                throw new IllegalArgumentException("kernel " + k.name().toLowerCase() + " has no CPU implementation for operand dtypes "
+                        + operandTypes + " (weights must be one of " + WEIGHT_DTYPES + ")");
+            }
+        }
+    }
+
+    public void launch(Kernel k, Buf[] in, Buf[] out, Attrs a) {
+        switch (k) {
+            case EMBEDDING -> embedding(in[0], in[1], out[0]);
+            case RMS_NORM -> rmsNorm(in[0], in[1], out[0], (float) a.f("eps"));
+            case MATMUL -> matmul(in[0], in[1], out[0]);
+            case ROTARY_EMBEDDING -> rope(in[0], in[1], out[0], a.f("theta"), (int) a.i("rotary_dim"));
+            case KV_CACHE_WRITE -> kvWrite(in[0], in[1], in[2], in[3]);
+            case ATTENTION -> attention(in[0], in[1], in[2], in[3], in[4], out[0], (float) a.f("scale"));
+            case SOFTMAX -> softmax(in[0], out[0]);
+            case TOPK -> topk(in[0], out[0], out[1], (int) a.i("k"));
+            case RENORM -> renorm(in[0], out[0]);
+            case MOE_EXPERTS -> moeExperts(in[0], in[1], in[2], in[3], in[4], in[5], out[0]);
+            case SILU -> silu(in[0], out[0]);
+            case MUL -> mul(in[0], in[1], out[0]);
+            case ADD -> add(in[0], in[1], out[0]);
+        }
+    }
+
+    /** out[t, :] = table[index[t], :] */
+    void embedding(Buf table, Buf index, Buf out) {
+        int rows = table.dim(0), width = out.elements() / Math.max(1, index.elements());
+        float[] dst = out.f;
+        for (int t = 0; t < index.elements(); t++) {
+            int r = index.i[t];
+            if (r < 0 || r >= rows) throw new IndexOutOfBoundsException("embedding index " + r + " outside table " + table);
+            if (table.isWeight()) {
+                float[] row = new float[width];
+                table.weightRow(r, width, row);
+                System.arraycopy(row, 0, dst, t * width, width);
+            } else {
+                System.arraycopy(table.f, r * width, dst, t * width, width);
+            }
+        }
+    }
+
+    /** out = x / sqrt(mean(x^2) + eps) * w, per row of the last dimension. */
+    void rmsNorm(Buf x, Buf w, Buf out, float eps) {
+        int d = w.dim(0), rows = x.elements() / d;
+        float[] weight = new float[d];
+        w.weightRow(0, d, weight);
+        float[] xs = x.f, dst = out.f;
+        for (int r = 0; r < rows; r++) {
+            double ss = 0;
+            for (int j = 0; j < d; j++) ss += xs[r * d + j] * xs[r * d + j];
+            float inv = (float) (1.0 / Math.sqrt(ss / d + eps));
+            for (int j = 0; j < d; j++) dst[r * d + j] = xs[r * d + j] * inv * weight[j];
+        }
+    }
+
+    /** out[r, n] = sum_k x[r, k] * w[n, k]; each weight row is read once for all rows of x. */
+    void matmul(Buf x, Buf w, Buf out) {
+        int n = w.dim(0), k = w.dim(1), rows = x.elements() / k;
+        float[] xs = x.f, dst = out.f;
+        int blocks = (n + ROW_BLOCK - 1) / ROW_BLOCK;
+        par.forEach(blocks, 1, b -> {
+            float[] row = new float[k];
+            for (int o = b * ROW_BLOCK; o < Math.min(n, (b + 1) * ROW_BLOCK); o++) {
+                w.weightRow(o, k, row);
+                for (int r = 0; r < rows; r++) dst[r * n + o] = dot(xs, r * k, row, 0, k);
+            }
+        });
+    }
+
+    /** NeoX rotary embedding over the first {@code rotaryDim} dims of each head. */
+    void rope(Buf x, Buf positions, Buf out, double theta, int rotaryDim) {
+        int tokens = x.dim(0), heads = x.dim(1), hd = x.dim(2), half = rotaryDim / 2;
+        float[] xs = x.f, dst = out.f;
+        if (dst != xs) System.arraycopy(xs, 0, dst, 0, x.elements());
+        for (int t = 0; t < tokens; t++) {
+            for (int i = 0; i < half; i++) {
+                double angle = positions.i[t] / Math.pow(theta, (2.0 * i) / rotaryDim);
+                float c = (float) Math.cos(angle), s = (float) Math.sin(angle);
+                for (int h = 0; h < heads; h++) {
+                    int base = (t * heads + h) * hd;
+                    float x1 = xs[base + i], x2 = xs[base + i + half];
+                    dst[base + i] = x1 * c - x2 * s;
+                    dst[base + i + half] = x2 * c + x1 * s;
+                }
+            }
+        }
+    }
+
+    /** cache[slots[t], positions[t]] = kv[t], in place; padding tokens (slot < 0) write nothing. */
+    void kvWrite(Buf cache, Buf kv, Buf slots, Buf positions) {
+        int slotCount = cache.dim(0), len = cache.dim(1), row = cache.dim(2) * cache.dim(3);
+        for (int t = 0; t < slots.elements(); t++) {
+            int s = slots.i[t], p = positions.i[t];
+            if (s < 0) continue;
+            if (s >= slotCount || p < 0 || p >= len) {
+                throw new IndexOutOfBoundsException("kv write to slot " + s + " position " + p + " outside cache [" + slotCount + ", " + len + "]");
+            }
+            System.arraycopy(kv.f, t * row, cache.f, (s * len + p) * row, row);
+        }
+    }
+
+    /** Causal GQA over the cache: token t reads positions 0..positions[t] of its slot. */
+    void attention(Buf q, Buf kc, Buf vc, Buf slots, Buf positions, Buf out, float scale) {
+        int tokens = q.dim(0), heads = q.dim(1), hd = q.dim(2);
+        int len = kc.dim(1), kvHeads = kc.dim(2), vd = vc.dim(3), group = heads / kvHeads;
+        float[] qs = q.f, ks = kc.f, vs = vc.f, dst = out.f;
+        par.forEach(tokens * heads, 1, th -> {
+            int t = th / heads, h = th % heads, kvh = h / group, s = slots.i[t];
+            int ob = (t * heads + h) * vd;
+            if (s < 0) {
+                Arrays.fill(dst, ob, ob + vd, 0f);
+                return;
+            }
+            int n = positions.i[t] + 1;
+            float[] score = new float[n];
+            float max = Float.NEGATIVE_INFINITY;
+            for (int j = 0; j < n; j++) {
+                score[j] = dot(qs, (t * heads + h) * hd, ks, ((s * len + j) * kvHeads + kvh) * hd, hd) * scale;
+                max = Math.max(max, score[j]);
+            }
+            float sum = 0;
+            for (int j = 0; j < n; j++) sum += score[j] = (float) Math.exp(score[j] - max);
+            float[] acc = new float[vd];
+            for (int j = 0; j < n; j++) {
+                int vb = ((s * len + j) * kvHeads + kvh) * vd;
+                float p = score[j];
+                for (int d = 0; d < vd; d++) acc[d] += p * vs[vb + d];
+            }
+            for (int d = 0; d < vd; d++) dst[ob + d] = acc[d] / sum;
+        });
+    }
+
+    void softmax(Buf x, Buf out) {
+        int n = x.dim(-1);
+        float[] xs = x.f, dst = out.f;
+        for (int r = 0; r < x.elements() / n; r++) {
+            float max = Float.NEGATIVE_INFINITY;
+            for (int j = 0; j < n; j++) max = Math.max(max, xs[r * n + j]);
+            double sum = 0;
+            for (int j = 0; j < n; j++) sum += Math.exp(xs[r * n + j] - max);
+            for (int j = 0; j < n; j++) dst[r * n + j] = (float) (Math.exp(xs[r * n + j] - max) / sum);
+        }
+    }
+
+    /** The k largest of each row, descending; equal values keep the lower index first. */
+    void topk(Buf x, Buf values, Buf indices, int k) {
+        int n = x.dim(-1);
+        float[] xs = x.f;
+        for (int r = 0; r < x.elements() / n; r++) {
+            int[] best = indices.i;
+            for (int s = 0; s < k; s++) {
+                int pick = -1;
+                for (int j = 0; j < n; j++) {
+                    boolean taken = false;
+                    for (int u = 0; u < s; u++) taken |= best[r * k + u] == j;
+                    if (!taken && (pick < 0 || xs[r * n + j] > xs[r * n + pick])) pick = j;
+                }
+                best[r * k + s] = pick;
+                values.f[r * k + s] = xs[r * n + pick];
+            }
+        }
+    }
+
+    void renorm(Buf x, Buf out) {
+        int n = x.dim(-1);
+        for (int r = 0; r < x.elements() / n; r++) {
+            float sum = 0;
+            for (int j = 0; j < n; j++) sum += x.f[r * n + j];
+            for (int j = 0; j < n; j++) out.f[r * n + j] = x.f[r * n + j] / sum;
+        }
+    }
+
+    /**
+     * Routed SwiGLU experts, expert by expert: the tokens routed to expert e are gathered, its gate/up
+     * weights are read once for all of them, then its down projection, scaled by the router weight.
+     */
+    void moeExperts(Buf x, Buf weights, Buf experts, Buf gate, Buf up, Buf down, Buf out) {
+        int tokens = x.dim(0), hidden = x.dim(1), k = weights.dim(1);
+        int expertCount = gate.dim(0), inter = gate.dim(1);
+        float[] dst = out.f;
+        Arrays.fill(dst, 0, tokens * hidden, 0f);
+        for (int e = 0; e < expertCount; e++) {
+            int[] routed = new int[tokens * k];
+            float[] scale = new float[tokens * k];
+            int m = 0;
+            for (int t = 0; t < tokens; t++) {
+                for (int s = 0; s < k; s++) {
+                    int ex = experts.i[t * k + s];
+                    if (ex < 0 || ex >= expertCount) throw new IndexOutOfBoundsException("expert " + ex + " outside 0.." + (expertCount - 1));
+                    if (ex == e) {
+                        routed[m] = t;
+                        scale[m++] = weights.f[t * k + s];
+                    }
+                }
+            }
+            if (m == 0) continue;
+            int count = m, expert = e;
+            float[] act = new float[count * inter];
+            par.forEach((inter + ROW_BLOCK - 1) / ROW_BLOCK, 1, b -> {
+                float[] g = new float[hidden], u = new float[hidden];
+                for (int i = b * ROW_BLOCK; i < Math.min(inter, (b + 1) * ROW_BLOCK); i++) {
+                    gate.weightRow((long) expert * inter + i, hidden, g);
+                    up.weightRow((long) expert * inter + i, hidden, u);
+                    for (int r = 0; r < count; r++) {
+                        float gv = dot(x.f, routed[r] * hidden, g, 0, hidden), uv = dot(x.f, routed[r] * hidden, u, 0, hidden);
+                        act[r * inter + i] = gv / (1f + (float) Math.exp(-gv)) * uv;
+                    }
+                }
+            });
+            par.forEach((hidden + ROW_BLOCK - 1) / ROW_BLOCK, 1, b -> {
+                float[] d = new float[inter];
+                for (int o = b * ROW_BLOCK; o < Math.min(hidden, (b + 1) * ROW_BLOCK); o++) {
+                    down.weightRow((long) expert * hidden + o, inter, d);
+                    for (int r = 0; r < count; r++) dst[routed[r] * hidden + o] += scale[r] * dot(act, r * inter, d, 0, inter);
+                }
+            });
+        }
+    }
+
+    void silu(Buf x, Buf out) {
+        for (int j = 0; j < x.elements(); j++) out.f[j] = x.f[j] / (1f + (float) Math.exp(-x.f[j]));
+    }
+
+    void mul(Buf a, Buf b, Buf out) {
+        for (int j = 0; j < a.elements(); j++) out.f[j] = a.f[j] * b.f[j];
+    }
+
+    void add(Buf a, Buf b, Buf out) {
+        for (int j = 0; j < a.elements(); j++) out.f[j] = a.f[j] + b.f[j];
+    }
+
+    static float dot(float[] a, int ao, float[] b, int bo, int n) {
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        int j = 0;
+        for (; j + 3 < n; j += 4) {
+            s0 += a[ao + j] * b[bo + j];
+            s1 += a[ao + j + 1] * b[bo + j + 1];
+            s2 += a[ao + j + 2] * b[bo + j + 2];
+            s3 += a[ao + j + 3] * b[bo + j + 3];
+        }
+        for (; j < n; j++) s0 += a[ao + j] * b[bo + j];
+        return (s0 + s1) + (s2 + s3);
+    }
+}

@@ -1,0 +1,154 @@
+package dev.moec.frontend.testmodel;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.moec.frontend.arch.Architectures;
+import dev.moec.frontend.arch.ModelConfig;
+import dev.moec.frontend.arch.WeightTypes;
+import dev.moec.frontend.safetensors.SafetensorsWriter;
+import dev.moec.ir.DType;
+import dev.moec.ir.Graph;
+import dev.moec.ir.Param;
+import dev.moec.ir.Shape;
+import dev.moec.ir.TensorType;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.function.Consumer;
+
+/**
+ * Writes test checkpoints in exact Hugging Face layout: the real {@code config.json} of the family with a
+ * preset's sizes put in, {@code model.safetensors} with the real tensor names and shapes (taken from the
+ * family's builder, so the checkpoint is exactly what import expects) and seeded random weights, and the
+ * family's real tokenizer files. The same arch, preset and seed give byte-identical files.
+ *
+ * <p>Weights are scaled so that activations stay O(1) through the layers (embeddings N(0,1), linear
+ * weights N(0, 1/in), norms 1 + N(0, 0.1^2)): logits of a random model then differ by far more than
+ * rounding noise, so greedy decoding is a sharp test.
+ */
+public final class TestModels {
+    private TestModels() {}
+
+    /** A family's template and its presets (config key overrides). */
+    public record Family(String arch, String configResource, String tokenizerResource, Map<String, Map<String, Object>> presets) {}
+
+    public static final List<Family> FAMILIES = List.of(
+            new Family("qwen3_moe", "/moec/configs/qwen3_moe.json", "/moec/tokenizers/qwen3", Map.of(
+                    "tiny", ordered("hidden_size", 256, "num_hidden_layers", 4, "num_attention_heads", 4,
+                            "num_key_value_heads", 2, "head_dim", 128, "num_experts", 8, "num_experts_per_tok", 2,
+                            "moe_intermediate_size", 128, "intermediate_size", 512, "max_window_layers", 4,
+                            "vocab_size", 151936, "tie_word_embeddings", false, "torch_dtype", "bfloat16"))));
+
+    public static Family family(String arch) {
+        return FAMILIES.stream().filter(f -> f.arch().equals(arch)).findFirst().orElseThrow(() -> new IllegalArgumentException(
+                "no test model for arch '" + arch + "' (have: " + String.join(", ", FAMILIES.stream().map(Family::arch).toList()) + ")"));
+    }
+
+    /** Writes the checkpoint into {@code dir} (created if needed); {@code progress} gets one line per stage. */
+    public static void write(String arch, String preset, long seed, Path dir, Consumer<String> progress) throws IOException {
+        Family family = family(arch);
+        Map<String, Object> overrides = family.presets().get(preset);
+        if (overrides == null) throw new IllegalArgumentException("arch " + arch + " has no preset '" + preset + "' (have: " + family.presets().keySet() + ")");
+        Files.createDirectories(dir);
+
+        ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+        ObjectNode config;
+        try (InputStream in = resource(family.configResource())) {
+            config = (ObjectNode) json.readTree(in);
+        }
+        overrides.forEach((k, v) -> config.set(k, json.valueToTree(v)));
+        Path configFile = dir.resolve("config.json");
+        Files.writeString(configFile, json.writeValueAsString(config) + "\n");
+
+        ModelConfig mc = new ModelConfig(configFile, config);
+        Graph graph = Architectures.forConfig(mc).buildStep(mc, WeightTypes.fromConfig(mc));
+        Map<String, TensorType> tensors = new LinkedHashMap<>();
+        for (Param p : graph.params()) {
+            TensorType t = p.value().type();
+            if (!p.stacked()) {
+                tensors.put(p.tensor(), t);
+                continue;
+            }
+            TensorType member = t.withShape(new Shape(t.shape().dims().subList(1, t.rank())));
+            for (int e = 0; e < t.shape().dim(0).size(); e++) tensors.put(p.member(e), member);
+        }
+        SafetensorsWriter writer = new SafetensorsWriter().metadata("format", "pt");
+        long params = 0;
+        for (var e : tensors.entrySet()) {
+            writer.add(e.getKey(), e.getValue(), randomTensor(e.getKey(), e.getValue(), seed));
+            params += e.getValue().shape().elements();
+        }
+        progress.accept(String.format("generated %d tensors, %,d parameters (seed %d)", tensors.size(), params, seed));
+        writer.write(dir.resolve("model.safetensors"));
+        progress.accept("wrote " + dir.resolve("model.safetensors"));
+        for (String f : List.of("tokenizer.json", "tokenizer_config.json", "LICENSE.npm-package")) {
+            try (InputStream in = resource(family.tokenizerResource() + "/" + f)) {
+                Files.copy(in, dir.resolve(f.equals("LICENSE.npm-package") ? "LICENSE.tokenizer" : f), StandardCopyOption.REPLACE_EXISTING);
+            }
+        }
+        progress.accept("copied the " + arch + " tokenizer files");
+    }
+
+    static byte[] randomTensor(String name, TensorType type, long seed) {
+        SplittableRandom rnd = new SplittableRandom(seed * 0x9E3779B97F4A7C15L ^ name.hashCode());
+        int n = Math.toIntExact(type.shape().elements());
+        long[] dims = type.shape().sizes();
+        boolean norm = dims.length == 1;
+        double std = norm ? 0.1 : name.contains("embed_tokens") ? 1.0 : 1.0 / Math.sqrt(dims[dims.length - 1]);
+        float[] values = new float[n];
+        for (int i = 0; i < n; i++) values[i] = (float) ((norm ? 1.0 : 0.0) + std * rnd.nextGaussian());
+        return encode(values, type.dtype());
+    }
+
+    static byte[] encode(float[] values, DType dtype) {
+        switch (dtype) {
+            case BF16 -> {
+                byte[] out = new byte[values.length * 2];
+                for (int i = 0; i < values.length; i++) {
+                    short b = toBf16(values[i]);
+                    out[2 * i] = (byte) b;
+                    out[2 * i + 1] = (byte) (b >> 8);
+                }
+                return out;
+            }
+            case F32 -> {
+                byte[] out = new byte[values.length * 4];
+                for (int i = 0; i < values.length; i++) {
+                    int b = Float.floatToRawIntBits(values[i]);
+                    for (int k = 0; k < 4; k++) out[4 * i + k] = (byte) (b >> (8 * k));
+                }
+                return out;
+            }
+            default -> throw new IllegalArgumentException("test models are written in bf16 or f32, not " + dtype);
+        }
+    }
+
+    /** f32 to bf16 with round-to-nearest-even (as torch does). */
+    public static short toBf16(float f) {
+        int bits = Float.floatToRawIntBits(f);
+        int rounding = 0x7FFF + ((bits >>> 16) & 1);
+        return (short) ((bits + rounding) >>> 16);
+    }
+
+    private static InputStream resource(String path) {
+        InputStream in = TestModels.class.getResourceAsStream(path);
+        if (in == null) throw new UncheckedIOException(new IOException("resource " + path + " is missing from the build"));
+        return in;
+    }
+
+    private static Map<String, Object> ordered(Object... kv) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        for (int i = 0; i < kv.length; i += 2) m.put((String) kv[i], kv[i + 1]);
+        return m;
+    }
+
+}

@@ -1,0 +1,86 @@
+package dev.moec.capture;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.moec.backend.Kernel;
+import dev.moec.backend.KernelGraph;
+import dev.moec.ir.Attrs;
+import dev.moec.ir.Shape;
+import dev.moec.ir.TensorType;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/** The JSON form of a {@link KernelGraph} inside an artifact. Attribute kinds survive the round trip. */
+final class KernelGraphJson {
+    private KernelGraphJson() {}
+
+    static ObjectNode write(ObjectMapper json, KernelGraph g) {
+        ObjectNode root = json.createObjectNode();
+        root.put("name", g.name());
+        ArrayNode buffers = root.putArray("buffers");
+        for (KernelGraph.Buffer b : g.buffers()) {
+            ObjectNode n = buffers.addObject();
+            n.put("name", b.name());
+            n.put("type", b.type().toString());
+            n.put("role", b.role().name().toLowerCase());
+            if (b.source() != null) n.put("source", b.source());
+        }
+        ArrayNode launches = root.putArray("launches");
+        for (KernelGraph.Launch l : g.launches()) {
+            ObjectNode n = launches.addObject();
+            n.put("kernel", l.kernel().name().toLowerCase());
+            n.put("ascend", l.kernel().ascendOperator());
+            l.inputs().forEach(n.putArray("inputs")::add);
+            l.outputs().forEach(n.putArray("outputs")::add);
+            ObjectNode attrs = n.putObject("attrs");
+            l.attrs().values().forEach((k, v) -> {
+                switch (v) {
+                    case Long x -> attrs.put(k, x);
+                    case Double x -> attrs.putObject(k).put("float", x);
+                    case Boolean x -> attrs.put(k, x);
+                    case String x -> attrs.put(k, x);
+                    case Shape x -> attrs.putObject(k).put("shape", x.toString());
+                    default -> throw new IllegalStateException("attribute " + k + " = " + v);
+                }
+            });
+        }
+        g.outputs().forEach(root.putArray("outputs")::add);
+        return root;
+    }
+
+    static KernelGraph read(JsonNode root) {
+        List<KernelGraph.Buffer> buffers = new ArrayList<>();
+        for (JsonNode n : root.path("buffers")) {
+            buffers.add(new KernelGraph.Buffer(n.path("name").asText(), TensorType.parse(n.path("type").asText()),
+                    KernelGraph.Role.valueOf(n.path("role").asText().toUpperCase()), n.has("source") ? n.get("source").asText() : null));
+        }
+        List<KernelGraph.Launch> launches = new ArrayList<>();
+        for (JsonNode n : root.path("launches")) {
+            Map<String, Object> attrs = new LinkedHashMap<>();
+            n.path("attrs").fields().forEachRemaining(e -> {
+                JsonNode v = e.getValue();
+                Object value;
+                if (v.isObject() && v.has("float")) value = v.get("float").asDouble();
+                else if (v.isObject() && v.has("shape")) value = TensorType.parse("f32" + v.get("shape").asText()).shape();
+                else if (v.isBoolean()) value = v.asBoolean();
+                else if (v.isIntegralNumber()) value = v.asLong();
+                else value = v.asText();
+                attrs.put(e.getKey(), value);
+            });
+            launches.add(new KernelGraph.Launch(Kernel.valueOf(n.path("kernel").asText().toUpperCase()), strings(n.path("inputs")),
+                    strings(n.path("outputs")), new Attrs(attrs)));
+        }
+        return new KernelGraph(root.path("name").asText(), buffers, launches, strings(root.path("outputs")));
+    }
+
+    private static List<String> strings(JsonNode array) {
+        List<String> out = new ArrayList<>();
+        array.forEach(n -> out.add(n.asText()));
+        return out;
+    }
+}

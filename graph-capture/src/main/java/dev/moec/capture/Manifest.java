@@ -1,0 +1,22 @@
+package dev.moec.capture;
+
+import java.util.List;
+import java.util.Map;
+
+/**
+ * {@code manifest.json} of an artifact. {@code formatVersion} changes whenever a reader of the old
+ * version would misread the new files; a reader refuses any other version.
+ */
+public record Manifest(String format, int formatVersion, String compiler, ModelInfo model, String target, String pipeline,
+                       List<GraphEntry> graphs, WeightsEntry weights, List<String> tokenizerFiles, Map<String, String> sha256) {
+    public static final String FORMAT = "moec-artifact";
+    public static final int FORMAT_VERSION = 1;
+
+    /** A captured graph: {@code kind} is prefill (symbolic token count) or decode (batchSize tokens). */
+    public record GraphEntry(String name, String kind, int batchSize, String file) {}
+
+    public record WeightsEntry(String file, List<TensorEntry> tensors) {}
+
+    /** A weight in the packed file: {@code type} as printed ({@code bf16[8,128,256]}), byte range [offset, offset+bytes). */
+    public record TensorEntry(String name, String type, long offset, long bytes) {}
+}
