@@ -54,7 +54,7 @@ public final class ArtifactWriter {
 
         // 1. Graphs: the prefill graph keeps T and R symbolic; each decode graph binds them to its batch size.
         List<Manifest.GraphEntry> graphs = new ArrayList<>();
-        graphs.add(writeGraph(json, out, "prefill", "prefill", 0, req.graph(), sha));
+        graphs.add(writeGraph(json, out, "prefill", "prefill", 0, req.graph().bind("prefill", Map.of()), sha));
         for (int bs : new TreeSet<>(req.batchSizes())) {
             KernelGraph decode = req.graph().bind("decode_bs" + bs, Map.of(StepAbi.T, (long) bs, StepAbi.R, (long) bs));
             graphs.add(writeGraph(json, out, decode.name(), "decode", bs, decode, sha));

@@ -1,0 +1,85 @@
+package dev.moec.tests;
+
+import dev.moec.cli.ModelCompiler;
+import dev.moec.frontend.testmodel.TestModels;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.Arrays;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/** Checkpoints and artifacts shared by the end-to-end tests, made once per test JVM. */
+final class Fixtures {
+    private Fixtures() {}
+
+    private static Path tiny, tinyArtifact, demoArtifact;
+
+    /** The seeded tiny qwen3_moe checkpoint (hidden 256, 4 layers, 8 experts top-2, vocab 151,936). */
+    static synchronized Path tinyCheckpoint() {
+        if (tiny == null) {
+            try {
+                tiny = Files.createTempDirectory("moec-tiny-");
+                TestModels.write("qwen3_moe", "tiny", 0, tiny, line -> {});
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+        return tiny;
+    }
+
+    /** The tiny checkpoint compiled with decode graphs for batch sizes 1, 2 and 4. */
+    static synchronized Path tinyArtifact() {
+        if (tinyArtifact == null) tinyArtifact = compile(tinyCheckpoint(), List.of(1, 2, 4));
+        return tinyArtifact;
+    }
+
+    static synchronized Path demoArtifact() {
+        if (demoArtifact == null) demoArtifact = compile(demoModel(), List.of(1, 2, 4, 8));
+        return demoArtifact;
+    }
+
+    static Path compile(Path checkpoint, List<Integer> batchSizes) {
+        try {
+            Path out = Files.createTempDirectory("moec-artifact-");
+            ModelCompiler.compile(checkpoint, out, new ModelCompiler.Options(batchSizes, "dce", dev.moec.backend.Target.CPU), line -> {});
+            return out;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** The embedded demo model of this checkout. */
+    static Path demoModel() {
+        return Paths.get(System.getProperty("moec.home", "..")).resolve("models/pydocs-moe-tiny").toAbsolutePath().normalize();
+    }
+
+    /** The prompt ids and the 16 greedy ids (computed by PyTorch) stated in the demo model's README. */
+    record DemoCase(int[] prompt, int[] greedy) {}
+
+    static DemoCase demoCase() {
+        try {
+            String readme = Files.readString(demoModel().resolve("README.md")).replaceAll("\\s+", " ");
+            Matcher m = Pattern.compile("after the ids `([0-9,]+)`.*? gives `([0-9,]+)`").matcher(readme);
+            if (!m.find()) throw new IllegalStateException("the demo README no longer states its greedy case");
+            return new DemoCase(ids(m.group(1)), ids(m.group(2)));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    static int[] ids(String csv) {
+        return Arrays.stream(csv.split(",")).mapToInt(Integer::parseInt).toArray();
+    }
+
+    static float maxAbsDiff(float[] a, float[] b) {
+        if (a.length != b.length) throw new IllegalArgumentException("lengths " + a.length + " and " + b.length);
+        float m = 0;
+        for (int i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+        return m;
+    }
+}
