@@ -81,7 +81,7 @@ public final class Checkpoint implements TensorStore, AutoCloseable {
             }
             if (!map.isObject()) throw new CheckpointException(index, null, "has no weight_map object");
             Set<String> names = new TreeSet<>();
-            map.fields().forEachRemaining(e -> names.add(e.getValue().asText()));
+            map.properties().forEach(e -> names.add(e.getValue().asText()));
             return names.stream().map(dir::resolve).toList();
         }
         Path single = dir.resolve("model.safetensors");

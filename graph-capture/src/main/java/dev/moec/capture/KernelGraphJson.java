@@ -62,7 +62,7 @@ final class KernelGraphJson {
         List<KernelGraph.Launch> launches = new ArrayList<>();
         for (JsonNode n : root.path("launches")) {
             Map<String, Object> attrs = new LinkedHashMap<>();
-            n.path("attrs").fields().forEachRemaining(e -> {
+            n.path("attrs").properties().forEach(e -> {
                 JsonNode v = e.getValue();
                 Object value;
                 if (v.isObject() && v.has("float")) value = v.get("float").asDouble();

@@ -25,9 +25,15 @@ final class Models {
 
     /** A runnable model with what a front end needs around it. */
     record Loaded(String name, StepModel model, Path tokenizerDir, Set<Integer> eosIds, AutoCloseable resources) implements AutoCloseable {
-        @Override public void close() throws Exception {
+        @Override public void close() {
             model.close();
-            if (resources != null) resources.close();
+            if (resources != null) {
+                try {
+                    resources.close();
+                } catch (Exception e) {
+                    System.err.println("moec: closing " + name + ": " + e.getMessage());
+                }
+            }
         }
     }
 

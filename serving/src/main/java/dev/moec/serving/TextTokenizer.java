@@ -12,10 +12,15 @@ import java.nio.file.Path;
  * encodes exactly as the reference {@code tokenizer(text)["input_ids"]} does for these models.
  */
 public final class TextTokenizer implements AutoCloseable {
-    /** DJL reports each native-library lookup at INFO; keep its warnings only (held, so the level sticks). */
+    /**
+     * DJL reports each native-library lookup at INFO, and warns that it found no CUDA driver, which a CPU
+     * tokenizer never needs. Keep its other warnings (the loggers are held, so the levels stick).
+     */
     private static final java.util.logging.Logger DJL_LOG = java.util.logging.Logger.getLogger("ai.djl");
+    private static final java.util.logging.Logger DJL_CUDA_LOG = java.util.logging.Logger.getLogger("ai.djl.util.cuda");
     static {
         DJL_LOG.setLevel(java.util.logging.Level.WARNING);
+        DJL_CUDA_LOG.setLevel(java.util.logging.Level.SEVERE);
     }
 
     private final HuggingFaceTokenizer tokenizer;

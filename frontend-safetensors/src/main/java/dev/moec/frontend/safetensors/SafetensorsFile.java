@@ -20,7 +20,6 @@ import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Comparator;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -88,12 +87,11 @@ public final class SafetensorsFile implements AutoCloseable {
         long dataStart = 8 + headerLen, dataSize = size - dataStart;
         Map<String, Entry> entries = new LinkedHashMap<>();
         Map<String, String> metadata = new LinkedHashMap<>();
-        for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
-            var field = it.next();
+        for (Map.Entry<String, JsonNode> field : root.properties()) {
             String name = field.getKey();
             JsonNode n = field.getValue();
             if (name.equals("__metadata__")) {
-                n.fields().forEachRemaining(m -> metadata.put(m.getKey(), m.getValue().asText()));
+                n.properties().forEach(m -> metadata.put(m.getKey(), m.getValue().asText()));
                 continue;
             }
             entries.put(name, entry(path, name, n, dataSize));
