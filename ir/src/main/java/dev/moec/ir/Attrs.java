@@ -65,7 +65,7 @@ public record Attrs(Map<String, Object> values) {
 
     static String format(Object v) {
         return switch (v) {
-            case String s -> '"' + s + '"';
+            case String s -> Printer.quote(s);
             default -> v.toString();
         };
     }

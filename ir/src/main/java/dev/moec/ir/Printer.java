@@ -23,11 +23,16 @@ public final class Printer {
         for (Value in : g.inputs()) sb.append("    ").append(in).append(": ").append(in.type()).append(",\n");
         sb.append(") {\n");
         for (Param p : g.params()) {
-            sb.append("  ").append(p.value()).append(" = param \"").append(p.tensor()).append("\" : ").append(p.value().type()).append('\n');
+            sb.append("  ").append(p.value()).append(" = param ").append(quote(p.tensor())).append(" : ").append(p.value().type()).append('\n');
         }
         for (Node n : g.nodes()) sb.append("  ").append(print(n)).append('\n');
         sb.append("  return ").append(g.outputs().stream().map(Value::toString).collect(Collectors.joining(", "))).append('\n');
         return sb.append("}\n").toString();
+    }
+
+    /** A string literal of the text form: in double quotes, with {@code \\} and {@code "} escaped. */
+    public static String quote(String s) {
+        return '"' + s.replace("\\", "\\\\").replace("\"", "\\\"") + '"';
     }
 
     public static String print(Node n) {

@@ -59,8 +59,7 @@ public record Shape(List<Dim> dims) {
 
     /** Replaces every symbol that {@code bindings} names by its size. */
     public Shape bind(Map<String, Long> bindings) {
-        return new Shape(dims.stream().map(d -> d instanceof Dim.Sym s && bindings.containsKey(s.name())
-                ? Dim.of(bindings.get(s.name())) : d).toList());
+        return new Shape(dims.stream().map(d -> d.bind(bindings)).toList());
     }
 
     @Override public String toString() {

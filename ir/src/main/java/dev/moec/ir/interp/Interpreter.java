@@ -1,6 +1,7 @@
 package dev.moec.ir.interp;
 
 import dev.moec.ir.Attrs;
+import dev.moec.ir.DType;
 import dev.moec.ir.Dim;
 import dev.moec.ir.Graph;
 import dev.moec.ir.Node;
@@ -60,15 +61,27 @@ public final class Interpreter {
             long[] sizes = p.value().type().shape().sizes();
             int[] shape = new int[sizes.length];
             for (int j = 0; j < sizes.length; j++) shape[j] = Math.toIntExact(sizes[j]);
-            if (!p.stacked()) return RefTensor.f32(shape, store.readF32(name));
-            float[] all = new float[Math.toIntExact(RefTensor.volume(shape))];
-            int member = all.length / shape[0];
-            for (int e = 0; e < shape[0]; e++) {
-                float[] part = store.readF32(p.member(e));
-                if (part.length != member) throw new IllegalArgumentException(p.member(e) + " has " + part.length + " elements, expected " + member);
+            DType dtype = p.value().type().dtype();
+            List<String> members = new ArrayList<>();
+            if (p.stacked()) for (int e = 0; e < shape[0]; e++) members.add(p.member(e));
+            else members.add(name);
+            int total = Math.toIntExact(RefTensor.volume(shape)), member = total / members.size();
+            if (dtype.isFloating()) {
+                float[] all = new float[total];
+                for (int e = 0; e < members.size(); e++) {
+                    float[] part = store.readF32(members.get(e));
+                    if (part.length != member) throw new IllegalArgumentException(members.get(e) + " has " + part.length + " elements, expected " + member);
+                    System.arraycopy(part, 0, all, e * member, member);
+                }
+                return RefTensor.of(dtype, shape, all);
+            }
+            int[] all = new int[total];
+            for (int e = 0; e < members.size(); e++) {
+                int[] part = store.readInts(members.get(e));
+                if (part.length != member) throw new IllegalArgumentException(members.get(e) + " has " + part.length + " elements, expected " + member);
                 System.arraycopy(part, 0, all, e * member, member);
             }
-            return RefTensor.f32(shape, all);
+            return RefTensor.ofInts(dtype, shape, all);
         });
     }
 
@@ -76,11 +89,16 @@ public final class Interpreter {
     private static void bind(Value v, RefTensor t, Map<String, Long> bindings) {
         TensorType type = v.type();
         int[] actual = t.shape();
+        if (t.dtype() != type.dtype()) throw new IllegalStateException("%" + v.name() + " declared " + type + " but holds " + t.dtype());
         if (actual.length != type.rank()) throw new IllegalStateException("%" + v.name() + " declared " + type + " but has shape " + java.util.Arrays.toString(actual));
         for (int j = 0; j < actual.length; j++) {
             Dim d = type.shape().dim(j);
             long size = actual[j];
-            long want = d instanceof Dim.Sym s ? bindings.computeIfAbsent(s.name(), k -> size) : d.size();
+            long want = switch (d) {
+                case Dim.Fixed f -> f.size();
+                case Dim.Sym s -> bindings.computeIfAbsent(s.name(), k -> size);
+                case Dim.Scaled s -> s.factor() * bindings.computeIfAbsent(s.symbol().name(), k -> size / s.factor());
+            };
             if (want != actual[j]) {
                 throw new IllegalStateException("%" + v.name() + " declared " + type + " but has shape " + java.util.Arrays.toString(actual)
                         + " (bindings " + bindings + ")");

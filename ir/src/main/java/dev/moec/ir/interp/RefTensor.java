@@ -5,8 +5,10 @@ import dev.moec.ir.DType;
 import java.util.Arrays;
 
 /**
- * A dense tensor of the reference interpreter: f32 data in {@code f}, or i32 data in {@code i}, row-major.
- * Plain and slow on purpose: it is the semantics the compiled path is measured against.
+ * A dense tensor of the reference interpreter, row-major. Floating dtypes keep their values widened to
+ * f32 in {@code f} (a bf16 weight holds exactly its bf16 values); integer dtypes (i64 within int range,
+ * i32, i8, i4, bool) keep them in {@code i}. Plain and slow on purpose: it is the semantics the compiled
+ * path is measured against.
  */
 public final class RefTensor {
     private final DType dtype;
@@ -19,6 +21,7 @@ public final class RefTensor {
         this.shape = shape.clone();
         this.f = f;
         this.i = i;
+        if ((f != null) != dtype.isFloating()) throw new IllegalArgumentException(dtype + " data must be " + (dtype.isFloating() ? "float" : "int"));
         long n = volume(shape);
         long have = f != null ? f.length : i.length;
         if (n != have) throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " needs " + n + " elements, got " + have);
@@ -26,6 +29,8 @@ public final class RefTensor {
 
     public static RefTensor f32(int[] shape, float[] data) { return new RefTensor(DType.F32, shape, data, null); }
     public static RefTensor i32(int[] shape, int[] data) { return new RefTensor(DType.I32, shape, null, data); }
+    public static RefTensor of(DType dtype, int[] shape, float[] data) { return new RefTensor(dtype, shape, data, null); }
+    public static RefTensor ofInts(DType dtype, int[] shape, int[] data) { return new RefTensor(dtype, shape, null, data); }
     public static RefTensor zerosF32(int... shape) { return f32(shape, new float[(int) volume(shape)]); }
 
     public static long volume(int[] shape) {
@@ -41,9 +46,9 @@ public final class RefTensor {
     public int size() { return f != null ? f.length : i.length; }
     public boolean isInt() { return i != null; }
 
-    /** The f32 data (not a copy). */
+    /** The float data (not a copy). */
     public float[] f() {
-        if (f == null) throw new IllegalStateException("tensor is " + dtype + ", not f32");
+        if (f == null) throw new IllegalStateException("tensor is " + dtype + ", not floating point");
         return f;
     }
 
@@ -54,7 +59,7 @@ public final class RefTensor {
     }
 
     public RefTensor reshaped(int[] newShape) {
-        return f != null ? f32(newShape, f) : i32(newShape, i);
+        return f != null ? of(dtype, newShape, f) : ofInts(dtype, newShape, i);
     }
 
     @Override public String toString() { return dtype + Arrays.toString(shape); }

@@ -14,6 +14,11 @@ public interface TensorStore {
     /** The tensor widened to f32 (a fresh array). */
     float[] readF32(String name);
 
+    /** An integer tensor (i8, i32, i64 within int range, bool) widened to int (a fresh array). */
+    default int[] readInts(String name) {
+        throw new IllegalArgumentException("tensor '" + name + "' is " + type(name).dtype() + "; this store reads no integer tensors");
+    }
+
     /** The stored bytes of {@code name}, little-endian, in its stored dtype (may be a view of a mapping). */
     java.lang.foreign.MemorySegment raw(String name);
 
