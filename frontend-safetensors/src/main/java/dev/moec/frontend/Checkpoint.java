@@ -104,6 +104,8 @@ public final class Checkpoint implements TensorStore, AutoCloseable {
 
     @Override public float[] readF32(String name) { return file(name).readF32(name); }
 
+    @Override public int[] readInts(String name) { return file(name).readInts(name); }
+
     @Override public java.lang.foreign.MemorySegment raw(String name) { return file(name).data(name); }
 
     public SafetensorsFile file(String name) {

@@ -26,7 +26,7 @@ import java.util.concurrent.CountDownLatch;
 /** The {@code moec} command. */
 @Command(name = "moec", mixinStandardHelpOptions = true, version = "moec 0.1.0",
         description = "Compiles Mixture-of-Experts checkpoints into captured kernel graphs and serves them.",
-        subcommands = {Moec.Serve.class, Moec.Compile.class, Moec.Generate.class, Moec.TestModel.class, Moec.Ir.class})
+        subcommands = {Moec.Serve.class, Moec.Compile.class, Moec.Generate.class, Moec.TestModel.class, IrCommand.class})
 public final class Moec {
     public static void main(String[] args) {
         System.exit(commandLine().execute(args));
@@ -203,28 +203,6 @@ public final class Moec {
         public Integer call() throws Exception {
             TestModels.write(arch, preset, seed, out, Moec::progress);
             return 0;
-        }
-    }
-
-    @Command(name = "ir", description = "Inspect the IR.", subcommands = {Ir.Dump.class})
-    static final class Ir {
-        @Command(name = "dump", description = "Print the IR of a model's step graph.")
-        static final class Dump implements Callable<Integer> {
-            @Option(names = "--model", required = true, paramLabel = "DIR", description = "checkpoint directory")
-            Path model;
-
-            @Option(names = "--passes", description = "run this pass pipeline first")
-            String pipeline;
-
-            @Override
-            public Integer call() {
-                try (Checkpoint ckpt = Checkpoint.open(model)) {
-                    Graph g = ModelImport.stepGraph(ckpt);
-                    if (pipeline != null) g = new PassManager(pipeline).run(g);
-                    System.out.print(g);
-                }
-                return 0;
-            }
         }
     }
 }

@@ -82,6 +82,73 @@ class CliTest {
         assertTrue(r.out().contains("= moe_experts(") && r.out().contains("param \"model.layers.3.mlp.experts.*.down_proj.weight\" : bf16[16,192,192]"));
     }
 
+    @Test void irPrintVerifyAndRunAMirFile() throws IOException {
+        Path mir = dir.resolve("demo.mir");
+        Run dump = run("ir", "dump", "--model", demo().toString(), "--layers", "1");
+        assertEquals(0, dump.exit(), dump.err());
+        Files.writeString(mir, dump.out());
+        Run print = run("ir", "print", mir.toString());
+        assertEquals(dump.out(), print.out(), "print(parse(t)) must be t");
+        Run verify = run("ir", "verify", mir.toString());
+        assertEquals(0, verify.exit());
+        assertTrue(verify.out().contains("verifies"), verify.out());
+        // Running the one-layer graph on the demo weights: the logits of the README prompt's last token.
+        Run r = run("ir", "run", mir.toString(), "--weights", demo().toString(), "--bind", "T=3,R=1,S=1,L=4",
+                "--input", "tokens=542,448,1201", "--input", "positions=0,1,2", "--input", "logit_rows=2");
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().startsWith("%logits : f32[1, 8192] = ["), r.out());
+        Run unbound = run("ir", "run", mir.toString());
+        assertEquals(1, unbound.exit());
+        assertTrue(unbound.err().contains("--bind"), unbound.err());
+    }
+
+    @Test void irVerifyReportsViolationsAndParseErrorsWithPositions() throws IOException {
+        Path bad = dir.resolve("bad.mir");
+        Files.writeString(bad, "graph @g(\n    %x: f32[T,4],\n) {\n  %w = param \"w\" : bf16[8,5]\n  %y = matmul(%x, %w) : f32[T,8]\n  return %y\n}\n");
+        Run v = run("ir", "verify", bad.toString());
+        assertEquals(1, v.exit());
+        assertTrue(v.out().contains("[matmul.contraction] %y = matmul(%x, %w) : f32[T,8]"), v.out());
+        Files.writeString(bad, "graph @g(\n    %x f32[T,4],\n) {\n  return %x\n}\n");
+        Run p = run("ir", "print", bad.toString());
+        assertEquals(1, p.exit());
+        assertTrue(p.err().contains("bad.mir:2:8: missing ':' at 'f32'"), p.err());
+    }
+
+    @Test void irDotWritesDotAndRendersWithGraphviz() throws IOException {
+        Path mir = dir.resolve("demo.mir");
+        Files.writeString(mir, run("ir", "dump", "--model", demo().toString(), "--layers", "1").out());
+        Run dot = run("ir", "dot", mir.toString());
+        assertEquals(0, dot.exit(), dot.err());
+        assertTrue(dot.out().startsWith("strict digraph \"qwen3_moe\"") || dot.out().startsWith("digraph \"qwen3_moe\""), dot.out().lines().findFirst().orElse(""));
+        assertTrue(dot.out().contains("moe_experts") && dot.out().contains("->"));
+        org.junit.jupiter.api.Assumptions.assumeTrue(onPath("dot"), "Graphviz is not installed; DOT text was checked above");
+        Path svg = dir.resolve("demo.svg");
+        Run r = run("ir", "dot", mir.toString(), "-o", svg.toString());
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(Files.readString(svg).contains("<svg"));
+    }
+
+    @Test void irDumpFromAConfigAloneAndPerPhase() throws IOException {
+        Path config = dir.resolve("config.json");
+        try (var in = CliTest.class.getResourceAsStream("/moec/configs/qwen3_moe.json")) {
+            Files.write(config, in.readAllBytes());
+        }
+        Run r = run("ir", "dump", "--config", config.toString(), "--layers", "1", "--phase", "decode", "--batch", "4");
+        assertEquals(0, r.exit(), r.err());
+        // Qwen3-30B-A3B: 128 experts of [768, 2048]; decode binds T = R = 4.
+        assertTrue(r.out().contains("param \"model.layers.0.mlp.experts.*.gate_proj.weight\" : bf16[128,768,2048]"), r.out());
+        assertTrue(r.out().contains("%tokens: i32[4],") && r.out().contains("%logits = matmul(%logit_inputs, %lm_head) : f32[4,151936]"));
+        Run ops = run("ir", "ops");
+        for (dev.moec.ir.Op op : dev.moec.ir.Op.values()) assertTrue(ops.out().contains(" = " + op.text() + "("), op.text());
+    }
+
+    private static boolean onPath(String tool) {
+        for (String d : System.getenv().getOrDefault("PATH", "").split(java.io.File.pathSeparator)) {
+            if (Files.isExecutable(Path.of(d, tool))) return true;
+        }
+        return false;
+    }
+
     @Test void compileWritesTheArtifactLayout() {
         Path out = dir.resolve("art");
         Run r = run("compile", "--model", demo().toString(), "--cuda-graph-bs", "1", "2", "4", "-o", out.toString());

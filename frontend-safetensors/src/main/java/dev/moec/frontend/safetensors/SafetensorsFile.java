@@ -198,5 +198,26 @@ public final class SafetensorsFile implements AutoCloseable {
         return out;
     }
 
+    /** An integer tensor widened to int: i8, i32, bool, and i64 whose values fit an int. */
+    public int[] readInts(String name) {
+        Entry e = entry(name);
+        MemorySegment s = data(name);
+        int n = Math.toIntExact(e.type().shape().elements());
+        int[] out = new int[n];
+        switch (e.type().dtype()) {
+            case I8, BOOL -> { for (int i = 0; i < n; i++) out[i] = s.get(ValueLayout.JAVA_BYTE, i); }
+            case I32 -> { for (int i = 0; i < n; i++) out[i] = s.getAtIndex(ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), i); }
+            case I64 -> {
+                for (int i = 0; i < n; i++) {
+                    long v = s.getAtIndex(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), i);
+                    if (v != (int) v) throw new CheckpointException(path, name, "element " + i + " = " + v + " does not fit an int");
+                    out[i] = (int) v;
+                }
+            }
+            default -> throw new CheckpointException(path, name, "dtype " + e.type().dtype() + " is not an integer type");
+        }
+        return out;
+    }
+
     @Override public void close() { arena.close(); }
 }

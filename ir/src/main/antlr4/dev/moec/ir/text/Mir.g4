@@ -3,7 +3,7 @@
 grammar Mir;
 
 
-graph      : 'graph' GLOBAL '(' (input ',')* ')' '{' statement* ret '}' EOF ;
+graph      : 'graph' GLOBAL '(' (input (',' input)* ','?)? ')' '{' statement* ret '}' EOF ;
 input      : VALUE ':' type ;
 statement  : param | node ;
 param      : VALUE '=' 'param' STRING ':' type ;
