@@ -20,8 +20,9 @@ public final class Lowering {
     public static KernelGraph lower(Graph g, Target target) {
         List<KernelGraph.Buffer> buffers = new ArrayList<>();
         List<KernelGraph.Launch> launches = new ArrayList<>();
+        java.util.Set<Value> state = new java.util.HashSet<>(StepAbi.stateInputs(g));
         for (Value in : g.inputs()) {
-            buffers.add(new KernelGraph.Buffer(in.name(), in.type(), StepAbi.isState(in.name()) ? KernelGraph.Role.STATE : KernelGraph.Role.INPUT, null));
+            buffers.add(new KernelGraph.Buffer(in.name(), in.type(), state.contains(in) ? KernelGraph.Role.STATE : KernelGraph.Role.INPUT, null));
         }
         for (Param p : g.params()) {
             buffers.add(new KernelGraph.Buffer(p.value().name(), target.weightType(p.value().type()), KernelGraph.Role.WEIGHT, p.tensor()));

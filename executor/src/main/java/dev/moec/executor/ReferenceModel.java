@@ -25,11 +25,9 @@ public final class ReferenceModel implements StepModel {
         Value logits = graph.outputs().stream().filter(v -> v.name().equals(StepAbi.LOGITS)).findFirst()
                 .orElseThrow(() -> new IllegalArgumentException("graph @" + graph.name() + " has no %logits output"));
         this.vocab = Math.toIntExact(logits.type().shape().last().size());
-        for (Value in : graph.inputs()) {
-            if (StepAbi.isState(in.name())) {
-                int kvHeads = Math.toIntExact(in.type().shape().dim(2).size()), hd = Math.toIntExact(in.type().shape().dim(3).size());
-                state.put(in.name(), RefTensor.zerosF32(maxSlots, maxSeqLen, kvHeads, hd));
-            }
+        for (Value in : StepAbi.stateInputs(graph)) {
+            long[] sizes = in.type().bind(java.util.Map.of(StepAbi.S, (long) maxSlots, StepAbi.L, (long) maxSeqLen)).shape().sizes();
+            state.put(in.name(), RefTensor.zerosF32(java.util.Arrays.stream(sizes).mapToInt(Math::toIntExact).toArray()));
         }
     }
 

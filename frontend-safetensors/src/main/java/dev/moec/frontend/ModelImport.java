@@ -30,9 +30,15 @@ public final class ModelImport {
 
     private static ModelConfig limitLayers(ModelConfig c, int maxLayers) {
         if (maxLayers < 1) throw new IllegalArgumentException("--layers must be at least 1");
-        if (maxLayers >= c.integer("num_hidden_layers")) return c;
+        if (maxLayers == Integer.MAX_VALUE) return c;
         com.fasterxml.jackson.databind.node.ObjectNode json = c.json().deepCopy();
-        json.put("num_hidden_layers", maxLayers);
+        com.fasterxml.jackson.databind.node.ObjectNode text = json.has("text_config") ? (com.fasterxml.jackson.databind.node.ObjectNode) json.get("text_config") : json;
+        if (maxLayers < text.path("num_hidden_layers").asInt(Integer.MAX_VALUE)) text.put("num_hidden_layers", maxLayers);
         return new ModelConfig(c.file(), json);
+    }
+
+    /** The language model's part of a config: {@code text_config} for multimodal wrappers (Qwen3.5), else the whole. */
+    public static com.fasterxml.jackson.databind.JsonNode textConfig(com.fasterxml.jackson.databind.JsonNode config) {
+        return config.has("text_config") ? config.get("text_config") : config;
     }
 }

@@ -51,7 +51,7 @@ public final class ModelCompiler {
     }
 
     static ModelInfo modelInfo(Checkpoint ckpt) {
-        JsonNode c = ckpt.config();
+        JsonNode c = dev.moec.frontend.ModelImport.textConfig(ckpt.config());
         List<Integer> eos = new ArrayList<>();
         Path gen = ckpt.dir().resolve("generation_config.json");
         JsonNode eosNode = Files.isRegularFile(gen) ? Checkpoint.readConfig(gen).get("eos_token_id") : null;
@@ -59,7 +59,7 @@ public final class ModelCompiler {
         if (eosNode != null && eosNode.isArray()) eosNode.forEach(n -> eos.add(n.asInt()));
         else if (eosNode != null && eosNode.canConvertToInt()) eos.add(eosNode.asInt());
         Path name = ckpt.dir().toAbsolutePath().normalize().getFileName();
-        return new ModelInfo(name == null ? "model" : name.toString(), c.path("model_type").asText(), c.path("vocab_size").asInt(),
+        return new ModelInfo(name == null ? "model" : name.toString(), ckpt.config().path("model_type").asText(), c.path("vocab_size").asInt(),
                 eos, c.path("max_position_embeddings").asInt(4096));
     }
 }

@@ -9,13 +9,18 @@ public final class Architectures {
     private Architectures() {}
 
     private static final List<Architecture> ALL = List.of(
-            new Qwen3Moe());
+            new Qwen3(),
+            new DeepSeekV3(),
+            new MiniMaxM2(),
+            new Qwen3Next());
 
     public static List<Architecture> all() { return ALL; }
 
+    public static List<String> modelTypes() { return ALL.stream().flatMap(a -> a.modelTypes().stream()).toList(); }
+
     public static Architecture forConfig(ModelConfig config) {
         String type = config.modelType();
-        return ALL.stream().filter(a -> a.modelType().equals(type)).findFirst().orElseThrow(() -> new CheckpointException(config.file(), null,
-                "model_type '" + type + "' is not supported (supported: " + String.join(", ", ALL.stream().map(Architecture::modelType).toList()) + ")"));
+        return ALL.stream().filter(a -> a.modelTypes().contains(type)).findFirst().orElseThrow(() -> new CheckpointException(config.file(), null,
+                "model_type '" + type + "' is not supported (supported: " + String.join(", ", modelTypes()) + ")"));
     }
 }

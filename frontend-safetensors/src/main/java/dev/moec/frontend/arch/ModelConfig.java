@@ -39,5 +39,22 @@ public record ModelConfig(Path file, JsonNode json) {
         return n.asText();
     }
 
+    public double number(String key, double fallback) {
+        JsonNode n = json.get(key);
+        return n == null || n.isNull() ? fallback : number(key);
+    }
+
+    public String string(String key, String fallback) {
+        JsonNode n = json.get(key);
+        return n == null || n.isNull() ? fallback : string(key);
+    }
+
+    /** A nested object, e.g. {@code text_config}, read with the same checks. */
+    public ModelConfig section(String key) {
+        JsonNode n = json.get(key);
+        if (n == null || !n.isObject()) throw new CheckpointException(file, null, "config key '" + key + "' must be an object");
+        return new ModelConfig(file, n);
+    }
+
     public boolean has(String key) { return json.has(key) && !json.get(key).isNull(); }
 }

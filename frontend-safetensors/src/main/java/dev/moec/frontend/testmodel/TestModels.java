@@ -8,7 +8,6 @@ import dev.moec.frontend.arch.ModelConfig;
 import dev.moec.frontend.arch.WeightTypes;
 import dev.moec.frontend.safetensors.SafetensorsWriter;
 import dev.moec.ir.DType;
-import dev.moec.ir.Graph;
 import dev.moec.ir.Param;
 import dev.moec.ir.Shape;
 import dev.moec.ir.TensorType;
@@ -41,12 +40,48 @@ public final class TestModels {
     /** A family's template and its presets (config key overrides). */
     public record Family(String arch, String configResource, String tokenizerResource, Map<String, Map<String, Object>> presets) {}
 
+    private static final String QWEN_TOKENIZER = "/moec/tokenizers/qwen3", DEEPSEEK_TOKENIZER = "/moec/tokenizers/deepseek_v3";
+
+    /** Keys set to this are removed from the config (e.g. an fp8 quantization_config for a bf16 checkpoint). */
+    public static final Object REMOVE = new Object();
+
+    private static final Map<String, Object> DEEPSEEK_TINY = ordered("hidden_size", 256, "num_hidden_layers", 3, "first_k_dense_replace", 1,
+            "num_attention_heads", 4, "num_key_value_heads", 4, "q_lora_rank", 64, "kv_lora_rank", 32, "qk_nope_head_dim", 16,
+            "qk_rope_head_dim", 8, "v_head_dim", 16, "intermediate_size", 256, "moe_intermediate_size", 64, "n_routed_experts", 16,
+            "n_group", 4, "topk_group", 2, "num_experts_per_tok", 4, "n_shared_experts", 1, "num_nextn_predict_layers", 1,
+            "quantization_config", REMOVE);
+
+    /**
+     * The families and their presets: config keys to override in the real config ("a.b" reaches into a
+     * nested object). Families whose real tokenizer is not available here get a small vocabulary.
+     */
     public static final List<Family> FAMILIES = List.of(
-            new Family("qwen3_moe", "/moec/configs/qwen3_moe.json", "/moec/tokenizers/qwen3", Map.of(
+            new Family("qwen3", "/moec/configs/qwen3.json", QWEN_TOKENIZER, Map.of(
+                    "tiny", ordered("hidden_size", 256, "num_hidden_layers", 4, "num_attention_heads", 4, "num_key_value_heads", 2,
+                            "head_dim", 128, "intermediate_size", 512, "max_window_layers", 4))),
+            new Family("qwen3_moe", "/moec/configs/qwen3_moe.json", QWEN_TOKENIZER, Map.of(
                     "tiny", ordered("hidden_size", 256, "num_hidden_layers", 4, "num_attention_heads", 4,
                             "num_key_value_heads", 2, "head_dim", 128, "num_experts", 8, "num_experts_per_tok", 2,
                             "moe_intermediate_size", 128, "intermediate_size", 512, "max_window_layers", 4,
-                            "vocab_size", 151936, "tie_word_embeddings", false, "torch_dtype", "bfloat16"))));
+                            "vocab_size", 151936, "tie_word_embeddings", false, "torch_dtype", "bfloat16"))),
+            new Family("deepseek_v3", "/moec/configs/deepseek_v3.json", DEEPSEEK_TOKENIZER, Map.of("tiny", DEEPSEEK_TINY)),
+            new Family("deepseek_v32", "/moec/configs/deepseek_v32.json", DEEPSEEK_TOKENIZER, Map.of(
+                    "tiny", merged(DEEPSEEK_TINY, ordered("index_n_heads", 4, "index_head_dim", 32, "index_topk", 4)))),
+            new Family("minimax_m2", "/moec/configs/minimax_m2.json", null, Map.of(
+                    "tiny", ordered("hidden_size", 256, "num_hidden_layers", 3, "attn_type_list", List.of(1, 1, 1), "num_attention_heads", 4,
+                            "num_key_value_heads", 2, "head_dim", 64, "rotary_dim", 32, "intermediate_size", 128, "num_local_experts", 8,
+                            "num_experts_per_tok", 2, "vocab_size", 2048, "quantization_config", REMOVE))),
+            new Family("qwen3_next", "/moec/configs/qwen3_next.json", QWEN_TOKENIZER, Map.of(
+                    "tiny", ordered("hidden_size", 256, "num_hidden_layers", 4, "num_attention_heads", 4, "num_key_value_heads", 2,
+                            "head_dim", 64, "linear_num_key_heads", 2, "linear_num_value_heads", 4, "linear_key_head_dim", 32,
+                            "linear_value_head_dim", 32, "num_experts", 8, "num_experts_per_tok", 2, "moe_intermediate_size", 64,
+                            "shared_expert_intermediate_size", 64, "intermediate_size", 512))),
+            new Family("qwen3_5_moe", "/moec/configs/qwen3_5_moe.json", null, Map.of(
+                    "tiny", ordered("text_config.hidden_size", 256, "text_config.num_hidden_layers", 4, "text_config.num_attention_heads", 4,
+                            "text_config.num_key_value_heads", 2, "text_config.head_dim", 64, "text_config.linear_num_key_heads", 2,
+                            "text_config.linear_num_value_heads", 4, "text_config.linear_key_head_dim", 32, "text_config.linear_value_head_dim", 32,
+                            "text_config.num_experts", 8, "text_config.num_experts_per_tok", 2, "text_config.moe_intermediate_size", 64,
+                            "text_config.shared_expert_intermediate_size", 64, "text_config.vocab_size", 2048))));
 
     public static Family family(String arch) {
         return FAMILIES.stream().filter(f -> f.arch().equals(arch)).findFirst().orElseThrow(() -> new IllegalArgumentException(
@@ -65,14 +100,22 @@ public final class TestModels {
         try (InputStream in = resource(family.configResource())) {
             config = (ObjectNode) json.readTree(in);
         }
-        overrides.forEach((k, v) -> config.set(k, json.valueToTree(v)));
+        overrides.forEach((k, v) -> {
+            ObjectNode target = config;
+            String[] path = k.split("\\.");
+            for (int i = 0; i < path.length - 1; i++) target = (ObjectNode) target.get(path[i]);
+            if (v == REMOVE) target.remove(path[path.length - 1]);
+            else target.set(path[path.length - 1], json.valueToTree(v));
+        });
         Path configFile = dir.resolve("config.json");
         Files.writeString(configFile, json.writeValueAsString(config) + "\n");
 
         ModelConfig mc = new ModelConfig(configFile, config);
-        Graph graph = Architectures.forConfig(mc).buildStep(mc, WeightTypes.fromConfig(mc));
+        var builder = Architectures.forConfig(mc);
+        List<Param> params = new java.util.ArrayList<>(builder.buildStep(mc, WeightTypes.fromConfig(mc)).params());
+        builder.buildMtp(mc, WeightTypes.fromConfig(mc)).ifPresent(mtp -> params.addAll(mtp.params()));
         Map<String, TensorType> tensors = new LinkedHashMap<>();
-        for (Param p : graph.params()) {
+        for (Param p : params) {
             TensorType t = p.value().type();
             if (!p.stacked()) {
                 tensors.put(p.tensor(), t);
@@ -82,14 +125,18 @@ public final class TestModels {
             for (int e = 0; e < t.shape().dim(0).size(); e++) tensors.put(p.member(e), member);
         }
         SafetensorsWriter writer = new SafetensorsWriter().metadata("format", "pt");
-        long params = 0;
+        long count = 0;
         for (var e : tensors.entrySet()) {
             writer.add(e.getKey(), e.getValue(), randomTensor(e.getKey(), e.getValue(), seed));
-            params += e.getValue().shape().elements();
+            count += e.getValue().shape().elements();
         }
-        progress.accept(String.format("generated %d tensors, %,d parameters (seed %d)", tensors.size(), params, seed));
+        progress.accept(String.format("generated %d tensors, %,d parameters (seed %d)", tensors.size(), count, seed));
         writer.write(dir.resolve("model.safetensors"));
         progress.accept("wrote " + dir.resolve("model.safetensors"));
+        if (family.tokenizerResource() == null) {
+            progress.accept("no " + arch + " tokenizer is available to moec: use token ids (vocabulary " + mc.json().findValue("vocab_size") + ")");
+            return;
+        }
         for (String f : List.of("tokenizer.json", "tokenizer_config.json", "LICENSE.npm-package")) {
             try (InputStream in = resource(family.tokenizerResource() + "/" + f)) {
                 Files.copy(in, dir.resolve(f.equals("LICENSE.npm-package") ? "LICENSE.tokenizer" : f), StandardCopyOption.REPLACE_EXISTING);
@@ -143,6 +190,12 @@ public final class TestModels {
         InputStream in = TestModels.class.getResourceAsStream(path);
         if (in == null) throw new UncheckedIOException(new IOException("resource " + path + " is missing from the build"));
         return in;
+    }
+
+    private static Map<String, Object> merged(Map<String, Object> a, Map<String, Object> b) {
+        Map<String, Object> m = new LinkedHashMap<>(a);
+        m.putAll(b);
+        return m;
     }
 
     private static Map<String, Object> ordered(Object... kv) {
