@@ -28,6 +28,17 @@ public final class ModelImport {
         return Architectures.forConfig(config).buildStep(config, WeightTypes.fromConfig(config));
     }
 
+    /** The MTP layer's graph of a checkpoint, if the family and checkpoint have one. */
+    public static java.util.Optional<Graph> mtpGraph(Checkpoint ckpt) {
+        ModelConfig config = new ModelConfig(ckpt.dir().resolve("config.json"), ckpt.config());
+        return Architectures.forConfig(config).buildMtp(config, WeightTypes.fromCheckpoint(ckpt));
+    }
+
+    public static java.util.Optional<Graph> mtpGraphFromConfig(Path configFile) {
+        ModelConfig config = new ModelConfig(configFile, Checkpoint.readConfig(configFile));
+        return Architectures.forConfig(config).buildMtp(config, WeightTypes.fromConfig(config));
+    }
+
     private static ModelConfig limitLayers(ModelConfig c, int maxLayers) {
         if (maxLayers < 1) throw new IllegalArgumentException("--layers must be at least 1");
         if (maxLayers == Integer.MAX_VALUE) return c;

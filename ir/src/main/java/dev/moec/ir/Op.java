@@ -119,9 +119,9 @@ public enum Op {
             "Depthwise causal convolution over each sequence's time axis, weight [C, K]; state holds each slot's last K-1 inputs (reset at position 0)."),
 
     /** {@code %o, %st1 = gated_delta_rule(%q, %k, %v, %g, %b, %st, %slots, %positions) : f32[T,4,16], f32[S,4,16,16]} */
-    GATED_DELTA_RULE("gated_delta_rule", Level.CORE, List.of("q", "k", "v", "g", "beta", "state", "slots", "positions"), List.of(), 2, TypeRules::gatedDeltaRule, Reference::gatedDeltaRule,
+    GATED_DELTA_RULE("gated_delta_rule", Level.CORE, List.of("q", "k", "v", "g", "beta", "state", "slots", "positions"), List.of(opt("chunk_size", INT)), 2, TypeRules::gatedDeltaRule, Reference::gatedDeltaRule,
             "%o, %st1 = gated_delta_rule(%q, %k, %v, %g, %b, %st, %slots, %positions) : f32[T,4,16], f32[S,4,16,16]",
-            "Per token: S = S*exp(g); S += k (x) ((v - S^T k) * beta); o = S^T q, with one state [Dk, Dv] per slot and head (reset at position 0)."),
+            "Per token: S = S*exp(g); S += k (x) ((v - S^T k) * beta); o = S^T q, with one state [Dk, Dv] per slot and head (reset at position 0); chunk_size computes the same in the chunked (WY) form."),
 
     /** {@code %p = softmax(%r) : f32[T,8]} */
     SOFTMAX("softmax", Level.CORE, List.of("x"), List.of(), 1, TypeRules::floatUnary, Reference::softmax,

@@ -305,6 +305,7 @@ public final class TypeRules {
                 || !state.shape().dim(3).equals(v.shape().dim(2))) {
             throw new TypeError("gated_delta_rule.state-shape", "state must be [S, H, Dk, Dv], got " + state);
         }
+        if (a.has("chunk_size") && a.i("chunk_size") < 1) throw new TypeError("gated_delta_rule.chunk-size", "chunk_size must be >= 1");
         requireTokenVector("gated_delta_rule", in.get(6), q.shape().dim(0));
         requireTokenVector("gated_delta_rule", in.get(7), q.shape().dim(0));
         return List.of(v, state);

@@ -51,7 +51,8 @@ final class OpSamples {
             case HADAMARD -> s(List.of(TensorType.of(DType.F32, t, 1 << (1 + r.nextInt(3)))), Attrs.of("scale", 0.5));
             case CAUSAL_CONV1D -> s(List.of(x2, TensorType.of(w, d, 4), TensorType.of(DType.F32, "S", 3, d), tok, tok));
             case GATED_DELTA_RULE -> s(List.of(x3, x3, TensorType.of(DType.F32, t, heads, n), TensorType.of(DType.F32, t, heads),
-                    TensorType.of(DType.F32, t, heads), TensorType.of(DType.F32, "S", heads, d, n), tok, tok));
+                    TensorType.of(DType.F32, t, heads), TensorType.of(DType.F32, "S", heads, d, n), tok, tok),
+                    r.nextBoolean() ? Attrs.NONE : Attrs.of("chunk_size", (long) (1 + r.nextInt(64))));
             case SOFTMAX, RENORM, SILU, SIGMOID, SOFTPLUS, EXP, NEG, RELU -> s(List.of(x3));
             case SCALE -> s(List.of(x3), Attrs.of("factor", 2.5));
             case TOPK -> s(List.of(TensorType.of(DType.F32, t, e)), Attrs.of("k", (long) k));

@@ -192,6 +192,31 @@ class ReferenceSemanticsTest {
         assertArrayEquals(new float[]{4}, r.get(1).f(), 1e-5f);
     }
 
+    @Test void gatedDeltaRuleChunkedFormEqualsTheStepRecurrence() {
+        // Random inputs, two slots: slot 0 prefills 11 tokens from scratch, slot 1 continues 5 tokens from a
+        // non-zero state; chunks of 1, 3, 4 and 16 against the step recurrence.
+        java.util.Random r = new java.util.Random(3);
+        int t = 16, h = 2, dk = 4, dv = 3;
+        float[] q = new float[t * h * dk], k = new float[t * h * dk], v = new float[t * h * dv], g = new float[t * h], b = new float[t * h];
+        for (int i = 0; i < q.length; i++) { q[i] = (float) r.nextGaussian() * 0.5f; k[i] = (float) r.nextGaussian() * 0.5f; }
+        for (int i = 0; i < v.length; i++) v[i] = (float) r.nextGaussian();
+        for (int i = 0; i < g.length; i++) { g[i] = (float) -Math.abs(r.nextGaussian()) * 0.3f; b[i] = r.nextFloat(); }
+        float[] s0 = new float[2 * h * dk * dv];
+        for (int i = 0; i < s0.length; i++) s0[i] = (float) r.nextGaussian();
+        int[] slots = new int[t], pos = new int[t];
+        for (int i = 0; i < t; i++) {
+            slots[i] = i < 11 ? 0 : 1;
+            pos[i] = i < 11 ? i : 7 + (i - 11);
+        }
+        RefTensor[] ops = {f(s(t, h, dk), q), f(s(t, h, dk), k), f(s(t, h, dv), v), f(s(t, h), g), f(s(t, h), b), f(s(2, h, dk, dv), s0), i(s(t), slots), i(s(t), pos)};
+        List<RefTensor> step = eval(Op.GATED_DELTA_RULE, Attrs.NONE, ops);
+        for (long chunk : new long[]{1, 3, 4, 16}) {
+            List<RefTensor> chunked = eval(Op.GATED_DELTA_RULE, Attrs.of("chunk_size", chunk), ops);
+            assertArrayEquals(step.get(0).f(), chunked.get(0).f(), 1e-4f, "outputs, chunk " + chunk);
+            assertArrayEquals(step.get(1).f(), chunked.get(1).f(), 1e-4f, "state, chunk " + chunk);
+        }
+    }
+
     // ---- routing
 
     @Test void softmaxTopkRenorm() {

@@ -188,16 +188,19 @@ final class IrCommand {
         @Option(names = "--passes", description = "run this pass pipeline first")
         String pipeline;
 
+        @Option(names = "--mtp", description = "the MTP layer's graph instead of the main model's")
+        boolean mtp;
+
         @Override public Integer call() {
             if ((model == null) == (config == null)) throw new IllegalArgumentException("give exactly one of --model and --config");
             int max = layers != null ? layers : Integer.MAX_VALUE;
             Graph g;
             if (model != null) {
                 try (Checkpoint ckpt = Checkpoint.open(model)) {
-                    g = ModelImport.stepGraph(ckpt, max);
+                    g = mtp ? ModelImport.mtpGraph(ckpt).orElseThrow(() -> noMtp(model)) : ModelImport.stepGraph(ckpt, max);
                 }
             } else {
-                g = ModelImport.stepGraphFromConfig(config, max);
+                g = mtp ? ModelImport.mtpGraphFromConfig(config).orElseThrow(() -> noMtp(config)) : ModelImport.stepGraphFromConfig(config, max);
             }
             if (pipeline != null) g = new PassManager(pipeline).run(g);
             if (phase != null) {
@@ -211,6 +214,8 @@ final class IrCommand {
             return 0;
         }
     }
+
+    static IllegalArgumentException noMtp(Path p) { return new IllegalArgumentException(p + ": this model has no MTP layer"); }
 
     @Command(name = "ops", description = "List the op table: signatures, semantics, examples.")
     static final class Ops implements Callable<Integer> {

@@ -398,6 +398,11 @@ public final class Reference {
     }
 
     public static List<RefTensor> gatedDeltaRule(List<RefTensor> in, Attrs a) {
+        return a.has("chunk_size") ? gatedDeltaRuleChunked(in, (int) a.i("chunk_size")) : gatedDeltaRuleSteps(in);
+    }
+
+    /** The step recurrence, token by token. */
+    private static List<RefTensor> gatedDeltaRuleSteps(List<RefTensor> in) {
         RefTensor q = in.get(0), k = in.get(1), v = in.get(2), g = in.get(3), beta = in.get(4), state = in.get(5);
         int[] slots = in.get(6).i(), pos = in.get(7).i();
         int tokens = q.dim(0), heads = q.dim(1), dk = q.dim(2), dv = v.dim(2);
@@ -424,6 +429,95 @@ public final class Reference {
             }
         }
         return List.of(RefTensor.f32(v.shape(), out), RefTensor.f32(state.shape(), st));
+    }
+
+    /**
+     * The chunked (WY) form of the same recurrence. Within a chunk starting from state S0, with
+     * G_t = exp(sum of g up to t) and A[t][j] = beta_t (G_t / G_j) k_t . k_j for j < t, the updates are
+     * delta = (I + A)^-1 (beta v - beta G (S0^T k)), the outputs o_t = G_t S0^T q_t + sum_{j<=t} (G_t/G_j)
+     * (q_t . k_j) delta_j, and the state after the chunk G_m S0 + sum_j (G_m/G_j) k_j delta_j^T. Each slot's
+     * tokens must appear in position order (a prefill run, or one decode token).
+     */
+    private static List<RefTensor> gatedDeltaRuleChunked(List<RefTensor> in, int chunk) {
+        RefTensor q = in.get(0), k = in.get(1), v = in.get(2), g = in.get(3), beta = in.get(4), state = in.get(5);
+        int[] slots = in.get(6).i(), pos = in.get(7).i();
+        int tokens = q.dim(0), heads = q.dim(1), dk = q.dim(2), dv = v.dim(2);
+        float[] st = state.f().clone(), out = new float[tokens * heads * dv];
+        for (int start = 0; start < tokens; ) {
+            int slot = slots[start], end = start + 1;
+            while (end < tokens && slots[end] == slot && pos[end] == pos[end - 1] + 1) end++;
+            if (slot >= 0) {
+                checkSlot("gated_delta_rule", slot, 0, state.dim(0), 1);
+                for (int h = 0; h < heads; h++) {
+                    int sb = (slot * heads + h) * dk * dv;
+                    double[][] s0 = new double[dk][dv];
+                    if (pos[start] != 0) for (int i = 0; i < dk; i++) for (int j = 0; j < dv; j++) s0[i][j] = st[sb + i * dv + j];
+                    for (int c = start; c < end; c += chunk) s0 = deltaChunk(q, k, v, g, beta, h, c, Math.min(end, c + chunk), s0, out);
+                    for (int i = 0; i < dk; i++) for (int j = 0; j < dv; j++) st[sb + i * dv + j] = (float) s0[i][j];
+                }
+            }
+            start = end;
+        }
+        return List.of(RefTensor.f32(v.shape(), out), RefTensor.f32(state.shape(), st));
+    }
+
+    /** One chunk [from, to) of one head; writes its outputs and returns the state after it. */
+    private static double[][] deltaChunk(RefTensor q, RefTensor k, RefTensor v, RefTensor g, RefTensor beta, int h,
+                                         int from, int to, double[][] s0, float[] out) {
+        int heads = q.dim(1), dk = q.dim(2), dv = v.dim(2), m = to - from;
+        double[] gamma = new double[m], b = new double[m];
+        double cum = 0;
+        for (int t = 0; t < m; t++) {
+            cum += g.f()[(from + t) * heads + h];
+            gamma[t] = Math.exp(cum);
+            b[t] = beta.f()[(from + t) * heads + h];
+        }
+        double[][] kk = rows(k, from, m, h), qq = rows(q, from, m, h), vv = rows(v, from, m, h);
+        // r = beta v - beta G (S0^T k); delta = (I + A)^-1 r by forward substitution.
+        double[][] delta = new double[m][dv];
+        for (int t = 0; t < m; t++) {
+            for (int j = 0; j < dv; j++) {
+                double mem = 0;
+                for (int i = 0; i < dk; i++) mem += s0[i][j] * kk[t][i];
+                delta[t][j] = b[t] * (vv[t][j] - gamma[t] * mem);
+            }
+            for (int u = 0; u < t; u++) {
+                double at = b[t] * (gamma[t] / gamma[u]) * dotD(kk[t], kk[u]);
+                for (int j = 0; j < dv; j++) delta[t][j] -= at * delta[u][j];
+            }
+        }
+        int vb0 = from * heads + h;
+        for (int t = 0; t < m; t++) {
+            for (int j = 0; j < dv; j++) {
+                double o = 0;
+                for (int i = 0; i < dk; i++) o += s0[i][j] * qq[t][i];
+                o *= gamma[t];
+                for (int u = 0; u <= t; u++) o += (gamma[t] / gamma[u]) * dotD(qq[t], kk[u]) * delta[u][j];
+                out[(vb0 + t * heads) * dv + j] = (float) o;
+            }
+        }
+        double[][] s1 = new double[dk][dv];
+        for (int i = 0; i < dk; i++) {
+            for (int j = 0; j < dv; j++) {
+                double s = gamma[m - 1] * s0[i][j];
+                for (int u = 0; u < m; u++) s += (gamma[m - 1] / gamma[u]) * kk[u][i] * delta[u][j];
+                s1[i][j] = s;
+            }
+        }
+        return s1;
+    }
+
+    private static double[][] rows(RefTensor x, int from, int m, int h) {
+        int heads = x.dim(1), d = x.dim(2);
+        double[][] r = new double[m][d];
+        for (int t = 0; t < m; t++) for (int i = 0; i < d; i++) r[t][i] = x.f()[((from + t) * heads + h) * d + i];
+        return r;
+    }
+
+    private static double dotD(double[] a, double[] b) {
+        double s = 0;
+        for (int i = 0; i < a.length; i++) s += a[i] * b[i];
+        return s;
     }
 
     // ---- routing -------------------------------------------------------------------------------------
