@@ -18,6 +18,21 @@ final class Fixtures {
     private Fixtures() {}
 
     private static Path tiny, tinyArtifact, demoArtifact;
+    private static final java.util.Map<String, Path> FAMILY_CHECKPOINTS = new java.util.HashMap<>();
+
+    /** The seeded tiny checkpoint of a family (see {@code moec testmodel --arch A --preset tiny}), made once. */
+    static synchronized Path tinyCheckpoint(String arch) {
+        if (arch.equals("qwen3_moe")) return tinyCheckpoint();
+        return FAMILY_CHECKPOINTS.computeIfAbsent(arch, a -> {
+            try {
+                Path dir = Files.createTempDirectory("moec-" + a + "-");
+                TestModels.write(a, "tiny", 0, dir, line -> {});
+                return dir;
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        });
+    }
 
     /** The seeded tiny qwen3_moe checkpoint (hidden 256, 4 layers, 8 experts top-2, vocab 151,936). */
     static synchronized Path tinyCheckpoint() {

@@ -114,14 +114,21 @@ public final class DeepSeekV3 implements Architecture {
         if (l < d.denseLayers()) {
             y = b.mlp(n + "mlp_", h, p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight", p + "mlp.down_proj.weight", d.inter());
         } else {
-            StepBuilder.Router r = new StepBuilder.Router(p + "mlp.gate.weight", d.experts(), d.topK(), true, d.renorm(),
-                    p + "mlp.gate.e_score_correction_bias", d.groups(), d.topkGroup(), d.routedScaling());
+            StepBuilder.Router r = router(d, p);
             StepBuilder.Shared shared = d.shared() == 0 ? null : new StepBuilder.Shared(p + "mlp.shared_experts.gate_proj.weight",
                     p + "mlp.shared_experts.up_proj.weight", p + "mlp.shared_experts.down_proj.weight", (long) d.shared() * d.moeInter(), null);
             y = b.moe(n, h, r, StepBuilder.Experts.stacked(p + "mlp.experts.*.gate_proj.weight", p + "mlp.experts.*.up_proj.weight",
                     p + "mlp.experts.*.down_proj.weight", d.moeInter()), shared);
         }
         return b.op(Op.ADD, n + "x_out", x, y);
+    }
+
+    /** Sigmoid scores, biased selection within the best groups, unbiased weights renormalized and scaled. */
+    static StepBuilder.Router router(ModelConfig c, String layerPrefix) { return router(Dims.of(c), layerPrefix); }
+
+    private static StepBuilder.Router router(Dims d, String p) {
+        return new StepBuilder.Router(p + "mlp.gate.weight", d.experts(), d.topK(), true, d.renorm(),
+                p + "mlp.gate.e_score_correction_bias", d.groups(), d.topkGroup(), d.routedScaling());
     }
 
     /** MLA (and, for V3.2, the indexer and sparse attention); returns [T, H * v] after o_proj's input. */

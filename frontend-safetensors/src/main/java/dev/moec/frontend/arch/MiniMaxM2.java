@@ -20,17 +20,23 @@ import static dev.moec.ir.StepAbi.T;
 public final class MiniMaxM2 implements Architecture {
     @Override public List<String> modelTypes() { return List.of("minimax_m2"); }
 
+    /** Sigmoid scores, selection with the routing bias, unbiased weights renormalized. */
+    static StepBuilder.Router router(ModelConfig c, String layerPrefix) {
+        String m = layerPrefix + "block_sparse_moe.";
+        return new StepBuilder.Router(m + "gate.weight", c.integer("num_local_experts"), c.integer("num_experts_per_tok"), true, true,
+                c.bool("use_routing_bias", true) ? m + "e_score_correction_bias" : null, 1, 1, 1.0);
+    }
+
     @Override
     public Graph buildStep(ModelConfig c, WeightTypes types) {
         int layers = c.integer("num_hidden_layers"), heads = c.integer("num_attention_heads"), hidden = c.integer("hidden_size");
-        int kvHeads = c.integer("num_key_value_heads"), hd = c.integer("head_dim"), experts = c.integer("num_local_experts");
+        int kvHeads = c.integer("num_key_value_heads"), hd = c.integer("head_dim");
         double eps = c.number("rms_norm_eps");
         if (!c.string("scoring_func", "sigmoid").equals("sigmoid")) throw new CheckpointException(c.file(), null, "scoring_func must be sigmoid");
         if (!c.string("qk_norm_type", "per_layer").equals("per_layer")) throw new CheckpointException(c.file(), null, "qk_norm_type must be per_layer");
         if (c.integer("shared_intermediate_size", 0) != 0) throw new CheckpointException(c.file(), null, "a shared expert (shared_intermediate_size > 0) is not supported");
         long rotary = c.has("rotary_dim") ? c.integer("rotary_dim") : Math.round(hd * c.number("partial_rotary_factor", 1.0));
         StepBuilder.Rope rope = new StepBuilder.Rope(c.number("rope_theta"), rotary, false, null);
-        boolean bias = c.bool("use_routing_bias", true);
 
         StepBuilder b = new StepBuilder("minimax_m2", types);
         Value x = b.op(Op.GATHER, "x", b.weight("embed", "model.embed_tokens.weight", c.integer("vocab_size"), hidden), b.tokens);
@@ -48,8 +54,7 @@ public final class MiniMaxM2 implements Architecture {
 
             h = b.norm(n + "mlp_in", x, p + "post_attention_layernorm.weight", eps, 0);
             String m = p + "block_sparse_moe.";
-            StepBuilder.Router r = new StepBuilder.Router(m + "gate.weight", experts, c.integer("num_experts_per_tok"), true, true,
-                    bias ? m + "e_score_correction_bias" : null, 1, 1, 1.0);
+            StepBuilder.Router r = router(c, p);
             Value y = b.moe(n, h, r, StepBuilder.Experts.stacked(m + "experts.*.w1.weight", m + "experts.*.w3.weight", m + "experts.*.w2.weight",
                     c.integer("intermediate_size")), null);
             x = b.op(Op.ADD, n + "x_out", x, y);

@@ -29,11 +29,6 @@ public final class Qwen3 implements Architecture {
         if (c.has("mlp_only_layers")) c.json().get("mlp_only_layers").forEach(n -> dense.add(n.asInt()));
         int step = c.integer("decoder_sparse_step", 1);
         StepBuilder.Rope rope = new StepBuilder.Rope(c.number("rope_theta"), hd, false, null);
-        StepBuilder.Router router = null;
-        if (moe) {
-            router = new StepBuilder.Router(null, c.integer("num_experts"), c.integer("num_experts_per_tok"), false,
-                    c.bool("norm_topk_prob", false), null, 1, 1, 1.0);
-        }
 
         StepBuilder b = new StepBuilder(c.modelType(), types);
         Value embed = b.weight("embed", "model.embed_tokens.weight", c.integer("vocab_size"), hidden);   // [V, H]
@@ -52,7 +47,7 @@ public final class Qwen3 implements Architecture {
             h = b.norm(n + "mlp_in", x, p + "post_attention_layernorm.weight", eps, 0);
             boolean sparse = moe && !dense.contains(l) && (l + 1) % step == 0;
             Value y = sparse
-                    ? b.moe(n, h, routerFor(router, p), StepBuilder.Experts.stacked(p + "mlp.experts.*.gate_proj.weight",
+                    ? b.moe(n, h, router(c, p), StepBuilder.Experts.stacked(p + "mlp.experts.*.gate_proj.weight",
                             p + "mlp.experts.*.up_proj.weight", p + "mlp.experts.*.down_proj.weight", c.integer("moe_intermediate_size")), null)
                     : b.mlp(n + "mlp_", h, p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight", p + "mlp.down_proj.weight", c.integer("intermediate_size"));
             x = b.op(Op.ADD, n + "x_out", x, y);
@@ -62,7 +57,9 @@ public final class Qwen3 implements Architecture {
         return b.finish(xf, head);
     }
 
-    private static StepBuilder.Router routerFor(StepBuilder.Router r, String prefix) {
-        return new StepBuilder.Router(prefix + "mlp.gate.weight", r.experts(), r.topK(), r.sigmoid(), r.renorm(), null, 1, 1, 1.0);
+    /** Softmax top-k routing, renormalized when {@code norm_topk_prob}. */
+    static StepBuilder.Router router(ModelConfig c, String layerPrefix) {
+        return new StepBuilder.Router(layerPrefix + "mlp.gate.weight", c.integer("num_experts"), c.integer("num_experts_per_tok"), false,
+                c.bool("norm_topk_prob", false), null, 1, 1, 1.0);
     }
 }

@@ -90,13 +90,20 @@ public final class Qwen3Next implements Architecture {
         x = b.op(Op.ADD, n + "x_attn", x, a);
         h = b.norm(n + "mlp_in", x, p + "post_attention_layernorm.weight", d.eps(), 1);
         String m = p + "mlp.";
-        StepBuilder.Router r = new StepBuilder.Router(m + "gate.weight", d.experts(), d.topK(), false, d.renorm(), null, 1, 1, 1.0);
+        StepBuilder.Router r = router(d, p);
         StepBuilder.Experts ex = var.qwen35()
                 ? StepBuilder.Experts.fused(m + "experts.gate_up_proj", m + "experts.down_proj", d.moeInter())
                 : StepBuilder.Experts.stacked(m + "experts.*.gate_proj.weight", m + "experts.*.up_proj.weight", m + "experts.*.down_proj.weight", d.moeInter());
         StepBuilder.Shared shared = new StepBuilder.Shared(m + "shared_expert.gate_proj.weight", m + "shared_expert.up_proj.weight",
                 m + "shared_expert.down_proj.weight", d.sharedInter(), m + "shared_expert_gate.weight");
         return b.op(Op.ADD, n + "x_out", x, b.moe(n, h, r, ex, shared));
+    }
+
+    /** Softmax top-k routing, renormalized (always, for Qwen3.5). {@code c} is the text config. */
+    static StepBuilder.Router router(ModelConfig c, boolean qwen35, String layerPrefix) { return router(Dims.of(c, qwen35), layerPrefix); }
+
+    private static StepBuilder.Router router(Dims d, String p) {
+        return new StepBuilder.Router(p + "mlp.gate.weight", d.experts(), d.topK(), false, d.renorm(), null, 1, 1, 1.0);
     }
 
     /** Gated full attention; returns o_proj's output [T, H]. */

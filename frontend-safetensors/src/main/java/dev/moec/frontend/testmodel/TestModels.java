@@ -88,14 +88,12 @@ public final class TestModels {
                 "no test model for arch '" + arch + "' (have: " + String.join(", ", FAMILIES.stream().map(Family::arch).toList()) + ")"));
     }
 
-    /** Writes the checkpoint into {@code dir} (created if needed); {@code progress} gets one line per stage. */
-    public static void write(String arch, String preset, long seed, Path dir, Consumer<String> progress) throws IOException {
+    /** The preset's config.json: the family's real config with the preset's keys put in. */
+    public static ObjectNode config(String arch, String preset) throws IOException {
         Family family = family(arch);
         Map<String, Object> overrides = family.presets().get(preset);
         if (overrides == null) throw new IllegalArgumentException("arch " + arch + " has no preset '" + preset + "' (have: " + family.presets().keySet() + ")");
-        Files.createDirectories(dir);
-
-        ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+        ObjectMapper json = new ObjectMapper();
         ObjectNode config;
         try (InputStream in = resource(family.configResource())) {
             config = (ObjectNode) json.readTree(in);
@@ -107,6 +105,15 @@ public final class TestModels {
             if (v == REMOVE) target.remove(path[path.length - 1]);
             else target.set(path[path.length - 1], json.valueToTree(v));
         });
+        return config;
+    }
+
+    /** Writes the checkpoint into {@code dir} (created if needed); {@code progress} gets one line per stage. */
+    public static void write(String arch, String preset, long seed, Path dir, Consumer<String> progress) throws IOException {
+        Family family = family(arch);
+        ObjectNode config = config(arch, preset);
+        Files.createDirectories(dir);
+        ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
         Path configFile = dir.resolve("config.json");
         Files.writeString(configFile, json.writeValueAsString(config) + "\n");
 
