@@ -29,12 +29,41 @@ public final class Checkpoint implements TensorStore, AutoCloseable {
     private final JsonNode config;
     private final List<SafetensorsFile> files;
     private final Map<String, SafetensorsFile> byTensor;
+    /** Block-FP8 weights: weight name -> its weight_scale_inv tensor; they read as {@link #fp8Target}. */
+    private final Map<String, String> fp8Scales = new java.util.HashMap<>();
+    private final int[] fp8Block;
+    private final dev.moec.ir.DType fp8Target;
+    private final Set<String> visible;
 
     private Checkpoint(Path dir, JsonNode config, List<SafetensorsFile> files, Map<String, SafetensorsFile> byTensor) {
         this.dir = dir;
         this.config = config;
         this.files = files;
         this.byTensor = byTensor;
+        JsonNode q = config.path("quantization_config");
+        JsonNode block = q.path("weight_block_size");
+        this.fp8Block = block.isArray() && block.size() == 2 ? new int[]{block.get(0).asInt(), block.get(1).asInt()} : new int[]{128, 128};
+        this.fp8Target = switch (ModelImport.textConfig(config).path("torch_dtype").asText(config.path("torch_dtype").asText("bfloat16"))) {
+            case "float16" -> dev.moec.ir.DType.F16;
+            case "float32" -> dev.moec.ir.DType.F32;
+            default -> dev.moec.ir.DType.BF16;
+        };
+        Set<String> shown = new TreeSet<>(byTensor.keySet());
+        for (var e : byTensor.entrySet()) {
+            SafetensorsFile.Entry entry = e.getValue().entry(e.getKey());
+            if (entry.type().dtype() != dev.moec.ir.DType.F8E4M3) continue;
+            String scale = e.getKey() + "_scale_inv";
+            SafetensorsFile sf = byTensor.get(scale);
+            if (sf == null) throw new CheckpointException(e.getValue().path(), e.getKey(), "an fp8 weight needs its block scales '" + scale + "'");
+            long[] w = entry.type().shape().sizes(), sc = sf.entry(scale).type().shape().sizes();
+            if (w.length != 2 || sc.length != 2 || sc[0] != (w[0] + fp8Block[0] - 1) / fp8Block[0] || sc[1] != (w[1] + fp8Block[1] - 1) / fp8Block[1]) {
+                throw new CheckpointException(sf.path(), scale, "block scales " + java.util.Arrays.toString(sc) + " do not fit weight " + java.util.Arrays.toString(w)
+                        + " in " + fp8Block[0] + "x" + fp8Block[1] + " blocks");
+            }
+            fp8Scales.put(e.getKey(), scale);
+            shown.remove(scale);
+        }
+        this.visible = java.util.Collections.unmodifiableSet(shown);
     }
 
     public static Checkpoint open(Path dir) {
@@ -98,15 +127,47 @@ public final class Checkpoint implements TensorStore, AutoCloseable {
     public Path dir() { return dir; }
     public JsonNode config() { return config; }
 
-    @Override public Set<String> names() { return byTensor.keySet(); }
+    /** The tensors as import sees them: block-FP8 weights dequantized, their scale tensors folded in. */
+    @Override public Set<String> names() { return visible; }
 
-    @Override public TensorType type(String name) { return file(name).entry(name).type(); }
+    @Override public TensorType type(String name) {
+        TensorType t = file(name).entry(name).type();
+        return fp8Scales.containsKey(name) ? t.withDType(fp8Target) : t;
+    }
 
-    @Override public float[] readF32(String name) { return file(name).readF32(name); }
+    @Override public float[] readF32(String name) {
+        String scale = fp8Scales.get(name);
+        if (scale == null) return file(name).readF32(name);
+        // W[i, j] = Wq[i, j] * weight_scale_inv[i / block_rows, j / block_cols], rounded to the model dtype.
+        long[] shape = file(name).entry(name).type().shape().sizes();
+        int rows = Math.toIntExact(shape[0]), cols = Math.toIntExact(shape[1]), scaleCols = (cols + fp8Block[1] - 1) / fp8Block[1];
+        java.lang.foreign.MemorySegment q = file(name).data(name);
+        float[] s = file(scale).readF32(scale), out = new float[rows * cols];
+        for (int i = 0; i < rows; i++) {
+            for (int j = 0; j < cols; j++) {
+                float v = Fp8.decode(q.get(java.lang.foreign.ValueLayout.JAVA_BYTE, (long) i * cols + j)) * s[(i / fp8Block[0]) * scaleCols + j / fp8Block[1]];
+                out[i * cols + j] = dev.moec.ir.interp.Reference.roundTo(fp8Target, v);
+            }
+        }
+        return out;
+    }
 
     @Override public int[] readInts(String name) { return file(name).readInts(name); }
 
-    @Override public java.lang.foreign.MemorySegment raw(String name) { return file(name).data(name); }
+    @Override public java.lang.foreign.MemorySegment raw(String name) {
+        if (!fp8Scales.containsKey(name)) return file(name).data(name);
+        float[] v = readF32(name);
+        java.lang.foreign.MemorySegment out = java.lang.foreign.MemorySegment.ofArray(new byte[Math.toIntExact(type(name).bytes())]);
+        var le = java.nio.ByteOrder.LITTLE_ENDIAN;
+        for (int i = 0; i < v.length; i++) {
+            switch (fp8Target) {
+                case F32 -> out.setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(le), i, v[i]);
+                case F16 -> out.setAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(le), i, Float.floatToFloat16(v[i]));
+                default -> out.setAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(le), i, (short) (Float.floatToRawIntBits(v[i]) >>> 16));
+            }
+        }
+        return out;
+    }
 
     public SafetensorsFile file(String name) {
         SafetensorsFile f = byTensor.get(name);

@@ -90,6 +90,81 @@ class SafetensorsFileTest {
         }
     }
 
+    /** A valid file of 64 small tensors: the base the corruption property mutates. */
+    private static final byte[] BASE = base();
+
+    private static byte[] base() {
+        try {
+            SafetensorsWriter w = new SafetensorsWriter().metadata("format", "pt");
+            for (int i = 0; i < 64; i++) w.add("model.layers." + i + ".weight", TensorType.of(DType.BF16, 4, 4), new byte[32]);
+            Path f = Files.createTempFile("moec-base", ".safetensors");
+            w.write(f);
+            byte[] b = Files.readAllBytes(f);
+            // Warm up: the first open loads and links the FFM, NIO and Jackson classes, which is not the reader's allocation.
+            for (int i = 0; i < 3; i++) {
+                try (SafetensorsFile sf = SafetensorsFile.open(f)) {
+                    sf.entries().keySet().forEach(sf::data);
+                }
+            }
+            Files.write(f, java.util.Arrays.copyOf(b, 7));
+            try {
+                SafetensorsFile.open(f).close();
+            } catch (CheckpointException expected) {
+                // the failure path is warmed up too
+            }
+            Files.delete(f);
+            return b;
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    @net.jqwik.api.Provide
+    net.jqwik.api.Arbitrary<byte[]> corruptedFiles() {
+        return net.jqwik.api.Arbitraries.randomValue(r -> {
+            byte[] b = BASE.clone();
+            int headerEnd = (int) Math.min(b.length, 8 + ByteBuffer.wrap(b, 0, 8).order(ByteOrder.LITTLE_ENDIAN).getLong());
+            switch (r.nextInt(4)) {
+                case 0 -> { for (int i = 0; i < 1 + r.nextInt(8); i++) b[8 + r.nextInt(headerEnd - 8)] = (byte) r.nextInt(256); }
+                case 1 -> { for (int i = 0; i < 8; i++) b[i] = (byte) r.nextInt(256); }                       // any header length
+                case 2 -> b = java.util.Arrays.copyOf(b, r.nextInt(b.length));                                // truncated anywhere
+                default -> {                                                                                  // digits changed: shapes, offsets
+                    for (int i = 8; i < headerEnd; i++) if (Character.isDigit(b[i]) && r.nextInt(10) == 0) b[i] = (byte) ('0' + r.nextInt(10));
+                }
+            }
+            return b;
+        });
+    }
+
+    /**
+     * Whatever is corrupted in a file's header (bytes, the length field, digits of shapes and offsets, a cut),
+     * opening it ends within seconds with a CheckpointException naming the file, and allocates no more than
+     * a bound proportional to the file: 4 bytes per file byte for the JSON tree, plus 512 KiB for the
+     * parser's fixed buffers. A length field is never trusted to size an allocation.
+     */
+    @Property(tries = 300)
+    void corruptedHeadersNeverHangAndNeverAllocateBeyondTheFile(@ForAll("corruptedFiles") byte[] content) throws IOException {
+        Path file = Files.createTempFile("moec-corrupt", ".safetensors");
+        try {
+            Files.write(file, content);
+            long[] allocated = new long[1];
+            org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(10), () -> {
+                var mx = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+                long before = mx.getCurrentThreadAllocatedBytes();
+                try (SafetensorsFile f = SafetensorsFile.open(file)) {
+                    for (String name : f.entries().keySet()) f.data(name);
+                } catch (CheckpointException expected) {
+                    assertTrue(expected.getMessage().startsWith(file.toString()), expected.getMessage());
+                }
+                allocated[0] = mx.getCurrentThreadAllocatedBytes() - before;
+            });
+            long bound = 4L * content.length + 512 * 1024;
+            assertTrue(allocated[0] <= bound, "opening a " + content.length + "-byte file allocated " + allocated[0] + " bytes (bound " + bound + ")");
+        } finally {
+            Files.deleteIfExists(file);
+        }
+    }
+
     private Path raw(String name, String header, int dataBytes) throws IOException {
         byte[] h = header.getBytes(StandardCharsets.UTF_8);
         Path file = dir.resolve(name);

@@ -199,9 +199,17 @@ public final class Moec {
         @Option(names = {"-o", "--output"}, required = true, paramLabel = "DIR")
         Path out;
 
+        @Option(names = "--format", defaultValue = "bf16", description = "bf16, or fp8 (block-FP8 Linear weights with weight_scale_inv) (default: ${DEFAULT-VALUE})")
+        String format;
+
         @Override
         public Integer call() throws Exception {
-            TestModels.write(arch, preset, seed, out, Moec::progress);
+            TestModels.Format f = switch (format) {
+                case "bf16" -> TestModels.Format.BF16;
+                case "fp8" -> TestModels.Format.FP8;
+                default -> throw new IllegalArgumentException("--format must be bf16 or fp8, not " + format);
+            };
+            TestModels.write(arch, preset, seed, out, f, Moec::progress);
             return 0;
         }
     }

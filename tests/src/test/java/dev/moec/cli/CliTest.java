@@ -160,6 +160,67 @@ class CliTest {
         assertFalse(Files.exists(out.resolve("graphs/decode_bs8.json")));
     }
 
+    /** Damaged copies of the demo checkpoint: each fails with the file, the tensor and the problem, never a stack trace. */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"missing-tensor", "wrong-shape", "unknown-dtype", "header-beyond-file", "out-of-range", "truncated"})
+    void damagedCheckpointsFailWithFileTensorAndProblem(String damage) throws IOException {
+        Path copy = dir.resolve(damage);
+        Files.createDirectories(copy);
+        for (String f : new String[]{"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"}) {
+            Files.copy(demo().resolve(f), copy.resolve(f));
+        }
+        Path weights = copy.resolve("model.safetensors");
+        byte[] b = Files.readAllBytes(weights);
+        int headerLen = (int) ByteBuffer.wrap(b, 0, 8).order(ByteOrder.LITTLE_ENDIAN).getLong();
+        String header = new String(b, 8, headerLen, StandardCharsets.UTF_8);
+        String expectFile = "model.safetensors", expectTensor, expectProblem;
+        switch (damage) {
+            case "missing-tensor" -> {
+                // Rename the final norm inside the header (same length): the model then lacks it.
+                header = header.replace("\"model.norm.weight\"", "\"model.norx.weight\"");
+                expectTensor = "model.norm.weight";
+                expectProblem = "missing";
+                expectFile = copy.getFileName().toString();
+            }
+            case "wrong-shape" -> {
+                Files.writeString(copy.resolve("config.json"), Files.readString(copy.resolve("config.json")).replace("\"vocab_size\": 8192", "\"vocab_size\": 8000"));
+                expectTensor = "model.embed_tokens.weight";
+                expectProblem = "has shape [8192,192] but config.json implies [8000,192]";
+            }
+            case "unknown-dtype" -> {
+                int at = header.indexOf("\"BF16\"");
+                header = header.substring(0, at) + "\"BF17\"" + header.substring(at + 6);
+                expectTensor = "";
+                expectProblem = "unknown dtype 'BF17'";
+            }
+            case "header-beyond-file" -> {
+                ByteBuffer.wrap(b, 0, 8).order(ByteOrder.LITTLE_ENDIAN).putLong(1L << 40);
+                expectTensor = "";
+                expectProblem = "header length 1099511627776 is beyond the file";
+            }
+            case "out-of-range" -> {
+                b = java.util.Arrays.copyOf(b, b.length - 1000);        // the last tensor's bytes now end past the data
+                expectTensor = "";
+                expectProblem = "out of range";
+            }
+            default -> {
+                b = java.util.Arrays.copyOf(b, 8 + headerLen / 2);     // cut inside the header
+                expectTensor = "";
+                expectProblem = "header length";
+            }
+        }
+        if (damage.equals("missing-tensor") || damage.equals("unknown-dtype")) {
+            byte[] h = header.getBytes(StandardCharsets.UTF_8);
+            System.arraycopy(h, 0, b, 8, h.length);
+        }
+        Files.write(weights, b);
+        Run r = run("generate", "--model", copy.toString(), "--prompt-ids", "1", "--max-tokens", "1");
+        assertEquals(1, r.exit(), r.err());
+        assertTrue(r.err().startsWith("moec: "), r.err());
+        assertTrue(r.err().contains(expectFile) && r.err().contains(expectTensor) && r.err().contains(expectProblem), damage + ": " + r.err());
+        assertFalse(r.err().contains("\tat "), r.err());
+    }
+
     @Test void aBrokenCheckpointIsAMessageNotAStackTrace() throws IOException {
         Files.writeString(dir.resolve("config.json"), "{\"model_type\": \"qwen3_moe\"}");
         Files.write(dir.resolve("model.safetensors"), new byte[]{1, 2, 3});

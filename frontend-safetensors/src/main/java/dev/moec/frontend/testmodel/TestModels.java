@@ -108,10 +108,22 @@ public final class TestModels {
         return config;
     }
 
+    /** How the weights are stored: bf16, or block-FP8 (e4m3 with 128x128 weight_scale_inv) for the Linear weights. */
+    public enum Format { BF16, FP8 }
+
     /** Writes the checkpoint into {@code dir} (created if needed); {@code progress} gets one line per stage. */
     public static void write(String arch, String preset, long seed, Path dir, Consumer<String> progress) throws IOException {
+        write(arch, preset, seed, dir, Format.BF16, progress);
+    }
+
+    public static void write(String arch, String preset, long seed, Path dir, Format format, Consumer<String> progress) throws IOException {
         Family family = family(arch);
         ObjectNode config = config(arch, preset);
+        if (format == Format.FP8) {
+            ObjectNode q = config.putObject("quantization_config");
+            q.put("activation_scheme", "dynamic").put("fmt", "e4m3").put("quant_method", "fp8");
+            q.putArray("weight_block_size").add(FP8_BLOCK).add(FP8_BLOCK);
+        }
         Files.createDirectories(dir);
         ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
         Path configFile = dir.resolve("config.json");
@@ -134,7 +146,11 @@ public final class TestModels {
         SafetensorsWriter writer = new SafetensorsWriter().metadata("format", "pt");
         long count = 0;
         for (var e : tensors.entrySet()) {
-            writer.add(e.getKey(), e.getValue(), randomTensor(e.getKey(), e.getValue(), seed));
+            if (format == Format.FP8 && fp8Quantized(e.getKey(), e.getValue())) {
+                writeFp8(writer, e.getKey(), e.getValue(), randomValues(e.getKey(), e.getValue(), seed));
+            } else {
+                writer.add(e.getKey(), e.getValue(), randomTensor(e.getKey(), e.getValue(), seed));
+            }
             count += e.getValue().shape().elements();
         }
         progress.accept(String.format("generated %d tensors, %,d parameters (seed %d)", tensors.size(), count, seed));
@@ -152,7 +168,46 @@ public final class TestModels {
         progress.accept("copied the " + arch + " tokenizer files");
     }
 
+    static final int FP8_BLOCK = 128;
+
+    /** The Linear weights a block-FP8 release quantizes: not embeddings, heads, routers, norms or biases. */
+    static boolean fp8Quantized(String name, TensorType t) {
+        if (t.rank() != 2 || !name.endsWith(".weight")) return false;
+        for (String keep : List.of("embed_tokens", "lm_head", "shared_head.head", ".mlp.gate.weight", "block_sparse_moe.gate.weight",
+                "shared_expert_gate", "weights_proj", "eh_proj")) {
+            if (name.contains(keep)) return false;
+        }
+        return true;
+    }
+
+    /** Per 128x128 block: scale = max|w| / 448, q = e4m3(w / scale); writes the weight and its weight_scale_inv. */
+    static void writeFp8(SafetensorsWriter writer, String name, TensorType type, float[] w) {
+        int rows = (int) type.shape().dim(0).size(), cols = (int) type.shape().dim(1).size();
+        int br = (rows + FP8_BLOCK - 1) / FP8_BLOCK, bc = (cols + FP8_BLOCK - 1) / FP8_BLOCK;
+        float[] scales = new float[br * bc];
+        for (int i = 0; i < rows; i++) {
+            for (int j = 0; j < cols; j++) {
+                int b = (i / FP8_BLOCK) * bc + j / FP8_BLOCK;
+                scales[b] = Math.max(scales[b], Math.abs(w[i * cols + j]));
+            }
+        }
+        for (int b = 0; b < scales.length; b++) scales[b] = scales[b] == 0 ? 1f : scales[b] / 448f;
+        byte[] q = new byte[rows * cols];
+        for (int i = 0; i < rows; i++) {
+            for (int j = 0; j < cols; j++) {
+                float v = w[i * cols + j] / scales[(i / FP8_BLOCK) * bc + j / FP8_BLOCK];
+                q[i * cols + j] = dev.moec.frontend.Fp8.encode(dev.moec.ir.interp.Reference.roundTo(DType.F8E4M3, v));
+            }
+        }
+        writer.add(name, type.withDType(DType.F8E4M3), q);
+        writer.add(name + "_scale_inv", TensorType.of(DType.F32, br, bc), encode(scales, DType.F32));
+    }
+
     static byte[] randomTensor(String name, TensorType type, long seed) {
+        return encode(randomValues(name, type, seed), type.dtype());
+    }
+
+    static float[] randomValues(String name, TensorType type, long seed) {
         SplittableRandom rnd = new SplittableRandom(seed * 0x9E3779B97F4A7C15L ^ name.hashCode());
         int n = Math.toIntExact(type.shape().elements());
         long[] dims = type.shape().sizes();
@@ -160,7 +215,7 @@ public final class TestModels {
         double std = norm ? 0.1 : name.contains("embed_tokens") ? 1.0 : 1.0 / Math.sqrt(dims[dims.length - 1]);
         float[] values = new float[n];
         for (int i = 0; i < n; i++) values[i] = (float) ((norm ? 1.0 : 0.0) + std * rnd.nextGaussian());
-        return encode(values, type.dtype());
+        return values;
     }
 
     static byte[] encode(float[] values, DType dtype) {
