@@ -34,6 +34,8 @@ public final class Checkpoint implements TensorStore, AutoCloseable {
     private final int[] fp8Block;
     private final dev.moec.ir.DType fp8Target;
     private final Set<String> visible;
+    /** msModelSlim's quant_model_description.json: tensor name -> quantization type (absent: FLOAT). */
+    private final Map<String, String> quantTypes;
 
     private Checkpoint(Path dir, JsonNode config, List<SafetensorsFile> files, Map<String, SafetensorsFile> byTensor) {
         this.dir = dir;
@@ -64,7 +66,28 @@ public final class Checkpoint implements TensorStore, AutoCloseable {
             shown.remove(scale);
         }
         this.visible = java.util.Collections.unmodifiableSet(shown);
+        this.quantTypes = readQuantDescription(dir);
+        for (var e : quantTypes.entrySet()) {
+            if (e.getValue().equals("W4A8_DYNAMIC") && e.getKey().endsWith(".weight") && byTensor.containsKey(e.getKey())
+                    && byTensor.get(e.getKey()).entry(e.getKey()).type().dtype() != dev.moec.ir.DType.I8) {
+                throw new CheckpointException(byTensor.get(e.getKey()).path(), e.getKey(), "a W4A8_DYNAMIC weight must be int8 holding two int4 per byte");
+            }
+        }
     }
+
+    /** Per-tensor types of an msModelSlim checkpoint (W8A8, W8A8_DYNAMIC, W4A8_DYNAMIC, FLOAT...). */
+    private static Map<String, String> readQuantDescription(Path dir) {
+        Path file = dir.resolve("quant_model_description.json");
+        if (!Files.isRegularFile(file)) return Map.of();
+        Map<String, String> m = new java.util.HashMap<>();
+        readConfig(file).properties().forEach(e -> { if (e.getValue().isTextual()) m.put(e.getKey(), e.getValue().asText()); });
+        return Map.copyOf(m);
+    }
+
+    /** The msModelSlim quantization of a tensor: "FLOAT" when the checkpoint is not quantized or leaves it in float. */
+    public String quantType(String tensor) { return quantTypes.getOrDefault(tensor, "FLOAT"); }
+
+    private boolean packedInt4(String name) { return quantTypes.getOrDefault(name, "").equals("W4A8_DYNAMIC") && name.endsWith(".weight"); }
 
     public static Checkpoint open(Path dir) {
         if (!Files.isDirectory(dir)) throw new CheckpointException(dir, null, "not a checkpoint directory");
@@ -101,6 +124,13 @@ public final class Checkpoint implements TensorStore, AutoCloseable {
 
     private static List<Path> shards(Path dir) {
         Path index = dir.resolve("model.safetensors.index.json");
+        if (!Files.isRegularFile(index)) {
+            try (Stream<Path> s = Files.list(dir)) {
+                index = s.filter(p -> p.getFileName().toString().endsWith(".safetensors.index.json")).sorted().findFirst().orElse(index);
+            } catch (IOException e) {
+                throw new CheckpointException(dir, null, "cannot list: " + e.getMessage(), e);
+            }
+        }
         if (Files.isRegularFile(index)) {
             JsonNode map;
             try {
@@ -132,7 +162,33 @@ public final class Checkpoint implements TensorStore, AutoCloseable {
 
     @Override public TensorType type(String name) {
         TensorType t = file(name).entry(name).type();
+        if (packedInt4(name)) {
+            // msModelSlim W4A8: int8 [out/2, in], two int4 per byte along the output dim.
+            long[] d = t.shape().sizes();
+            return TensorType.of(dev.moec.ir.DType.I4, 2 * d[0], d[1]);
+        }
         return fp8Scales.containsKey(name) ? t.withDType(fp8Target) : t;
+    }
+
+    /**
+     * Integer tensors; a W4A8 weight is unpacked: byte [r, j] holds row 2r in its low nibble and row 2r+1 in
+     * its high nibble, each a signed 4-bit value. (moec's reading of msModelSlim's "packed along the output
+     * dim"; no reference file was at hand to confirm the nibble order.)
+     */
+    @Override public int[] readInts(String name) {
+        int[] packed = file(name).readInts(name);
+        if (!packedInt4(name)) return packed;
+        long[] d = file(name).entry(name).type().shape().sizes();
+        int rows = Math.toIntExact(d[0]), cols = Math.toIntExact(d[1]);
+        int[] out = new int[2 * rows * cols];
+        for (int r = 0; r < rows; r++) {
+            for (int j = 0; j < cols; j++) {
+                int b = packed[r * cols + j];
+                out[(2 * r) * cols + j] = (b << 28) >> 28;
+                out[(2 * r + 1) * cols + j] = (b << 24) >> 28;
+            }
+        }
+        return out;
     }
 
     @Override public float[] readF32(String name) {
@@ -152,9 +208,14 @@ public final class Checkpoint implements TensorStore, AutoCloseable {
         return out;
     }
 
-    @Override public int[] readInts(String name) { return file(name).readInts(name); }
-
     @Override public java.lang.foreign.MemorySegment raw(String name) {
+        if (packedInt4(name)) {
+            // moec's i4 layout: row-major elements, two per byte, the lower-indexed one in the low nibble.
+            int[] v = readInts(name);
+            byte[] out = new byte[(v.length + 1) / 2];
+            for (int i = 0; i < v.length; i++) out[i / 2] |= (byte) ((v[i] & 0xF) << (4 * (i % 2)));
+            return java.lang.foreign.MemorySegment.ofArray(out);
+        }
         if (!fp8Scales.containsKey(name)) return file(name).data(name);
         float[] v = readF32(name);
         java.lang.foreign.MemorySegment out = java.lang.foreign.MemorySegment.ofArray(new byte[Math.toIntExact(type(name).bytes())]);

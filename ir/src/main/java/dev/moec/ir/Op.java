@@ -243,6 +243,23 @@ public enum Op {
             "%y = quant_matmul(%xq, %xs, %wq, %ws) : f32[T,512]",
             "aclnnQuantMatmul (W8A8): int8 x[.., K] . int8 weight[N, K] accumulated in int32, times x_scale[..] and w_scale[N]."),
 
+    /** {@code %xq = static_quant(%x, %in_scale, %in_offset) : i8[T,256]} */
+    STATIC_QUANT("static_quant", Level.FUSED, List.of("x", "scale", "offset"), List.of(), 1, TypeRules::staticQuant, Reference::staticQuant,
+            "%xq = static_quant(%x, %in_scale, %in_offset) : i8[T,256]",
+            "aclnnAscendQuant (static W8A8): per-tensor asymmetric int8, q = clamp(round(x / scale + offset), -128, 127)."),
+
+    /** {@code %y = quant_matmul_static(%xq, %wq, %qbias, %deq) : f32[T,512]} */
+    QUANT_MATMUL_STATIC("quant_matmul_static", Level.FUSED, List.of("x", "weight", "quant_bias", "deq_scale"), List.of(), 1,
+            TypeRules::quantMatmulStatic, Reference::quantMatmulStatic,
+            "%y = quant_matmul_static(%xq, %wq, %qbias, %deq) : f32[T,512]",
+            "aclnnQuantMatmul with a dequant scale (static W8A8): (int8 x . int8 weight[N, K] + quant_bias[N]) * deq_scale[N]."),
+
+    /** {@code %y = moe_experts_quant(%h, %w, %e, %wg, %sg, %wu, %su, %wd, %sd) : f32[T,256]} */
+    MOE_EXPERTS_QUANT("moe_experts_quant", Level.CORE, List.of("x", "weights", "experts", "w_gate", "s_gate", "w_up", "s_up", "w_down", "s_down"), List.of(), 1,
+            TypeRules::moeExpertsQuant, Reference::moeExpertsQuant,
+            "%y = moe_experts_quant(%h, %w, %e, %wg, %sg, %wu, %su, %wd, %sd) : f32[T,256]",
+            "moe_experts with int8 or int4 expert weights and per-channel scales (W8A8/W4A8 dynamic): x and the SwiGLU activations are quantized per row to int8 before each projection."),
+
     /** {@code %w, %e = moe_gating_topk_softmax(%r) {k = 2, renorm = true} : f32[T,2], i32[T,2]} */
     MOE_GATING_TOPK_SOFTMAX("moe_gating_topk_softmax", Level.FUSED, List.of("x"), List.of(req("k", INT), req("renorm", BOOL)), 2, TypeRules::gatingSoftmax, Reference::gatingSoftmax,
             "%w, %e = moe_gating_topk_softmax(%r) {k = 2, renorm = true} : f32[T,2], i32[T,2]",

@@ -458,6 +458,49 @@ public final class TypeRules {
         return List.of(new TensorType(DType.F32, x.shape().withLast(w.shape().dim(0))));
     }
 
+    static List<TensorType> staticQuant(List<TensorType> in, Attrs a) {
+        TensorType x = in.get(0);
+        requireF32("static_quant.x-f32", x);
+        TensorType one = TensorType.of(DType.F32, 1);
+        if (!in.get(1).equals(one) || !in.get(2).equals(one)) throw new TypeError("static_quant.per-tensor", "scale and offset must be f32[1], got " + in.get(1) + " and " + in.get(2));
+        return List.of(x.withDType(DType.I8));
+    }
+
+    static List<TensorType> quantMatmulStatic(List<TensorType> in, Attrs a) {
+        TensorType x = in.get(0), w = in.get(1), bias = in.get(2), deq = in.get(3);
+        if (x.dtype() != DType.I8 || w.dtype() != DType.I8) throw new TypeError("quant_matmul_static.int8", "x and weight must be i8, got " + x + " and " + w);
+        if (w.rank() != 2 || !w.shape().dim(1).equals(x.shape().last())) throw new TypeError("quant_matmul_static.contraction", "x " + x + " and weight " + w + " disagree on K");
+        if (!bias.equals(TensorType.of(DType.I32, w.shape().dim(0))) || !deq.equals(TensorType.of(DType.F32, w.shape().dim(0)))) {
+            throw new TypeError("quant_matmul_static.per-channel", "quant_bias must be i32[N] and deq_scale f32[N] for weight " + w + ", got " + bias + " and " + deq);
+        }
+        return List.of(new TensorType(DType.F32, x.shape().withLast(w.shape().dim(0))));
+    }
+
+    static List<TensorType> moeExpertsQuant(List<TensorType> in, Attrs a) {
+        TensorType x = in.get(0), w = in.get(1), e = in.get(2);
+        TensorType gate = in.get(3), sg = in.get(4), up = in.get(5), su = in.get(6), down = in.get(7), sd = in.get(8);
+        requireF32("moe_experts_quant.x-f32", x);
+        requireInt("moe_experts_quant.experts-int", e);
+        if (x.rank() != 2 || w.rank() != 2 || !w.shape().equals(e.shape()) || !w.shape().dim(0).equals(x.shape().dim(0))) {
+            throw new TypeError("moe_experts_quant.routing-shape", "x must be [T,H] and weights/experts [T,K]: " + x + ", " + w + ", " + e);
+        }
+        for (TensorType q : List.of(gate, up, down)) {
+            if (q.dtype() != DType.I8 && q.dtype() != DType.I4) throw new TypeError("moe_experts_quant.weight-int", "expert weights must be i8 or i4, got " + q);
+        }
+        if (gate.rank() != 3 || !gate.shape().equals(up.shape()) || !gate.shape().dim(2).equals(x.shape().dim(1))) {
+            throw new TypeError("moe_experts_quant.gate-up-shape", "w_gate and w_up must be [E, I, " + x.shape().dim(1) + "]: " + gate + ", " + up);
+        }
+        Shape want = Shape.of(gate.shape().dim(0), x.shape().dim(1), gate.shape().dim(1));
+        if (!down.shape().equals(want)) throw new TypeError("moe_experts_quant.down-shape", "w_down must be " + want + ", got " + down);
+        for (var pair : List.of(List.of(gate, sg), List.of(up, su), List.of(down, sd))) {
+            TensorType scale = pair.get(1), wt = pair.get(0);
+            if (!scale.equals(TensorType.of(DType.F32, wt.shape().dim(0), wt.shape().dim(1)))) {
+                throw new TypeError("moe_experts_quant.scale-shape", "scales must be f32[E, out] for " + wt + ", got " + scale);
+            }
+        }
+        return List.of(x);
+    }
+
     // ---- elementwise ---------------------------------------------------------------------------------
 
     static List<TensorType> floatUnary(List<TensorType> in, Attrs a) {

@@ -76,6 +76,13 @@ final class OpSamples {
                         TensorType.of(DType.F32, e, n), TensorType.of(DType.I32, e)));
             }
             case SWIGLU -> s(List.of(x2));
+            case STATIC_QUANT -> s(List.of(x2, TensorType.of(DType.F32, 1), TensorType.of(DType.F32, 1)));
+            case QUANT_MATMUL_STATIC -> s(List.of(TensorType.of(DType.I8, t, d), TensorType.of(DType.I8, n, d), TensorType.of(DType.I32, n), TensorType.of(DType.F32, n)));
+            case MOE_EXPERTS_QUANT -> {
+                DType q = r.nextBoolean() ? DType.I8 : DType.I4;
+                yield s(List.of(x2, TensorType.of(DType.F32, t, k), TensorType.of(DType.I32, t, k), TensorType.of(q, e, n, d), TensorType.of(DType.F32, e, n),
+                        TensorType.of(q, e, n, d), TensorType.of(DType.F32, e, n), TensorType.of(q, e, d, n), TensorType.of(DType.F32, e, d)));
+            }
             case MOE_COMBINE -> {
                 Dim m = Dim.times(Dim.parse(t.toString()), k);
                 yield s(List.of(TensorType.of(DType.F32, m, d), TensorType.of(DType.I32, m), TensorType.of(DType.F32, t, k)));

@@ -319,6 +319,27 @@ class ReferenceSemanticsTest {
         assertArrayEquals(new float[]{1, -6}, g.f(), EPS);
     }
 
+    @Test void staticW8a8QuantizesPerTensorAndDequantizesPerChannel() {
+        // x / 0.5 + 1: [0.2, -1, 100] -> round(1.4) = 1, round(-1) = -1, 201 -> clamped 127.
+        RefTensor q = eval(Op.STATIC_QUANT, Attrs.NONE, f(s(1, 3), 0.2f, -1f, 100f), f(s(1), 0.5f), f(s(1), 1f)).getFirst();
+        assertArrayEquals(s(1, -1, 127), q.i());
+        // ([1, -1, 127] . (1, 1, 0) + bias -3) * 0.5 = -1.5;  ([1, -1, 127] . (0, 0, 1) + 0) * 2 = 254.
+        RefTensor y = eval(Op.QUANT_MATMUL_STATIC, Attrs.NONE, q, i8(s(2, 3), 1, 1, 0, 0, 0, 1), i(s(2), -3, 0), f(s(2), 0.5f, 2f)).getFirst();
+        assertArrayEquals(new float[]{-1.5f, 254f}, y.f(), EPS);
+    }
+
+    @Test void quantizedExpertsQuantizeActivationsPerRow() {
+        // hidden 2, inter 1, one expert. x = [1, -0.5] -> q = [127, -64] (-63.5 rounds to even -64), scale 1/127.
+        // gate row (2, 0) * 0.5: g = 254 / 127 * 0.5 = 1; up row (0, -2) * 1: u = 128 / 127.
+        // a = silu(1) * u, quantized alone: q = 127, scale a / 127. down rows (1), (-1) * 0.25: y = [a/4, -a/4].
+        RefTensor out = eval(Op.MOE_EXPERTS_QUANT, Attrs.NONE, f(s(1, 2), 1f, -0.5f), f(s(1, 1), 1f), i(s(1, 1), 0),
+                RefTensor.ofInts(DType.I4, s(1, 1, 2), new int[]{2, 0}), f(s(1, 1), 0.5f),
+                RefTensor.ofInts(DType.I4, s(1, 1, 2), new int[]{0, -2}), f(s(1, 1), 1f),
+                RefTensor.ofInts(DType.I4, s(1, 2, 1), new int[]{1, -1}), f(s(1, 2), 0.25f, 0.25f)).getFirst();
+        double act = (1 / (1 + Math.exp(-1))) * (128.0 / 127);
+        assertArrayEquals(new float[]{(float) (act / 4), (float) (-act / 4)}, out.f(), 1e-5f);
+    }
+
     // ---- elementwise
 
     @Test void unaryOps() {

@@ -199,17 +199,13 @@ public final class Moec {
         @Option(names = {"-o", "--output"}, required = true, paramLabel = "DIR")
         Path out;
 
-        @Option(names = "--format", defaultValue = "bf16", description = "bf16, or fp8 (block-FP8 Linear weights with weight_scale_inv) (default: ${DEFAULT-VALUE})")
+        @Option(names = "--format", defaultValue = "bf16", description = "bf16; fp8 (block-FP8 Linear weights with weight_scale_inv); "
+                + "w8a8, w8a8_dynamic or w4a8_dynamic (msModelSlim layout with quant_model_description.json) (default: ${DEFAULT-VALUE})")
         String format;
 
         @Override
         public Integer call() throws Exception {
-            TestModels.Format f = switch (format) {
-                case "bf16" -> TestModels.Format.BF16;
-                case "fp8" -> TestModels.Format.FP8;
-                default -> throw new IllegalArgumentException("--format must be bf16 or fp8, not " + format);
-            };
-            TestModels.write(arch, preset, seed, out, f, Moec::progress);
+            TestModels.write(arch, preset, seed, out, TestModels.Format.parse(format), Moec::progress);
             return 0;
         }
     }

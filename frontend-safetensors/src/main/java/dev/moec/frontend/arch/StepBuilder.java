@@ -97,10 +97,35 @@ final class StepBuilder {
         return g.op(Op.RMS_NORM, name, a, x, w);
     }
 
-    /** x @ W^T for a Hugging Face Linear weight [out, in]. */
+    /**
+     * x @ W^T for a Hugging Face Linear weight [out, in]. A weight that an msModelSlim checkpoint quantized
+     * stays quantized: W8A8_DYNAMIC is dynamic_quant + quant_matmul with the per-channel weight_scale;
+     * W8A8 (static) is static_quant with the per-tensor input_scale/input_offset + quant_matmul_static
+     * with quant_bias and deq_scale.
+     */
     Value linear(String name, Value x, String tensor, long out) {
         long in = x.type().shape().last().size();
-        return g.op(Op.MATMUL, name, x, weight(name + ".w", tensor, out, in));
+        String q = types.quantization(tensor), base = tensor.endsWith(".weight") ? tensor.substring(0, tensor.length() - ".weight".length()) : tensor;
+        return switch (q) {
+            case "FLOAT" -> g.op(Op.MATMUL, name, x, weight(name + ".w", tensor, out, in));
+            case "W8A8_DYNAMIC" -> {
+                Value w = weight(name + ".w", tensor, out, in);                                                     // i8 [out, in]
+                Value scale = f32(reshape(name + ".ws_flat", weight(name + ".ws", base + ".weight_scale", out, 1), out));  // [out]
+                List<Value> xq = g.ops(Op.DYNAMIC_QUANT, List.of(name + ".xq", name + ".xs"), Attrs.NONE, x);
+                yield g.op(Op.QUANT_MATMUL, name, xq.get(0), xq.get(1), w, scale);
+            }
+            case "W8A8" -> {
+                Value w = weight(name + ".w", tensor, out, in);                                                     // i8 [out, in]
+                Value inScale = f32(weight(name + ".in_scale", base + ".input_scale", 1));
+                Value inOffset = f32(weight(name + ".in_offset", base + ".input_offset", 1));
+                Value bias = weight(name + ".qbias", base + ".quant_bias", out);                                   // i32 [out]
+                Value deq = f32(weight(name + ".deq", base + ".deq_scale", out));                                   // [out]
+                Value xq = g.op(Op.STATIC_QUANT, name + ".xq", x, inScale, inOffset);
+                yield g.op(Op.QUANT_MATMUL_STATIC, name, xq, w, bias, deq);
+            }
+            default -> throw new IllegalArgumentException("tensor " + tensor + " is quantized as " + q
+                    + ", which moec does not import for a dense Linear (it reads FLOAT, W8A8 and W8A8_DYNAMIC; W4A8_DYNAMIC for experts)");
+        };
     }
 
     Value reshape(String name, Value x, Object... dims) {
@@ -205,6 +230,17 @@ final class StepBuilder {
         if (r.routedScaling() != 1.0) weights = g.op(Op.SCALE, n + "route_scaled", Attrs.of("factor", r.routedScaling()), weights);
 
         long e = r.experts(), inter = ex.intermediate();
+        String quant = ex.gate() == null ? "FLOAT" : types.quantization(ex.gate().replace("*", "0"));
+        if (!quant.equals("FLOAT")) {
+            if (!quant.equals("W8A8_DYNAMIC") && !quant.equals("W4A8_DYNAMIC")) {
+                throw new IllegalArgumentException("experts " + ex.gate() + " are quantized as " + quant + "; moec imports W8A8_DYNAMIC and W4A8_DYNAMIC experts");
+            }
+            Value y = g.op(Op.MOE_EXPERTS_QUANT, n + "moe_out", x, weights, experts,
+                    weight(n + "experts_gate", ex.gate(), e, inter, hidden), expertScales(n + "experts_gate_s", ex.gate(), e, inter),
+                    weight(n + "experts_up", ex.up(), e, inter, hidden), expertScales(n + "experts_up_s", ex.up(), e, inter),
+                    weight(n + "experts_down", ex.down(), e, hidden, inter), expertScales(n + "experts_down_s", ex.down(), e, hidden));
+            return shared == null ? y : g.op(Op.ADD, n + "ffn_out", y, sharedExpert(n, x, shared));
+        }
         Value wg, wu;
         if (ex.gateUpFused() != null) {
             Value gu = weight(n + "experts_gate_up", ex.gateUpFused(), e, 2 * inter, hidden);   // [E, 2I, H]
@@ -216,12 +252,19 @@ final class StepBuilder {
         }
         Value wd = weight(n + "experts_down", ex.down(), e, hidden, inter);                       // [E, H, I]
         Value y = g.op(Op.MOE_EXPERTS, n + "moe_out", x, weights, experts, wg, wu, wd);
-        if (shared == null) return y;
+        return shared == null ? y : g.op(Op.ADD, n + "ffn_out", y, sharedExpert(n, x, shared));
+    }
+
+    private Value sharedExpert(String n, Value x, Shared shared) {
         Value s = mlp(n + "shared_", x, shared.gate(), shared.up(), shared.down(), shared.intermediate());
-        if (shared.gateTensor() != null) {
-            Value gate = g.op(Op.SIGMOID, n + "shared_gate", linear(n + "shared_gate_logit", x, shared.gateTensor(), 1));  // [T, 1]
-            s = g.op(Op.MUL, n + "shared_gated", s, gate);
-        }
-        return g.op(Op.ADD, n + "ffn_out", y, s);
+        if (shared.gateTensor() == null) return s;
+        Value gate = g.op(Op.SIGMOID, n + "shared_gate", linear(n + "shared_gate_logit", x, shared.gateTensor(), 1));  // [T, 1]
+        return g.op(Op.MUL, n + "shared_gated", s, gate);
+    }
+
+    /** The per-channel scales of quantized expert weights, {@code <weight>_scale} [out, 1] per expert, as f32[E, out]. */
+    private Value expertScales(String name, String weightPattern, long experts, long out) {
+        String pattern = weightPattern.substring(0, weightPattern.length() - ".weight".length()) + ".weight_scale";
+        return f32(reshape(name + "_flat", weight(name, pattern, experts, out, 1), experts, out));
     }
 }

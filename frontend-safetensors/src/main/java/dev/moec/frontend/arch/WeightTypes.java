@@ -16,6 +16,9 @@ public interface WeightTypes {
     /** The type of tensor {@code name}, whose shape the architecture expects to be {@code expected}. */
     TensorType resolve(String name, Shape expected);
 
+    /** How the checkpoint quantizes a tensor (msModelSlim types: W8A8, W8A8_DYNAMIC, W4A8_DYNAMIC), or FLOAT. */
+    default String quantization(String name) { return "FLOAT"; }
+
     static WeightTypes fromConfig(ModelConfig config) {
         DType d = switch (config.has("torch_dtype") ? config.string("torch_dtype") : "bfloat16") {
             case "float32" -> DType.F32;
@@ -26,12 +29,16 @@ public interface WeightTypes {
     }
 
     static WeightTypes fromCheckpoint(Checkpoint ckpt) {
-        return (name, expected) -> {
-            TensorType actual = ckpt.type(name);
-            if (!actual.shape().equals(expected)) {
-                throw new CheckpointException(ckpt.file(name).path(), name, "has shape " + actual.shape() + " but config.json implies " + expected);
+        return new WeightTypes() {
+            @Override public TensorType resolve(String name, Shape expected) {
+                TensorType actual = ckpt.type(name);
+                if (!actual.shape().equals(expected)) {
+                    throw new CheckpointException(ckpt.file(name).path(), name, "has shape " + actual.shape() + " but config.json implies " + expected);
+                }
+                return actual;
             }
-            return actual;
+
+            @Override public String quantization(String name) { return ckpt.quantType(name); }
         };
     }
 }

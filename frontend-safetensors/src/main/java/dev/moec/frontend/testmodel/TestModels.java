@@ -109,7 +109,19 @@ public final class TestModels {
     }
 
     /** How the weights are stored: bf16, or block-FP8 (e4m3 with 128x128 weight_scale_inv) for the Linear weights. */
-    public enum Format { BF16, FP8 }
+    public enum Format {
+        BF16(null), FP8(null),
+        /** msModelSlim formats: quant_model_description.json plus quant_model_weight_<format>.safetensors. */
+        W8A8("W8A8"), W8A8_DYNAMIC("W8A8_DYNAMIC"), W4A8_DYNAMIC("W4A8_DYNAMIC");
+
+        final String modelSlim;
+        Format(String modelSlim) { this.modelSlim = modelSlim; }
+
+        public static Format parse(String s) {
+            for (Format f : values()) if (f.name().equalsIgnoreCase(s)) return f;
+            throw new IllegalArgumentException("unknown format '" + s + "' (formats: bf16, fp8, w8a8, w8a8_dynamic, w4a8_dynamic)");
+        }
+    }
 
     /** Writes the checkpoint into {@code dir} (created if needed); {@code progress} gets one line per stage. */
     public static void write(String arch, String preset, long seed, Path dir, Consumer<String> progress) throws IOException {
@@ -144,18 +156,34 @@ public final class TestModels {
             for (int e = 0; e < t.shape().dim(0).size(); e++) tensors.put(p.member(e), member);
         }
         SafetensorsWriter writer = new SafetensorsWriter().metadata("format", "pt");
+        Map<String, String> description = new java.util.TreeMap<>();
         long count = 0;
         for (var e : tensors.entrySet()) {
-            if (format == Format.FP8 && fp8Quantized(e.getKey(), e.getValue())) {
-                writeFp8(writer, e.getKey(), e.getValue(), randomValues(e.getKey(), e.getValue(), seed));
+            String name = e.getKey();
+            TensorType type = e.getValue();
+            if (format == Format.FP8 && fp8Quantized(name, type)) {
+                writeFp8(writer, name, type, randomValues(name, type, seed));
+            } else if (format.modelSlim != null && fp8Quantized(name, type)) {
+                String q = name.contains(".experts.") ? (format == Format.W4A8_DYNAMIC ? "W4A8_DYNAMIC" : "W8A8_DYNAMIC")
+                        : format == Format.W8A8 ? "W8A8" : "W8A8_DYNAMIC";
+                for (String written : ModelSlimWriter.write(writer, name, type, randomValues(name, type, seed), q)) description.put(written, q);
             } else {
-                writer.add(e.getKey(), e.getValue(), randomTensor(e.getKey(), e.getValue(), seed));
+                writer.add(name, type, randomTensor(name, type, seed));
+                description.put(name, "FLOAT");
             }
-            count += e.getValue().shape().elements();
+            count += type.shape().elements();
         }
         progress.accept(String.format("generated %d tensors, %,d parameters (seed %d)", tensors.size(), count, seed));
-        writer.write(dir.resolve("model.safetensors"));
-        progress.accept("wrote " + dir.resolve("model.safetensors"));
+        String weightsFile = format.modelSlim == null ? "model.safetensors" : "quant_model_weight_" + format.modelSlim.toLowerCase() + ".safetensors";
+        writer.write(dir.resolve(weightsFile));
+        progress.accept("wrote " + dir.resolve(weightsFile));
+        if (format.modelSlim != null) {
+            ObjectNode desc = json.createObjectNode();
+            desc.put("model_quant_type", format.modelSlim).put("version", "1.0.0").put("group_size", 0);
+            description.forEach(desc::put);
+            Files.writeString(dir.resolve("quant_model_description.json"), json.writeValueAsString(desc) + "\n");
+            progress.accept("wrote quant_model_description.json (" + format.modelSlim + ")");
+        }
         if (family.tokenizerResource() == null) {
             progress.accept("no " + arch + " tokenizer is available to moec: use token ids (vocabulary " + mc.json().findValue("vocab_size") + ")");
             return;
@@ -240,6 +268,9 @@ public final class TestModels {
             default -> throw new IllegalArgumentException("test models are written in bf16 or f32, not " + dtype);
         }
     }
+
+    /** v rounded to bf16, as a float. */
+    static float bf16Value(float v) { return Float.intBitsToFloat(toBf16(v) << 16); }
 
     /** f32 to bf16 with round-to-nearest-even (as torch does). */
     public static short toBf16(float f) {

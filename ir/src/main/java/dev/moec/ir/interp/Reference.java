@@ -791,6 +791,71 @@ public final class Reference {
         return List.of(RefTensor.f32(shape, out));
     }
 
+    public static List<RefTensor> staticQuant(List<RefTensor> in, Attrs a) {
+        RefTensor x = in.get(0);
+        double scale = in.get(1).f()[0], offset = in.get(2).f()[0];
+        int[] q = new int[x.size()];
+        for (int i = 0; i < q.length; i++) q[i] = (int) Math.max(-128, Math.min(127, Math.rint(x.f()[i] / scale + offset)));
+        return List.of(RefTensor.ofInts(DType.I8, x.shape(), q));
+    }
+
+    public static List<RefTensor> quantMatmulStatic(List<RefTensor> in, Attrs a) {
+        RefTensor x = in.get(0), w = in.get(1), bias = in.get(2), deq = in.get(3);
+        int n = w.dim(0), k = w.dim(1), rows = x.size() / k;
+        float[] out = new float[rows * n];
+        for (int r = 0; r < rows; r++) {
+            for (int o = 0; o < n; o++) {
+                long acc = bias.i()[o];
+                for (int j = 0; j < k; j++) acc += (long) x.i()[r * k + j] * w.i()[o * k + j];
+                out[r * n + o] = (float) (acc * (double) deq.f()[o]);
+            }
+        }
+        int[] shape = x.shape();
+        shape[shape.length - 1] = n;
+        return List.of(RefTensor.f32(shape, out));
+    }
+
+    /**
+     * Quantized SwiGLU experts: per token, q(x) = dynamic_quant(x); g, u = (q(x) . W) * x_scale * w_scale;
+     * a = silu(g) * u; y = (q(a) . W_down) * a_scale * w_scale; out = sum_k weights[t,k] * y.
+     */
+    public static List<RefTensor> moeExpertsQuant(List<RefTensor> in, Attrs a) {
+        RefTensor x = in.get(0), gate = in.get(3), up = in.get(5), down = in.get(7);
+        float[] w = in.get(1).f(), sg = in.get(4).f(), su = in.get(6).f(), sd = in.get(8).f();
+        int[] experts = in.get(2).i();
+        int tokens = x.dim(0), hidden = x.dim(1), k = in.get(1).dim(1), inter = gate.dim(1), count = gate.dim(0);
+        float[] out = new float[tokens * hidden];
+        for (int t = 0; t < tokens; t++) {
+            List<RefTensor> xq = dynamicQuant(List.of(RefTensor.f32(new int[]{1, hidden}, Arrays.copyOfRange(x.f(), t * hidden, (t + 1) * hidden))), a);
+            int[] qx = xq.get(0).i();
+            double xs = xq.get(1).f()[0];
+            double[] acc = new double[hidden];
+            for (int s = 0; s < k; s++) {
+                int e = experts[t * k + s];
+                if (e < 0 || e >= count) throw new IndexOutOfBoundsException("expert " + e + " outside 0.." + (count - 1));
+                float[] act = new float[inter];
+                for (int i = 0; i < inter; i++) {
+                    long gi = 0, ui = 0;
+                    for (int j = 0; j < hidden; j++) {
+                        gi += (long) qx[j] * gate.i()[(e * inter + i) * hidden + j];
+                        ui += (long) qx[j] * up.i()[(e * inter + i) * hidden + j];
+                    }
+                    double g = gi * xs * sg[e * inter + i], u = ui * xs * su[e * inter + i];
+                    act[i] = (float) (g / (1 + Math.exp(-g)) * u);
+                }
+                List<RefTensor> aq = dynamicQuant(List.of(RefTensor.f32(new int[]{1, inter}, act)), a);
+                double as = aq.get(1).f()[0];
+                for (int o = 0; o < hidden; o++) {
+                    long yi = 0;
+                    for (int i = 0; i < inter; i++) yi += (long) aq.get(0).i()[i] * down.i()[(e * hidden + o) * inter + i];
+                    acc[o] += w[t * k + s] * (yi * as * sd[e * hidden + o]);
+                }
+            }
+            for (int o = 0; o < hidden; o++) out[t * hidden + o] = (float) acc[o];
+        }
+        return List.of(RefTensor.f32(x.shape(), out));
+    }
+
     // ---- elementwise ---------------------------------------------------------------------------------
 
     public static List<RefTensor> silu(List<RefTensor> in, Attrs a) { return unary(in, x -> x / (1 + Math.exp(-x))); }
