@@ -142,6 +142,20 @@ class CliTest {
         for (dev.moec.ir.Op op : dev.moec.ir.Op.values()) assertTrue(ops.out().contains(" = " + op.text() + "("), op.text());
     }
 
+    @Test void inspectAConfigAlone() throws IOException {
+        Path config = dir.resolve("deepseek-v3.json");
+        try (var in = CliTest.class.getResourceAsStream("/fixtures/configs/deepseek-v3.json")) {
+            Files.write(config, in.readAllBytes());
+        }
+        Run r = run("inspect", "--config", config.toString());
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().contains("parameters:  671.03 B total, 37.55 B active per token"), r.out());
+        assertTrue(r.out().contains("MTP layer:"), r.out());
+        Run mtp = run("ir", "dump", "--config", config.toString(), "--mtp");
+        assertEquals(0, mtp.exit(), mtp.err());
+        assertTrue(mtp.out().startsWith("graph @deepseek_v3_mtp(") && mtp.out().contains("%hidden: f32[T,7168],"), mtp.out().substring(0, 300));
+    }
+
     private static boolean onPath(String tool) {
         for (String d : System.getenv().getOrDefault("PATH", "").split(java.io.File.pathSeparator)) {
             if (Files.isExecutable(Path.of(d, tool))) return true;
