@@ -10,8 +10,6 @@ import dev.moec.ir.interp.TensorStore;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -27,9 +25,6 @@ import java.util.TreeMap;
  * reference interpreter.
  */
 public final class Artifact implements TensorStore, AutoCloseable {
-    private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfFloat FLOAT_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-
     private final Path dir;
     private final Manifest manifest;
     private final KernelGraph prefill;
@@ -118,15 +113,8 @@ public final class Artifact implements TensorStore, AutoCloseable {
 
     @Override public float[] readF32(String name) {
         TensorType t = type(name);
-        MemorySegment s = raw(name);
-        float[] out = new float[Math.toIntExact(t.shape().elements())];
-        switch (t.dtype()) {
-            case F32 -> { for (int i = 0; i < out.length; i++) out[i] = s.getAtIndex(FLOAT_LE, i); }
-            case BF16 -> { for (int i = 0; i < out.length; i++) out[i] = Float.intBitsToFloat(s.getAtIndex(SHORT_LE, i) << 16); }
-            case F16 -> { for (int i = 0; i < out.length; i++) out[i] = Float.float16ToFloat(s.getAtIndex(SHORT_LE, i)); }
-            default -> throw new ArtifactException(dir, "weight " + name + " is " + t.dtype() + ", which cannot be widened to f32");
-        }
-        return out;
+        if (!dev.moec.ir.interp.StoredValues.widens(t.dtype())) throw new ArtifactException(dir, "weight " + name + " is " + t.dtype() + ", which cannot be widened to f32");
+        return dev.moec.ir.interp.StoredValues.widen(raw(name), t.dtype(), Math.toIntExact(t.shape().elements()));
     }
 
     private Manifest.TensorEntry entry(String name) {

@@ -32,8 +32,6 @@ import java.util.Map;
  */
 public final class SafetensorsFile implements AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
-    private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfFloat FLOAT_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     /** A tensor's entry: type and its byte range inside the data section. */
     public record Entry(String name, TensorType type, long begin, long end) {}
@@ -186,16 +184,10 @@ public final class SafetensorsFile implements AutoCloseable {
     /** A tensor widened to f32; bf16, f16 and f32 are supported. */
     public float[] readF32(String name) {
         Entry e = entry(name);
-        MemorySegment s = data(name);
-        int n = Math.toIntExact(e.type().shape().elements());
-        float[] out = new float[n];
-        switch (e.type().dtype()) {
-            case F32 -> { for (int i = 0; i < n; i++) out[i] = s.getAtIndex(FLOAT_LE, i); }
-            case BF16 -> { for (int i = 0; i < n; i++) out[i] = Float.intBitsToFloat(s.getAtIndex(SHORT_LE, i) << 16); }
-            case F16 -> { for (int i = 0; i < n; i++) out[i] = Float.float16ToFloat(s.getAtIndex(SHORT_LE, i)); }
-            default -> throw new CheckpointException(path, name, "dtype " + e.type().dtype() + " cannot be read as floats (supported: f32, bf16, f16)");
+        if (!dev.moec.ir.interp.StoredValues.widens(e.type().dtype())) {
+            throw new CheckpointException(path, name, "dtype " + e.type().dtype() + " cannot be read as floats (supported: f32, bf16, f16)");
         }
-        return out;
+        return dev.moec.ir.interp.StoredValues.widen(data(name), e.type().dtype(), Math.toIntExact(e.type().shape().elements()));
     }
 
     /** An integer tensor widened to int: i8, i32, bool, and i64 whose values fit an int. */
