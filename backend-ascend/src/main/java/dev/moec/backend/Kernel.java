@@ -5,7 +5,8 @@ import dev.moec.ir.Op;
 /**
  * The kernel list: every kernel a {@link KernelGraph} can launch, the IR op it implements, and the
  * Ascend (aclnn) operator that runs it on an NPU. The CPU executor has one kernel for each entry.
- * {@code reshape} is not here: the backend turns it into a buffer alias, which launches nothing.
+ * {@code reshape} is not here: the backend turns it into a buffer alias, which launches nothing; nor are
+ * the weight transforms (ops on parameters alone), which the backend computes once at capture.
  */
 public enum Kernel {
     EMBEDDING(Op.GATHER, "aclnnEmbedding"),
@@ -20,7 +21,20 @@ public enum Kernel {
     MOE_EXPERTS(Op.MOE_EXPERTS, "aclnnMoeInitRouting+aclnnGroupedMatmul+aclnnSwiGlu+aclnnGroupedMatmul+aclnnMoeFinalizeRouting"),
     SILU(Op.SILU, "aclnnSilu"),
     MUL(Op.MUL, "aclnnMul"),
-    ADD(Op.ADD, "aclnnAdd");
+    ADD(Op.ADD, "aclnnAdd"),
+    FUSED_INFER_ATTENTION(Op.FUSED_INFER_ATTENTION, "aclnnFusedInferAttentionScoreV3"),
+    ADD_RMS_NORM(Op.ADD_RMS_NORM, "aclnnAddRmsNorm"),
+    ROPE_COS_SIN(Op.ROPE_COS_SIN, "aclnnRopeCosSin (host-side table)"),
+    APPLY_ROTARY(Op.APPLY_ROTARY, "aclnnRotaryPositionEmbedding"),
+    MOE_GATING_TOPK_SOFTMAX(Op.MOE_GATING_TOPK_SOFTMAX, "aclnnMoeGatingTopKSoftmax"),
+    MOE_DISPATCH(Op.MOE_DISPATCH, "aclnnMoeInitRoutingV3"),
+    GROUPED_MATMUL(Op.GROUPED_MATMUL, "aclnnGroupedMatmulV4"),
+    SWIGLU(Op.SWIGLU, "aclnnSwiGlu"),
+    MOE_COMBINE(Op.MOE_COMBINE, "aclnnMoeFinalizeRoutingV2"),
+    DYNAMIC_QUANT(Op.DYNAMIC_QUANT, "aclnnDynamicQuant"),
+    QUANT_MATMUL(Op.QUANT_MATMUL, "aclnnQuantMatmulV4"),
+    ADD_RMS_NORM_DYNAMIC_QUANT(Op.ADD_RMS_NORM_DYNAMIC_QUANT, "aclnnAddRmsNormDynamicQuant"),
+    GROUPED_QUANT_MATMUL(Op.GROUPED_QUANT_MATMUL, "aclnnGroupedMatmulV4 (int8/int4 weights, per-token scale)");
 
     private final Op op;
     private final String ascendOperator;

@@ -10,12 +10,27 @@ import java.util.Map;
  * What a device runs: named buffers and an ordered list of kernel launches over them. Buffer types may
  * still hold symbols (the prefill graph's token count T); capture binds them per batch size.
  */
-public record KernelGraph(String name, List<Buffer> buffers, List<Launch> launches, List<String> outputs) {
+public record KernelGraph(String name, List<Buffer> buffers, List<Launch> launches, List<String> outputs, List<Derivation> derived) {
     public KernelGraph {
         buffers = List.copyOf(buffers);
         launches = List.copyOf(launches);
         outputs = List.copyOf(outputs);
+        derived = List.copyOf(derived);
     }
+
+    /**
+     * A weight computed from other weights at capture (a slice, cast, concatenation or quantization of
+     * parameters): result {@code result} of {@code op} on the weights named {@code operands}. Its name is
+     * the {@code source} of the WEIGHT buffer that reads it.
+     */
+    public record Derivation(String name, dev.moec.ir.Op op, List<String> operands, Attrs attrs, int result) {
+        public Derivation {
+            operands = List.copyOf(operands);
+        }
+    }
+
+    /** The prefix of derived weight names; checkpoint tensor names never start with it. */
+    public static final String DERIVED = "~";
 
     public enum Role {
         /** Fed by the caller each step (tokens, positions, slots, logit rows). */
@@ -48,7 +63,7 @@ public record KernelGraph(String name, List<Buffer> buffers, List<Launch> launch
     public KernelGraph bind(String newName, Map<String, Long> bindings) {
         List<Buffer> bound = buffers.stream().map(b -> new Buffer(b.name(), b.type().bind(bindings), b.role(), b.source())).toList();
         List<Launch> ls = launches.stream().map(l -> new Launch(l.kernel(), l.inputs(), l.outputs(), bindShapes(l.attrs(), bindings))).toList();
-        return new KernelGraph(newName, bound, ls, outputs);
+        return new KernelGraph(newName, bound, ls, outputs, derived);
     }
 
     private static Attrs bindShapes(Attrs a, Map<String, Long> bindings) {

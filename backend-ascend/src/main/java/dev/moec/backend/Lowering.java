@@ -8,11 +8,14 @@ import dev.moec.ir.StepAbi;
 import dev.moec.ir.Value;
 
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
- * Maps a final IR graph onto a {@link KernelGraph}: one launch per node, reshapes become aliases, and a
- * cache update's result aliases the cache it updates (the write is in place).
+ * Maps a final IR graph onto a {@link KernelGraph}: one launch per node, reshapes become aliases, a cache
+ * update's result aliases the cache it updates (the write is in place), and every node that reads only
+ * parameters (a weight transform) becomes a derived weight, computed once at capture instead of launched.
  */
 public final class Lowering {
     private Lowering() {}
@@ -24,10 +27,24 @@ public final class Lowering {
         for (Value in : g.inputs()) {
             buffers.add(new KernelGraph.Buffer(in.name(), in.type(), state.contains(in) ? KernelGraph.Role.STATE : KernelGraph.Role.INPUT, null));
         }
+        Map<Value, String> weightSource = new HashMap<>();
         for (Param p : g.params()) {
             buffers.add(new KernelGraph.Buffer(p.value().name(), target.weightType(p.value().type()), KernelGraph.Role.WEIGHT, p.tensor()));
+            weightSource.put(p.value(), p.tensor());
         }
+        List<KernelGraph.Derivation> derived = new ArrayList<>();
         for (Node n : g.nodes()) {
+            if (n.operands().stream().allMatch(weightSource::containsKey)) {
+                List<String> sources = n.operands().stream().map(weightSource::get).toList();
+                for (int r = 0; r < n.results().size(); r++) {
+                    Value v = n.results().get(r);
+                    String name = KernelGraph.DERIVED + v.name();
+                    derived.add(new KernelGraph.Derivation(name, n.op(), sources, n.attrs(), r));
+                    buffers.add(new KernelGraph.Buffer(v.name(), target.weightType(v.type()), KernelGraph.Role.WEIGHT, name));
+                    weightSource.put(v, name);
+                }
+                continue;
+            }
             if (n.op() == Op.RESHAPE) {
                 buffers.add(new KernelGraph.Buffer(n.result().name(), n.result().type(), KernelGraph.Role.ALIAS, n.operand(0).name()));
                 continue;
@@ -41,6 +58,6 @@ public final class Lowering {
             launches.add(new KernelGraph.Launch(Kernel.forOp(n.op()), n.operands().stream().map(Value::name).toList(),
                     n.results().stream().map(Value::name).toList(), n.attrs()));
         }
-        return new KernelGraph(g.name(), buffers, launches, g.outputs().stream().map(Value::name).toList());
+        return new KernelGraph(g.name(), buffers, launches, g.outputs().stream().map(Value::name).toList(), derived);
     }
 }

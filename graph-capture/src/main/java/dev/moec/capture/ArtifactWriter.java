@@ -64,6 +64,7 @@ public final class ArtifactWriter {
         // 2. Weights, each at an aligned offset, stacked expert tensors concatenated along the expert axis.
         Map<String, TensorType> weights = new TreeMap<>();
         for (KernelGraph.Buffer b : req.graph().buffers()) if (b.role() == KernelGraph.Role.WEIGHT) weights.put(b.source(), b.type());
+        DerivedWeights derived = new DerivedWeights(req.graph(), req.weights());
         List<Manifest.TensorEntry> entries = new ArrayList<>();
         MessageDigest digest = sha256();
         long offset = 0, done = 0, total = weights.values().stream().mapToLong(TensorType::bytes).sum();
@@ -73,7 +74,14 @@ public final class ArtifactWriter {
                 long pad = (ALIGN - offset % ALIGN) % ALIGN;
                 os.write(new byte[(int) pad]);
                 offset += pad;
-                long bytes = writeTensor(os, e.getKey(), e.getValue(), req.weights());
+                long bytes;
+                if (DerivedWeights.isDerived(e.getKey())) {
+                    byte[] b = derived.bytes(e.getKey());
+                    os.write(b);
+                    bytes = b.length;
+                } else {
+                    bytes = writeTensor(os, e.getKey(), e.getValue(), req.weights());
+                }
                 entries.add(new Manifest.TensorEntry(e.getKey(), e.getValue().toString(), offset, bytes));
                 offset += bytes;
                 done += bytes;

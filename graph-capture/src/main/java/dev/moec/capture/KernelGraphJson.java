@@ -37,20 +37,47 @@ final class KernelGraphJson {
             n.put("ascend", l.kernel().ascendOperator());
             l.inputs().forEach(n.putArray("inputs")::add);
             l.outputs().forEach(n.putArray("outputs")::add);
-            ObjectNode attrs = n.putObject("attrs");
-            l.attrs().values().forEach((k, v) -> {
-                switch (v) {
-                    case Long x -> attrs.put(k, x);
-                    case Double x -> attrs.putObject(k).put("float", x);
-                    case Boolean x -> attrs.put(k, x);
-                    case String x -> attrs.put(k, x);
-                    case Shape x -> attrs.putObject(k).put("shape", x.toString());
-                    default -> throw new IllegalStateException("attribute " + k + " = " + v);
-                }
-            });
+            n.set("attrs", attrs(json, l.attrs()));
         }
         g.outputs().forEach(root.putArray("outputs")::add);
+        ArrayNode derived = root.putArray("derived");
+        for (KernelGraph.Derivation d : g.derived()) {
+            ObjectNode n = derived.addObject();
+            n.put("name", d.name()).put("op", d.op().text()).put("result", d.result());
+            d.operands().forEach(n.putArray("operands")::add);
+            n.set("attrs", attrs(json, d.attrs()));
+        }
         return root;
+    }
+
+    private static ObjectNode attrs(ObjectMapper json, Attrs a) {
+        ObjectNode attrs = json.createObjectNode();
+        a.values().forEach((k, v) -> {
+            switch (v) {
+                case Long x -> attrs.put(k, x);
+                case Double x -> attrs.putObject(k).put("float", x);
+                case Boolean x -> attrs.put(k, x);
+                case String x -> attrs.put(k, x);
+                case Shape x -> attrs.putObject(k).put("shape", x.toString());
+                default -> throw new IllegalStateException("attribute " + k + " = " + v);
+            }
+        });
+        return attrs;
+    }
+
+    private static Attrs readAttrs(JsonNode node) {
+        Map<String, Object> attrs = new LinkedHashMap<>();
+        node.properties().forEach(e -> {
+            JsonNode v = e.getValue();
+            Object value;
+            if (v.isObject() && v.has("float")) value = v.get("float").asDouble();
+            else if (v.isObject() && v.has("shape")) value = TensorType.parse("f32" + v.get("shape").asText()).shape();
+            else if (v.isBoolean()) value = v.asBoolean();
+            else if (v.isIntegralNumber()) value = v.asLong();
+            else value = v.asText();
+            attrs.put(e.getKey(), value);
+        });
+        return new Attrs(attrs);
     }
 
     static KernelGraph read(JsonNode root) {
@@ -61,21 +88,15 @@ final class KernelGraphJson {
         }
         List<KernelGraph.Launch> launches = new ArrayList<>();
         for (JsonNode n : root.path("launches")) {
-            Map<String, Object> attrs = new LinkedHashMap<>();
-            n.path("attrs").properties().forEach(e -> {
-                JsonNode v = e.getValue();
-                Object value;
-                if (v.isObject() && v.has("float")) value = v.get("float").asDouble();
-                else if (v.isObject() && v.has("shape")) value = TensorType.parse("f32" + v.get("shape").asText()).shape();
-                else if (v.isBoolean()) value = v.asBoolean();
-                else if (v.isIntegralNumber()) value = v.asLong();
-                else value = v.asText();
-                attrs.put(e.getKey(), value);
-            });
             launches.add(new KernelGraph.Launch(Kernel.valueOf(n.path("kernel").asText().toUpperCase()), strings(n.path("inputs")),
-                    strings(n.path("outputs")), new Attrs(attrs)));
+                    strings(n.path("outputs")), readAttrs(n.path("attrs"))));
         }
-        return new KernelGraph(root.path("name").asText(), buffers, launches, strings(root.path("outputs")));
+        List<KernelGraph.Derivation> derived = new ArrayList<>();
+        for (JsonNode n : root.path("derived")) {
+            derived.add(new KernelGraph.Derivation(n.path("name").asText(), dev.moec.ir.Op.byName(n.path("op").asText()), strings(n.path("operands")),
+                    readAttrs(n.path("attrs")), n.path("result").asInt()));
+        }
+        return new KernelGraph(root.path("name").asText(), buffers, launches, strings(root.path("outputs")), derived);
     }
 
     private static List<String> strings(JsonNode array) {

@@ -213,6 +213,20 @@ public enum Op {
             "%a = fused_infer_attention(%q, %kc, %vc, %slots, %positions) {input_layout = \"TND\", num_heads = 4, num_kv_heads = 2, scale = 0.08838834764831845, sparse_mode = 3} : f32[T,4,128]",
             "aclnnFusedInferAttentionScore: causal (sparse_mode 3) GQA over the cache, TND layout; the semantics of attention."),
 
+    /** {@code %a = fused_infer_attention_mla(%qn, %qp, %ckv, %wkvb, %slots, %positions) {input_layout = "TND", num_heads = 4, scale = 0.1, sparse_mode = 3, v_head_dim = 32} : f32[T,4,32]} */
+    FUSED_INFER_ATTENTION_MLA("fused_infer_attention_mla", Level.FUSED, List.of("q_nope", "q_pe", "cache", "w_kv_b", "slots", "positions"),
+            List.of(req("num_heads", INT), req("scale", FLOAT), req("v_head_dim", INT), req("sparse_mode", INT), req("input_layout", STRING)), 1,
+            TypeRules::fusedInferAttentionMla, Reference::mlaAttention,
+            "%a = fused_infer_attention_mla(%qn, %qp, %ckv, %wkvb, %slots, %positions) {input_layout = \"TND\", num_heads = 4, scale = 0.1, sparse_mode = 3, v_head_dim = 32} : f32[T,4,32]",
+            "aclnnFusedInferAttentionScore in MLA mode (query_rope/key_rope, latent KV with W_UK/W_UV absorbed by the backend); the semantics of mla_attention."),
+
+    /** {@code %a = sparse_flash_attention(%qn, %qp, %ckv, %wkvb, %slots, %positions, %sel) {num_heads = 4, scale = 0.1, v_head_dim = 32} : f32[T,4,32]} */
+    SPARSE_FLASH_ATTENTION("sparse_flash_attention", Level.FUSED, List.of("q_nope", "q_pe", "cache", "w_kv_b", "slots", "positions", "indices"),
+            List.of(req("num_heads", INT), req("scale", FLOAT), req("v_head_dim", INT)), 1,
+            TypeRules::sparseFlashAttention, Reference::mlaAttentionSparse,
+            "%a = sparse_flash_attention(%qn, %qp, %ckv, %wkvb, %slots, %positions, %sel) {num_heads = 4, scale = 0.1, v_head_dim = 32} : f32[T,4,32]",
+            "aclnnSparseFlashAttention (DeepSeek-V3.2): MLA attention over the positions the indexer chose; the semantics of mla_attention_sparse."),
+
     /** {@code %cos, %sin = rope_cos_sin(%positions) {rotary_dim = 128, theta = 1000000.0} : f32[T,64], f32[T,64]} */
     ROPE_COS_SIN("rope_cos_sin", Level.FUSED, List.of("positions"), List.of(req("theta", FLOAT), req("rotary_dim", INT), opt("interleaved", BOOL), opt("yarn_factor", FLOAT), opt("yarn_original_max", INT), opt("yarn_beta_fast", FLOAT), opt("yarn_beta_slow", FLOAT)), 2, TypeRules::ropeCosSin, Reference::ropeCosSin,
             "%cos, %sin = rope_cos_sin(%positions) {rotary_dim = 128, theta = 1000000.0} : f32[T,64], f32[T,64]",
@@ -242,6 +256,11 @@ public enum Op {
     QUANT_MATMUL("quant_matmul", Level.FUSED, List.of("x", "x_scale", "weight", "w_scale"), List.of(), 1, TypeRules::quantMatmul, Reference::quantMatmul,
             "%y = quant_matmul(%xq, %xs, %wq, %ws) : f32[T,512]",
             "aclnnQuantMatmul (W8A8): int8 x[.., K] . int8 weight[N, K] accumulated in int32, times x_scale[..] and w_scale[N]."),
+
+    /** {@code %wq, %ws = weight_quant(%w) {bits = 8} : i8[512,256], f32[512]} */
+    WEIGHT_QUANT("weight_quant", Level.CORE, List.of("weight"), List.of(req("bits", INT)), 2, TypeRules::weightQuant, Reference::weightQuant,
+            "%wq, %ws = weight_quant(%w) {bits = 8} : i8[512,256], f32[512]",
+            "Per-output-channel symmetric quantization of a weight [..., out, in] to int8 or int4: scale = max|w| / (2^(bits-1) - 1); a compile-time weight transform."),
 
     /** {@code %xq = static_quant(%x, %in_scale, %in_offset) : i8[T,256]} */
     STATIC_QUANT("static_quant", Level.FUSED, List.of("x", "scale", "offset"), List.of(), 1, TypeRules::staticQuant, Reference::staticQuant,

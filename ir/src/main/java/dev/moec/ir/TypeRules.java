@@ -243,6 +243,34 @@ public final class TypeRules {
         return List.of(TensorType.of(DType.F32, qn.shape().dim(0), h, v));
     }
 
+    static List<TensorType> fusedInferAttentionMla(List<TensorType> in, Attrs a) {
+        List<TensorType> out = mlaAttention(in, a);
+        requireHeads("fused_infer_attention_mla", in.get(0), a);
+        if (!a.s("input_layout").equals("TND") || a.i("sparse_mode") != 3) {
+            throw new TypeError("fused_infer_attention_mla.mode", "input_layout must be \"TND\" and sparse_mode 3 (causal)");
+        }
+        return out;
+    }
+
+    static List<TensorType> sparseFlashAttention(List<TensorType> in, Attrs a) {
+        List<TensorType> out = mlaAttentionSparse(in, a);
+        requireHeads("sparse_flash_attention", in.get(0), a);
+        return out;
+    }
+
+    private static void requireHeads(String op, TensorType q, Attrs a) {
+        if (!q.shape().dim(1).equals(Dim.of(a.i("num_heads")))) throw new TypeError(op + ".heads", "num_heads " + a.i("num_heads") + " disagrees with " + q);
+    }
+
+    static List<TensorType> weightQuant(List<TensorType> in, Attrs a) {
+        TensorType w = in.get(0);
+        requireFloat("weight_quant.float", w);
+        long bits = a.i("bits");
+        if (bits != 8 && bits != 4) throw new TypeError("weight_quant.bits", "bits must be 8 or 4, got " + bits);
+        if (w.rank() < 2) throw new TypeError("weight_quant.rank", "weight must be [..., out, in], got " + w);
+        return List.of(w.withDType(bits == 8 ? DType.I8 : DType.I4), new TensorType(DType.F32, w.shape().dropLast()));
+    }
+
     static List<TensorType> mlaAttentionSparse(List<TensorType> in, Attrs a) {
         List<TensorType> out = mlaAttention(in.subList(0, 6), a);
         TensorType idx = in.get(6);

@@ -46,6 +46,16 @@ final class OpSamples {
                 if (op == Op.MLA_ATTENTION_SPARSE) ops = concat(ops, TensorType.of(DType.I32, t, k));
                 yield s(ops, Attrs.of("scale", 0.25, "v_head_dim", (long) v));
             }
+            case FUSED_INFER_ATTENTION_MLA, SPARSE_FLASH_ATTENTION -> {
+                int c = 4, dr = 2, v = 3;
+                List<TensorType> ops = List.of(TensorType.of(DType.F32, t, heads, d), TensorType.of(DType.F32, t, heads, dr),
+                        TensorType.of(DType.F32, "S", "L", 1, c + dr), TensorType.of(w, heads * (d + v), c), tok, tok);
+                if (op == Op.SPARSE_FLASH_ATTENTION) {
+                    yield s(concat(ops, TensorType.of(DType.I32, t, k)), Attrs.of("num_heads", (long) heads, "scale", 0.25, "v_head_dim", (long) v));
+                }
+                yield s(ops, Attrs.of("num_heads", (long) heads, "scale", 0.25, "v_head_dim", (long) v, "sparse_mode", 3L, "input_layout", "TND"));
+            }
+            case WEIGHT_QUANT -> s(List.of(TensorType.of(w, e, n, d)), Attrs.of("bits", r.nextBoolean() ? 8L : 4L));
             case INDEXER_TOPK -> s(List.of(x3, TensorType.of(DType.F32, "S", "L", 1, d), TensorType.of(DType.F32, t, heads), tok, tok),
                     Attrs.of("topk", (long) k, "scale", 0.125));
             case HADAMARD -> s(List.of(TensorType.of(DType.F32, t, 1 << (1 + r.nextInt(3)))), Attrs.of("scale", 0.5));

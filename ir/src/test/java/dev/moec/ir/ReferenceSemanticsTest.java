@@ -155,6 +155,10 @@ class ReferenceSemanticsTest {
         Attrs a = Attrs.of("scale", 1.0, "v_head_dim", 1L);
         RefTensor out = eval(Op.MLA_ATTENTION, a, qn, qp, cache, w, i(s(1), 0), i(s(1), 1)).getFirst();
         assertArrayEquals(new float[]{3 * E / (E + 1)}, out.f(), 1e-5f);
+        Attrs fia = Attrs.of("num_heads", 1L, "scale", 1.0, "v_head_dim", 1L, "sparse_mode", 3L, "input_layout", "TND");
+        assertArrayEquals(out.f(), eval(Op.FUSED_INFER_ATTENTION_MLA, fia, qn, qp, cache, w, i(s(1), 0), i(s(1), 1)).getFirst().f());
+        assertArrayEquals(new float[]{0}, eval(Op.SPARSE_FLASH_ATTENTION, Attrs.of("num_heads", 1L, "scale", 1.0, "v_head_dim", 1L),
+                qn, qp, cache, w, i(s(1), 0), i(s(1), 1), i(s(1, 2), 1, -1)).getFirst().f(), EPS);
         // Restricted to position 1 the value is 0; to position 0, 3.
         assertArrayEquals(new float[]{0}, eval(Op.MLA_ATTENTION_SPARSE, a, qn, qp, cache, w, i(s(1), 0), i(s(1), 1), i(s(1, 2), 1, -1)).getFirst().f(), EPS);
         assertArrayEquals(new float[]{3}, eval(Op.MLA_ATTENTION_SPARSE, a, qn, qp, cache, w, i(s(1), 0), i(s(1), 1), i(s(1, 2), 0, -1)).getFirst().f(), EPS);
@@ -317,6 +321,17 @@ class ReferenceSemanticsTest {
         RefTensor g = eval(Op.GROUPED_QUANT_MATMUL, Attrs.NONE, i8(s(2, 1), 2, 3), f(s(2), 0.5f, 1), i8(s(2, 1, 1), 4, -1),
                 f(s(2, 1), 0.25f, 2), i(s(2), 1, 1)).getFirst();
         assertArrayEquals(new float[]{1, -6}, g.f(), EPS);
+    }
+
+    @Test void weightQuantIsPerOutputChannel() {
+        // Row (1, -0.5, 0.25): scale 1/127 -> 127, -64 (-63.5 to even), 32 (31.75). Row (0, 0, 0): scale 1, zeros.
+        List<RefTensor> q = eval(Op.WEIGHT_QUANT, Attrs.of("bits", 8L), f(s(2, 3), 1, -0.5f, 0.25f, 0, 0, 0));
+        assertArrayEquals(s(127, -64, 32, 0, 0, 0), q.get(0).i());
+        assertArrayEquals(new float[]{1 / 127f, 1}, q.get(1).f(), EPS);
+        // int4: scale 1/7 -> 7, -4 (-4.2), 2 (1.75).
+        List<RefTensor> q4 = eval(Op.WEIGHT_QUANT, Attrs.of("bits", 4L), f(s(1, 3), 1, -0.6f, 0.25f));
+        assertEquals(DType.I4, q4.get(0).dtype());
+        assertArrayEquals(s(7, -4, 2), q4.get(0).i());
     }
 
     @Test void staticW8a8QuantizesPerTensorAndDequantizesPerChannel() {

@@ -27,8 +27,11 @@ public final class ModelCompiler {
     static final List<String> TOKENIZER_FILES = List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
             "generation_config.json", "chat_template.jinja");
 
-    public record Options(List<Integer> batchSizes, String pipeline, Target target) {
-        public static Options defaults() { return new Options(List.of(1, 2, 4, 8), PassManager.DEFAULT_PIPELINE, Target.CPU); }
+    /** {@code printIrAfter}: null, "*" (every pass) or a pass name; the IR goes to standard output. */
+    public record Options(List<Integer> batchSizes, String pipeline, Target target, String printIrAfter) {
+        public Options(List<Integer> batchSizes, String pipeline, Target target) { this(batchSizes, pipeline, target, null); }
+
+        public static Options defaults() { return new Options(List.of(1, 2, 4, 8), PassManager.defaultPipeline("none"), Target.CPU); }
     }
 
     public static Manifest compile(Path checkpointDir, Path out, Options options, Consumer<String> progress) throws IOException {
@@ -36,6 +39,7 @@ public final class ModelCompiler {
             progress.accept("importing " + checkpointDir + " (" + ckpt.config().path("model_type").asText() + ", " + ckpt.names().size() + " tensors)");
             Graph graph = ModelImport.stepGraph(ckpt);
             PassManager pm = new PassManager(options.pipeline());
+            if (options.printIrAfter() != null) pm.printIrAfter(options.printIrAfter(), System.out::print);
             graph = pm.run(graph);
             for (PassManager.PassRecord r : pm.records()) {
                 progress.accept(String.format("pass %-12s %s in %.1f ms", r.pass(), r.changed() ? "changed the graph" : "no change", r.nanos() / 1e6));

@@ -103,15 +103,29 @@ public final class Moec {
                 description = "decode batch sizes to capture (default: ${DEFAULT-VALUE})")
         List<Integer> batchSizes;
 
-        @Option(names = "--passes", defaultValue = PassManager.DEFAULT_PIPELINE, description = "pass pipeline (default: ${DEFAULT-VALUE})")
+        @Option(names = "--passes", description = "pass pipeline, replacing the default one (see --quantization)")
         String pipeline;
+
+        @Option(names = "--quantization", defaultValue = "none", description = "none, w8a8 (int8 Linears and experts) or w4a8 (int4 experts) (default: ${DEFAULT-VALUE})")
+        String quantization;
+
+        @Option(names = "--kv-cache-dtype", defaultValue = "auto", description = "auto (the activation dtype) or int8 (default: ${DEFAULT-VALUE})")
+        String kvCacheDtype;
 
         @Option(names = "--target", defaultValue = "cpu", description = "target: cpu (default: ${DEFAULT-VALUE})")
         String target;
 
+        @Option(names = "--print-ir-after-all", description = "print the IR after every pass")
+        boolean printAfterAll;
+
+        @Option(names = "--print-ir-after", paramLabel = "PASS", description = "print the IR after each run of this pass")
+        String printAfter;
+
         @Override
         public Integer call() throws Exception {
-            var m = ModelCompiler.compile(model, out, new ModelCompiler.Options(batchSizes, pipeline, Target.parse(target)), Moec::progress);
+            String passes = pipeline != null ? pipeline : Pipelines.forCompile(quantization, kvCacheDtype);
+            var options = new ModelCompiler.Options(batchSizes, passes, Target.parse(target), printAfterAll ? "*" : printAfter);
+            var m = ModelCompiler.compile(model, out, options, Moec::progress);
             System.out.println("compiled " + m.model().name() + " into " + out + ": " + m.graphs().size() + " graphs, "
                     + m.weights().tensors().size() + " weight tensors");
             return 0;

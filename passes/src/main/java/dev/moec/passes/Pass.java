@@ -2,7 +2,11 @@ package dev.moec.passes;
 
 import dev.moec.ir.Graph;
 
-/** A graph-to-graph transformation, named as in pipeline strings. */
+/**
+ * A graph-to-graph transformation, named as in pipeline strings. It returns the same instance when it
+ * changes nothing (the changed flag), must leave a verifying graph, and must be idempotent: a second run
+ * changes nothing.
+ */
 public interface Pass {
     String name();
 

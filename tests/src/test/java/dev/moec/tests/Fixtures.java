@@ -61,7 +61,7 @@ final class Fixtures {
     static Path compile(Path checkpoint, List<Integer> batchSizes) {
         try {
             Path out = Files.createTempDirectory("moec-artifact-");
-            ModelCompiler.compile(checkpoint, out, new ModelCompiler.Options(batchSizes, "dce", dev.moec.backend.Target.CPU), line -> {});
+            ModelCompiler.compile(checkpoint, out, new ModelCompiler.Options(batchSizes, dev.moec.passes.PassManager.defaultPipeline("none"), dev.moec.backend.Target.CPU), line -> {});
             return out;
         } catch (IOException e) {
             throw new UncheckedIOException(e);

@@ -58,6 +58,35 @@ public final class Buf {
         }
     }
 
+    /** Row {@code row} of an integer weight (i8, i4 two per byte, i32) or integer activation, into {@code dst}. */
+    void intRow(long row, int cols, int[] dst) {
+        long base = row * cols;
+        if (w == null) {
+            System.arraycopy(i, (int) base, dst, 0, cols);
+            return;
+        }
+        switch (dtype) {
+            case I8 -> { for (int j = 0; j < cols; j++) dst[j] = w.get(ValueLayout.JAVA_BYTE, base + j); }
+            case I4 -> {
+                for (int j = 0; j < cols; j++) {
+                    long e = base + j;
+                    int b = w.get(ValueLayout.JAVA_BYTE, e / 2);
+                    dst[j] = e % 2 == 0 ? (b << 28) >> 28 : (b << 24) >> 28;
+                }
+            }
+            case I32 -> { for (int j = 0; j < cols; j++) dst[j] = w.getAtIndex(ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), base + j); }
+            default -> throw new IllegalStateException("buffer " + name + " is " + dtype + ", not integer");
+        }
+    }
+
+    /** All values of a small float vector (weight or activation), e.g. per-channel scales. */
+    float[] floats() {
+        if (w == null) return f;
+        float[] out = new float[elements()];
+        weightRow(0, out.length, out);
+        return out;
+    }
+
     boolean isWeight() { return w != null; }
 
     @Override public String toString() { return name + ":" + dtype + Arrays.toString(shape); }

@@ -31,24 +31,28 @@ public final class CpuKernels {
     public static void checkSupported(Kernel k, List<DType> operandTypes) {
         List<Integer> weightOperands = switch (k) {
             case EMBEDDING -> List.of(0);
-            case RMS_NORM, MATMUL -> List.of(1);
+            case RMS_NORM, MATMUL, GROUPED_MATMUL -> List.of(1);
+            case ADD_RMS_NORM, ADD_RMS_NORM_DYNAMIC_QUANT -> List.of(2);
             case MOE_EXPERTS -> List.of(3, 4, 5);
             default -> List.of();
         };
         for (int w : weightOperands) {
-            if (!WEIGHT_DTYPES.contains(operandTypes.get(w))) {
-                throw new IllegalArgumentException("kernel " + k.name().toLowerCase() + " has no CPU implementation for operand dtypes "
-                        + operandTypes + " (weights must be one of " + WEIGHT_DTYPES + ")");
-            }
+            if (!WEIGHT_DTYPES.contains(operandTypes.get(w))) refuse(k, operandTypes, "weights must be one of " + WEIGHT_DTYPES);
         }
+        if (k == Kernel.QUANT_MATMUL && operandTypes.get(2) != DType.I8) refuse(k, operandTypes, "the weight must be i8");
+        if (k == Kernel.GROUPED_QUANT_MATMUL && operandTypes.get(2) != DType.I8 && operandTypes.get(2) != DType.I4) refuse(k, operandTypes, "the weight must be i8 or i4");
+    }
+
+    private static void refuse(Kernel k, List<DType> types, String why) {
+        throw new IllegalArgumentException("kernel " + k.name().toLowerCase() + " has no CPU implementation for operand dtypes " + types + " (" + why + ")");
     }
 
     public void launch(Kernel k, Buf[] in, Buf[] out, Attrs a) {
         switch (k) {
             case EMBEDDING -> embedding(in[0], in[1], out[0]);
-            case RMS_NORM -> rmsNorm(in[0], in[1], out[0], (float) a.f("eps"));
+            case RMS_NORM -> rmsNorm(in[0], in[1], out[0], (float) a.f("eps"), offset(a));
             case MATMUL -> matmul(in[0], in[1], out[0]);
-            case ROTARY_EMBEDDING -> rope(in[0], in[1], out[0], a.f("theta"), (int) a.i("rotary_dim"));
+            case ROTARY_EMBEDDING -> rope(in[0], in[1], out[0], a);
             case KV_CACHE_WRITE -> kvWrite(in[0], in[1], in[2], in[3]);
             case ATTENTION -> attention(in[0], in[1], in[2], in[3], in[4], out[0], (float) a.f("scale"));
             case SOFTMAX -> softmax(in[0], out[0]);
@@ -58,8 +62,35 @@ public final class CpuKernels {
             case SILU -> silu(in[0], out[0]);
             case MUL -> mul(in[0], in[1], out[0]);
             case ADD -> add(in[0], in[1], out[0]);
+            case FUSED_INFER_ATTENTION -> attention(in[0], in[1], in[2], in[3], in[4], out[0], (float) a.f("scale"));
+            case ADD_RMS_NORM -> {
+                add(in[0], in[1], out[1]);
+                rmsNorm(out[1], in[2], out[0], (float) a.f("eps"), offset(a));
+            }
+            case ROPE_COS_SIN -> ropeCosSin(in[0], out[0], out[1], a);
+            case APPLY_ROTARY -> applyRotary(in[0], in[1], in[2], out[0], (int) a.i("rotary_dim"), a.has("interleaved") && a.b("interleaved"));
+            case MOE_GATING_TOPK_SOFTMAX -> {
+                softmaxInto(in[0], out[0], out[1], (int) a.i("k"));
+                if (a.b("renorm")) renorm(out[0], out[0]);
+            }
+            case MOE_DISPATCH -> moeDispatch(in[0], in[1], out[0], out[1], out[2]);
+            case GROUPED_MATMUL -> groupedMatmul(in[0], in[1], in[2], out[0]);
+            case SWIGLU -> swiglu(in[0], out[0]);
+            case MOE_COMBINE -> moeCombine(in[0], in[1], in[2], out[0]);
+            case DYNAMIC_QUANT -> dynamicQuant(in[0], out[0], out[1]);
+            case QUANT_MATMUL -> quantMatmul(in[0], in[1], in[2], in[3], out[0]);
+            case ADD_RMS_NORM_DYNAMIC_QUANT -> {
+                add(in[0], in[1], out[1]);
+                float[] normed = new float[out[1].elements()];
+                Buf tmp = new Buf("normed", DType.F32, out[1].shape, normed, null, null);
+                rmsNorm(out[1], in[2], tmp, (float) a.f("eps"), offset(a));
+                dynamicQuant(tmp, out[0], out[2]);
+            }
+            case GROUPED_QUANT_MATMUL -> groupedQuantMatmul(in[0], in[1], in[2], in[3], in[4], out[0]);
         }
     }
+
+    private static float offset(Attrs a) { return a.has("weight_offset") ? (float) a.f("weight_offset") : 0f; }
 
     /** out[t, :] = table[index[t], :] */
     void embedding(Buf table, Buf index, Buf out) {
@@ -79,10 +110,11 @@ public final class CpuKernels {
     }
 
     /** out = x / sqrt(mean(x^2) + eps) * w, per row of the last dimension. */
-    void rmsNorm(Buf x, Buf w, Buf out, float eps) {
+    void rmsNorm(Buf x, Buf w, Buf out, float eps, float offset) {
         int d = w.dim(0), rows = x.elements() / d;
         float[] weight = new float[d];
         w.weightRow(0, d, weight);
+        for (int j = 0; j < d; j++) weight[j] += offset;
         float[] xs = x.f, dst = out.f;
         for (int r = 0; r < rows; r++) {
             double ss = 0;
@@ -106,20 +138,41 @@ public final class CpuKernels {
         });
     }
 
-    /** NeoX rotary embedding over the first {@code rotaryDim} dims of each head. */
-    void rope(Buf x, Buf positions, Buf out, double theta, int rotaryDim) {
+    /** Rotary embedding: the cos/sin table of the positions, then the rotation (as rope_cos_sin + apply_rotary). */
+    void rope(Buf x, Buf positions, Buf out, Attrs a) {
+        int half = (int) a.i("rotary_dim") / 2, tokens = positions.elements();
+        Buf cos = new Buf("cos", DType.F32, new int[]{tokens, half}, new float[tokens * half], null, null);
+        Buf sin = new Buf("sin", DType.F32, new int[]{tokens, half}, new float[tokens * half], null, null);
+        ropeCosSin(positions, cos, sin, a);
+        applyRotary(x, cos, sin, out, 2 * half, a.has("interleaved") && a.b("interleaved"));
+    }
+
+    /** cos and sin of position * inv_freq[i] (YaRN-blended frequencies come from the op's reference definition). */
+    void ropeCosSin(Buf positions, Buf cos, Buf sin, Attrs a) {
+        double[] invFreq = dev.moec.ir.interp.Reference.ropeInverseFrequencies(a);
+        int half = invFreq.length;
+        for (int t = 0; t < positions.elements(); t++) {
+            for (int i = 0; i < half; i++) {
+                double angle = positions.i[t] * invFreq[i];
+                cos.f[t * half + i] = (float) Math.cos(angle);
+                sin.f[t * half + i] = (float) Math.sin(angle);
+            }
+        }
+    }
+
+    /** Rotates the pairs of the first rotaryDim dims of each head: NeoX (i, i + half) or interleaved (2i, 2i + 1). */
+    void applyRotary(Buf x, Buf cos, Buf sin, Buf out, int rotaryDim, boolean interleaved) {
         int tokens = x.dim(0), heads = x.dim(1), hd = x.dim(2), half = rotaryDim / 2;
         float[] xs = x.f, dst = out.f;
         if (dst != xs) System.arraycopy(xs, 0, dst, 0, x.elements());
         for (int t = 0; t < tokens; t++) {
-            for (int i = 0; i < half; i++) {
-                double angle = positions.i[t] / Math.pow(theta, (2.0 * i) / rotaryDim);
-                float c = (float) Math.cos(angle), s = (float) Math.sin(angle);
-                for (int h = 0; h < heads; h++) {
-                    int base = (t * heads + h) * hd;
-                    float x1 = xs[base + i], x2 = xs[base + i + half];
-                    dst[base + i] = x1 * c - x2 * s;
-                    dst[base + i + half] = x2 * c + x1 * s;
+            for (int h = 0; h < heads; h++) {
+                int base = (t * heads + h) * hd;
+                for (int i = 0; i < half; i++) {
+                    int p = base + (interleaved ? 2 * i : i), q = base + (interleaved ? 2 * i + 1 : i + half);
+                    float c = cos.f[t * half + i], s = sin.f[t * half + i], x1 = xs[p], x2 = xs[q];
+                    dst[p] = x1 * c - x2 * s;
+                    dst[q] = x2 * c + x1 * s;
                 }
             }
         }
@@ -251,6 +304,124 @@ public final class CpuKernels {
                 for (int o = b * ROW_BLOCK; o < Math.min(hidden, (b + 1) * ROW_BLOCK); o++) {
                     down.weightRow((long) expert * hidden + o, inter, d);
                     for (int r = 0; r < count; r++) dst[routed[r] * hidden + o] += scale[r] * dot(act, r * inter, d, 0, inter);
+                }
+            });
+        }
+    }
+
+    /** softmax over the last dim into a scratch row, then its top k (the gating kernel's first half). */
+    void softmaxInto(Buf x, Buf values, Buf indices, int k) {
+        float[] probs = new float[x.elements()];
+        softmax(x, new Buf("probs", DType.F32, x.shape, probs, null, null));
+        topk(new Buf("probs", DType.F32, x.shape, probs, null, null), values, indices, k);
+    }
+
+    /** Rows (t, k) sorted stably by expert: a counting sort over the expert ids. */
+    void moeDispatch(Buf x, Buf experts, Buf rowsX, Buf rows, Buf counts) {
+        int k = experts.dim(1), n = experts.elements(), hidden = x.dim(1), e = counts.elements();
+        java.util.Arrays.fill(counts.i, 0);
+        for (int s = 0; s < n; s++) {
+            int ex = experts.i[s];
+            if (ex < 0 || ex >= e) throw new IndexOutOfBoundsException("expert " + ex + " outside 0.." + (e - 1));
+            counts.i[ex]++;
+        }
+        int[] next = new int[e];
+        for (int j = 1; j < e; j++) next[j] = next[j - 1] + counts.i[j - 1];
+        for (int src = 0; src < n; src++) {
+            int r = next[experts.i[src]]++;
+            rows.i[r] = src;
+            System.arraycopy(x.f, (src / k) * hidden, rowsX.f, r * hidden, hidden);
+        }
+    }
+
+    /** Consecutive row groups times each expert's weight [N, K]; each expert's rows are read once per group. */
+    void groupedMatmul(Buf x, Buf w, Buf counts, Buf out) {
+        int m = x.dim(0), k = x.dim(1), n = w.dim(1);
+        java.util.Arrays.fill(out.f, 0, out.elements(), 0f);
+        int start = 0;
+        for (int e = 0; e < w.dim(0); e++) {
+            int from = start, count = Math.min(counts.i[e], m - start), expert = e;
+            start += count;
+            if (count <= 0) continue;
+            par.forEach((n + ROW_BLOCK - 1) / ROW_BLOCK, 1, b -> {
+                float[] row = new float[k];
+                for (int o = b * ROW_BLOCK; o < Math.min(n, (b + 1) * ROW_BLOCK); o++) {
+                    w.weightRow((long) expert * n + o, k, row);
+                    for (int r = from; r < from + count; r++) out.f[r * n + o] = dot(x.f, r * k, row, 0, k);
+                }
+            });
+        }
+    }
+
+    void swiglu(Buf x, Buf out) {
+        int n = out.dim(-1), rows = out.elements() / n;
+        for (int r = 0; r < rows; r++) {
+            for (int j = 0; j < n; j++) {
+                float g = x.f[r * 2 * n + j];
+                out.f[r * n + j] = g / (1f + (float) Math.exp(-g)) * x.f[r * 2 * n + n + j];
+            }
+        }
+    }
+
+    /** out[t] = sum_k weights[t, k] * y[row of (t, k)]. */
+    void moeCombine(Buf y, Buf rows, Buf weights, Buf out) {
+        int k = weights.dim(1), hidden = y.dim(1);
+        java.util.Arrays.fill(out.f, 0, out.elements(), 0f);
+        for (int r = 0; r < rows.elements(); r++) {
+            int src = rows.i[r], t = src / k;
+            float w = weights.f[src];
+            for (int o = 0; o < hidden; o++) out.f[t * hidden + o] += w * y.f[r * hidden + o];
+        }
+    }
+
+    /** Per row: scale = max|x| / 127, q = round(x / scale). */
+    void dynamicQuant(Buf x, Buf q, Buf scale) {
+        int n = x.dim(-1), rows = x.elements() / n;
+        for (int r = 0; r < rows; r++) {
+            float max = 0;
+            for (int j = 0; j < n; j++) max = Math.max(max, Math.abs(x.f[r * n + j]));
+            float s = max / 127f;
+            scale.f[r] = s;
+            for (int j = 0; j < n; j++) q.i[r * n + j] = max == 0 ? 0 : (int) Math.max(-127, Math.min(127, Math.rint(x.f[r * n + j] / s)));
+        }
+    }
+
+    /** int8 x int8 accumulated in int, times the row's and the channel's scales. */
+    void quantMatmul(Buf x, Buf xs, Buf w, Buf ws, Buf out) {
+        int n = w.dim(0), k = w.dim(1), rows = x.elements() / k;
+        float[] wScale = ws.floats();
+        par.forEach((n + ROW_BLOCK - 1) / ROW_BLOCK, 1, b -> {
+            int[] row = new int[k];
+            for (int o = b * ROW_BLOCK; o < Math.min(n, (b + 1) * ROW_BLOCK); o++) {
+                w.intRow(o, k, row);
+                for (int r = 0; r < rows; r++) {
+                    int acc = 0;
+                    for (int j = 0; j < k; j++) acc += x.i[r * k + j] * row[j];
+                    out.f[r * n + o] = (float) (acc * (double) xs.f[r] * wScale[o]);
+                }
+            }
+        });
+    }
+
+    /** Grouped int8 rows times int8 or int4 expert weights, with per-row and per-(expert, channel) scales. */
+    void groupedQuantMatmul(Buf x, Buf xs, Buf w, Buf ws, Buf counts, Buf out) {
+        int m = x.dim(0), k = x.dim(1), n = w.dim(1);
+        float[] wScale = ws.floats();
+        java.util.Arrays.fill(out.f, 0, out.elements(), 0f);
+        int start = 0;
+        for (int e = 0; e < w.dim(0); e++) {
+            int from = start, count = Math.min(counts.i[e], m - start), expert = e;
+            start += count;
+            if (count <= 0) continue;
+            par.forEach((n + ROW_BLOCK - 1) / ROW_BLOCK, 1, b -> {
+                int[] row = new int[k];
+                for (int o = b * ROW_BLOCK; o < Math.min(n, (b + 1) * ROW_BLOCK); o++) {
+                    w.intRow((long) expert * n + o, k, row);
+                    for (int r = from; r < from + count; r++) {
+                        int acc = 0;
+                        for (int j = 0; j < k; j++) acc += x.i[r * k + j] * row[j];
+                        out.f[r * n + o] = (float) (acc * (double) xs.f[r] * wScale[expert * n + o]);
+                    }
                 }
             });
         }

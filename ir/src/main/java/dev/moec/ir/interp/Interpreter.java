@@ -57,32 +57,33 @@ public final class Interpreter {
     }
 
     private RefTensor weight(Param p) {
-        return weights.computeIfAbsent(p.tensor(), name -> {
-            long[] sizes = p.value().type().shape().sizes();
-            int[] shape = new int[sizes.length];
-            for (int j = 0; j < sizes.length; j++) shape[j] = Math.toIntExact(sizes[j]);
-            DType dtype = p.value().type().dtype();
-            List<String> members = new ArrayList<>();
-            if (p.stacked()) for (int e = 0; e < shape[0]; e++) members.add(p.member(e));
-            else members.add(name);
-            int total = Math.toIntExact(RefTensor.volume(shape)), member = total / members.size();
-            if (dtype.isFloating()) {
-                float[] all = new float[total];
-                for (int e = 0; e < members.size(); e++) {
-                    float[] part = store.readF32(members.get(e));
-                    if (part.length != member) throw new IllegalArgumentException(members.get(e) + " has " + part.length + " elements, expected " + member);
-                    System.arraycopy(part, 0, all, e * member, member);
-                }
-                return RefTensor.of(dtype, shape, all);
-            }
-            int[] all = new int[total];
+        return weights.computeIfAbsent(p.tensor(), name -> load(store, name, p.value().type()));
+    }
+
+    /** A stored tensor (a {@code *} name stacks its members along a new first axis) as a RefTensor of {@code type}. */
+    public static RefTensor load(TensorStore store, String name, TensorType type) {
+        Param p = new Param(new Value("w", type), name);
+        int[] shape = java.util.Arrays.stream(type.shape().sizes()).mapToInt(Math::toIntExact).toArray();
+        List<String> members = new ArrayList<>();
+        if (p.stacked()) for (int e = 0; e < shape[0]; e++) members.add(p.member(e));
+        else members.add(name);
+        int total = Math.toIntExact(RefTensor.volume(shape)), member = total / members.size();
+        if (type.dtype().isFloating()) {
+            float[] all = new float[total];
             for (int e = 0; e < members.size(); e++) {
-                int[] part = store.readInts(members.get(e));
+                float[] part = store.readF32(members.get(e));
                 if (part.length != member) throw new IllegalArgumentException(members.get(e) + " has " + part.length + " elements, expected " + member);
                 System.arraycopy(part, 0, all, e * member, member);
             }
-            return RefTensor.ofInts(dtype, shape, all);
-        });
+            return RefTensor.of(type.dtype(), shape, all);
+        }
+        int[] all = new int[total];
+        for (int e = 0; e < members.size(); e++) {
+            int[] part = store.readInts(members.get(e));
+            if (part.length != member) throw new IllegalArgumentException(members.get(e) + " has " + part.length + " elements, expected " + member);
+            System.arraycopy(part, 0, all, e * member, member);
+        }
+        return RefTensor.ofInts(type.dtype(), shape, all);
     }
 
     /** Binds the symbols of v's declared type to t's sizes, and checks the fixed ones. */

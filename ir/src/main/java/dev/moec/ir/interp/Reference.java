@@ -195,7 +195,7 @@ public final class Reference {
      * inv_freq[i] = theta^(-2i / rotary_dim); with YaRN (DeepSeek-V3), frequencies below the correction
      * range are divided by the factor and those inside it blended linearly.
      */
-    static double[] ropeInverseFrequencies(Attrs a) {
+    public static double[] ropeInverseFrequencies(Attrs a) {
         int rd = (int) a.i("rotary_dim"), half = rd / 2;
         double theta = a.f("theta");
         double[] f = new double[half];
@@ -789,6 +789,20 @@ public final class Reference {
         int[] shape = x.shape();
         shape[shape.length - 1] = n;
         return List.of(RefTensor.f32(shape, out));
+    }
+
+    public static List<RefTensor> weightQuant(List<RefTensor> in, Attrs a) {
+        RefTensor w = in.get(0);
+        int bits = (int) a.i("bits"), qmax = (1 << (bits - 1)) - 1, k = w.dim(-1), rows = w.size() / k;
+        int[] q = new int[w.size()];
+        float[] scale = new float[rows];
+        for (int r = 0; r < rows; r++) {
+            float max = 0;
+            for (int j = 0; j < k; j++) max = Math.max(max, Math.abs(w.f()[r * k + j]));
+            scale[r] = max == 0 ? 1f : max / qmax;
+            for (int j = 0; j < k; j++) q[r * k + j] = (int) Math.max(-qmax, Math.min(qmax, Math.rint(w.f()[r * k + j] / scale[r])));
+        }
+        return List.of(RefTensor.ofInts(bits == 8 ? DType.I8 : DType.I4, w.shape(), q), RefTensor.f32(Arrays.copyOf(w.shape(), w.rank() - 1), scale));
     }
 
     public static List<RefTensor> staticQuant(List<RefTensor> in, Attrs a) {
