@@ -34,7 +34,7 @@ import java.util.concurrent.Callable;
 /** {@code moec ir}: read, check, draw, run and dump IR. */
 @Command(name = "ir", description = "Work with the IR text form (.mir) and model graphs.",
         subcommands = {IrCommand.Print.class, IrCommand.Verify.class, IrCommand.Dot.class, IrCommand.Run.class,
-                IrCommand.Dump.class, IrCommand.Ops.class})
+                IrCommand.Dump.class, IrCommand.Opt.class, IrCommand.Stats.class, IrCommand.Ops.class})
 final class IrCommand {
     static Graph read(Path file) throws IOException {
         if (!Files.isRegularFile(file)) throw new IllegalArgumentException(file + ": no such file");
@@ -211,6 +211,72 @@ final class IrCommand {
                 };
             }
             System.out.print(Printer.print(g));
+            return 0;
+        }
+    }
+
+    /** Where a graph comes from: a .mir file, a checkpoint, or a config alone. */
+    static final class Source {
+        @Parameters(arity = "0..1", paramLabel = "FILE.mir", description = "an IR file")
+        Path file;
+
+        @Option(names = "--model", paramLabel = "DIR", description = "a checkpoint's step graph")
+        Path model;
+
+        @Option(names = "--config", paramLabel = "FILE", description = "the step graph of a config.json alone")
+        Path config;
+
+        Graph load() throws IOException {
+            int given = (file != null ? 1 : 0) + (model != null ? 1 : 0) + (config != null ? 1 : 0);
+            if (given != 1) throw new IllegalArgumentException("give exactly one of FILE.mir, --model and --config");
+            if (file != null) return Verifier.verify(read(file));
+            if (config != null) return ModelImport.stepGraphFromConfig(config);
+            try (Checkpoint ckpt = Checkpoint.open(model)) {
+                return ModelImport.stepGraph(ckpt);
+            }
+        }
+    }
+
+    @Command(name = "opt", description = "Run a pass pipeline and print the result, like mlir-opt.")
+    static final class Opt implements Callable<Integer> {
+        @picocli.CommandLine.Mixin Source source;
+
+        @Option(names = "--passes", required = true, description = "comma-separated pass names, e.g. fuse-rope,cse,dce")
+        String pipeline;
+
+        @Option(names = "--print-ir-after-all", description = "print the IR after every pass")
+        boolean all;
+
+        @Option(names = "--print-ir-after", paramLabel = "PASS", description = "print the IR after each run of this pass")
+        String after;
+
+        @Option(names = "--timing", description = "report each pass's time and changed flag on standard error")
+        boolean timing;
+
+        @Override public Integer call() throws IOException {
+            PassManager pm = new PassManager(pipeline);
+            if (all || after != null) pm.printIrAfter(all ? "*" : after, System.out::print);
+            Graph g = pm.run(source.load());
+            if (timing) pm.records().forEach(r -> System.err.printf(Locale.ROOT, "%-20s %-9s %8.2f ms%n", r.pass(), r.changed() ? "changed" : "unchanged", r.nanos() / 1e6));
+            if (!all) System.out.print(Printer.print(g));
+            return 0;
+        }
+    }
+
+    @Command(name = "stats", description = "Count a graph's ops by kind (after an optional pass pipeline).")
+    static final class Stats implements Callable<Integer> {
+        @picocli.CommandLine.Mixin Source source;
+
+        @Option(names = "--passes", description = "run this pipeline first (e.g. the default one: see moec compile)")
+        String pipeline;
+
+        @Override public Integer call() throws IOException {
+            Graph g = source.load();
+            if (pipeline != null) g = new PassManager(pipeline).run(g);
+            java.util.Map<String, Integer> counts = new java.util.TreeMap<>();
+            for (var n : g.nodes()) counts.merge(n.op().text(), 1, Integer::sum);
+            System.out.println("@" + g.name() + ": " + g.nodes().size() + " nodes, " + g.params().size() + " parameters");
+            counts.forEach((op, n) -> System.out.printf(Locale.ROOT, "  %-28s %5d%n", op, n));
             return 0;
         }
     }

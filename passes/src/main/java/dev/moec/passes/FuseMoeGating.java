@@ -31,8 +31,7 @@ public final class FuseMoeGating implements Pass {
                 rw.drop(n);
                 continue;
             }
-            if (n.op() == Op.TOPK && softmaxChain(rw, n, consumed)) continue;
-            if (n.op() == Op.TAKE_ALONG && sigmoidChain(rw, n, consumed)) continue;
+            if (n.op() == Op.TOPK && (softmaxChain(rw, n, consumed) || sigmoidChain(rw, n, consumed))) continue;
             rw.keep(n);
         }
         return rw.finish();
@@ -58,21 +57,24 @@ public final class FuseMoeGating implements Pass {
     }
 
     /**
-     * The sigmoid router, matched from its take_along: s = sigmoid(r), c = add(s, bias) [, group_limit],
-     * (_, e) = topk(c), w = take_along(s, e), renorm(w) [, scale]. Emitted at the take_along (all of its
-     * inputs exist by then); the selection nodes before it are dropped when dce runs.
+     * The sigmoid router, matched at its topk: s = sigmoid(r), c = add(s, bias) [, group_limit],
+     * (_, e) = topk(c), w = take_along(s, e), renorm(w) [, scale]. Everything it needs exists at the topk;
+     * the take_along, renorm and scale after it are dropped as they come.
      */
-    private static boolean sigmoidChain(Rewrite rw, Node take, Set<Node> consumed) {
-        Node sigmoid = rw.producer(take.operand(0)), topk = rw.producer(take.operand(1));
-        if (sigmoid == null || topk == null || sigmoid.op() != Op.SIGMOID || topk.op() != Op.TOPK) return false;
+    private static boolean sigmoidChain(Rewrite rw, Node topk, Set<Node> consumed) {
         Node choice = rw.producer(topk.operand(0)), groups = null;
         if (choice != null && choice.op() == Op.GROUP_LIMIT) {
             groups = choice;
             choice = rw.producer(groups.operand(0));
         }
-        if (choice == null || choice.op() != Op.ADD || !choice.operand(0).equals(sigmoid.result())) return false;
+        if (choice == null || choice.op() != Op.ADD) return false;
+        Node sigmoid = rw.producer(choice.operand(0));
         Value bias = choice.operand(1);
-        if (bias.type().rank() != 1) return false;
+        if (sigmoid == null || sigmoid.op() != Op.SIGMOID || bias.type().rank() != 1) return false;
+        Value e = topk.results().get(1);
+        List<Node> eUsers = rw.users(e).stream().filter(u -> u.op() == Op.TAKE_ALONG).toList();
+        if (eUsers.size() != 1 || !eUsers.getFirst().operand(0).equals(sigmoid.result()) || !rw.users(topk.results().get(0)).isEmpty()) return false;
+        Node take = eUsers.getFirst();
         List<Node> wUsers = rw.users(take.result());
         if (wUsers.size() != 1 || wUsers.getFirst().op() != Op.RENORM) return false;    // the kernel normalizes sigmoid weights
         Node renorm = wUsers.getFirst(), scale = null;
@@ -82,14 +84,15 @@ public final class FuseMoeGating implements Pass {
         Attrs a = Attrs.of("k", topk.attrs().i("k"), "groups", groups != null ? groups.attrs().i("groups") : 1L,
                 "keep_groups", groups != null ? groups.attrs().i("keep") : 1L, "group_select", groups != null ? groups.attrs().s("select") : "max",
                 "norm_type", "sigmoid", "renorm", true, "routed_scaling", scale != null ? scale.attrs().f("factor") : 1.0, "eps", 0.0);
-        // The selection nodes before the take_along were kept already; they die once nothing reads them (dce).
         rw.release(finalWeights);
-        List<Value> r = rw.emit(Op.MOE_GATING_TOPK, List.of(finalWeights.name(), topk.results().get(1).name()), a, sigmoid.operand(0), bias);
+        rw.release(e);
+        List<Value> r = rw.emit(Op.MOE_GATING_TOPK, List.of(finalWeights.name(), e.name()), a, sigmoid.operand(0), bias);
         rw.replace(finalWeights, r.get(0));
-        rw.replace(topk.results().get(1), r.get(1));
+        rw.replace(e, r.get(1));
+        consumed.add(take);
         consumed.add(renorm);
         if (scale != null) consumed.add(scale);
-        rw.drop(take);
+        rw.drop(topk);
         return true;
     }
 }
