@@ -22,13 +22,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * the same text. Values are reused where a later operand wants exactly an earlier value's type, so graphs
  * have real dataflow, not only fresh inputs.
  */
-class TextFormPropertyTest {
+public class TextFormPropertyTest {
     @Provide
     Arbitrary<Graph> graphs() {
         return Arbitraries.randomValue(TextFormPropertyTest::randomGraph);
     }
 
-    static Graph randomGraph(Random r) {
+    /** A random well-typed graph of 1 to 8 ops of any kind, reusing earlier values where types allow. */
+    public static Graph randomGraph(Random r) {
         GraphBuilder g = new GraphBuilder("random");
         List<Value> values = new ArrayList<>();
         List<Value> results = new ArrayList<>();
