@@ -23,9 +23,10 @@ public record KernelGraph(String name, List<Buffer> buffers, List<Launch> launch
      * parameters): result {@code result} of {@code op} on the weights named {@code operands}. Its name is
      * the {@code source} of the WEIGHT buffer that reads it.
      */
-    public record Derivation(String name, dev.moec.ir.Op op, List<String> operands, Attrs attrs, int result) {
+    public record Derivation(String name, dev.moec.ir.Op op, List<String> operands, List<TensorType> operandTypes, Attrs attrs, int result) {
         public Derivation {
             operands = List.copyOf(operands);
+            operandTypes = List.copyOf(operandTypes);
         }
     }
 

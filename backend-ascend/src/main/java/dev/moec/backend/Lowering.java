@@ -36,10 +36,11 @@ public final class Lowering {
         for (Node n : g.nodes()) {
             if (n.operands().stream().allMatch(weightSource::containsKey)) {
                 List<String> sources = n.operands().stream().map(weightSource::get).toList();
+                List<dev.moec.ir.TensorType> types = n.operands().stream().map(o -> target.weightType(o.type())).toList();
                 for (int r = 0; r < n.results().size(); r++) {
                     Value v = n.results().get(r);
                     String name = KernelGraph.DERIVED + v.name();
-                    derived.add(new KernelGraph.Derivation(name, n.op(), sources, n.attrs(), r));
+                    derived.add(new KernelGraph.Derivation(name, n.op(), sources, types, n.attrs(), r));
                     buffers.add(new KernelGraph.Buffer(v.name(), target.weightType(v.type()), KernelGraph.Role.WEIGHT, name));
                     weightSource.put(v, name);
                 }
@@ -58,6 +59,11 @@ public final class Lowering {
             launches.add(new KernelGraph.Launch(Kernel.forOp(n.op()), n.operands().stream().map(Value::name).toList(),
                     n.results().stream().map(Value::name).toList(), n.attrs()));
         }
-        return new KernelGraph(g.name(), buffers, launches, g.outputs().stream().map(Value::name).toList(), derived);
+        // Only the weights a launch reads reach the artifact; the inputs of derived weights are read at capture.
+        java.util.Set<String> read = new java.util.HashSet<>();
+        for (KernelGraph.Launch l : launches) read.addAll(l.inputs());
+        for (KernelGraph.Buffer b : buffers) if (b.role() == KernelGraph.Role.ALIAS) read.add(b.source());
+        List<KernelGraph.Buffer> kept = buffers.stream().filter(b -> b.role() != KernelGraph.Role.WEIGHT || read.contains(b.name())).toList();
+        return new KernelGraph(g.name(), kept, launches, g.outputs().stream().map(Value::name).toList(), derived);
     }
 }

@@ -28,7 +28,10 @@ final class DerivedWeights {
     DerivedWeights(KernelGraph g, TensorStore store) {
         this.store = store;
         for (KernelGraph.Buffer b : g.buffers()) if (b.role() == KernelGraph.Role.WEIGHT) types.put(b.source(), b.type());
-        for (KernelGraph.Derivation d : g.derived()) derivations.put(d.name(), d);
+        for (KernelGraph.Derivation d : g.derived()) {
+            derivations.put(d.name(), d);
+            for (int i = 0; i < d.operands().size(); i++) types.putIfAbsent(d.operands().get(i), d.operandTypes().get(i));
+        }
     }
 
     static boolean isDerived(String source) { return source.startsWith(KernelGraph.DERIVED); }

@@ -45,6 +45,7 @@ final class KernelGraphJson {
             ObjectNode n = derived.addObject();
             n.put("name", d.name()).put("op", d.op().text()).put("result", d.result());
             d.operands().forEach(n.putArray("operands")::add);
+            d.operandTypes().forEach(t -> n.withArray("operand_types").add(t.toString()));
             n.set("attrs", attrs(json, d.attrs()));
         }
         return root;
@@ -94,7 +95,7 @@ final class KernelGraphJson {
         List<KernelGraph.Derivation> derived = new ArrayList<>();
         for (JsonNode n : root.path("derived")) {
             derived.add(new KernelGraph.Derivation(n.path("name").asText(), dev.moec.ir.Op.byName(n.path("op").asText()), strings(n.path("operands")),
-                    readAttrs(n.path("attrs")), n.path("result").asInt()));
+                    strings(n.path("operand_types")).stream().map(TensorType::parse).toList(), readAttrs(n.path("attrs")), n.path("result").asInt()));
         }
         return new KernelGraph(root.path("name").asText(), buffers, launches, strings(root.path("outputs")), derived);
     }
