@@ -34,7 +34,9 @@ public enum Kernel {
     DYNAMIC_QUANT(Op.DYNAMIC_QUANT, "aclnnDynamicQuant"),
     QUANT_MATMUL(Op.QUANT_MATMUL, "aclnnQuantMatmulV4"),
     ADD_RMS_NORM_DYNAMIC_QUANT(Op.ADD_RMS_NORM_DYNAMIC_QUANT, "aclnnAddRmsNormDynamicQuant"),
-    GROUPED_QUANT_MATMUL(Op.GROUPED_QUANT_MATMUL, "aclnnGroupedMatmulV4 (int8/int4 weights, per-token scale)");
+    GROUPED_QUANT_MATMUL(Op.GROUPED_QUANT_MATMUL, "aclnnGroupedMatmulV4 (int8/int4 weights, per-token scale)"),
+    KV_CACHE_WRITE_INT8(Op.KV_WRITE_INT8, "aclnnScatterPaKvCache (int8 cache, per-token scales)"),
+    FUSED_INFER_ATTENTION_INT8(Op.FUSED_INFER_ATTENTION_INT8, "aclnnFusedInferAttentionScoreV3 (key/value antiquant mode 3)");
 
     private final Op op;
     private final String ascendOperator;

@@ -52,9 +52,10 @@ public final class Lowering {
             }
             for (int r = 0; r < n.results().size(); r++) {
                 Value v = n.results().get(r);
-                boolean inPlace = n.op() == Op.KV_WRITE;
+                // Cache writes update their state in place: result r is operand r (cache, then scale).
+                boolean inPlace = n.op() == Op.KV_WRITE || n.op() == Op.KV_WRITE_INT8;
                 buffers.add(new KernelGraph.Buffer(v.name(), v.type(), inPlace ? KernelGraph.Role.ALIAS : KernelGraph.Role.ACTIVATION,
-                        inPlace ? n.operand(0).name() : null));
+                        inPlace ? n.operand(r).name() : null));
             }
             launches.add(new KernelGraph.Launch(Kernel.forOp(n.op()), n.operands().stream().map(Value::name).toList(),
                     n.results().stream().map(Value::name).toList(), n.attrs()));

@@ -24,7 +24,7 @@ public final class CompiledModel implements StepModel {
     private final Artifact artifact;
     private final int maxSlots, maxSeqLen, vocab;
     private final CpuKernels kernels;
-    private final Map<String, float[]> state = new LinkedHashMap<>();
+    private final Map<String, Object> state = new LinkedHashMap<>();      // float[] or int[] per state buffer
     private final TreeMap<Integer, CpuGraph> decode = new TreeMap<>();
     private final Map<String, Long> cacheBindings;
     private String lastGraph = "none";
@@ -39,7 +39,8 @@ public final class CompiledModel implements StepModel {
         for (KernelGraph.Buffer b : prefill.buffers()) {
             if (b.role() == KernelGraph.Role.STATE) {
                 TensorType t = b.type().bind(cacheBindings);
-                state.put(b.name(), new float[Math.toIntExact(t.shape().elements())]);
+                int n = Math.toIntExact(t.shape().elements());
+                state.put(b.name(), t.dtype() == dev.moec.ir.DType.F32 ? new float[n] : new int[n]);
             }
         }
         this.vocab = Math.toIntExact(prefill.buffer(StepAbi.LOGITS).type().shape().last().size());

@@ -27,7 +27,9 @@ public final class ReferenceModel implements StepModel {
         this.vocab = Math.toIntExact(logits.type().shape().last().size());
         for (Value in : StepAbi.stateInputs(graph)) {
             long[] sizes = in.type().bind(java.util.Map.of(StepAbi.S, (long) maxSlots, StepAbi.L, (long) maxSeqLen)).shape().sizes();
-            state.put(in.name(), RefTensor.zerosF32(java.util.Arrays.stream(sizes).mapToInt(Math::toIntExact).toArray()));
+            int[] shape = java.util.Arrays.stream(sizes).mapToInt(Math::toIntExact).toArray();
+            state.put(in.name(), in.type().dtype().isFloating() ? RefTensor.zerosF32(shape)
+                    : RefTensor.ofInts(in.type().dtype(), shape, new int[(int) RefTensor.volume(shape)]));
         }
     }
 

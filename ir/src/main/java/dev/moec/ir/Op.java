@@ -213,6 +213,19 @@ public enum Op {
             "%a = fused_infer_attention(%q, %kc, %vc, %slots, %positions) {input_layout = \"TND\", num_heads = 4, num_kv_heads = 2, scale = 0.08838834764831845, sparse_mode = 3} : f32[T,4,128]",
             "aclnnFusedInferAttentionScore: causal (sparse_mode 3) GQA over the cache, TND layout; the semantics of attention."),
 
+    /** {@code %kc1, %ks1 = kv_write_int8(%kc, %ks, %k, %slots, %positions) : i8[S,L,2,128], f32[S,L,2]} */
+    KV_WRITE_INT8("kv_write_int8", Level.FUSED, List.of("cache", "scale", "kv", "slots", "positions"), List.of(), 2,
+            TypeRules::kvWriteInt8, Reference::kvWriteInt8,
+            "%kc1, %ks1 = kv_write_int8(%kc, %ks, %k, %slots, %positions) : i8[S,L,2,128], f32[S,L,2]",
+            "The int8 (C8) cache write: each token's row of each KV head is quantized symmetrically, scale = max|kv| / 127, and stored with its scale (aclnnScatterPaKvCache, int8 cache)."),
+
+    /** {@code %a = fused_infer_attention_int8(%q, %kc, %ks, %vc, %vs, %slots, %positions) {input_layout = "TND", num_heads = 4, num_kv_heads = 2, scale = 0.08838834764831845, sparse_mode = 3} : f32[T,4,128]} */
+    FUSED_INFER_ATTENTION_INT8("fused_infer_attention_int8", Level.FUSED, List.of("q", "k_cache", "k_scale", "v_cache", "v_scale", "slots", "positions"),
+            List.of(req("num_heads", INT), req("num_kv_heads", INT), req("scale", FLOAT), req("sparse_mode", INT), req("input_layout", STRING)), 1,
+            TypeRules::fusedInferAttentionInt8, Reference::attentionInt8,
+            "%a = fused_infer_attention_int8(%q, %kc, %ks, %vc, %vs, %slots, %positions) {input_layout = \"TND\", num_heads = 4, num_kv_heads = 2, scale = 0.08838834764831845, sparse_mode = 3} : f32[T,4,128]",
+            "FusedInferAttentionScore over an int8 cache with per-token, per-head antiquant scales (mode 3): attention on the dequantized rows."),
+
     /** {@code %a = fused_infer_attention_mla(%qn, %qp, %ckv, %wkvb, %slots, %positions) {input_layout = "TND", num_heads = 4, scale = 0.1, sparse_mode = 3, v_head_dim = 32} : f32[T,4,32]} */
     FUSED_INFER_ATTENTION_MLA("fused_infer_attention_mla", Level.FUSED, List.of("q_nope", "q_pe", "cache", "w_kv_b", "slots", "positions"),
             List.of(req("num_heads", INT), req("scale", FLOAT), req("v_head_dim", INT), req("sparse_mode", INT), req("input_layout", STRING)), 1,

@@ -243,6 +243,30 @@ public final class TypeRules {
         return List.of(TensorType.of(DType.F32, qn.shape().dim(0), h, v));
     }
 
+    static List<TensorType> kvWriteInt8(List<TensorType> in, Attrs a) {
+        TensorType cache = in.get(0), scale = in.get(1), kv = in.get(2);
+        if (cache.dtype() != DType.I8 || cache.rank() != 4) throw new TypeError("kv_write_int8.cache", "cache must be i8[S, L, kv_heads, head_dim], got " + cache);
+        if (!scale.equals(new TensorType(DType.F32, cache.shape().dropLast()))) throw new TypeError("kv_write_int8.scale", "scale must be f32" + cache.shape().dropLast() + ", got " + scale);
+        if (kv.rank() != 3 || !kv.shape().dims().subList(1, 3).equals(cache.shape().dims().subList(2, 4))) {
+            throw new TypeError("kv_write_int8.kv-shape", "kv " + kv + " must be [T, " + cache.shape().dim(2) + ", " + cache.shape().dim(3) + "]");
+        }
+        requireF32("kv_write_int8.kv-f32", kv);
+        requireTokenVector("kv_write_int8", in.get(3), kv.shape().dim(0));
+        requireTokenVector("kv_write_int8", in.get(4), kv.shape().dim(0));
+        return List.of(cache, scale);
+    }
+
+    static List<TensorType> fusedInferAttentionInt8(List<TensorType> in, Attrs a) {
+        TensorType q = in.get(0), kc = in.get(1), ks = in.get(2), vc = in.get(3), vs = in.get(4);
+        for (TensorType c : List.of(kc, vc)) if (c.dtype() != DType.I8) throw new TypeError("fused_infer_attention_int8.cache", "caches must be i8, got " + c);
+        for (var pair : List.of(List.of(kc, ks), List.of(vc, vs))) {
+            if (!pair.get(1).equals(new TensorType(DType.F32, pair.get(0).shape().dropLast()))) {
+                throw new TypeError("fused_infer_attention_int8.scale", "scales must be f32" + pair.get(0).shape().dropLast() + ", got " + pair.get(1));
+            }
+        }
+        return fusedInferAttention(List.of(q, kc.withDType(DType.F32), vc.withDType(DType.F32), in.get(5), in.get(6)), a);
+    }
+
     static List<TensorType> fusedInferAttentionMla(List<TensorType> in, Attrs a) {
         List<TensorType> out = mlaAttention(in, a);
         requireHeads("fused_infer_attention_mla", in.get(0), a);

@@ -36,6 +36,10 @@ final class OpSamples {
             case APPLY_ROTARY -> s(List.of(x3, TensorType.of(DType.F32, t, d / 2), TensorType.of(DType.F32, t, d / 2)),
                     r.nextBoolean() ? Attrs.of("rotary_dim", (long) d) : Attrs.of("rotary_dim", (long) d, "interleaved", true));
             case KV_WRITE -> s(List.of(cache, TensorType.of(DType.F32, t, kvh, d), tok, tok));
+            case KV_WRITE_INT8 -> s(List.of(cache.withDType(DType.I8), TensorType.of(DType.F32, "S", "L", kvh), TensorType.of(DType.F32, t, kvh, d), tok, tok));
+            case FUSED_INFER_ATTENTION_INT8 -> s(List.of(x3, cache.withDType(DType.I8), TensorType.of(DType.F32, "S", "L", kvh), cache.withDType(DType.I8),
+                    TensorType.of(DType.F32, "S", "L", kvh), tok, tok), Attrs.of("num_heads", (long) heads, "num_kv_heads", (long) kvh,
+                    "scale", 0.5, "sparse_mode", 3L, "input_layout", "TND"));
             case ATTENTION -> s(List.of(x3, cache, cache, tok, tok), Attrs.of("scale", 0.5));
             case FUSED_INFER_ATTENTION -> s(List.of(x3, cache, cache, tok, tok), Attrs.of("num_heads", (long) heads, "num_kv_heads", (long) kvh,
                     "scale", 0.5, "sparse_mode", 3L, "input_layout", "TND"));

@@ -148,6 +148,21 @@ class ReferenceSemanticsTest {
         assertArrayEquals(a.f(), fia.f());
     }
 
+    @Test void int8CacheWritesAndAttends() {
+        // One slot, length 2, one head of dim 2. Token rows k = (2, -1), (0.5, 1); v = (10, 0), (0, 20).
+        // k row 0: scale 2/127, q = (127, -64) (-63.5 to even); k row 1: scale 1/127, q = (64, 127) (63.5 to even).
+        RefTensor kc = RefTensor.ofInts(DType.I8, s(1, 2, 1, 2), new int[4]), ks = RefTensor.zerosF32(1, 2, 1);
+        RefTensor slots = i(s(2), 0, 0), pos = i(s(2), 0, 1);
+        List<RefTensor> k = eval(Op.KV_WRITE_INT8, Attrs.NONE, kc, ks, f(s(2, 1, 2), 2, -1, 0.5f, 1), slots, pos);
+        assertArrayEquals(s(127, -64, 64, 127), k.get(0).i());
+        assertArrayEquals(new float[]{2 / 127f, 1 / 127f}, k.get(1).f(), EPS);
+        List<RefTensor> v = eval(Op.KV_WRITE_INT8, Attrs.NONE, kc, ks, f(s(2, 1, 2), 10, 0, 0, 20), slots, pos);
+        // Token 0 (position 0) reads only row 0: its value dequantizes exactly to (10, 0).
+        RefTensor a = eval(Op.FUSED_INFER_ATTENTION_INT8, Attrs.of("num_heads", 1L, "num_kv_heads", 1L, "scale", 1.0, "sparse_mode", 3L, "input_layout", "TND"),
+                f(s(2, 1, 2), 1, 0, 1, 0), k.get(0), k.get(1), v.get(0), v.get(1), slots, pos).getFirst();
+        assertArrayEquals(new float[]{10, 0}, java.util.Arrays.copyOf(a.f(), 2), 1e-5f);
+    }
+
     @Test void mlaAttentionExpandsTheLatentCache() {
         // w_kv_b rows: k_nope = 2c, v = 3c. Cache rows [c | k_pe]: pos 0 = [1 | 0], pos 1 = [0 | 1].
         // Token at pos 1, q_nope = q_pe = 1: scores 2 and 1, values 3 and 0 -> 3 e^2 / (e^2 + e) = 3e / (e + 1).

@@ -31,6 +31,7 @@ public final class PassManager {
         PASSES.put("fuse-moe", FuseMoe::new);
         PASSES.put("quantize-w8a8", QuantizeW8a8::new);
         PASSES.put("quantize-w4a8", QuantizeW4a8::new);
+        PASSES.put("kv-int8", KvInt8::new);
     }
 
     /** The cleanup passes alone: what a graph needs before any target's kernels. */
@@ -40,14 +41,22 @@ public final class PassManager {
      * The default pipeline, with quantization chosen the way users choose it:
      * {@code none}, {@code w8a8} (int8 Linears and experts) or {@code w4a8} (int4 experts, int8 Linears).
      */
-    public static String defaultPipeline(String quantization) {
+    public static String defaultPipeline(String quantization) { return defaultPipeline(quantization, "auto"); }
+
+    /** The same, with the KV cache dtype: {@code auto} (the activations') or {@code int8} (C8). */
+    public static String defaultPipeline(String quantization, String kvCacheDtype) {
+        String kv = switch (kvCacheDtype) {
+            case "auto" -> "";
+            case "int8" -> "kv-int8,";
+            default -> throw new IllegalArgumentException("unknown KV cache dtype '" + kvCacheDtype + "' (auto, int8)");
+        };
         String quantize = switch (quantization) {
             case "none" -> "";
             case "w8a8" -> "quantize-w8a8,";
             case "w4a8" -> "quantize-w4a8,quantize-w8a8,";
             default -> throw new IllegalArgumentException("unknown quantization '" + quantization + "' (none, w8a8, w4a8)");
         };
-        return "canonicalize,fuse-add-rms-norm,fuse-rope,fuse-attention,fuse-moe-gating," + quantize + "fuse-moe," + CLEANUP;
+        return "canonicalize,fuse-add-rms-norm,fuse-rope,fuse-attention," + kv + "fuse-moe-gating," + quantize + "fuse-moe," + CLEANUP;
     }
 
     /** What one pass did: its name, whether it changed the graph, and its time. */

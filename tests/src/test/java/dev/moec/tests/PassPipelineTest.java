@@ -78,14 +78,19 @@ class PassPipelineTest {
             "deepseek_v3, w8a8, 0.60, 0.99",    // measured: top-1 0.81, cosine 0.9986
             "minimax_m2,  w8a8, 0.75, 0.99",    // measured: top-1 1.00, cosine 0.9999
             "qwen3_next,  w8a8, 0.60, 0.95",    // measured: top-1 0.81, cosine 0.979
-            "qwen3_next,  w4a8, 0.15, 0.75"})   // measured: top-1 0.31, cosine 0.847: int4 experts on random weights are lossy; a broken path scores ~0
+            "qwen3_next,  w4a8, 0.15, 0.75",
+            "demo,        kv-int8, 1.00, 0.999",
+            "qwen3_moe,   kv-int8, 0.75, 0.99",
+            "qwen3_next,  kv-int8, 0.75, 0.99"})   // measured: top-1 0.31, cosine 0.847: int4 experts on random weights are lossy; a broken path scores ~0
     void quantizedPipelinesStayCloseToTheFloatModel(String arch, String quantization, double minTop1, double minCosine) {
         java.nio.file.Path dir = arch.equals("demo") ? Fixtures.demoModel() : Fixtures.tinyCheckpoint(arch);
         try (Checkpoint c = Checkpoint.open(dir)) {
             Graph original = ModelImport.stepGraph(c);
-            Graph q = new PassManager(PassManager.defaultPipeline(quantization)).run(original);
+            boolean c8 = quantization.equals("kv-int8");
+            Graph q = new PassManager(c8 ? PassManager.defaultPipeline("none", "int8") : PassManager.defaultPipeline(quantization)).run(original);
             Map<String, Integer> ops = counts(q);
-            assertTrue(ops.getOrDefault("grouped_quant_matmul", 0) > 0, arch + " " + quantization + ": experts not quantized " + ops);
+            if (c8) assertTrue(ops.getOrDefault("fused_infer_attention_int8", 0) > 0, arch + ": the KV cache is not int8 " + ops);
+            else assertTrue(ops.getOrDefault("grouped_quant_matmul", 0) > 0, arch + " " + quantization + ": experts not quantized " + ops);
             if (quantization.equals("w8a8")) assertTrue(ops.getOrDefault("quant_matmul", 0) > 0, "Linears not quantized " + ops);
             int[] prompt = arch.equals("demo") ? new int[]{542, 448, 1201, 46, 10, 10, 542, 843, 741, 385, 434, 517, 292, 320, 517, 292}
                     : new int[]{3, 17, 101, 7, 42, 250, 9, 64, 5, 12, 900, 33, 1, 77, 260, 8};

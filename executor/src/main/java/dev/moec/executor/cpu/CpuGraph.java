@@ -23,7 +23,8 @@ public final class CpuGraph {
     private final Buf[][] ins, outs;
     private final dev.moec.ir.Attrs[] attrs;
 
-    public CpuGraph(KernelGraph g, Map<String, Long> bindings, TensorStore weights, Map<String, float[]> state) {
+    /** {@code state}: the persistent arrays by state name, float[] for f32 state and int[] for integer state (int8 caches). */
+    public CpuGraph(KernelGraph g, Map<String, Long> bindings, TensorStore weights, Map<String, Object> state) {
         this.name = g.name();
         for (KernelGraph.Buffer b : g.buffers()) {
             TensorType t = b.type().bind(bindings);
@@ -38,9 +39,10 @@ public final class CpuGraph {
                     yield new Buf(b.name(), t.dtype(), shape, null, null, weights.raw(b.source()));
                 }
                 case STATE -> {
-                    float[] s = state.get(b.name());
-                    if (s == null || s.length != n) throw new IllegalArgumentException("state " + b.name() + " needs " + n + " floats");
-                    yield new Buf(b.name(), t.dtype(), shape, s, null, null);
+                    Object s = state.get(b.name());
+                    if (s instanceof float[] fs && fs.length == n && t.dtype() == DType.F32) yield new Buf(b.name(), t.dtype(), shape, fs, null, null);
+                    if (s instanceof int[] is && is.length == n && t.dtype() != DType.F32) yield new Buf(b.name(), t.dtype(), shape, null, is, null);
+                    throw new IllegalArgumentException("state " + b.name() + " " + t + " has no matching array of " + n + " elements");
                 }
                 case ALIAS -> {
                     Buf src = buffers.get(b.source());

@@ -87,6 +87,8 @@ public final class CpuKernels {
                 dynamicQuant(tmp, out[0], out[2]);
             }
             case GROUPED_QUANT_MATMUL -> groupedQuantMatmul(in[0], in[1], in[2], in[3], in[4], out[0]);
+            case KV_CACHE_WRITE_INT8 -> kvWriteInt8(in[0], in[1], in[2], in[3], in[4]);
+            case FUSED_INFER_ATTENTION_INT8 -> attentionInt8(in[0], in[1], in[2], in[3], in[4], in[5], in[6], out[0], (float) a.f("scale"));
         }
     }
 
@@ -219,6 +221,57 @@ public final class CpuKernels {
                 for (int d = 0; d < vd; d++) acc[d] += p * vs[vb + d];
             }
             for (int d = 0; d < vd; d++) dst[ob + d] = acc[d] / sum;
+        });
+    }
+
+    /** The int8 cache write, in place: each (token, head) row quantized with scale max|kv| / 127. */
+    void kvWriteInt8(Buf cache, Buf scale, Buf kv, Buf slots, Buf positions) {
+        int slotCount = cache.dim(0), len = cache.dim(1), heads = cache.dim(2), d = cache.dim(3);
+        for (int t = 0; t < slots.elements(); t++) {
+            int s = slots.i[t], p = positions.i[t];
+            if (s < 0) continue;
+            if (s >= slotCount || p < 0 || p >= len) throw new IndexOutOfBoundsException("kv write to slot " + s + " position " + p + " outside cache [" + slotCount + ", " + len + "]");
+            for (int h = 0; h < heads; h++) {
+                int src = (t * heads + h) * d, row = (s * len + p) * heads + h;
+                float max = 0;
+                for (int j = 0; j < d; j++) max = Math.max(max, Math.abs(kv.f[src + j]));
+                float sc = max / 127f;
+                scale.f[row] = sc;
+                for (int j = 0; j < d; j++) cache.i[row * d + j] = max == 0 ? 0 : (int) Math.max(-127, Math.min(127, Math.rint(kv.f[src + j] / sc)));
+            }
+        }
+    }
+
+    /** Causal GQA over int8 caches, each cached row dequantized (q * scale) as it is read. */
+    void attentionInt8(Buf q, Buf kc, Buf ks, Buf vc, Buf vs, Buf slots, Buf positions, Buf out, float scale) {
+        int tokens = q.dim(0), heads = q.dim(1), hd = q.dim(2);
+        int len = kc.dim(1), kvHeads = kc.dim(2), vd = vc.dim(3), group = heads / kvHeads;
+        par.forEach(tokens * heads, 1, th -> {
+            int t = th / heads, h = th % heads, kvh = h / group, s = slots.i[t];
+            int ob = (t * heads + h) * vd;
+            if (s < 0) {
+                Arrays.fill(out.f, ob, ob + vd, 0f);
+                return;
+            }
+            int n = positions.i[t] + 1;
+            float[] score = new float[n];
+            float max = Float.NEGATIVE_INFINITY;
+            for (int j = 0; j < n; j++) {
+                int row = (s * len + j) * kvHeads + kvh;
+                float dot = 0;
+                for (int d = 0; d < hd; d++) dot += q.f[(t * heads + h) * hd + d] * kc.i[row * hd + d];
+                score[j] = dot * ks.f[row] * scale;
+                max = Math.max(max, score[j]);
+            }
+            float sum = 0;
+            for (int j = 0; j < n; j++) sum += score[j] = (float) Math.exp(score[j] - max);
+            float[] acc = new float[vd];
+            for (int j = 0; j < n; j++) {
+                int row = (s * len + j) * kvHeads + kvh;
+                float p = score[j] * vs.f[row];
+                for (int d = 0; d < vd; d++) acc[d] += p * vc.i[row * vd + d];
+            }
+            for (int d = 0; d < vd; d++) out.f[ob + d] = acc[d] / sum;
         });
     }
 

@@ -280,6 +280,40 @@ public final class Reference {
         return List.of(RefTensor.f32(new int[]{tokens, heads, vd}, out));
     }
 
+    /** Per (token, head): scale = max|kv| / 127, q = round(kv / scale), written with the scale. */
+    public static List<RefTensor> kvWriteInt8(List<RefTensor> in, Attrs a) {
+        RefTensor cache = in.get(0), scale = in.get(1), kv = in.get(2);
+        int[] slots = in.get(3).i(), pos = in.get(4).i();
+        int slotCount = cache.dim(0), len = cache.dim(1), heads = cache.dim(2), d = cache.dim(3);
+        int[] c = cache.i().clone();
+        float[] s = scale.f().clone();
+        for (int t = 0; t < slots.length; t++) {
+            if (slots[t] < 0) continue;
+            checkSlot("kv_write_int8", slots[t], pos[t], slotCount, len);
+            for (int h = 0; h < heads; h++) {
+                int src = (t * heads + h) * d, row = (slots[t] * len + pos[t]) * heads + h;
+                float max = 0;
+                for (int j = 0; j < d; j++) max = Math.max(max, Math.abs(kv.f()[src + j]));
+                float sc = max / 127f;
+                s[row] = sc;
+                for (int j = 0; j < d; j++) c[row * d + j] = max == 0 ? 0 : (int) Math.max(-127, Math.min(127, Math.rint(kv.f()[src + j] / sc)));
+            }
+        }
+        return List.of(RefTensor.ofInts(DType.I8, cache.shape(), c), RefTensor.f32(scale.shape(), s));
+    }
+
+    /** Attention over int8 caches: each cached row dequantized as q * scale, then {@link #attention}. */
+    public static List<RefTensor> attentionInt8(List<RefTensor> in, Attrs a) {
+        return attention(List.of(in.get(0), dequantRows(in.get(1), in.get(2)), dequantRows(in.get(3), in.get(4)), in.get(5), in.get(6)), a);
+    }
+
+    private static RefTensor dequantRows(RefTensor q, RefTensor scale) {
+        int d = q.dim(-1);
+        float[] out = new float[q.size()];
+        for (int i = 0; i < out.length; i++) out[i] = q.i()[i] * scale.f()[i / d];
+        return RefTensor.f32(q.shape(), out);
+    }
+
     public static List<RefTensor> mlaAttention(List<RefTensor> in, Attrs a) {
         return List.of(mla(in, a, null));
     }
