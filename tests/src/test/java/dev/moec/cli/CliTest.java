@@ -156,6 +156,47 @@ class CliTest {
         assertTrue(mtp.out().startsWith("graph @deepseek_v3_mtp(") && mtp.out().contains("%hidden: f32[T,7168],"), mtp.out().substring(0, 300));
     }
 
+    @Test void irOptStatsAndCompileFlagsDriveThePassManager() throws IOException {
+        Path mir = dir.resolve("rope.mir");
+        Files.writeString(mir, """
+                graph @g(
+                    %q: f32[T,2,4],
+                    %k: f32[T,1,4],
+                    %positions: i32[T],
+                ) {
+                  %qr = rope(%q, %positions) {rotary_dim = 4, theta = 10000.0} : f32[T,2,4]
+                  %kr = rope(%k, %positions) {rotary_dim = 4, theta = 10000.0} : f32[T,1,4]
+                  return %qr, %kr
+                }
+                """);
+        Run opt = run("ir", "opt", mir.toString(), "--passes=fuse-rope,cse,dce");
+        assertEquals(0, opt.exit(), opt.err());
+        assertEquals(1, opt.out().split("rope_cos_sin\\(", -1).length - 1, opt.out());
+        assertEquals(2, opt.out().split("apply_rotary\\(", -1).length - 1, opt.out());
+        Run all = run("ir", "opt", mir.toString(), "--passes=fuse-rope,cse", "--print-ir-after-all");
+        assertTrue(all.out().contains("// ----- IR after fuse-rope -----") && all.out().contains("// ----- IR after cse -----"), all.out());
+        Run after = run("ir", "opt", mir.toString(), "--passes=fuse-rope,cse,dce", "--print-ir-after=cse");
+        assertTrue(after.out().contains("// ----- IR after cse -----") && !after.out().contains("IR after fuse-rope"), after.out());
+        Run bad = run("ir", "opt", mir.toString(), "--passes=fuse-everything");
+        assertEquals(1, bad.exit());
+        assertTrue(bad.err().contains("unknown pass 'fuse-everything'"), bad.err());
+
+        Run stats = run("ir", "stats", "--model", demo().toString(), "--passes", dev.moec.passes.PassManager.defaultPipeline("w8a8"));
+        assertEquals(0, stats.exit(), stats.err());
+        assertTrue(stats.out().matches("(?s).*fused_infer_attention\\s+4\\n.*") && stats.out().matches("(?s).*moe_gating_topk_softmax\\s+4\\n.*")
+                && stats.out().matches("(?s).*grouped_quant_matmul\\s+8\\n.*"), stats.out());
+
+        Path out = dir.resolve("w4a8");
+        Run compile = run("compile", "--model", demo().toString(), "--quantization", "w4a8", "--kv-cache-dtype", "int8", "--cuda-graph-bs", "1", "-o", out.toString());
+        assertEquals(0, compile.exit(), compile.err());
+        Run gen = run("generate", "--model", out.toString(), "--prompt-ids", "542,448,1201", "--max-tokens", "4");
+        assertEquals(0, gen.exit(), gen.err());
+        assertTrue(gen.out().contains("token ids:  46,10,10,542"), gen.out());
+        Run wrong = run("compile", "--model", demo().toString(), "--quantization", "fp4", "-o", dir.resolve("x").toString());
+        assertEquals(1, wrong.exit());
+        assertTrue(wrong.err().contains("unknown quantization 'fp4'"), wrong.err());
+    }
+
     private static boolean onPath(String tool) {
         for (String d : System.getenv().getOrDefault("PATH", "").split(java.io.File.pathSeparator)) {
             if (Files.isExecutable(Path.of(d, tool))) return true;
