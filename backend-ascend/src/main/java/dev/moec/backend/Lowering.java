@@ -20,6 +20,17 @@ import java.util.Map;
 public final class Lowering {
     private Lowering() {}
 
+    /** For an op that returns new state versions: the operand that result {@code r} updates, else null. */
+    static Integer stateOperand(Op op, int r) {
+        return switch (op) {
+            case KV_WRITE -> r == 0 ? 0 : null;
+            case KV_WRITE_INT8 -> r;                       // (cache, scale)
+            case CAUSAL_CONV1D -> r == 1 ? 2 : null;       // (y, conv state)
+            case GATED_DELTA_RULE -> r == 1 ? 5 : null;    // (o, recurrent state)
+            default -> null;
+        };
+    }
+
     public static KernelGraph lower(Graph g, Target target) {
         List<KernelGraph.Buffer> buffers = new ArrayList<>();
         List<KernelGraph.Launch> launches = new ArrayList<>();
@@ -52,10 +63,10 @@ public final class Lowering {
             }
             for (int r = 0; r < n.results().size(); r++) {
                 Value v = n.results().get(r);
-                // Cache writes update their state in place: result r is operand r (cache, then scale).
-                boolean inPlace = n.op() == Op.KV_WRITE || n.op() == Op.KV_WRITE_INT8;
-                buffers.add(new KernelGraph.Buffer(v.name(), v.type(), inPlace ? KernelGraph.Role.ALIAS : KernelGraph.Role.ACTIVATION,
-                        inPlace ? n.operand(r).name() : null));
+                // A new state version is written in place over the state it updates.
+                Integer updates = stateOperand(n.op(), r);
+                buffers.add(new KernelGraph.Buffer(v.name(), v.type(), updates != null ? KernelGraph.Role.ALIAS : KernelGraph.Role.ACTIVATION,
+                        updates != null ? n.operand(updates).name() : null));
             }
             launches.add(new KernelGraph.Launch(Kernel.forOp(n.op()), n.operands().stream().map(Value::name).toList(),
                     n.results().stream().map(Value::name).toList(), n.attrs()));

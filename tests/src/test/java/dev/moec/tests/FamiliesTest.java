@@ -231,6 +231,35 @@ class FamiliesTest {
         }
     }
 
+    /**
+     * The compiled artifact (full default pipeline, CPU target) against the reference interpreter on the
+     * unoptimized graph: last-position logits within 2e-3, and 6 greedy tokens identical.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"qwen3", "qwen3_moe", "deepseek_v3", "deepseek_v32", "minimax_m2", "qwen3_next", "qwen3_5_moe"})
+    void compiledArtifactsMatchTheReference(String arch) {
+        Path artifact = Fixtures.compile(Fixtures.tinyCheckpoint(arch), List.of(1, 2));
+        try (Checkpoint c = Checkpoint.open(Fixtures.tinyCheckpoint(arch));
+             dev.moec.executor.CompiledModel compiled = new dev.moec.executor.CompiledModel(dev.moec.capture.Artifact.open(artifact), 1, 16, 2)) {
+            StepModel reference = new ReferenceModel(ModelImport.stepGraph(c), c, 1, 16);
+            float diff = Fixtures.maxAbsDiff(prefill(compiled, 0), prefill(reference, 0));
+            assertTrue(diff <= CompiledVsReferenceTest.TOLERANCE, arch + ": max |compiled - reference| = " + diff);
+            int[] a = dev.moec.executor.Generator.generate(compiled, 0, new int[]{5, 6, 7}, 6, dev.moec.executor.Sampler.greedy(), Set.of(), false).tokens();
+            int[] b = dev.moec.executor.Generator.generate(reference, 0, new int[]{5, 6, 7}, 6, dev.moec.executor.Sampler.greedy(), Set.of(), false).tokens();
+            org.junit.jupiter.api.Assertions.assertArrayEquals(b, a, arch + ": greedy tokens");
+        } finally {
+            deleteTree(artifact);
+        }
+    }
+
+    private static void deleteTree(Path dir) {
+        try (var s = java.nio.file.Files.walk(dir)) {
+            s.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
     private static float[] prefill(StepModel m, int slot) {
         int n = PROMPT.length;
         int[] pos = new int[n], slots = new int[n];

@@ -4,9 +4,13 @@ import dev.moec.backend.Kernel;
 import dev.moec.ir.Attrs;
 import dev.moec.ir.DType;
 
+import dev.moec.ir.interp.RefTensor;
+
 import java.util.Arrays;
 import java.util.EnumSet;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -47,7 +51,23 @@ public final class CpuKernels {
         throw new IllegalArgumentException("kernel " + k.name().toLowerCase() + " has no CPU implementation for operand dtypes " + types + " (" + why + ")");
     }
 
+    /** The kernels that run their op's reference semantics on the buffers (correct, not yet fast: issue #7). */
+    public static final Set<Kernel> REFERENCE_BACKED = EnumSet.of(Kernel.FUSED_INFER_ATTENTION_MLA, Kernel.SPARSE_FLASH_ATTENTION,
+            Kernel.MOE_GATING_TOPK, Kernel.LAYER_NORM, Kernel.L2_NORM, Kernel.HEAD_MATMUL, Kernel.CAST, Kernel.SLICE, Kernel.CONCAT,
+            Kernel.REPEAT, Kernel.MLA_ATTENTION, Kernel.MLA_ATTENTION_SPARSE, Kernel.INDEXER_TOPK, Kernel.HADAMARD, Kernel.CAUSAL_CONV1D,
+            Kernel.GATED_DELTA_RULE, Kernel.GROUP_LIMIT, Kernel.TAKE_ALONG, Kernel.SIGMOID, Kernel.SOFTPLUS, Kernel.EXP, Kernel.NEG,
+            Kernel.RELU, Kernel.SCALE, Kernel.SUB, Kernel.DIV, Kernel.WEIGHT_QUANT, Kernel.STATIC_QUANT, Kernel.QUANT_MATMUL_STATIC,
+            Kernel.MOE_EXPERTS_QUANT);
+
+    /** Weights widened once for the reference-backed kernels (weights never change). */
+    private final Map<Buf, RefTensor> weightCache = java.util.Collections.synchronizedMap(new IdentityHashMap<>());
+
     public void launch(Kernel k, Buf[] in, Buf[] out, Attrs a) {
+        boolean elementwise = k == Kernel.ADD || k == Kernel.MUL;
+        if (REFERENCE_BACKED.contains(k) || (elementwise && (in[0].isWeight() || in[1].isWeight() || !Arrays.equals(in[0].shape, in[1].shape)))) {
+            reference(k, in, out, a);                       // broadcasting add/mul, and weight operands, go this way too
+            return;
+        }
         switch (k) {
             case EMBEDDING -> embedding(in[0], in[1], out[0]);
             case RMS_NORM -> rmsNorm(in[0], in[1], out[0], (float) a.f("eps"), offset(a));
@@ -88,8 +108,44 @@ public final class CpuKernels {
             }
             case GROUPED_QUANT_MATMUL -> groupedQuantMatmul(in[0], in[1], in[2], in[3], in[4], out[0]);
             case KV_CACHE_WRITE_INT8 -> kvWriteInt8(in[0], in[1], in[2], in[3], in[4]);
+            default -> reference(k, in, out, a);
             case FUSED_INFER_ATTENTION_INT8 -> attentionInt8(in[0], in[1], in[2], in[3], in[4], in[5], in[6], out[0], (float) a.f("scale"));
         }
+    }
+
+    /** Runs the op's reference semantics on the buffers and copies the results into the outputs (states included). */
+    private void reference(Kernel k, Buf[] in, Buf[] out, Attrs a) {
+        List<RefTensor> operands = new java.util.ArrayList<>(in.length);
+        for (Buf b : in) operands.add(b.isWeight() ? weightCache.computeIfAbsent(b, CpuKernels::widen) : view(b));
+        List<RefTensor> results = k.op().semantics().eval(operands, a);
+        for (int r = 0; r < out.length; r++) {
+            RefTensor t = results.get(r);
+            if (t.isInt()) System.arraycopy(t.i(), 0, out[r].i, 0, t.size());
+            else System.arraycopy(t.f(), 0, out[r].f, 0, t.size());
+        }
+    }
+
+    /** An activation or state buffer as a RefTensor over the same array (the semantics never write operands). */
+    private static RefTensor view(Buf b) {
+        return b.f != null ? RefTensor.of(b.dtype, b.shape, b.f) : RefTensor.ofInts(b.dtype, b.shape, b.i);
+    }
+
+    private static RefTensor widen(Buf b) {
+        int n = b.elements(), cols = b.dim(-1);
+        if (b.dtype.isFloating()) {
+            float[] all = new float[n], row = new float[cols];
+            for (int r = 0; r < n / cols; r++) {
+                b.weightRow(r, cols, row);
+                System.arraycopy(row, 0, all, r * cols, cols);
+            }
+            return RefTensor.of(b.dtype, b.shape, all);
+        }
+        int[] all = new int[n], row = new int[cols];
+        for (int r = 0; r < n / cols; r++) {
+            b.intRow(r, cols, row);
+            System.arraycopy(row, 0, all, r * cols, cols);
+        }
+        return RefTensor.ofInts(b.dtype, b.shape, all);
     }
 
     private static float offset(Attrs a) { return a.has("weight_offset") ? (float) a.f("weight_offset") : 0f; }
