@@ -9,23 +9,25 @@ import dev.moec.ir.StepAbi;
 import dev.moec.ir.TensorType;
 
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 
 /**
- * Runs an artifact on the CPU. The decode graphs are bound at load, one per captured batch size; a decode
- * step of B sequences runs on the smallest captured size >= B, its extra rows padded (slot -1). Any other
- * step (a prompt, or more tokens than the largest capture) runs the prefill graph bound to its size.
+ * Runs an artifact on the CPU. The decode graphs are bound at load, one per captured batch size; a step
+ * that asks logits for every token (a decode step: one token per sequence, or a sequence's verified
+ * draft tokens with speculation) runs on the smallest captured graph with enough tokens, its extra rows
+ * padded (slot -1). Any other step (a prompt, or more tokens than the largest capture) runs the prefill
+ * graph bound to its size.
  */
 public final class CompiledModel implements StepModel {
     private final Artifact artifact;
     private final int maxSlots, maxSeqLen, vocab;
     private final CpuKernels kernels;
     private final Map<String, Object> state = new LinkedHashMap<>();      // float[] or int[] per state buffer
-    private final TreeMap<Integer, CpuGraph> decode = new TreeMap<>();
+    private final TreeMap<Integer, CpuGraph> decode = new TreeMap<>();            // by tokens per step
+    private final TreeMap<Integer, Integer> batchOf = new TreeMap<>();           // tokens per step -> batch size
     private final Map<String, Long> cacheBindings;
     private String lastGraph = "none";
 
@@ -44,11 +46,15 @@ public final class CompiledModel implements StepModel {
             }
         }
         this.vocab = Math.toIntExact(prefill.buffer(StepAbi.LOGITS).type().shape().last().size());
-        artifact.decodeGraphs().forEach((bs, g) -> decode.put(bs, new CpuGraph(g, cacheBindings, artifact, state)));
+        artifact.decodeGraphs().forEach((bs, g) -> {
+            int tokens = artifact.decodeTokens(bs);
+            decode.put(tokens, new CpuGraph(g, cacheBindings, artifact, state));
+            batchOf.put(tokens, bs);
+        });
     }
 
     public Artifact artifact() { return artifact; }
-    public Set<Integer> capturedBatchSizes() { return decode.keySet(); }
+    public Set<Integer> capturedBatchSizes() { return new java.util.TreeSet<>(batchOf.values()); }
 
     @Override public int vocabSize() { return vocab; }
     @Override public int maxSlots() { return maxSlots; }
@@ -59,7 +65,7 @@ public final class CompiledModel implements StepModel {
     public float[][] step(int[] tokens, int[] positions, int[] slots, int[] logitRows) {
         StepChecks.check(tokens, positions, slots, logitRows, maxSlots, maxSeqLen, vocab);
         int n = tokens.length;
-        Map.Entry<Integer, CpuGraph> captured = isDecode(slots, logitRows) ? decode.ceilingEntry(n) : null;
+        Map.Entry<Integer, CpuGraph> captured = allRows(logitRows, n) ? decode.ceilingEntry(n) : null;
         CpuGraph graph;
         Map<String, int[]> inputs = new HashMap<>();
         if (captured != null) {
@@ -96,11 +102,9 @@ public final class CompiledModel implements StepModel {
         return b;
     }
 
-    /** One token per distinct sequence, logits for every token: a decode step. */
-    private static boolean isDecode(int[] slots, int[] logitRows) {
-        if (logitRows.length != slots.length) return false;
-        Set<Integer> seen = new HashSet<>();
-        for (int s : slots) if (!seen.add(s)) return false;
+    /** Logits for every token, in order: what a decode graph computes. */
+    private static boolean allRows(int[] logitRows, int tokens) {
+        if (logitRows.length != tokens) return false;
         for (int r = 0; r < logitRows.length; r++) if (logitRows[r] != r) return false;
         return true;
     }

@@ -100,6 +100,12 @@ public final class Artifact implements TensorStore, AutoCloseable {
     /** Decode graphs by batch size, ascending. */
     public Map<Integer, KernelGraph> decodeGraphs() { return decode; }
 
+    /** Tokens one decode step of batch size {@code bs} carries (bs, or bs x draft tokens with speculation). */
+    public int decodeTokens(int bs) {
+        return manifest.graphs().stream().filter(g -> g.kind().equals("decode") && g.batchSize() == bs).mapToInt(Manifest.GraphEntry::tokens)
+                .findFirst().orElseThrow(() -> new IllegalArgumentException("no decode graph for batch size " + bs));
+    }
+
     public Path tokenizerDir() { return dir.resolve("tokenizer"); }
 
     @Override public Set<String> names() { return tensors.keySet(); }

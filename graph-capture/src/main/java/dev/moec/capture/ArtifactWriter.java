@@ -42,8 +42,13 @@ public final class ArtifactWriter {
 
     private ArtifactWriter() {}
 
+    /** {@code tokensPerSequence}: 1, or 1 + the draft tokens a speculative decode step verifies. */
     public record Request(KernelGraph graph, TensorStore weights, ModelInfo model, List<Integer> batchSizes,
-                          List<Path> tokenizerFiles, String pipeline, Target target) {}
+                          List<Path> tokenizerFiles, String pipeline, Target target, int tokensPerSequence) {
+        public Request(KernelGraph graph, TensorStore weights, ModelInfo model, List<Integer> batchSizes, List<Path> tokenizerFiles, String pipeline, Target target) {
+            this(graph, weights, model, batchSizes, tokenizerFiles, pipeline, target, 1);
+        }
+    }
 
     public static Manifest write(Request req, Path out, Consumer<String> progress) throws IOException {
         if (req.batchSizes().isEmpty()) throw new IllegalArgumentException("--cuda-graph-bs needs at least one batch size");
@@ -54,10 +59,13 @@ public final class ArtifactWriter {
 
         // 1. Graphs: the prefill graph keeps T and R symbolic; each decode graph binds them to its batch size.
         List<Manifest.GraphEntry> graphs = new ArrayList<>();
-        graphs.add(writeGraph(json, out, "prefill", "prefill", 0, req.graph().bind("prefill", Map.of()), sha));
+        if (req.tokensPerSequence() < 1) throw new IllegalArgumentException("tokens per sequence must be at least 1");
+        graphs.add(writeGraph(json, out, "prefill", "prefill", 0, 0, req.graph().bind("prefill", Map.of()), null, sha));
         for (int bs : new TreeSet<>(req.batchSizes())) {
-            KernelGraph decode = req.graph().bind("decode_bs" + bs, Map.of(StepAbi.T, (long) bs, StepAbi.R, (long) bs));
-            graphs.add(writeGraph(json, out, decode.name(), "decode", bs, decode, sha));
+            long tokens = (long) bs * req.tokensPerSequence();
+            KernelGraph decode = req.graph().bind("decode_bs" + bs, Map.of(StepAbi.T, tokens, StepAbi.R, tokens));
+            MemoryPlan plan = MemoryPlan.of(decode.bind(decode.name(), Map.of(StepAbi.S, 1L, StepAbi.L, 1L)));
+            graphs.add(writeGraph(json, out, decode.name(), "decode", bs, (int) tokens, decode, plan, sha));
         }
         progress.accept("captured " + graphs.size() + " graphs: " + String.join(", ", graphs.stream().map(Manifest.GraphEntry::name).toList()));
 
@@ -112,12 +120,12 @@ public final class ArtifactWriter {
         return m;
     }
 
-    private static Manifest.GraphEntry writeGraph(ObjectMapper json, Path out, String name, String kind, int bs, KernelGraph g,
-                                                  Map<String, String> sha) throws IOException {
+    private static Manifest.GraphEntry writeGraph(ObjectMapper json, Path out, String name, String kind, int bs, int tokens, KernelGraph g,
+                                                  MemoryPlan plan, Map<String, String> sha) throws IOException {
         String rel = "graphs/" + name + ".json";
         Files.writeString(out.resolve(rel), json.writeValueAsString(KernelGraphJson.write(json, g)) + "\n");
         sha.put(rel, hash(out.resolve(rel)));
-        return new Manifest.GraphEntry(name, kind, bs, rel);
+        return new Manifest.GraphEntry(name, kind, bs, tokens, rel, plan == null ? 0 : plan.peakBytes(), plan == null ? 0 : plan.naiveBytes());
     }
 
     private static long writeTensor(OutputStream os, String name, TensorType type, TensorStore store) throws IOException {

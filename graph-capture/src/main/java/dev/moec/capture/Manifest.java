@@ -10,10 +10,14 @@ import java.util.Map;
 public record Manifest(String format, int formatVersion, String compiler, ModelInfo model, String target, String pipeline,
                        List<GraphEntry> graphs, WeightsEntry weights, List<String> tokenizerFiles, Map<String, String> sha256) {
     public static final String FORMAT = "moec-artifact";
-    public static final int FORMAT_VERSION = 1;
+    public static final int FORMAT_VERSION = 2;
 
-    /** A captured graph: {@code kind} is prefill (symbolic token count) or decode (batchSize tokens). */
-    public record GraphEntry(String name, String kind, int batchSize, String file) {}
+    /**
+     * A captured graph: {@code kind} is prefill (symbolic token count) or decode ({@code tokens} =
+     * batchSize x tokens per sequence, more than one with speculative decoding). Decode graphs carry their
+     * static memory plan's peak and the naive sum of their activation buffers (0 for prefill).
+     */
+    public record GraphEntry(String name, String kind, int batchSize, int tokens, String file, long plannedPeakBytes, long naiveBytes) {}
 
     public record WeightsEntry(String file, List<TensorEntry> tensors) {}
 

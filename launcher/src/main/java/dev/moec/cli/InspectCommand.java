@@ -16,8 +16,11 @@ import java.util.TreeMap;
 import java.util.concurrent.Callable;
 
 /** {@code moec inspect}: what a model is, from its config alone or a checkpoint. */
-@Command(name = "inspect", description = "Parameter counts (total and active per token) and graph size of a model, from config.json alone or a checkpoint.")
+@Command(name = "inspect", description = "A model (config.json alone, or a checkpoint): parameter counts. An artifact: its graphs, launches, memory plans and weights.")
 final class InspectCommand implements Callable<Integer> {
+    @picocli.CommandLine.Parameters(arity = "0..1", paramLabel = "ARTIFACT", description = "a compiled artifact directory")
+    Path artifact;
+
     @Option(names = "--config", paramLabel = "FILE", description = "config.json: nothing else is read, so a 671B model needs no download")
     Path config;
 
@@ -26,7 +29,9 @@ final class InspectCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        if ((model == null) == (config == null)) throw new IllegalArgumentException("give exactly one of --model and --config");
+        int given = (artifact != null ? 1 : 0) + (model != null ? 1 : 0) + (config != null ? 1 : 0);
+        if (given != 1) throw new IllegalArgumentException("give exactly one of ARTIFACT, --model and --config");
+        if (artifact != null) return inspectArtifact();
         Graph main;
         Optional<Graph> mtp;
         if (config != null) {
@@ -54,6 +59,41 @@ final class InspectCommand implements Callable<Integer> {
         System.out.println("step graph:  " + main.nodes().size() + " nodes, " + main.params().size() + " parameters; "
                 + ops.getOrDefault(Op.MOE_EXPERTS.text(), 0) + " MoE blocks");
         return 0;
+    }
+
+    private int inspectArtifact() {
+        try (dev.moec.capture.Artifact a = dev.moec.capture.Artifact.open(artifact)) {
+            var m = a.manifest();
+            System.out.println("artifact:    " + artifact + " (format " + m.format() + " v" + m.formatVersion() + ", " + m.compiler() + ")");
+            System.out.println("model:       " + m.model().name() + " (" + m.model().modelType() + "), target " + m.target());
+            System.out.println("pipeline:    " + m.pipeline());
+            for (var g : m.graphs()) {
+                var kg = g.kind().equals("prefill") ? a.prefillGraph() : a.decodeGraphs().get(g.batchSize());
+                Map<String, Integer> byKernel = new TreeMap<>();
+                for (var l : kg.launches()) byKernel.merge(l.kernel().name().toLowerCase(Locale.ROOT), 1, Integer::sum);
+                String memory = g.kind().equals("prefill") ? "memory planned per step (T is dynamic)"
+                        : String.format(Locale.ROOT, "planned peak %s (naive %s)", bytes(g.plannedPeakBytes()), bytes(g.naiveBytes()));
+                System.out.printf(Locale.ROOT, "graph %-12s %s, %d launches, %s%n", g.name(),
+                        g.kind().equals("prefill") ? "T tokens" : g.tokens() + " tokens", kg.launches().size(), memory);
+                System.out.println("    " + String.join(", ", byKernel.entrySet().stream().map(e -> e.getKey() + " " + e.getValue()).toList()));
+            }
+            Map<String, Long> byDtype = new TreeMap<>();
+            long total = 0;
+            for (var t : m.weights().tensors()) {
+                byDtype.merge(dev.moec.ir.TensorType.parse(t.type()).dtype().text(), t.bytes(), Long::sum);
+                total += t.bytes();
+            }
+            System.out.println("weights:     " + m.weights().tensors().size() + " tensors, " + bytes(total) + ": "
+                    + String.join(", ", byDtype.entrySet().stream().map(e -> e.getKey() + " " + bytes(e.getValue())).toList()));
+        }
+        return 0;
+    }
+
+    static String bytes(long n) {
+        if (n >= 1L << 30) return String.format(Locale.ROOT, "%.2f GiB", n / (double) (1L << 30));
+        if (n >= 1L << 20) return String.format(Locale.ROOT, "%.2f MiB", n / (double) (1L << 20));
+        if (n >= 1L << 10) return String.format(Locale.ROOT, "%.1f KiB", n / 1024.0);
+        return n + " B";
     }
 
     static String human(long n) {

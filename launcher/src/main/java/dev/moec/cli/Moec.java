@@ -121,10 +121,15 @@ public final class Moec {
         @Option(names = "--print-ir-after", paramLabel = "PASS", description = "print the IR after each run of this pass")
         String printAfter;
 
+        @Option(names = "--speculative-num-draft-tokens", defaultValue = "1", paramLabel = "N",
+                description = "tokens a decode step verifies per sequence: each decode graph carries bs x N tokens (default: ${DEFAULT-VALUE}, no speculation)")
+        int draftTokens;
+
         @Override
         public Integer call() throws Exception {
+            if (draftTokens < 1) throw new IllegalArgumentException("--speculative-num-draft-tokens must be at least 1");
             String passes = pipeline != null ? pipeline : Pipelines.forCompile(quantization, kvCacheDtype);
-            var options = new ModelCompiler.Options(batchSizes, passes, Target.parse(target), printAfterAll ? "*" : printAfter);
+            var options = new ModelCompiler.Options(batchSizes, passes, Target.parse(target), printAfterAll ? "*" : printAfter, draftTokens);
             var m = ModelCompiler.compile(model, out, options, Moec::progress);
             System.out.println("compiled " + m.model().name() + " into " + out + ": " + m.graphs().size() + " graphs, "
                     + m.weights().tensors().size() + " weight tensors");

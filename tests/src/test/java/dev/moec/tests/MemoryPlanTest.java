@@ -1,0 +1,79 @@
+package dev.moec.tests;
+
+import dev.moec.backend.KernelGraph;
+import dev.moec.backend.Target;
+import dev.moec.capture.Artifact;
+import dev.moec.capture.Manifest;
+import dev.moec.capture.MemoryPlan;
+import dev.moec.cli.ModelCompiler;
+import dev.moec.executor.CompiledModel;
+import dev.moec.executor.ReferenceModel;
+import dev.moec.frontend.Checkpoint;
+import dev.moec.frontend.ModelImport;
+import dev.moec.ir.StepAbi;
+import dev.moec.passes.PassManager;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Static memory plans of the captured decode graphs, and decode graphs sized for speculative steps. */
+class MemoryPlanTest {
+    @TempDir Path dir;
+
+    @Test void plansNeverOverlapLiveBuffersAndBeatTheNaiveSum() {
+        try (Artifact a = Artifact.open(Fixtures.demoArtifact())) {
+            for (Manifest.GraphEntry e : a.manifest().graphs()) {
+                if (!e.kind().equals("decode")) continue;
+                KernelGraph g = a.decodeGraphs().get(e.batchSize()).bind("plan", Map.of(StepAbi.S, 1L, StepAbi.L, 1L));
+                MemoryPlan plan = MemoryPlan.of(g);
+                assertEquals(plan.peakBytes(), e.plannedPeakBytes(), "the manifest reports the plan");
+                assertTrue(plan.peakBytes() < plan.naiveBytes(), e.name() + ": peak " + plan.peakBytes() + " vs naive " + plan.naiveBytes());
+                List<String> names = List.copyOf(plan.sizes().keySet());
+                for (int i = 0; i < names.size(); i++) {
+                    String p = names.get(i);
+                    long ps = plan.offsets().get(p), pe = ps + plan.sizes().get(p);
+                    assertTrue(pe <= plan.peakBytes(), p + " ends past the peak");
+                    for (int j = i + 1; j < names.size(); j++) {
+                        String q = names.get(j);
+                        int[] lp = plan.lifetimes().get(p), lq = plan.lifetimes().get(q);
+                        if (lp[0] > lq[1] || lq[0] > lp[1]) continue;                     // never live together
+                        long qs = plan.offsets().get(q), qe = qs + plan.sizes().get(q);
+                        assertTrue(pe <= qs || qe <= ps, e.name() + ": " + p + " and " + q + " are live together but share memory");
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * With --speculative-num-draft-tokens 3 each decode graph carries bs x 3 tokens; a step verifying three
+     * tokens of one sequence runs on decode_bs1 and gives the reference's logits for all three.
+     */
+    @Test void speculativeDecodeGraphsCarryBatchTimesDraftTokens() throws Exception {
+        Path out = dir.resolve("spec");
+        ModelCompiler.compile(Fixtures.demoModel(), out, new ModelCompiler.Options(List.of(1, 2), PassManager.defaultPipeline("none"),
+                Target.CPU, null, 3), line -> {});
+        try (Artifact a = Artifact.open(out); Checkpoint c = Checkpoint.open(Fixtures.demoModel())) {
+            assertEquals(3, a.decodeTokens(1));
+            assertEquals(6, a.decodeTokens(2));
+            assertEquals("i32[6]", a.decodeGraphs().get(2).buffer("tokens").type().toString());
+            CompiledModel compiled = new CompiledModel(a, 1, 32, 2);
+            ReferenceModel reference = new ReferenceModel(ModelImport.stepGraph(c), c, 1, 32);
+            for (var m : List.of(compiled, reference)) m.step(new int[]{542, 448}, new int[]{0, 1}, new int[2], new int[]{1});
+            int[] draft = {1201, 46, 10};
+            float[][] x = compiled.step(draft, new int[]{2, 3, 4}, new int[3], new int[]{0, 1, 2});
+            assertEquals("decode_bs1", compiled.lastGraph());
+            float[][] y = reference.step(draft, new int[]{2, 3, 4}, new int[3], new int[]{0, 1, 2});
+            for (int r = 0; r < 3; r++) {
+                float diff = Fixtures.maxAbsDiff(x[r], y[r]);
+                assertTrue(diff <= CompiledVsReferenceTest.TOLERANCE, "row " + r + ": " + diff);
+            }
+        }
+    }
+}
