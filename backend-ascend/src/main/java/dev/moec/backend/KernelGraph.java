@@ -46,7 +46,10 @@ public record KernelGraph(String name, List<Buffer> buffers, List<Launch> launch
         ALIAS
     }
 
-    public record Buffer(String name, TensorType type, Role role, String source) {}
+    /** {@code layout}: "nd", or "nz" for a weight an Ascend kernel reads in FRACTAL_NZ ({@link Nz}). */
+    public record Buffer(String name, TensorType type, Role role, String source, String layout) {
+        public Buffer(String name, TensorType type, Role role, String source) { this(name, type, role, source, "nd"); }
+    }
 
     public record Launch(Kernel kernel, List<String> inputs, List<String> outputs, Attrs attrs) {
         public Launch {
@@ -62,7 +65,7 @@ public record KernelGraph(String name, List<Buffer> buffers, List<Launch> launch
 
     /** A copy with symbols bound (e.g. {@code T=4, R=4} for the decode graph of batch size 4). */
     public KernelGraph bind(String newName, Map<String, Long> bindings) {
-        List<Buffer> bound = buffers.stream().map(b -> new Buffer(b.name(), b.type().bind(bindings), b.role(), b.source())).toList();
+        List<Buffer> bound = buffers.stream().map(b -> new Buffer(b.name(), b.type().bind(bindings), b.role(), b.source(), b.layout())).toList();
         List<Launch> ls = launches.stream().map(l -> new Launch(l.kernel(), l.inputs(), l.outputs(), bindShapes(l.attrs(), bindings))).toList();
         return new KernelGraph(newName, bound, ls, outputs, derived);
     }

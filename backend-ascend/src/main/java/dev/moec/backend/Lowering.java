@@ -75,7 +75,14 @@ public final class Lowering {
         java.util.Set<String> read = new java.util.HashSet<>();
         for (KernelGraph.Launch l : launches) read.addAll(l.inputs());
         for (KernelGraph.Buffer b : buffers) if (b.role() == KernelGraph.Role.ALIAS) read.add(b.source());
-        List<KernelGraph.Buffer> kept = buffers.stream().filter(b -> b.role() != KernelGraph.Role.WEIGHT || read.contains(b.name())).toList();
+        // Weights an NZ-reading kernel takes are stored NZ on targets that want it.
+        java.util.Set<String> nz = new java.util.HashSet<>();
+        for (KernelGraph.Launch l : launches) {
+            for (int i = 0; i < l.inputs().size(); i++) if (target.wantsNz(l.kernel(), i)) nz.add(l.inputs().get(i));
+        }
+        List<KernelGraph.Buffer> kept = buffers.stream().filter(b -> b.role() != KernelGraph.Role.WEIGHT || read.contains(b.name()))
+                .map(b -> b.role() == KernelGraph.Role.WEIGHT && nz.contains(b.name()) ? new KernelGraph.Buffer(b.name(), b.type(), b.role(), b.source(), "nz") : b)
+                .toList();
         return new KernelGraph(g.name(), kept, launches, g.outputs().stream().map(Value::name).toList(), derived);
     }
 }

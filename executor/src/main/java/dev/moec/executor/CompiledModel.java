@@ -32,6 +32,10 @@ public final class CompiledModel implements StepModel {
     private String lastGraph = "none";
 
     public CompiledModel(Artifact artifact, int maxSlots, int maxSeqLen, int threads) {
+        if (!artifact.manifest().target().equals("cpu")) {
+            throw new IllegalArgumentException(artifact.dir() + " was compiled for --target " + artifact.manifest().target()
+                    + " (NZ weights for an NPU); the CPU executor runs --target cpu artifacts");
+        }
         this.artifact = artifact;
         this.maxSlots = maxSlots;
         this.maxSeqLen = Math.min(maxSeqLen, artifact.manifest().model().maxPositions());

@@ -83,7 +83,10 @@ public final class Artifact implements TensorStore, AutoCloseable {
                 seg = ch.size() == 0 ? MemorySegment.NULL : ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena);
             }
             for (Manifest.TensorEntry t : tensors.values()) {
-                if (t.offset() < 0 || t.offset() + t.bytes() > seg.byteSize() || TensorType.parse(t.type()).bytes() != t.bytes()) {
+                TensorType tt = TensorType.parse(t.type());
+                long[] d = tt.shape().sizes();
+                long want = "nz".equals(t.layout()) ? dev.moec.backend.Nz.bytes(tt.dtype(), d.length == 3 ? d[0] : 1, d[d.length - 2], d[d.length - 1]) : tt.bytes();
+                if (t.offset() < 0 || t.offset() + t.bytes() > seg.byteSize() || want != t.bytes()) {
                     arena.close();
                     throw new ArtifactException(dir.resolve(m.weights().file()), "weight " + t.name() + " " + t.type() + " at [" + t.offset() + ", +" + t.bytes() + ") does not fit the file");
                 }

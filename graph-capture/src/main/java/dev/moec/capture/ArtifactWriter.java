@@ -71,11 +71,20 @@ public final class ArtifactWriter {
 
         // 2. Weights, each at an aligned offset, stacked expert tensors concatenated along the expert axis.
         Map<String, TensorType> weights = new TreeMap<>();
-        for (KernelGraph.Buffer b : req.graph().buffers()) if (b.role() == KernelGraph.Role.WEIGHT) weights.put(b.source(), b.type());
+        Map<String, String> layouts = new TreeMap<>();
+        for (KernelGraph.Buffer b : req.graph().buffers()) {
+            if (b.role() != KernelGraph.Role.WEIGHT) continue;
+            weights.put(b.source(), b.type());
+            layouts.put(b.source(), b.layout());
+        }
         DerivedWeights derived = new DerivedWeights(req.graph(), req.weights());
         List<Manifest.TensorEntry> entries = new ArrayList<>();
         MessageDigest digest = sha256();
         long offset = 0, done = 0, total = weights.values().stream().mapToLong(TensorType::bytes).sum();
+        List<String> report = req.target() == Target.ASCEND
+                ? dev.moec.backend.Contracts.check(req.graph(), (long) req.batchSizes().stream().mapToInt(Integer::intValue).max().orElse(1) * req.tokensPerSequence())
+                : List.of();
+        report.forEach(line -> progress.accept("ascend: " + line));
         try (OutputStream os = new DigestOutputStream(new BufferedOutputStream(Files.newOutputStream(out.resolve("weights.bin")), 1 << 20), digest)) {
             int lastPercent = -1;
             for (var e : weights.entrySet()) {
@@ -83,14 +92,20 @@ public final class ArtifactWriter {
                 os.write(new byte[(int) pad]);
                 offset += pad;
                 long bytes;
-                if (DerivedWeights.isDerived(e.getKey())) {
-                    byte[] b = derived.bytes(e.getKey());
+                String layout = layouts.get(e.getKey());
+                if (DerivedWeights.isDerived(e.getKey()) || layout.equals("nz")) {
+                    byte[] b = DerivedWeights.isDerived(e.getKey()) ? derived.bytes(e.getKey()) : tensorBytes(e.getKey(), e.getValue(), req.weights());
+                    if (layout.equals("nz")) {
+                        long[] d = e.getValue().shape().sizes();
+                        long matrices = d.length == 3 ? d[0] : 1;
+                        b = dev.moec.backend.Nz.pack(b, e.getValue().dtype(), matrices, (int) d[d.length - 2], (int) d[d.length - 1]);
+                    }
                     os.write(b);
                     bytes = b.length;
                 } else {
                     bytes = writeTensor(os, e.getKey(), e.getValue(), req.weights());
                 }
-                entries.add(new Manifest.TensorEntry(e.getKey(), e.getValue().toString(), offset, bytes));
+                entries.add(new Manifest.TensorEntry(e.getKey(), e.getValue().toString(), offset, bytes, layout));
                 offset += bytes;
                 done += bytes;
                 int percent = (int) (100 * done / Math.max(1, total));
@@ -114,7 +129,7 @@ public final class ArtifactWriter {
 
         // 4. The manifest last: a directory without one is not an artifact.
         Manifest m = new Manifest(Manifest.FORMAT, Manifest.FORMAT_VERSION, "moec " + version(), req.model(), req.target().text(),
-                req.pipeline(), graphs, new Manifest.WeightsEntry("weights.bin", entries), tokenizer, sha);
+                req.pipeline(), graphs, new Manifest.WeightsEntry("weights.bin", entries), tokenizer, report, sha);
         Files.writeString(out.resolve("manifest.json"), json.writeValueAsString(m) + "\n");
         progress.accept("wrote artifact " + out);
         return m;
@@ -126,6 +141,13 @@ public final class ArtifactWriter {
         Files.writeString(out.resolve(rel), json.writeValueAsString(KernelGraphJson.write(json, g)) + "\n");
         sha.put(rel, hash(out.resolve(rel)));
         return new Manifest.GraphEntry(name, kind, bs, tokens, rel, plan == null ? 0 : plan.peakBytes(), plan == null ? 0 : plan.naiveBytes());
+    }
+
+    /** A stored tensor's bytes (stacked members concatenated) in memory, for layouts that rearrange them. */
+    private static byte[] tensorBytes(String name, TensorType type, TensorStore store) throws IOException {
+        java.io.ByteArrayOutputStream b = new java.io.ByteArrayOutputStream((int) type.bytes());
+        writeTensor(b, name, type, store);
+        return b.toByteArray();
     }
 
     private static long writeTensor(OutputStream os, String name, TensorType type, TensorStore store) throws IOException {

@@ -29,6 +29,7 @@ final class KernelGraphJson {
             n.put("type", b.type().toString());
             n.put("role", b.role().name().toLowerCase());
             if (b.source() != null) n.put("source", b.source());
+            if (!b.layout().equals("nd")) n.put("layout", b.layout());
         }
         ArrayNode launches = root.putArray("launches");
         for (KernelGraph.Launch l : g.launches()) {
@@ -85,7 +86,8 @@ final class KernelGraphJson {
         List<KernelGraph.Buffer> buffers = new ArrayList<>();
         for (JsonNode n : root.path("buffers")) {
             buffers.add(new KernelGraph.Buffer(n.path("name").asText(), TensorType.parse(n.path("type").asText()),
-                    KernelGraph.Role.valueOf(n.path("role").asText().toUpperCase()), n.has("source") ? n.get("source").asText() : null));
+                    KernelGraph.Role.valueOf(n.path("role").asText().toUpperCase()), n.has("source") ? n.get("source").asText() : null,
+                    n.path("layout").asText("nd")));
         }
         List<KernelGraph.Launch> launches = new ArrayList<>();
         for (JsonNode n : root.path("launches")) {

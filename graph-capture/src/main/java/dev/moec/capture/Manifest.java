@@ -8,7 +8,7 @@ import java.util.Map;
  * version would misread the new files; a reader refuses any other version.
  */
 public record Manifest(String format, int formatVersion, String compiler, ModelInfo model, String target, String pipeline,
-                       List<GraphEntry> graphs, WeightsEntry weights, List<String> tokenizerFiles, Map<String, String> sha256) {
+                       List<GraphEntry> graphs, WeightsEntry weights, List<String> tokenizerFiles, List<String> report, Map<String, String> sha256) {
     public static final String FORMAT = "moec-artifact";
     public static final int FORMAT_VERSION = 2;
 
@@ -21,6 +21,12 @@ public record Manifest(String format, int formatVersion, String compiler, ModelI
 
     public record WeightsEntry(String file, List<TensorEntry> tensors) {}
 
-    /** A weight in the packed file: {@code type} as printed ({@code bf16[8,128,256]}), byte range [offset, offset+bytes). */
-    public record TensorEntry(String name, String type, long offset, long bytes) {}
+    /**
+     * A weight in the packed file: {@code type} as printed ({@code bf16[8,128,256]}), byte range
+     * [offset, offset+bytes), {@code layout} "nd" (row-major) or "nz" (Ascend FRACTAL_NZ, padded to tiles).
+     */
+    public record TensorEntry(String name, String type, long offset, long bytes, String layout) {}
+
+    /** Lines of the compile report: the operator fallbacks the backend took. */
+    public record Report(List<String> lines) {}
 }

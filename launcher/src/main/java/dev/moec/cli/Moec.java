@@ -112,7 +112,7 @@ public final class Moec {
         @Option(names = "--kv-cache-dtype", defaultValue = "auto", description = "auto (the activation dtype) or int8 (default: ${DEFAULT-VALUE})")
         String kvCacheDtype;
 
-        @Option(names = "--target", defaultValue = "cpu", description = "target: cpu (default: ${DEFAULT-VALUE})")
+        @Option(names = "--target", defaultValue = "cpu", description = "cpu (ND weights, runs here) or ascend (NZ weights, operator contracts checked) (default: ${DEFAULT-VALUE})")
         String target;
 
         @Option(names = "--print-ir-after-all", description = "print the IR after every pass")
