@@ -29,8 +29,20 @@ public final class Contracts {
     static final long FIA_MAX_HEADS = 256, FIA_MAX_GROUP = 64, FIA_MAX_HEAD_DIM = 512;
 
     /** Checks every launch; returns the report lines (fallbacks taken); throws on a violation without one. */
-    public static List<String> check(KernelGraph g, long maxTokens) {
+    public static List<String> check(KernelGraph g, long maxTokens) { return check(g, maxTokens, 128); }
+
+    /**
+     * {@code kvBlockSize}: the paged KV cache's block size. FIA's rule: for prefill (query length > 1) a
+     * multiple of 128 in [128, 512]; for decode at most 512 (128 recommended).
+     */
+    public static List<String> check(KernelGraph g, long maxTokens, int kvBlockSize) {
         List<String> report = new ArrayList<>();
+        boolean attention = g.launches().stream().anyMatch(l -> l.kernel() == Kernel.FUSED_INFER_ATTENTION || l.kernel() == Kernel.FUSED_INFER_ATTENTION_INT8
+                || l.kernel() == Kernel.FUSED_INFER_ATTENTION_MLA);
+        if (attention && (kvBlockSize < 128 || kvBlockSize > 512 || kvBlockSize % 128 != 0)) {
+            throw new ContractViolation(Kernel.FUSED_INFER_ATTENTION, "block_size = " + kvBlockSize,
+                    "with queries longer than 1 (prefill) the KV block size is a multiple of 128 in [128, 512]");
+        }
         boolean moeNoted = false;
         for (KernelGraph.Launch l : g.launches()) {
             switch (l.kernel()) {

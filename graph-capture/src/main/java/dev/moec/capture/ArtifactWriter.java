@@ -44,9 +44,9 @@ public final class ArtifactWriter {
 
     /** {@code tokensPerSequence}: 1, or 1 + the draft tokens a speculative decode step verifies. */
     public record Request(KernelGraph graph, TensorStore weights, ModelInfo model, List<Integer> batchSizes,
-                          List<Path> tokenizerFiles, String pipeline, Target target, int tokensPerSequence) {
+                          List<Path> tokenizerFiles, String pipeline, Target target, int tokensPerSequence, int kvBlockSize) {
         public Request(KernelGraph graph, TensorStore weights, ModelInfo model, List<Integer> batchSizes, List<Path> tokenizerFiles, String pipeline, Target target) {
-            this(graph, weights, model, batchSizes, tokenizerFiles, pipeline, target, 1);
+            this(graph, weights, model, batchSizes, tokenizerFiles, pipeline, target, 1, 128);
         }
     }
 
@@ -82,7 +82,8 @@ public final class ArtifactWriter {
         MessageDigest digest = sha256();
         long offset = 0, done = 0, total = weights.values().stream().mapToLong(TensorType::bytes).sum();
         List<String> report = req.target() == Target.ASCEND
-                ? dev.moec.backend.Contracts.check(req.graph(), (long) req.batchSizes().stream().mapToInt(Integer::intValue).max().orElse(1) * req.tokensPerSequence())
+                ? dev.moec.backend.Contracts.check(req.graph(), (long) req.batchSizes().stream().mapToInt(Integer::intValue).max().orElse(1) * req.tokensPerSequence(),
+                        req.kvBlockSize())
                 : List.of();
         report.forEach(line -> progress.accept("ascend: " + line));
         try (OutputStream os = new DigestOutputStream(new BufferedOutputStream(Files.newOutputStream(out.resolve("weights.bin")), 1 << 20), digest)) {

@@ -28,8 +28,12 @@ public final class ModelCompiler {
             "generation_config.json", "chat_template.jinja");
 
     /** {@code printIrAfter}: null, "*" (every pass) or a pass name; the IR goes to standard output. */
-    public record Options(List<Integer> batchSizes, String pipeline, Target target, String printIrAfter, int draftTokens) {
-        public Options(List<Integer> batchSizes, String pipeline, Target target) { this(batchSizes, pipeline, target, null, 1); }
+    public record Options(List<Integer> batchSizes, String pipeline, Target target, String printIrAfter, int draftTokens, int kvBlockSize) {
+        public Options(List<Integer> batchSizes, String pipeline, Target target) { this(batchSizes, pipeline, target, null, 1, 128); }
+
+        public Options(List<Integer> batchSizes, String pipeline, Target target, String printIrAfter, int draftTokens) {
+            this(batchSizes, pipeline, target, printIrAfter, draftTokens, 128);
+        }
 
         public static Options defaults() { return new Options(List.of(1, 2, 4, 8), PassManager.defaultPipeline("none"), Target.CPU); }
     }
@@ -49,7 +53,7 @@ public final class ModelCompiler {
             List<Path> tokenizer = new ArrayList<>();
             for (String f : TOKENIZER_FILES) if (Files.isRegularFile(checkpointDir.resolve(f))) tokenizer.add(checkpointDir.resolve(f));
             ArtifactWriter.Request req = new ArtifactWriter.Request(kernels, ckpt, modelInfo(ckpt), options.batchSizes(), tokenizer,
-                    options.pipeline(), options.target(), options.draftTokens());
+                    options.pipeline(), options.target(), options.draftTokens(), options.kvBlockSize());
             return ArtifactWriter.write(req, out, progress);
         }
     }

@@ -125,11 +125,14 @@ public final class Moec {
                 description = "tokens a decode step verifies per sequence: each decode graph carries bs x N tokens (default: ${DEFAULT-VALUE}, no speculation)")
         int draftTokens;
 
+        @Option(names = "--kv-block-size", defaultValue = "128", description = "paged KV cache block size, checked against FIA's rule on --target ascend (default: ${DEFAULT-VALUE})")
+        int kvBlockSize;
+
         @Override
         public Integer call() throws Exception {
             if (draftTokens < 1) throw new IllegalArgumentException("--speculative-num-draft-tokens must be at least 1");
             String passes = pipeline != null ? pipeline : Pipelines.forCompile(quantization, kvCacheDtype);
-            var options = new ModelCompiler.Options(batchSizes, passes, Target.parse(target), printAfterAll ? "*" : printAfter, draftTokens);
+            var options = new ModelCompiler.Options(batchSizes, passes, Target.parse(target), printAfterAll ? "*" : printAfter, draftTokens, kvBlockSize);
             var m = ModelCompiler.compile(model, out, options, Moec::progress);
             System.out.println("compiled " + m.model().name() + " into " + out + ": " + m.graphs().size() + " graphs, "
                     + m.weights().tensors().size() + " weight tensors");

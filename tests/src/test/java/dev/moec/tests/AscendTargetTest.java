@@ -73,6 +73,19 @@ class AscendTargetTest {
         }
     }
 
+    static final String FIA_OK = """
+            graph @g(
+                %q: f32[T,4,8],
+                %kc: f32[S,L,2,8],
+                %vc: f32[S,L,2,8],
+                %slots: i32[T],
+                %positions: i32[T],
+            ) {
+              %a = fused_infer_attention(%q, %kc, %vc, %slots, %positions) {input_layout = "TND", num_heads = 4, num_kv_heads = 2, scale = 0.35355339059327373, sparse_mode = 3} : f32[T,4,8]
+              return %a
+            }
+            """;
+
     @Test void aContractWithoutFallbackFailsNamingOpAttributeAndRule() {
         KernelGraph g = Lowering.lower(IrParser.parse("""
                 graph @g(
@@ -102,5 +115,8 @@ class AscendTargetTest {
                 """), Target.ASCEND);
         var k = assertThrows(Contracts.ContractViolation.class, () -> Contracts.check(wide, 8));
         assertTrue(k.getMessage().contains("K = 70000 violates: the last dimension of x1 and x2 <= 65535"), k.getMessage());
+        var b = assertThrows(Contracts.ContractViolation.class, () -> Contracts.check(Lowering.lower(IrParser.parse(FIA_OK), Target.ASCEND), 8, 64));
+        assertTrue(b.getMessage().contains("block_size = 64 violates: with queries longer than 1 (prefill) the KV block size is a multiple of 128 in [128, 512]"), b.getMessage());
+        assertEquals(List.of(), Contracts.check(Lowering.lower(IrParser.parse(FIA_OK), Target.ASCEND), 8, 256));
     }
 }
