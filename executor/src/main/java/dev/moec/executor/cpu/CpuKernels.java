@@ -445,20 +445,27 @@ public final class CpuKernels {
 
     /** Consecutive row groups times each expert's weight [N, K]; each expert's rows are read once per group. */
     void groupedMatmul(Buf x, Buf w, Buf counts, Buf out) {
-        int m = x.dim(0), k = x.dim(1), n = w.dim(1);
-        java.util.Arrays.fill(out.f, 0, out.elements(), 0f);
+        int k = x.dim(1), n = w.dim(1);
+        forEachGroup(x, w, counts, out, (expert, from, count) -> par.forEach((n + ROW_BLOCK - 1) / ROW_BLOCK, 1, b -> {
+            float[] row = new float[k];
+            for (int o = b * ROW_BLOCK; o < Math.min(n, (b + 1) * ROW_BLOCK); o++) {
+                w.weightRow((long) expert * n + o, k, row);
+                for (int r = from; r < from + count; r++) out.f[r * n + o] = dot(x.f, r * k, row, 0, k);
+            }
+        }));
+    }
+
+    private interface Group { void run(int expert, int from, int count); }
+
+    /** The expert groups of a grouped matmul: counts[e] consecutive rows each; rows past them stay zero. */
+    private static void forEachGroup(Buf x, Buf w, Buf counts, Buf out, Group body) {
+        int m = x.dim(0);
+        Arrays.fill(out.f, 0, out.elements(), 0f);
         int start = 0;
         for (int e = 0; e < w.dim(0); e++) {
-            int from = start, count = Math.min(counts.i[e], m - start), expert = e;
-            start += count;
-            if (count <= 0) continue;
-            par.forEach((n + ROW_BLOCK - 1) / ROW_BLOCK, 1, b -> {
-                float[] row = new float[k];
-                for (int o = b * ROW_BLOCK; o < Math.min(n, (b + 1) * ROW_BLOCK); o++) {
-                    w.weightRow((long) expert * n + o, k, row);
-                    for (int r = from; r < from + count; r++) out.f[r * n + o] = dot(x.f, r * k, row, 0, k);
-                }
-            });
+            int count = Math.min(counts.i[e], m - start);
+            if (count > 0) body.run(e, start, count);
+            start += Math.max(count, 0);
         }
     }
 
@@ -514,26 +521,19 @@ public final class CpuKernels {
 
     /** Grouped int8 rows times int8 or int4 expert weights, with per-row and per-(expert, channel) scales. */
     void groupedQuantMatmul(Buf x, Buf xs, Buf w, Buf ws, Buf counts, Buf out) {
-        int m = x.dim(0), k = x.dim(1), n = w.dim(1);
+        int k = x.dim(1), n = w.dim(1);
         float[] wScale = ws.floats();
-        java.util.Arrays.fill(out.f, 0, out.elements(), 0f);
-        int start = 0;
-        for (int e = 0; e < w.dim(0); e++) {
-            int from = start, count = Math.min(counts.i[e], m - start), expert = e;
-            start += count;
-            if (count <= 0) continue;
-            par.forEach((n + ROW_BLOCK - 1) / ROW_BLOCK, 1, b -> {
-                int[] row = new int[k];
-                for (int o = b * ROW_BLOCK; o < Math.min(n, (b + 1) * ROW_BLOCK); o++) {
-                    w.intRow((long) expert * n + o, k, row);
-                    for (int r = from; r < from + count; r++) {
-                        int acc = 0;
-                        for (int j = 0; j < k; j++) acc += x.i[r * k + j] * row[j];
-                        out.f[r * n + o] = (float) (acc * (double) xs.f[r] * wScale[expert * n + o]);
-                    }
+        forEachGroup(x, w, counts, out, (expert, from, count) -> par.forEach((n + ROW_BLOCK - 1) / ROW_BLOCK, 1, b -> {
+            int[] row = new int[k];
+            for (int o = b * ROW_BLOCK; o < Math.min(n, (b + 1) * ROW_BLOCK); o++) {
+                w.intRow((long) expert * n + o, k, row);
+                for (int r = from; r < from + count; r++) {
+                    int acc = 0;
+                    for (int j = 0; j < k; j++) acc += x.i[r * k + j] * row[j];
+                    out.f[r * n + o] = (float) (acc * (double) xs.f[r] * wScale[expert * n + o]);
                 }
-            });
-        }
+            }
+        }));
     }
 
     void silu(Buf x, Buf out) {
