@@ -30,6 +30,7 @@ public final class CompiledModel implements StepModel {
     private final TreeMap<Integer, Integer> batchOf = new TreeMap<>();           // tokens per step -> batch size
     private final Map<String, Long> cacheBindings;
     private String lastGraph = "none";
+    private CpuGraph.LaunchObserver observer;                                    // null: launches run untimed
 
     public CompiledModel(Artifact artifact, int maxSlots, int maxSeqLen, int threads) {
         if (!artifact.manifest().target().equals("cpu")) {
@@ -58,6 +59,10 @@ public final class CompiledModel implements StepModel {
     }
 
     public Artifact artifact() { return artifact; }
+
+    /** Every later step reports its launches to {@code observer} (null stops it): how {@code moec bench} profiles. */
+    public void observe(CpuGraph.LaunchObserver observer) { this.observer = observer; }
+
     public Set<Integer> capturedBatchSizes() { return new java.util.TreeSet<>(batchOf.values()); }
 
     @Override public int vocabSize() { return vocab; }
@@ -88,7 +93,7 @@ public final class CompiledModel implements StepModel {
             inputs.put(StepAbi.SLOTS, slots);
             inputs.put(StepAbi.LOGIT_ROWS, logitRows);
         }
-        graph.run(kernels, inputs);
+        graph.run(kernels, inputs, observer);
         lastGraph = graph.name();
         float[] logits = graph.floats(StepAbi.LOGITS);
         float[][] out = new float[logitRows.length][];

@@ -132,7 +132,10 @@ public final class Artifact implements TensorStore, AutoCloseable {
         return e;
     }
 
-    @Override public void close() { arena.close(); }
+    /** Unmaps the weights; closing again (say, by the model that runs it and by its opener) does nothing. */
+    @Override public synchronized void close() {
+        if (arena.scope().isAlive()) arena.close();
+    }
 
     /** A broken or incompatible artifact; the message names the file and the problem. */
     public static final class ArtifactException extends RuntimeException {

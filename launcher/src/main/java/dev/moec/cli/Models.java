@@ -50,14 +50,18 @@ final class Models {
     }
 
     static Loaded compiled(Path path, List<Integer> batchSizes, int maxSeqLen, int threads, Consumer<String> progress) throws IOException {
+        return compiled(path, batchSizes, maxSeqLen, threads, ModelCompiler.Options.defaults().pipeline(), progress);
+    }
+
+    /** As above; a checkpoint directory is compiled with {@code pipeline} (an artifact keeps its own). */
+    static Loaded compiled(Path path, List<Integer> batchSizes, int maxSeqLen, int threads, String pipeline, Consumer<String> progress) throws IOException {
         Path artifactDir = path;
         Path temp = null;
         if (!Artifact.isArtifact(path)) {
             temp = Files.createTempDirectory("moec-artifact-");
             Path cleanup = temp;
             Runtime.getRuntime().addShutdownHook(new Thread(() -> deleteTree(cleanup)));
-            ModelCompiler.compile(path, temp, new ModelCompiler.Options(batchSizes, ModelCompiler.Options.defaults().pipeline(),
-                    ModelCompiler.Options.defaults().target()), progress);
+            ModelCompiler.compile(path, temp, new ModelCompiler.Options(batchSizes, pipeline, ModelCompiler.Options.defaults().target()), progress);
             artifactDir = temp;
         }
         Artifact artifact = Artifact.open(artifactDir);

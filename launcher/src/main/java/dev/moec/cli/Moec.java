@@ -26,7 +26,7 @@ import java.util.concurrent.CountDownLatch;
 /** The {@code moec} command. */
 @Command(name = "moec", mixinStandardHelpOptions = true, version = "moec 0.1.0",
         description = "Compiles Mixture-of-Experts checkpoints into captured kernel graphs and serves them.",
-        subcommands = {Moec.Serve.class, Moec.Compile.class, Moec.Generate.class, Moec.TestModel.class, IrCommand.class, InspectCommand.class})
+        subcommands = {Moec.Serve.class, Moec.Compile.class, Moec.Generate.class, Moec.TestModel.class, IrCommand.class, InspectCommand.class, BenchCommand.class})
 public final class Moec {
     public static void main(String[] args) {
         System.exit(commandLine().execute(args));

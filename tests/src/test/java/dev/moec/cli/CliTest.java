@@ -204,6 +204,21 @@ class CliTest {
         return false;
     }
 
+    @Test void benchReportsThroughputAndTheRoofline() {
+        Run d = run("bench", "decode", "--model", demo().toString(), "--batch", "2", "--tokens", "2", "--prompt-len", "4",
+                "--warmup", "1", "--threads", "1", "--bandwidth", "10");
+        assertEquals(0, d.exit(), d.err());
+        assertTrue(d.out().contains("batch 2 on decode_bs2"), d.out());
+        assertTrue(d.out().contains("bandwidth    10.00 GB/s (given)"), d.out());
+        assertTrue(d.out().matches("(?s).*roofline     [0-9.]+ ms per step; achieved [0-9.]+ % of it.*"), d.out());
+        Run p = run("bench", "prefill", "--model", demo().toString(), "--tokens", "16", "--runs", "1", "--threads", "1");
+        assertEquals(0, p.exit(), p.err());
+        assertTrue(p.out().contains("prefill      16 tokens on prefill"), p.out());
+        Run bad = run("bench", "decode", "--model", demo().toString(), "--batch", "0");
+        assertEquals(1, bad.exit());
+        assertTrue(bad.err().contains("batch 0"), bad.err());
+    }
+
     @Test void compileWritesTheArtifactLayout() {
         Path out = dir.resolve("art");
         Run r = run("compile", "--model", demo().toString(), "--cuda-graph-bs", "1", "2", "4", "-o", out.toString());

@@ -34,7 +34,7 @@ public final class Buf {
 
     int dim(int k) { return shape[k < 0 ? shape.length + k : k]; }
 
-    int elements() {
+    public int elements() {
         int n = 1;
         for (int d : shape) n *= d;
         return n;
@@ -87,7 +87,19 @@ public final class Buf {
         return out;
     }
 
-    boolean isWeight() { return w != null; }
+    public boolean isWeight() { return w != null; }
+
+    public String name() { return name; }
+    public DType dtype() { return dtype; }
+    /** The shape (a copy). */
+    public int[] shape() { return shape.clone(); }
+    /** Bytes a weight occupies as stored (0 for activations and state). */
+    public long storedBytes() { return w == null ? 0 : w.byteSize(); }
+    /** The integer contents of an index or count buffer (not a weight). */
+    public int[] ints() {
+        if (i == null) throw new IllegalStateException(name + " is not an integer activation");
+        return i;
+    }
 
     @Override public String toString() { return name + ":" + dtype + Arrays.toString(shape); }
 }

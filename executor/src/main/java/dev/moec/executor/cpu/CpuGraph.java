@@ -74,8 +74,18 @@ public final class CpuGraph {
 
     public String name() { return name; }
 
+    /** Sees each launch after it ran, with its own time: how benchmarks profile a step. */
+    public interface LaunchObserver {
+        void launched(int index, Kernel kernel, Buf[] inputs, Buf[] outputs, long nanos);
+    }
+
     /** Copies integer inputs in, replays every launch. */
     public void run(CpuKernels k, Map<String, int[]> inputs) {
+        run(k, inputs, null);
+    }
+
+    /** As {@link #run(CpuKernels, Map)}, timing each launch for {@code observer} when it is not null. */
+    public void run(CpuKernels k, Map<String, int[]> inputs, LaunchObserver observer) {
         inputs.forEach((n, data) -> {
             Buf b = buffers.get(n);
             if (b == null || b.i == null || b.i.length != data.length) {
@@ -83,7 +93,15 @@ public final class CpuGraph {
             }
             System.arraycopy(data, 0, b.i, 0, data.length);
         });
-        for (int l = 0; l < kernels.length; l++) k.launch(kernels[l], ins[l], outs[l], attrs[l]);
+        if (observer == null) {
+            for (int l = 0; l < kernels.length; l++) k.launch(kernels[l], ins[l], outs[l], attrs[l]);
+            return;
+        }
+        for (int l = 0; l < kernels.length; l++) {
+            long t0 = System.nanoTime();
+            k.launch(kernels[l], ins[l], outs[l], attrs[l]);
+            observer.launched(l, kernels[l], ins[l], outs[l], System.nanoTime() - t0);
+        }
     }
 
     public float[] floats(String buffer) { return buffers.get(buffer).f; }

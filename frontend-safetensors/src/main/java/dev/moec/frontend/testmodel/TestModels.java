@@ -63,6 +63,11 @@ public final class TestModels {
                     "tiny", ordered("hidden_size", 256, "num_hidden_layers", 4, "num_attention_heads", 4,
                             "num_key_value_heads", 2, "head_dim", 128, "num_experts", 8, "num_experts_per_tok", 2,
                             "moe_intermediate_size", 128, "intermediate_size", 512, "max_window_layers", 4,
+                            "vocab_size", 151936, "tie_word_embeddings", false, "torch_dtype", "bfloat16"),
+                    // the reference benchmark model of `moec bench`: about 1.42 B parameters, 388 M active per token
+                    "bench", ordered("hidden_size", 1024, "num_hidden_layers", 20, "num_attention_heads", 16,
+                            "num_key_value_heads", 4, "head_dim", 128, "num_experts", 64, "num_experts_per_tok", 8,
+                            "moe_intermediate_size", 256, "intermediate_size", 3072, "max_window_layers", 20,
                             "vocab_size", 151936, "tie_word_embeddings", false, "torch_dtype", "bfloat16"))),
             new Family("deepseek_v3", "/moec/configs/deepseek_v3.json", DEEPSEEK_TOKENIZER, Map.of("tiny", DEEPSEEK_TINY)),
             new Family("deepseek_v32", "/moec/configs/deepseek_v32.json", DEEPSEEK_TOKENIZER, Map.of(

@@ -1,0 +1,120 @@
+package dev.moec.executor.bench;
+
+import dev.moec.backend.Kernel;
+import dev.moec.executor.CompiledModel;
+
+import java.util.Arrays;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * The measurements behind {@code moec bench}: decode steps at a batch size on a captured graph, and
+ * prefill of a long prompt. Prompts are seeded random token ids; decoding is greedy.
+ */
+public final class Bench {
+    private Bench() {}
+
+    /**
+     * A decode measurement. Times are per step; weight bytes are what a step must read (see {@link Roofline}),
+     * averaged over the profiled steps.
+     */
+    public record Decode(String graph, int batch, int steps, double medianMs, double meanMs, double weightBytesPerStep,
+                         double expertBytesPerStep, double expertsUsed, double experts, double kernelMsPerStep,
+                         double profiledMsPerStep, Map<Kernel, Long> nanosByKernel) {
+        public double tokensPerSecond() { return batch * 1000.0 / medianMs; }
+    }
+
+    /** A prefill measurement: one prompt of {@code tokens} tokens, best and mean of the timed runs. */
+    public record Prefill(String graph, int tokens, int runs, double bestMs, double meanMs) {
+        public double tokensPerSecond() { return tokens * 1000.0 / bestMs; }
+    }
+
+    /** Context a decode benchmark needs: the prompt, the warm-up and the timed and profiled steps. */
+    public static int decodePositions(int promptLen, int warmup, int steps) { return promptLen + warmup + 2 * steps + 1; }
+
+    /**
+     * Fills {@code batch} slots with a prompt of {@code promptLen} tokens each, runs {@code warmup} untimed
+     * decode steps, {@code steps} timed ones, then {@code steps} profiled ones (each launch timed, the
+     * routed experts counted).
+     */
+    public static Decode decode(CompiledModel model, int batch, int promptLen, int warmup, int steps, long seed) {
+        if (batch < 1 || batch > model.maxSlots()) throw new IllegalArgumentException("batch " + batch + " needs 1.." + model.maxSlots() + " slots");
+        if (promptLen < 1 || steps < 1 || warmup < 0) throw new IllegalArgumentException("prompt, steps must be positive");
+        int need = decodePositions(promptLen, warmup, steps);
+        if (need > model.maxSeqLen()) throw new IllegalArgumentException("the benchmark needs " + need + " positions; the cache holds " + model.maxSeqLen());
+        SplittableRandom random = new SplittableRandom(seed);
+        int[] last = new int[batch], pos = new int[batch], slots = new int[batch], rows = new int[batch];
+        for (int b = 0; b < batch; b++) {
+            int[] prompt = random.ints(promptLen, 0, model.vocabSize()).toArray();
+            int[] positions = new int[promptLen];
+            for (int t = 0; t < promptLen; t++) positions[t] = t;
+            int[] slot = new int[promptLen];
+            Arrays.fill(slot, b);
+            float[][] logits = model.step(prompt, positions, slot, new int[] {promptLen - 1});
+            last[b] = argmax(logits[0]);
+            pos[b] = promptLen;
+            slots[b] = b;
+            rows[b] = b;
+        }
+        for (int s = 0; s < warmup; s++) step(model, last, pos, slots, rows);
+        long[] times = new long[steps];
+        for (int s = 0; s < steps; s++) {
+            long t0 = System.nanoTime();
+            step(model, last, pos, slots, rows);
+            times[s] = System.nanoTime() - t0;
+        }
+        String graph = model.lastGraph();
+        Roofline roofline = new Roofline();
+        model.observe(roofline);
+        long profiled = 0;
+        try {
+            for (int s = 0; s < steps; s++) {
+                long t0 = System.nanoTime();
+                step(model, last, pos, slots, rows);
+                profiled += System.nanoTime() - t0;
+            }
+        } finally {
+            model.observe(null);
+        }
+        long[] sorted = times.clone();
+        Arrays.sort(sorted);
+        double median = sorted[steps / 2] / 1e6, mean = Arrays.stream(times).average().orElse(0) / 1e6;
+        return new Decode(graph, batch, steps, median, mean, (double) roofline.weightBytes() / steps, (double) roofline.expertBytes() / steps,
+                roofline.expertsUsedPerLaunch(), roofline.expertsPerLaunch(), roofline.kernelNanos() / 1e6 / steps, profiled / 1e6 / steps,
+                roofline.nanosByKernel());
+    }
+
+    /** Runs a prompt of {@code tokens} tokens {@code warmup + runs} times into slot 0, timing the last {@code runs}. */
+    public static Prefill prefill(CompiledModel model, int tokens, int warmup, int runs, long seed) {
+        if (tokens < 1 || runs < 1) throw new IllegalArgumentException("tokens and runs must be positive");
+        if (tokens > model.maxSeqLen()) throw new IllegalArgumentException("a prompt of " + tokens + " tokens needs a cache of that many positions; it holds " + model.maxSeqLen());
+        int[] prompt = new SplittableRandom(seed).ints(tokens, 0, model.vocabSize()).toArray();
+        int[] positions = new int[tokens], slots = new int[tokens];
+        for (int t = 0; t < tokens; t++) positions[t] = t;
+        double best = Double.MAX_VALUE, total = 0;
+        for (int r = 0; r < warmup + runs; r++) {
+            long t0 = System.nanoTime();
+            model.step(prompt, positions, slots, new int[] {tokens - 1});
+            double ms = (System.nanoTime() - t0) / 1e6;
+            if (r >= warmup) {
+                best = Math.min(best, ms);
+                total += ms;
+            }
+        }
+        return new Prefill(model.lastGraph(), tokens, runs, best, total / runs);
+    }
+
+    private static void step(CompiledModel model, int[] last, int[] pos, int[] slots, int[] rows) {
+        float[][] logits = model.step(last.clone(), pos.clone(), slots, rows);
+        for (int b = 0; b < last.length; b++) {
+            last[b] = argmax(logits[b]);
+            pos[b]++;
+        }
+    }
+
+    private static int argmax(float[] v) {
+        int best = 0;
+        for (int j = 1; j < v.length; j++) if (v[j] > v[best]) best = j;
+        return best;
+    }
+}

@@ -1,0 +1,133 @@
+package dev.moec.cli;
+
+import dev.moec.backend.Kernel;
+import dev.moec.executor.CompiledModel;
+import dev.moec.executor.bench.Bench;
+import dev.moec.executor.bench.MemoryBandwidth;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+/** {@code moec bench decode|prefill}: throughput of the compiled graphs, and how far decode is from the memory roofline. */
+@Command(name = "bench", description = "Measure decode and prefill throughput of the compiled CPU graphs, against the memory-bandwidth roofline.",
+        subcommands = {BenchCommand.Decode.class, BenchCommand.Prefill.class})
+final class BenchCommand {
+
+    static class Common {
+        @Option(names = "--model", paramLabel = "DIR|ARTIFACT", description = "checkpoint (compiled first) or artifact (default: the embedded demo model)")
+        Path model;
+
+        @Option(names = "--threads", description = "CPU threads for the kernels (default: all cores)")
+        Integer threads;
+
+        @Option(names = "--quantization", defaultValue = "none", description = "for a checkpoint: none, w8a8 or w4a8 (default: ${DEFAULT-VALUE})")
+        String quantization;
+
+        @Option(names = "--kv-cache-dtype", defaultValue = "auto", description = "for a checkpoint: auto or int8 (default: ${DEFAULT-VALUE})")
+        String kvCacheDtype;
+
+        @Option(names = "--seed", defaultValue = "0", description = "seed of the random prompts (default: ${DEFAULT-VALUE})")
+        long seed;
+
+        int threads() { return threads != null ? threads : Runtime.getRuntime().availableProcessors(); }
+
+        Models.Loaded load(int batch, int positions) throws Exception {
+            Path path = model != null ? model : Models.demoModel();
+            Models.Loaded loaded = Models.compiled(path, List.of(batch), positions, threads(), Pipelines.forCompile(quantization, kvCacheDtype), Moec::progress);
+            if (!(loaded.model() instanceof CompiledModel)) throw new IllegalStateException("not a compiled model");
+            return loaded;
+        }
+    }
+
+    @Command(name = "decode", description = "Decode steps at a batch size on its captured graph: tokens/s, ms per step, weight bytes per step and the roofline.")
+    static final class Decode extends Common implements Callable<Integer> {
+        @Option(names = "--batch", defaultValue = "1", description = "sequences decoded together (default: ${DEFAULT-VALUE})")
+        int batch;
+
+        @Option(names = "--tokens", defaultValue = "32", description = "timed decode steps (default: ${DEFAULT-VALUE})")
+        int tokens;
+
+        @Option(names = "--prompt-len", defaultValue = "64", description = "tokens of context per sequence before decoding (default: ${DEFAULT-VALUE})")
+        int promptLen;
+
+        @Option(names = "--warmup", defaultValue = "8", description = "untimed decode steps first (default: ${DEFAULT-VALUE})")
+        int warmup;
+
+        @Option(names = "--bandwidth", paramLabel = "GB/s", description = "memory read bandwidth for the roofline (default: measured here with --threads threads)")
+        Double bandwidth;
+
+        @Override
+        public Integer call() throws Exception {
+            if (batch < 1 || tokens < 1 || promptLen < 1 || warmup < 0) {
+                throw new IllegalArgumentException("need --batch, --tokens and --prompt-len of at least 1 and --warmup of at least 0 (got batch "
+                        + batch + ", tokens " + tokens + ", prompt-len " + promptLen + ", warmup " + warmup + ")");
+            }
+            if (bandwidth != null && !(bandwidth > 0)) throw new IllegalArgumentException("--bandwidth must be positive GB/s");
+            try (Models.Loaded loaded = load(batch, Bench.decodePositions(promptLen, warmup, tokens))) {
+                CompiledModel model = (CompiledModel) loaded.model();
+                Moec.progress("decoding " + tokens + " timed steps at batch " + batch + " after a " + promptLen + "-token prompt per sequence and " + warmup + " warm-up steps");
+                Bench.Decode d = Bench.decode(model, batch, promptLen, warmup, tokens, seed);
+                double bytesPerSecond;
+                String source;
+                if (bandwidth != null) {
+                    bytesPerSecond = bandwidth * 1e9;
+                    source = "given";
+                } else {
+                    Moec.progress("measuring memory read bandwidth (1 GiB, " + threads() + " threads)");
+                    bytesPerSecond = MemoryBandwidth.measure(threads(), 1L << 30, 5);
+                    source = "measured, " + threads() + " threads";
+                }
+                double rooflineMs = d.weightBytesPerStep() / bytesPerSecond * 1e3;
+                System.out.printf("model        %s (%s)%n", loaded.name(), model.artifact().manifest().pipeline());
+                System.out.printf("decode       batch %d on %s, %d threads, %d steps%n", batch, d.graph(), threads(), d.steps());
+                System.out.printf("throughput   %.2f tokens/s, %.2f ms per step (median; mean %.2f)%n", d.tokensPerSecond(), d.medianMs(), d.meanMs());
+                System.out.printf("weights read %.1f MB per step (routed experts %.1f MB: %.1f of %.0f experts per MoE launch)%n",
+                        d.weightBytesPerStep() / 1e6, d.expertBytesPerStep() / 1e6, d.expertsUsed(), d.experts());
+                System.out.printf("bandwidth    %.2f GB/s (%s)%n", bytesPerSecond / 1e9, source);
+                System.out.printf("roofline     %.2f ms per step; achieved %.1f %% of it%n", rooflineMs, 100 * rooflineMs / d.medianMs());
+                System.out.printf("kernels      %.2f ms per step of their own time in %.2f ms profiled steps (%.1f %% outside kernels)%n",
+                        d.kernelMsPerStep(), d.profiledMsPerStep(), 100 * (d.profiledMsPerStep() - d.kernelMsPerStep()) / d.profiledMsPerStep());
+                printTopKernels(d.nanosByKernel(), d.steps());
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "prefill", description = "Prefill of one prompt: tokens/s.")
+    static final class Prefill extends Common implements Callable<Integer> {
+        @Option(names = "--tokens", defaultValue = "512", description = "prompt length (default: ${DEFAULT-VALUE})")
+        int tokens;
+
+        @Option(names = "--batch", defaultValue = "1", description = "accepted for symmetry with decode; prefill runs one prompt (default: ${DEFAULT-VALUE})")
+        int batch;
+
+        @Option(names = "--runs", defaultValue = "3", description = "timed prefills, after one warm-up (default: ${DEFAULT-VALUE})")
+        int runs;
+
+        @Override
+        public Integer call() throws Exception {
+            if (tokens < 1 || runs < 1) throw new IllegalArgumentException("--tokens and --runs must be at least 1");
+            if (batch != 1) throw new IllegalArgumentException("moec bench prefill measures one prompt; use --batch 1");
+            try (Models.Loaded loaded = load(1, tokens)) {
+                CompiledModel model = (CompiledModel) loaded.model();
+                Moec.progress("prefilling " + tokens + " tokens, 1 warm-up and " + runs + " timed runs");
+                Bench.Prefill p = Bench.prefill(model, tokens, 1, runs, seed);
+                System.out.printf("model        %s (%s)%n", loaded.name(), model.artifact().manifest().pipeline());
+                System.out.printf("prefill      %d tokens on %s, %d threads, %d runs%n", p.tokens(), p.graph(), threads(), p.runs());
+                System.out.printf("throughput   %.1f tokens/s, %.1f ms per prompt (best; mean %.1f)%n", p.tokensPerSecond(), p.bestMs(), p.meanMs());
+            }
+            return 0;
+        }
+    }
+
+    private static void printTopKernels(Map<Kernel, Long> nanos, int steps) {
+        long total = nanos.values().stream().mapToLong(Long::longValue).sum();
+        nanos.entrySet().stream().sorted(Map.Entry.<Kernel, Long>comparingByValue(Comparator.reverseOrder())).limit(6).forEach(e ->
+                System.out.printf("  %-26s %8.2f ms per step  %5.1f %%%n", e.getKey().name().toLowerCase(), e.getValue() / 1e6 / steps, 100.0 * e.getValue() / total));
+    }
+}

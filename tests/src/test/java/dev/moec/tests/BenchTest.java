@@ -1,0 +1,75 @@
+package dev.moec.tests;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.moec.capture.Artifact;
+import dev.moec.capture.Manifest;
+import dev.moec.executor.CompiledModel;
+import dev.moec.executor.bench.Bench;
+import dev.moec.frontend.ModelImport;
+import dev.moec.ir.ParamCount;
+import dev.moec.frontend.testmodel.TestModels;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** What {@code moec bench} measures: the weight bytes a decode step must read, and the benchmark model's size. */
+class BenchTest {
+
+    /**
+     * Bytes a decode step of the tiny qwen3_moe reads, counted from the manifest alone: every weight once,
+     * one embedding row per token, and of each stacked expert tensor [E, N, K] (the checkpoint's experts.*
+     * stacks and the gate_up stacks the compiler derives from them) only the experts routed to.
+     */
+    private static double expectedBytes(Manifest m, double expertsUsed, int experts, int tokens, int vocab) {
+        double bytes = 0;
+        for (Manifest.TensorEntry t : m.weights().tensors()) {
+            if (t.name().equals("model.embed_tokens.weight")) bytes += (double) t.bytes() / vocab * tokens;
+            else if (t.type().matches(".*\\[" + experts + ",\\d+,\\d+]")) bytes += (double) t.bytes() / experts * expertsUsed;
+            else bytes += t.bytes();
+        }
+        return bytes;
+    }
+
+    @Test void aBatchOneDecodeStepReadsTopKExpertsPerLayerAndOneEmbeddingRow() {
+        try (Artifact a = Artifact.open(Fixtures.tinyArtifact()); CompiledModel model = new CompiledModel(a, 4, 128, 2)) {
+            Bench.Decode d = Bench.decode(model, 1, 8, 1, 3, 0);
+            assertEquals("decode_bs1", d.graph());
+            assertEquals(8, d.experts(), 0);
+            assertEquals(2, d.expertsUsed(), 0, "top-2 routing of one token touches two experts");
+            assertEquals(expectedBytes(a.manifest(), 2, 8, 1, 151936), d.weightBytesPerStep(), 1e-6);
+            assertTrue(d.kernelMsPerStep() > 0 && d.kernelMsPerStep() <= d.profiledMsPerStep(), d.toString());
+            assertTrue(d.tokensPerSecond() > 0);
+        }
+    }
+
+    @Test void aBatchTouchesTheUnionOfItsTokensExperts() {
+        try (Artifact a = Artifact.open(Fixtures.tinyArtifact()); CompiledModel model = new CompiledModel(a, 4, 128, 2)) {
+            Bench.Decode d = Bench.decode(model, 4, 8, 1, 3, 0);
+            assertEquals("decode_bs4", d.graph());
+            assertTrue(d.expertsUsed() > 2 && d.expertsUsed() <= 8, "4 tokens x top-2 touch 2..8 experts: " + d.expertsUsed());
+            assertEquals(expectedBytes(a.manifest(), d.expertsUsed(), 8, 4, 151936), d.weightBytesPerStep(), 1e-3);
+            Bench.Prefill p = Bench.prefill(model, 16, 0, 1, 0);
+            assertEquals("prefill", p.graph());
+            assertTrue(p.tokensPerSecond() > 0);
+        }
+    }
+
+    /**
+     * The reference benchmark model: about 1.42 B parameters, 388 M active per token. ParamCount's active
+     * count includes the whole embedding table; a lookup reads one row of it, so the benchmark's 388 M leaves
+     * the table out (the untied lm_head is read whole and counts).
+     */
+    @Test void theBenchPresetIsTheReferenceBenchmarkModel() throws Exception {
+        ObjectNode config = TestModels.config("qwen3_moe", "bench");
+        Path file = Files.createTempDirectory("moec-bench-config").resolve("config.json");
+        Files.writeString(file, config.toString());
+        ParamCount c = ParamCount.of(ModelImport.stepGraphFromConfig(file));
+        assertEquals(1_424_013_312L, c.total());
+        long embeddingTable = 151_936L * 1024;
+        assertEquals(388, Math.round((c.active() - embeddingTable) / 1e6), "active " + c.active());
+    }
+}
