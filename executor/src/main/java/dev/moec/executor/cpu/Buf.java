@@ -44,9 +44,7 @@ public final class Buf {
     void weightRow(long row, int cols, float[] dst) {
         long base = row * cols;
         switch (dtype) {
-            case BF16 -> {
-                for (int j = 0; j < cols; j++) dst[j] = Float.intBitsToFloat(w.getAtIndex(SHORT_LE, base + j) << 16);
-            }
+            case BF16 -> Simd.widenBf16(w, base, cols, dst);
             case F16 -> {
                 for (int j = 0; j < cols; j++) dst[j] = Float.float16ToFloat(w.getAtIndex(SHORT_LE, base + j));
             }
@@ -66,7 +64,7 @@ public final class Buf {
             return;
         }
         switch (dtype) {
-            case I8 -> { for (int j = 0; j < cols; j++) dst[j] = w.get(ValueLayout.JAVA_BYTE, base + j); }
+            case I8 -> Simd.widenI8(w, base, cols, dst);
             case I4 -> {
                 for (int j = 0; j < cols; j++) {
                     long e = base + j;

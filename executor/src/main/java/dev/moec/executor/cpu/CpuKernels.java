@@ -187,9 +187,14 @@ public final class CpuKernels {
         int n = w.dim(0), k = w.dim(1), rows = x.elements() / k;
         float[] xs = x.f, dst = out.f;
         int blocks = (n + ROW_BLOCK - 1) / ROW_BLOCK;
+        boolean inPlace = inPlaceBf16(w, rows);
         par.forEach(blocks, 1, b -> {
-            float[] row = new float[k];
+            float[] row = inPlace ? null : new float[k];
             for (int o = b * ROW_BLOCK; o < Math.min(n, (b + 1) * ROW_BLOCK); o++) {
+                if (inPlace) {
+                    for (int r = 0; r < rows; r++) dst[r * n + o] = Simd.dotBf16(xs, r * k, w.w, (long) o * k, k);
+                    continue;
+                }
                 w.weightRow(o, k, row);
                 for (int r = 0; r < rows; r++) dst[r * n + o] = dot(xs, r * k, row, 0, k);
             }
@@ -446,27 +451,44 @@ public final class CpuKernels {
     /** Consecutive row groups times each expert's weight [N, K]; each expert's rows are read once per group. */
     void groupedMatmul(Buf x, Buf w, Buf counts, Buf out) {
         int k = x.dim(1), n = w.dim(1);
-        forEachGroup(x, w, counts, out, (expert, from, count) -> par.forEach((n + ROW_BLOCK - 1) / ROW_BLOCK, 1, b -> {
-            float[] row = new float[k];
+        forEachGroupBlock(x, w, counts, out, n, (expert, from, count, b) -> {
+            boolean inPlace = inPlaceBf16(w, count);
+            float[] row = inPlace ? null : new float[k];
             for (int o = b * ROW_BLOCK; o < Math.min(n, (b + 1) * ROW_BLOCK); o++) {
-                w.weightRow((long) expert * n + o, k, row);
+                long wr = (long) expert * n + o;
+                if (inPlace) {
+                    for (int r = from; r < from + count; r++) out.f[r * n + o] = Simd.dotBf16(x.f, r * k, w.w, wr * k, k);
+                    continue;
+                }
+                w.weightRow(wr, k, row);
                 for (int r = from; r < from + count; r++) out.f[r * n + o] = dot(x.f, r * k, row, 0, k);
             }
-        }));
+        });
     }
 
-    private interface Group { void run(int expert, int from, int count); }
+    private interface GroupBlock { void run(int expert, int from, int count, int block); }
 
-    /** The expert groups of a grouped matmul: counts[e] consecutive rows each; rows past them stay zero. */
-    private static void forEachGroup(Buf x, Buf w, Buf counts, Buf out, Group body) {
-        int m = x.dim(0);
+    /**
+     * The expert groups of a grouped matmul (counts[e] consecutive rows each; rows past them stay zero),
+     * times the blocks of ROW_BLOCK output channels: one parallel loop over every (group, block) pair,
+     * so a decode step's few rows per expert still spread over all threads in one fork.
+     */
+    private void forEachGroupBlock(Buf x, Buf w, Buf counts, Buf out, int n, GroupBlock body) {
+        int m = x.dim(0), experts = w.dim(0);
         Arrays.fill(out.f, 0, out.elements(), 0f);
-        int start = 0;
-        for (int e = 0; e < w.dim(0); e++) {
-            int count = Math.min(counts.i[e], m - start);
-            if (count > 0) body.run(e, start, count);
-            start += Math.max(count, 0);
+        int[] expert = new int[experts], from = new int[experts], count = new int[experts];
+        int groups = 0, start = 0;
+        for (int e = 0; e < experts; e++) {
+            int c = Math.min(counts.i[e], m - start);
+            if (c > 0) {
+                expert[groups] = e;
+                from[groups] = start;
+                count[groups++] = c;
+            }
+            start += Math.max(c, 0);
         }
+        int blocks = (n + ROW_BLOCK - 1) / ROW_BLOCK;
+        par.forEach(groups * blocks, 1, idx -> body.run(expert[idx / blocks], from[idx / blocks], count[idx / blocks], idx % blocks));
     }
 
     void swiglu(Buf x, Buf out) {
@@ -507,12 +529,12 @@ public final class CpuKernels {
         int n = w.dim(0), k = w.dim(1), rows = x.elements() / k;
         float[] wScale = ws.floats();
         par.forEach((n + ROW_BLOCK - 1) / ROW_BLOCK, 1, b -> {
-            int[] row = new int[k];
+            boolean inPlace = inPlaceI8(w, rows);
+            int[] row = inPlace ? null : new int[k];
             for (int o = b * ROW_BLOCK; o < Math.min(n, (b + 1) * ROW_BLOCK); o++) {
-                w.intRow(o, k, row);
+                if (!inPlace) w.intRow(o, k, row);
                 for (int r = 0; r < rows; r++) {
-                    int acc = 0;
-                    for (int j = 0; j < k; j++) acc += x.i[r * k + j] * row[j];
+                    int acc = inPlace ? Simd.dotI8(x.i, r * k, w.w, (long) o * k, k) : Simd.dotI8(x.i, r * k, row, k);
                     out.f[r * n + o] = (float) (acc * (double) xs.f[r] * wScale[o]);
                 }
             }
@@ -523,17 +545,18 @@ public final class CpuKernels {
     void groupedQuantMatmul(Buf x, Buf xs, Buf w, Buf ws, Buf counts, Buf out) {
         int k = x.dim(1), n = w.dim(1);
         float[] wScale = ws.floats();
-        forEachGroup(x, w, counts, out, (expert, from, count) -> par.forEach((n + ROW_BLOCK - 1) / ROW_BLOCK, 1, b -> {
-            int[] row = new int[k];
+        forEachGroupBlock(x, w, counts, out, n, (expert, from, count, b) -> {
+            boolean inPlace = inPlaceI8(w, count);
+            int[] row = inPlace ? null : new int[k];
             for (int o = b * ROW_BLOCK; o < Math.min(n, (b + 1) * ROW_BLOCK); o++) {
-                w.intRow((long) expert * n + o, k, row);
+                long wr = (long) expert * n + o;
+                if (!inPlace) w.intRow(wr, k, row);
                 for (int r = from; r < from + count; r++) {
-                    int acc = 0;
-                    for (int j = 0; j < k; j++) acc += x.i[r * k + j] * row[j];
+                    int acc = inPlace ? Simd.dotI8(x.i, r * k, w.w, wr * k, k) : Simd.dotI8(x.i, r * k, row, k);
                     out.f[r * n + o] = (float) (acc * (double) xs.f[r] * wScale[expert * n + o]);
                 }
             }
-        }));
+        });
     }
 
     void silu(Buf x, Buf out) {
@@ -549,15 +572,16 @@ public final class CpuKernels {
     }
 
     static float dot(float[] a, int ao, float[] b, int bo, int n) {
-        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        int j = 0;
-        for (; j + 3 < n; j += 4) {
-            s0 += a[ao + j] * b[bo + j];
-            s1 += a[ao + j + 1] * b[bo + j + 1];
-            s2 += a[ao + j + 2] * b[bo + j + 2];
-            s3 += a[ao + j + 3] * b[bo + j + 3];
-        }
-        for (; j < n; j++) s0 += a[ao + j] * b[bo + j];
-        return (s0 + s1) + (s2 + s3);
+        return Simd.dot(a, ao, b, bo, n);
     }
+
+    /**
+     * Few rows read a weight row straight from the mapping (each row's dot product widens it again);
+     * more rows widen it once into a scratch row that stays in L1.
+     */
+    private static final int IN_PLACE_ROWS = 2;
+
+    private static boolean inPlaceBf16(Buf w, int rows) { return w.isWeight() && w.dtype == DType.BF16 && rows <= IN_PLACE_ROWS; }
+
+    private static boolean inPlaceI8(Buf w, int rows) { return w.isWeight() && w.dtype == DType.I8 && rows <= IN_PLACE_ROWS; }
 }
