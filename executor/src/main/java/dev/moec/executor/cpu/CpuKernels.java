@@ -276,11 +276,7 @@ public final class CpuKernels {
             float sum = 0;
             for (int j = 0; j < n; j++) sum += score[j] = (float) Math.exp(score[j] - max);
             float[] acc = new float[vd];
-            for (int j = 0; j < n; j++) {
-                int vb = ((s * len + j) * kvHeads + kvh) * vd;
-                float p = score[j];
-                for (int d = 0; d < vd; d++) acc[d] += p * vs[vb + d];
-            }
+            for (int j = 0; j < n; j++) Simd.axpy(score[j], vs, ((s * len + j) * kvHeads + kvh) * vd, acc, 0, vd);
             for (int d = 0; d < vd; d++) dst[ob + d] = acc[d] / sum;
         });
     }

@@ -29,6 +29,7 @@ public final class Simd {
     private static final VectorSpecies<Integer> I = ENABLED ? VectorSpecies.of(int.class, F.vectorShape()) : null;
     private static final VectorSpecies<Short> S = ENABLED ? VectorSpecies.of(short.class, VectorShape.forBitSize(L * 16)) : null;
     private static final VectorSpecies<Byte> B = ENABLED ? VectorSpecies.of(byte.class, VectorShape.forBitSize(L * 8)) : null;
+    private static final VectorSpecies<Byte> B4 = ENABLED ? VectorSpecies.of(byte.class, F.vectorShape()) : null;    // 4L bytes
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     /** sum_j a[ao + j] * b[bo + j], j < n. */
@@ -46,6 +47,16 @@ public final class Simd {
         }
         for (; j < n; j++) s += a[ao + j] * b[bo + j];
         return s;
+    }
+
+    /** y[yo + j] += alpha * x[xo + j], j < n. */
+    public static void axpy(float alpha, float[] x, int xo, float[] y, int yo, int n) {
+        int j = 0;
+        if (ENABLED) {
+            FloatVector a = FloatVector.broadcast(F, alpha);
+            for (; j + L <= n; j += L) FloatVector.fromArray(F, x, xo + j).fma(a, FloatVector.fromArray(F, y, yo + j)).intoArray(y, yo + j);
+        }
+        for (; j < n; j++) y[yo + j] += alpha * x[xo + j];
     }
 
     /** sum_j x[xo + j] * bf16(w at element we + j), j < n: a bf16 weight row read in place. */
@@ -100,12 +111,19 @@ public final class Simd {
     public static int dotI8(int[] x, int xo, MemorySegment w, long we, int n) {
         int j = 0, s = 0;
         if (ENABLED) {
-            IntVector acc = IntVector.zero(I);
+            IntVector acc0 = IntVector.zero(I), acc1 = IntVector.zero(I);
+            for (; j + 4 * L <= n; j += 4 * L) {                 // one full-width byte load, widened in four parts
+                ByteVector wb = ByteVector.fromMemorySegment(B4, w, we + j, ByteOrder.LITTLE_ENDIAN);
+                acc0 = acc0.add(IntVector.fromArray(I, x, xo + j).mul((IntVector) wb.convertShape(VectorOperators.B2I, I, 0)));
+                acc1 = acc1.add(IntVector.fromArray(I, x, xo + j + L).mul((IntVector) wb.convertShape(VectorOperators.B2I, I, 1)));
+                acc0 = acc0.add(IntVector.fromArray(I, x, xo + j + 2 * L).mul((IntVector) wb.convertShape(VectorOperators.B2I, I, 2)));
+                acc1 = acc1.add(IntVector.fromArray(I, x, xo + j + 3 * L).mul((IntVector) wb.convertShape(VectorOperators.B2I, I, 3)));
+            }
             for (; j + L <= n; j += L) {
                 IntVector wv = (IntVector) ByteVector.fromMemorySegment(B, w, we + j, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I, 0);
-                acc = acc.add(IntVector.fromArray(I, x, xo + j).mul(wv));
+                acc0 = acc0.add(IntVector.fromArray(I, x, xo + j).mul(wv));
             }
-            s = acc.reduceLanes(VectorOperators.ADD);
+            s = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
         }
         for (; j < n; j++) s += x[xo + j] * w.get(ValueLayout.JAVA_BYTE, we + j);
         return s;

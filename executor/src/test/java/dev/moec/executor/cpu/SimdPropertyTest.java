@@ -46,6 +46,11 @@ class SimdPropertyTest {
             double tolerance = 1e-5 * magnitude + 1e-6;
             assertEquals(dot, Simd.dotBf16(x, offset, w, offset, n), tolerance);
             assertEquals(dot, Simd.dot(x, offset, expected, 0, n), tolerance);
+            float[] y = new float[n + 3], yExpected = new float[n + 3];
+            for (int j = 0; j < n; j++) y[j + 3] = yExpected[j + 3] = x[offset + j];
+            for (int j = 0; j < n; j++) yExpected[j + 3] += 0.5f * expected[j];
+            Simd.axpy(0.5f, expected, 0, y, 3, n);
+            for (int j = 0; j < y.length; j++) assertEquals(yExpected[j], y[j], 1e-6f * (1 + Math.abs(yExpected[j])));
         }
     }
 
