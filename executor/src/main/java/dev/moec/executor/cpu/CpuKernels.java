@@ -192,7 +192,7 @@ public final class CpuKernels {
             float[] row = inPlace ? null : new float[k];
             for (int o = b * ROW_BLOCK; o < Math.min(n, (b + 1) * ROW_BLOCK); o++) {
                 if (inPlace) {
-                    for (int r = 0; r < rows; r++) dst[r * n + o] = Simd.dotBf16(xs, r * k, w.w, (long) o * k, k);
+                    bf16Rows(xs, k, 0, rows, w.w, o, dst, n, o);
                     continue;
                 }
                 w.weightRow(o, k, row);
@@ -453,7 +453,7 @@ public final class CpuKernels {
             for (int o = b * ROW_BLOCK; o < Math.min(n, (b + 1) * ROW_BLOCK); o++) {
                 long wr = (long) expert * n + o;
                 if (inPlace) {
-                    for (int r = from; r < from + count; r++) out.f[r * n + o] = Simd.dotBf16(x.f, r * k, w.w, wr * k, k);
+                    bf16Rows(x.f, k, from, from + count, w.w, wr, out.f, n, o);
                     continue;
                 }
                 w.weightRow(wr, k, row);
@@ -524,15 +524,17 @@ public final class CpuKernels {
     void quantMatmul(Buf x, Buf xs, Buf w, Buf ws, Buf out) {
         int n = w.dim(0), k = w.dim(1), rows = x.elements() / k;
         float[] wScale = ws.floats();
+        float[] xf = rows >= 4 ? Simd.exact(x.i, rows * k) : null;
         par.forEach((n + ROW_BLOCK - 1) / ROW_BLOCK, 1, b -> {
             boolean inPlace = inPlaceI8(w, rows);
-            int[] row = inPlace ? null : new int[k];
+            int[] row = inPlace ? null : new int[k], acc = new int[rows + 3];
             for (int o = b * ROW_BLOCK; o < Math.min(n, (b + 1) * ROW_BLOCK); o++) {
-                if (!inPlace) w.intRow(o, k, row);
-                for (int r = 0; r < rows; r++) {
-                    int acc = inPlace ? Simd.dotI8(x.i, r * k, w.w, (long) o * k, k) : Simd.dotI8(x.i, r * k, row, k);
-                    out.f[r * n + o] = (float) (acc * (double) xs.f[r] * wScale[o]);
+                if (inPlace) i8Rows(x.i, xf, k, 0, rows, w.w, o, acc);
+                else {
+                    w.intRow(o, k, row);
+                    for (int r = 0; r < rows; r++) acc[r] = Simd.dotI8(x.i, r * k, row, k);
                 }
+                for (int r = 0; r < rows; r++) out.f[r * n + o] = (float) (acc[r] * (double) xs.f[r] * wScale[o]);
             }
         });
     }
@@ -541,16 +543,18 @@ public final class CpuKernels {
     void groupedQuantMatmul(Buf x, Buf xs, Buf w, Buf ws, Buf counts, Buf out) {
         int k = x.dim(1), n = w.dim(1);
         float[] wScale = ws.floats();
+        float[] xf = Simd.exact(x.i, x.elements());
         forEachGroupBlock(x, w, counts, out, n, (expert, from, count, b) -> {
             boolean inPlace = inPlaceI8(w, count);
-            int[] row = inPlace ? null : new int[k];
+            int[] row = inPlace ? null : new int[k], acc = new int[count + 3];
             for (int o = b * ROW_BLOCK; o < Math.min(n, (b + 1) * ROW_BLOCK); o++) {
                 long wr = (long) expert * n + o;
-                if (!inPlace) w.intRow(wr, k, row);
-                for (int r = from; r < from + count; r++) {
-                    int acc = inPlace ? Simd.dotI8(x.i, r * k, w.w, wr * k, k) : Simd.dotI8(x.i, r * k, row, k);
-                    out.f[r * n + o] = (float) (acc * (double) xs.f[r] * wScale[expert * n + o]);
+                if (inPlace) i8Rows(x.i, xf, k, from, from + count, w.w, wr, acc);
+                else {
+                    w.intRow(wr, k, row);
+                    for (int r = from; r < from + count; r++) acc[r - from] = Simd.dotI8(x.i, r * k, row, k);
                 }
+                for (int r = from; r < from + count; r++) out.f[r * n + o] = (float) (acc[r - from] * (double) xs.f[r] * wScale[expert * n + o]);
             }
         });
     }
@@ -571,13 +575,30 @@ public final class CpuKernels {
         return Simd.dot(a, ao, b, bo, n);
     }
 
+    /** bf16 and int8 weights are read in place from the mapping by the vector loops; other dtypes are widened per row. */
+    private static boolean inPlaceBf16(Buf w, int rows) { return w.isWeight() && w.dtype == DType.BF16; }
+
+    private static boolean inPlaceI8(Buf w, int rows) { return w.isWeight() && w.dtype == DType.I8; }
+
+    /** dst[r * n + o] = x row r . bf16 weight row wr, for r in [r0, r1): four activation rows per weight load. */
+    private static void bf16Rows(float[] x, int k, int r0, int r1, java.lang.foreign.MemorySegment w, long wr, float[] dst, int n, int o) {
+        int r = r0;
+        for (; r + 4 <= r1; r += 4) Simd.dotBf16x4(x, r * k, k, w, wr * k, k, dst, r * n + o, n);
+        for (; r < r1; r++) dst[r * n + o] = Simd.dotBf16(x, r * k, w, wr * k, k);
+    }
+
     /**
-     * Few rows read a weight row straight from the mapping (each row's dot product widens it again);
-     * more rows widen it once into a scratch row that stays in L1.
+     * acc[r - r0] = int8 x row r . int8 weight row wr in int32, for r in [r0, r1); acc has three spare
+     * entries. Four rows at a time share each weight load (float-accumulated, exact; {@code xf} is x as
+     * floats); a remaining row runs the int32 loop on {@code x}.
      */
-    private static final int IN_PLACE_ROWS = 2;
-
-    private static boolean inPlaceBf16(Buf w, int rows) { return w.isWeight() && w.dtype == DType.BF16 && rows <= IN_PLACE_ROWS; }
-
-    private static boolean inPlaceI8(Buf w, int rows) { return w.isWeight() && w.dtype == DType.I8 && rows <= IN_PLACE_ROWS; }
+    private static void i8Rows(int[] x, float[] xf, int k, int r0, int r1, java.lang.foreign.MemorySegment w, long wr, int[] acc) {
+        int r = r0;
+        int[] four = new int[4];
+        for (; r + 4 <= r1; r += 4) {
+            Simd.dotI8x4(xf, r * k, k, w, wr * k, k, four);
+            System.arraycopy(four, 0, acc, r - r0, 4);
+        }
+        for (; r < r1; r++) acc[r - r0] = Simd.dotI8(x, r * k, w, wr * k, k);
+    }
 }

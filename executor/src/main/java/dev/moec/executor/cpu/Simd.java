@@ -77,6 +77,99 @@ public final class Simd {
         return s;
     }
 
+    /**
+     * Four dot products sharing one bf16 weight row read in place: out[oo + c * os] = x row (xo + c * xs) . w,
+     * c < 4. Each weight vector is loaded and widened once for the four activation rows.
+     */
+    public static void dotBf16x4(float[] x, int xo, int xs, MemorySegment w, long we, int n, float[] out, int oo, int os) {
+        int j = 0;
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        if (ENABLED) {
+            FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
+            long base = we * 2;
+            for (; j + L <= n; j += L) {
+                FloatVector wv = bf16(w, base + 2L * j);
+                a0 = FloatVector.fromArray(F, x, xo + j).fma(wv, a0);
+                a1 = FloatVector.fromArray(F, x, xo + xs + j).fma(wv, a1);
+                a2 = FloatVector.fromArray(F, x, xo + 2 * xs + j).fma(wv, a2);
+                a3 = FloatVector.fromArray(F, x, xo + 3 * xs + j).fma(wv, a3);
+            }
+            s0 = a0.reduceLanes(VectorOperators.ADD);
+            s1 = a1.reduceLanes(VectorOperators.ADD);
+            s2 = a2.reduceLanes(VectorOperators.ADD);
+            s3 = a3.reduceLanes(VectorOperators.ADD);
+        }
+        for (; j < n; j++) {
+            float wj = Float.intBitsToFloat(w.getAtIndex(SHORT_LE, we + j) << 16);
+            s0 += x[xo + j] * wj;
+            s1 += x[xo + xs + j] * wj;
+            s2 += x[xo + 2 * xs + j] * wj;
+            s3 += x[xo + 3 * xs + j] * wj;
+        }
+        out[oo] = s0;
+        out[oo + os] = s1;
+        out[oo + 2 * os] = s2;
+        out[oo + 3 * os] = s3;
+    }
+
+    /**
+     * Four int8 activation rows (held in floats, which represent them exactly) against one int8 weight row
+     * read in place, in int32: rows xo + c * xs, each weight vector loaded once. The products are summed in
+     * float lanes over chunks of {@link #EXACT_CHUNK} elements, where every partial sum is an integer below
+     * 2^24 (at most 2^14 per product) and so exact, and each chunk's lanes are added in int32.
+     */
+    public static void dotI8x4(float[] x, int xo, int xs, MemorySegment w, long we, int n, int[] out) {
+        int j = 0;
+        int s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        if (ENABLED) {
+            IntVector t0 = IntVector.zero(I), t1 = IntVector.zero(I), t2 = IntVector.zero(I), t3 = IntVector.zero(I);
+            while (j + L <= n) {
+                int end = Math.min(n, j + EXACT_CHUNK);
+                FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
+                for (; j + L <= end; j += L) {
+                    FloatVector wv = i8(w, we + j);
+                    a0 = FloatVector.fromArray(F, x, xo + j).fma(wv, a0);
+                    a1 = FloatVector.fromArray(F, x, xo + xs + j).fma(wv, a1);
+                    a2 = FloatVector.fromArray(F, x, xo + 2 * xs + j).fma(wv, a2);
+                    a3 = FloatVector.fromArray(F, x, xo + 3 * xs + j).fma(wv, a3);
+                }
+                t0 = t0.add((IntVector) a0.convertShape(VectorOperators.F2I, I, 0));
+                t1 = t1.add((IntVector) a1.convertShape(VectorOperators.F2I, I, 0));
+                t2 = t2.add((IntVector) a2.convertShape(VectorOperators.F2I, I, 0));
+                t3 = t3.add((IntVector) a3.convertShape(VectorOperators.F2I, I, 0));
+            }
+            s0 = t0.reduceLanes(VectorOperators.ADD);
+            s1 = t1.reduceLanes(VectorOperators.ADD);
+            s2 = t2.reduceLanes(VectorOperators.ADD);
+            s3 = t3.reduceLanes(VectorOperators.ADD);
+        }
+        for (; j < n; j++) {
+            int wj = w.get(ValueLayout.JAVA_BYTE, we + j);
+            s0 += (int) x[xo + j] * wj;
+            s1 += (int) x[xo + xs + j] * wj;
+            s2 += (int) x[xo + 2 * xs + j] * wj;
+            s3 += (int) x[xo + 3 * xs + j] * wj;
+        }
+        out[0] = s0;
+        out[1] = s1;
+        out[2] = s2;
+        out[3] = s3;
+    }
+
+    /** Elements per float-accumulated chunk: each lane sums at most EXACT_CHUNK / L products of magnitude <= 2^14. */
+    static final int EXACT_CHUNK = 1024;
+
+    private static FloatVector i8(MemorySegment w, long byteOffset) {
+        return (FloatVector) ByteVector.fromMemorySegment(B, w, byteOffset, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F, 0);
+    }
+
+    /** int8 values held in ints, as floats (exact): the activation form of the float-accumulated int8 loops. */
+    public static float[] exact(int[] x, int n) {
+        float[] out = new float[n];
+        for (int j = 0; j < n; j++) out[j] = x[j];
+        return out;
+    }
+
     /** bf16 elements [we, we + n) of w, widened into dst[0, n). */
     public static void widenBf16(MemorySegment w, long we, int n, float[] dst) {
         int j = 0;

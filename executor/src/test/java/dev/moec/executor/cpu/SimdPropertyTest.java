@@ -58,7 +58,7 @@ class SimdPropertyTest {
     void int8DotProductsAreExactInInt32(@ForAll @IntRange(min = 0, max = 300) int n, @ForAll @IntRange(min = 0, max = 40) int offset, @ForAll long seed) {
         SplittableRandom r = new SplittableRandom(seed);
         int[] x = new int[offset + n];
-        for (int j = 0; j < x.length; j++) x[j] = r.nextInt(-127, 128);
+        for (int j = 0; j < x.length; j++) x[j] = r.nextInt(-128, 128);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment w = arena.allocate(offset + n + 1);
             byte[] bytes = new byte[offset + n];
@@ -76,6 +76,54 @@ class SimdPropertyTest {
             assertArrayEquals(expected, widened);
             assertEquals(dot, Simd.dotI8(x, offset, w, offset, n));
             assertEquals(dot, Simd.dotI8(x, offset, expected, n));
+        }
+    }
+
+    /** Long rows of extreme values: sums far past 2^24 stay exact, chunk by chunk. */
+    @net.jqwik.api.Example
+    void floatAccumulatedInt8DotsAreExactPastTwoToThe24() {
+        int n = 5000;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment w = arena.allocate(n);
+            int[] x = new int[4 * n];
+            for (int j = 0; j < n; j++) w.set(ValueLayout.JAVA_BYTE, j, (byte) -128);
+            java.util.Arrays.fill(x, -128);
+            x[3] = 127;                                              // an odd term, so rounding would show
+            int expected = 16384 * (n - 1) + 127 * -128;
+            float[] xf = Simd.exact(x, x.length);
+            assertEquals(expected, Simd.dotI8(x, 0, w, 0, n));
+            int[] four = new int[4];
+            Simd.dotI8x4(xf, 0, n, w, 0, n, four);
+            assertArrayEquals(new int[] {expected, 16384 * n, 16384 * n, 16384 * n}, four);
+        }
+    }
+
+    /** The four-row loops give each row's own dot product, bf16 and int8 (int32 and float-accumulated). */
+    @Property(tries = 100)
+    void fourRowLoopsMatchOneRowAtATime(@ForAll @IntRange(min = 0, max = 200) int n, @ForAll long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        float[] x = new float[4 * n];
+        int[] xi = new int[4 * n];
+        for (int j = 0; j < x.length; j++) {
+            x[j] = (float) r.nextGaussian();
+            xi[j] = r.nextInt(-128, 128);
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment wb = arena.allocate(2L * n + 1), wi = arena.allocate(n + 1);
+            for (int j = 0; j < n; j++) {
+                wb.setAtIndex(SHORT_LE, j, (short) (Float.floatToIntBits((float) r.nextGaussian()) >>> 16));
+                wi.set(ValueLayout.JAVA_BYTE, j, (byte) r.nextInt(-128, 128));
+            }
+            float[] out = new float[8];
+            Simd.dotBf16x4(x, 0, n, wb, 0, n, out, 1, 2);
+            int[] acc = new int[4];
+            Simd.dotI8x4(Simd.exact(xi, xi.length), 0, n, wi, 0, n, acc);
+            for (int c = 0; c < 4; c++) {
+                float one = Simd.dotBf16(x, c * n, wb, 0, n);
+                assertEquals(one, out[1 + 2 * c], 1e-4f * (1 + Math.abs(one)));
+                int exact = Simd.dotI8(xi, c * n, wi, 0, n);
+                assertEquals(exact, acc[c]);
+            }
         }
     }
 }
