@@ -120,14 +120,17 @@ final class BenchCommand {
                 System.out.printf("model        %s (%s)%n", loaded.name(), model.artifact().manifest().pipeline());
                 System.out.printf("prefill      %d tokens on %s, %d threads, %d runs%n", p.tokens(), p.graph(), threads(), p.runs());
                 System.out.printf("throughput   %.1f tokens/s, %.1f ms per prompt (best; mean %.1f)%n", p.tokensPerSecond(), p.bestMs(), p.meanMs());
+                System.out.printf("kernels      %.1f ms per prompt of their own time%n", p.kernelMsPerRun());
+                printTopKernels(p.nanosByKernel(), p.runs());
             }
             return 0;
         }
     }
 
+    /** The six kernels that took the most time, per step (or per prompt). */
     private static void printTopKernels(Map<Kernel, Long> nanos, int steps) {
         long total = nanos.values().stream().mapToLong(Long::longValue).sum();
         nanos.entrySet().stream().sorted(Map.Entry.<Kernel, Long>comparingByValue(Comparator.reverseOrder())).limit(6).forEach(e ->
-                System.out.printf("  %-26s %8.2f ms per step  %5.1f %%%n", e.getKey().name().toLowerCase(), e.getValue() / 1e6 / steps, 100.0 * e.getValue() / total));
+                System.out.printf("  %-26s %8.2f ms each  %5.1f %%%n", e.getKey().name().toLowerCase(), e.getValue() / 1e6 / steps, 100.0 * e.getValue() / total));
     }
 }

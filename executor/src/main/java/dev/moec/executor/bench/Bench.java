@@ -25,7 +25,7 @@ public final class Bench {
     }
 
     /** A prefill measurement: one prompt of {@code tokens} tokens, best and mean of the timed runs. */
-    public record Prefill(String graph, int tokens, int runs, double bestMs, double meanMs) {
+    public record Prefill(String graph, int tokens, int runs, double bestMs, double meanMs, double kernelMsPerRun, Map<Kernel, Long> nanosByKernel) {
         public double tokensPerSecond() { return tokens * 1000.0 / bestMs; }
     }
 
@@ -92,16 +92,22 @@ public final class Bench {
         int[] positions = new int[tokens], slots = new int[tokens];
         for (int t = 0; t < tokens; t++) positions[t] = t;
         double best = Double.MAX_VALUE, total = 0;
-        for (int r = 0; r < warmup + runs; r++) {
-            long t0 = System.nanoTime();
-            model.step(prompt, positions, slots, new int[] {tokens - 1});
-            double ms = (System.nanoTime() - t0) / 1e6;
-            if (r >= warmup) {
-                best = Math.min(best, ms);
-                total += ms;
+        Roofline profile = new Roofline();                                       // kernel times of the timed runs
+        try {
+            for (int r = 0; r < warmup + runs; r++) {
+                if (r == warmup) model.observe(profile);
+                long t0 = System.nanoTime();
+                model.step(prompt, positions, slots, new int[] {tokens - 1});
+                double ms = (System.nanoTime() - t0) / 1e6;
+                if (r >= warmup) {
+                    best = Math.min(best, ms);
+                    total += ms;
+                }
             }
+        } finally {
+            model.observe(null);
         }
-        return new Prefill(model.lastGraph(), tokens, runs, best, total / runs);
+        return new Prefill(model.lastGraph(), tokens, runs, best, total / runs, profile.kernelNanos() / 1e6 / runs, profile.nanosByKernel());
     }
 
     private static void step(CompiledModel model, int[] last, int[] pos, int[] slots, int[] rows) {
