@@ -33,6 +33,14 @@ public final class CompiledModel implements StepModel {
     private CpuGraph.LaunchObserver observer;                                    // null: launches run untimed
 
     public CompiledModel(Artifact artifact, int maxSlots, int maxSeqLen, int threads) {
+        this(artifact, maxSlots, maxSeqLen, threads, true);
+    }
+
+    /**
+     * {@code capture}: generate each decode graph's straight-line replay at load (the default); false
+     * replays the same launches from a loop ({@code --no-capture}), to measure the difference.
+     */
+    public CompiledModel(Artifact artifact, int maxSlots, int maxSeqLen, int threads, boolean capture) {
         if (!artifact.manifest().target().equals("cpu")) {
             throw new IllegalArgumentException(artifact.dir() + " was compiled for --target " + artifact.manifest().target()
                     + " (NZ weights for an NPU); the CPU executor runs --target cpu artifacts");
@@ -53,7 +61,8 @@ public final class CompiledModel implements StepModel {
         this.vocab = Math.toIntExact(prefill.buffer(StepAbi.LOGITS).type().shape().last().size());
         artifact.decodeGraphs().forEach((bs, g) -> {
             int tokens = artifact.decodeTokens(bs);
-            decode.put(tokens, new CpuGraph(g, cacheBindings, artifact, state));
+            CpuGraph bound = new CpuGraph(g, cacheBindings, artifact, state);
+            decode.put(tokens, capture ? bound.capture() : bound);
             batchOf.put(tokens, bs);
         });
     }
@@ -64,6 +73,9 @@ public final class CompiledModel implements StepModel {
     public void observe(CpuGraph.LaunchObserver observer) { this.observer = observer; }
 
     public Set<Integer> capturedBatchSizes() { return new java.util.TreeSet<>(batchOf.values()); }
+
+    /** Whether the decode graphs replay as generated straight-line code (false with {@code --no-capture}). */
+    public boolean capturedReplay() { return decode.values().stream().allMatch(CpuGraph::isCaptured); }
 
     @Override public int vocabSize() { return vocab; }
     @Override public int maxSlots() { return maxSlots; }

@@ -49,12 +49,16 @@ final class Models {
                 + "); run moec through the ./moec script of a checkout, or name a model");
     }
 
-    static Loaded compiled(Path path, List<Integer> batchSizes, int maxSeqLen, int threads, Consumer<String> progress) throws IOException {
-        return compiled(path, batchSizes, maxSeqLen, threads, ModelCompiler.Options.defaults().pipeline(), progress);
+    static Loaded compiled(Path path, List<Integer> batchSizes, int maxSeqLen, int threads, boolean capture, Consumer<String> progress) throws IOException {
+        return compiled(path, batchSizes, maxSeqLen, threads, ModelCompiler.Options.defaults().pipeline(), capture, progress);
     }
 
-    /** As above; a checkpoint directory is compiled with {@code pipeline} (an artifact keeps its own). */
-    static Loaded compiled(Path path, List<Integer> batchSizes, int maxSeqLen, int threads, String pipeline, Consumer<String> progress) throws IOException {
+    /**
+     * As above; a checkpoint directory is compiled with {@code pipeline} (an artifact keeps its own).
+     * {@code capture}: decode graphs replay as generated straight-line code (false: {@code --no-capture}).
+     */
+    static Loaded compiled(Path path, List<Integer> batchSizes, int maxSeqLen, int threads, String pipeline, boolean capture,
+                           Consumer<String> progress) throws IOException {
         Path artifactDir = path;
         Path temp = null;
         if (!Artifact.isArtifact(path)) {
@@ -66,7 +70,7 @@ final class Models {
         }
         Artifact artifact = Artifact.open(artifactDir);
         int slots = artifact.decodeGraphs().keySet().stream().mapToInt(Integer::intValue).max().orElse(1);
-        CompiledModel model = new CompiledModel(artifact, slots, maxSeqLen, threads);
+        CompiledModel model = new CompiledModel(artifact, slots, maxSeqLen, threads, capture);
         String name = temp == null ? artifact.manifest().model().name() : path.toAbsolutePath().normalize().getFileName().toString();
         return new Loaded(name, model, artifact.tokenizerDir(), new HashSet<>(artifact.manifest().model().eosTokenIds()), null);
     }

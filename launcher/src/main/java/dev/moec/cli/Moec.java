@@ -57,6 +57,9 @@ public final class Moec {
         @Option(names = "--threads", description = "CPU threads for the kernels (default: all cores)")
         Integer threads;
 
+        @Option(names = "--no-capture", description = "replay the decode graphs from a loop instead of their generated straight-line code")
+        boolean noCapture;
+
         int threads() { return threads != null ? threads : Runtime.getRuntime().availableProcessors(); }
     }
 
@@ -76,7 +79,7 @@ public final class Moec {
         @Override
         public Integer call() throws Exception {
             Path path = model != null ? model : Models.demoModel();
-            Models.Loaded loaded = Models.compiled(path, run.batchSizes, run.maxSeqLen, run.threads(), Moec::progress);
+            Models.Loaded loaded = Models.compiled(path, run.batchSizes, run.maxSeqLen, run.threads(), !run.noCapture, Moec::progress);
             TextTokenizer tokenizer = TextTokenizer.load(loaded.tokenizerDir());
             BatchScheduler scheduler = new BatchScheduler(loaded.model());
             OpenAiServer server = OpenAiServer.start(new OpenAiServer.Model(loaded.name(), tokenizer, loaded.eosIds(), scheduler), host, port);
@@ -177,7 +180,7 @@ public final class Moec {
             if (maxTokens < 1) throw new IllegalArgumentException("--max-tokens must be at least 1");
             Path path = model != null ? model : Models.demoModel();
             try (Models.Loaded loaded = reference ? Models.reference(path, 1, run.maxSeqLen)
-                    : Models.compiled(path, run.batchSizes, run.maxSeqLen, run.threads(), Moec::progress)) {
+                    : Models.compiled(path, run.batchSizes, run.maxSeqLen, run.threads(), !run.noCapture, Moec::progress)) {
                 TextTokenizer tokenizer = Files.isRegularFile(loaded.tokenizerDir().resolve("tokenizer.json")) ? TextTokenizer.load(loaded.tokenizerDir()) : null;
                 int[] ids = promptIds != null ? promptIds : requireTokenizer(tokenizer).encode(prompt);
                 Sampler sampler = temperature == 0 ? Sampler.greedy() : Sampler.temperature(temperature, seed);

@@ -58,6 +58,33 @@ class BenchTest {
         }
     }
 
+    /** The captured straight-line replay and the looped replay of the same decode graphs give bit-identical logits. */
+    @Test void capturedAndLoopedReplayAgreeExactly() {
+        try (Artifact a = Artifact.open(Fixtures.tinyArtifact());
+             CompiledModel captured = new CompiledModel(a, 4, 64, 2, true);
+             CompiledModel looped = new CompiledModel(Artifact.open(Fixtures.tinyArtifact()), 4, 64, 2, false)) {
+            assertTrue(captured.capturedReplay());
+            assertTrue(!looped.capturedReplay());
+            int[] tokens = {11, 22, 33, 44};
+            int[] slots = {0, 1, 2, 3}, rows = {0, 1, 2, 3};
+            for (int step = 0; step < 3; step++) {
+                int[] positions = {step, step, step, step};
+                float[][] c = captured.step(tokens, positions, slots, rows), l = looped.step(tokens, positions, slots, rows);
+                assertEquals("decode_bs4", captured.lastGraph());
+                for (int r = 0; r < 4; r++) {
+                    org.junit.jupiter.api.Assertions.assertArrayEquals(l[r], c[r], "step " + step + " row " + r);
+                    tokens[r] = argmax(c[r]);
+                }
+            }
+        }
+    }
+
+    private static int argmax(float[] v) {
+        int best = 0;
+        for (int j = 1; j < v.length; j++) if (v[j] > v[best]) best = j;
+        return best;
+    }
+
     /**
      * The reference benchmark model: about 1.42 B parameters, 388 M active per token. ParamCount's active
      * count includes the whole embedding table; a lookup reads one row of it, so the benchmark's 388 M leaves

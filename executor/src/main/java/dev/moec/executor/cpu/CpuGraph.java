@@ -22,6 +22,7 @@ public final class CpuGraph {
     private final Kernel[] kernels;
     private final Buf[][] ins, outs;
     private final dev.moec.ir.Attrs[] attrs;
+    private CapturedReplay.Replay captured;                                      // null: replayed by the loop in run
 
     /** {@code state}: the persistent arrays by state name, float[] for f32 state and int[] for integer state (int8 caches). */
     public CpuGraph(KernelGraph g, Map<String, Long> bindings, TensorStore weights, Map<String, Object> state) {
@@ -74,6 +75,14 @@ public final class CpuGraph {
 
     public String name() { return name; }
 
+    /** Generates the straight-line replay of this graph's launches (see {@link CapturedReplay}); later runs use it. */
+    public CpuGraph capture() {
+        captured = CapturedReplay.generate(name, kernels);
+        return this;
+    }
+
+    public boolean isCaptured() { return captured != null; }
+
     /** Sees each launch after it ran, with its own time: how benchmarks profile a step. */
     public interface LaunchObserver {
         void launched(int index, Kernel kernel, Buf[] inputs, Buf[] outputs, long nanos);
@@ -84,7 +93,10 @@ public final class CpuGraph {
         run(k, inputs, null);
     }
 
-    /** As {@link #run(CpuKernels, Map)}, timing each launch for {@code observer} when it is not null. */
+    /**
+     * As {@link #run(CpuKernels, Map)}, timing each launch for {@code observer} when it is not null (an
+     * observed run goes through the loop, captured or not).
+     */
     public void run(CpuKernels k, Map<String, int[]> inputs, LaunchObserver observer) {
         inputs.forEach((n, data) -> {
             Buf b = buffers.get(n);
@@ -93,6 +105,10 @@ public final class CpuGraph {
             }
             System.arraycopy(data, 0, b.i, 0, data.length);
         });
+        if (observer == null && captured != null) {
+            captured.run(k, ins, outs, attrs);
+            return;
+        }
         if (observer == null) {
             for (int l = 0; l < kernels.length; l++) k.launch(kernels[l], ins[l], outs[l], attrs[l]);
             return;

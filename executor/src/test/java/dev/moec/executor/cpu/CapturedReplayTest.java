@@ -1,0 +1,34 @@
+package dev.moec.executor.cpu;
+
+import dev.moec.backend.Kernel;
+import dev.moec.ir.Attrs;
+import dev.moec.ir.DType;
+import org.junit.jupiter.api.Test;
+
+import java.util.Arrays;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+
+/** The generated straight-line replay runs every launch once, in order, across its split methods. */
+class CapturedReplayTest {
+    @Test void everyLaunchRunsOnceInOrderAcrossMethods() {
+        int launches = 2 * CapturedReplay.LAUNCHES_PER_METHOD + 37;
+        Buf acc = new Buf("acc", DType.F32, new int[] {3}, new float[3], null, null);
+        Buf one = new Buf("one", DType.F32, new int[] {3}, new float[] {1, 2, 3}, null, null);
+        Buf twice = new Buf("twice", DType.F32, new int[] {3}, new float[3], null, null);
+        Kernel[] kernels = new Kernel[launches];
+        Buf[][] ins = new Buf[launches][], outs = new Buf[launches][];
+        Attrs[] attrs = new Attrs[launches];
+        for (int l = 0; l < launches; l++) {
+            boolean last = l == launches - 1;                     // the last launch reads what all the others wrote
+            kernels[l] = last ? Kernel.MUL : Kernel.ADD;
+            ins[l] = new Buf[] {acc, one};
+            outs[l] = last ? new Buf[] {twice} : new Buf[] {acc};
+            attrs[l] = Attrs.of();
+        }
+        CapturedReplay.generate("test_graph", kernels).run(new CpuKernels(new Parallel(1)), ins, outs, attrs);
+        float n = launches - 1;
+        assertArrayEquals(new float[] {n, 2 * n, 3 * n}, acc.f);
+        assertArrayEquals(new float[] {n, 4 * n, 9 * n}, twice.f, Arrays.toString(twice.f));
+    }
+}
