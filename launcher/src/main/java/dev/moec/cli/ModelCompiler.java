@@ -50,6 +50,7 @@ public final class ModelCompiler {
             }
             KernelGraph kernels = Lowering.lower(graph, options.target());
             progress.accept("lowered to " + kernels.launches().size() + " kernel launches for target " + options.target().text());
+            if (options.target() == Target.CPU) dev.moec.executor.cpu.CpuKernels.checkSupported(kernels);   // refuse before writing
             List<Path> tokenizer = new ArrayList<>();
             for (String f : TOKENIZER_FILES) if (Files.isRegularFile(checkpointDir.resolve(f))) tokenizer.add(checkpointDir.resolve(f));
             ArtifactWriter.Request req = new ArtifactWriter.Request(kernels, ckpt, modelInfo(ckpt), options.batchSizes(), tokenizer,

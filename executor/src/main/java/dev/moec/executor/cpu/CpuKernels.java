@@ -29,8 +29,9 @@ public final class CpuKernels {
     }
 
     /**
-     * Refuses, at load time, a launch whose weight dtypes have no CPU kernel; the message names the kernel
-     * and the dtype pair, so a model never fails in the middle of a step.
+     * Refuses a launch whose weight dtypes have no CPU kernel, at compile time for {@code --target cpu} and
+     * again when a graph is bound; the message names the kernel and the dtype pair, so a model never fails
+     * in the middle of a step.
      */
     public static void checkSupported(Kernel k, List<DType> operandTypes) {
         List<Integer> weightOperands = switch (k) {
@@ -45,6 +46,13 @@ public final class CpuKernels {
         }
         if (k == Kernel.QUANT_MATMUL && operandTypes.get(2) != DType.I8) refuse(k, operandTypes, "the weight must be i8");
         if (k == Kernel.GROUPED_QUANT_MATMUL && operandTypes.get(2) != DType.I8 && operandTypes.get(2) != DType.I4) refuse(k, operandTypes, "the weight must be i8 or i4");
+    }
+
+    /** {@link #checkSupported} for every launch of a kernel graph: what {@code moec compile --target cpu} checks before writing. */
+    public static void checkSupported(dev.moec.backend.KernelGraph g) {
+        for (dev.moec.backend.KernelGraph.Launch l : g.launches()) {
+            checkSupported(l.kernel(), l.inputs().stream().map(b -> g.buffer(b).type().dtype()).toList());
+        }
     }
 
     private static void refuse(Kernel k, List<DType> types, String why) {
@@ -114,7 +122,7 @@ public final class CpuKernels {
     }
 
     /** Runs the op's reference semantics on the buffers and copies the results into the outputs (states included). */
-    private void reference(Kernel k, Buf[] in, Buf[] out, Attrs a) {
+    void reference(Kernel k, Buf[] in, Buf[] out, Attrs a) {
         List<RefTensor> operands = new java.util.ArrayList<>(in.length);
         for (Buf b : in) operands.add(b.isWeight() ? weightCache.computeIfAbsent(b, CpuKernels::widen) : view(b));
         List<RefTensor> results = k.op().semantics().eval(operands, a);

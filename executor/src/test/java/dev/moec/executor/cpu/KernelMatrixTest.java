@@ -1,0 +1,145 @@
+package dev.moec.executor.cpu;
+
+import dev.moec.backend.Kernel;
+import dev.moec.ir.Attrs;
+import dev.moec.ir.DType;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.List;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The kernel test matrix: each hand-written weight-reading kernel, for every weight dtype it supports,
+ * against its op's reference semantics on the same buffers (weights stored as an artifact stores them,
+ * read in place); every other pair is refused naming the kernel and the dtypes. Row counts cover the
+ * one-row, four-row and tail paths of the vector loops.
+ */
+class KernelMatrixTest {
+    private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfFloat FLOAT_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final int K = 72, N = 40, EXPERTS = 4;
+
+    @ParameterizedTest(name = "{0} with {1} weights, {2} rows")
+    @CsvSource({
+            "MATMUL, BF16, 1", "MATMUL, BF16, 7", "MATMUL, F16, 5", "MATMUL, F32, 4",
+            "GROUPED_MATMUL, BF16, 9", "GROUPED_MATMUL, F16, 6", "GROUPED_MATMUL, F32, 3",
+            "QUANT_MATMUL, I8, 1", "QUANT_MATMUL, I8, 6",
+            "GROUPED_QUANT_MATMUL, I8, 9", "GROUPED_QUANT_MATMUL, I4, 9",
+            "EMBEDDING, BF16, 5", "EMBEDDING, F16, 5", "EMBEDDING, F32, 5"})
+    void supportedPairsMatchTheReferenceSemantics(Kernel kernel, DType weight, int rows) {
+        SplittableRandom r = new SplittableRandom(kernel.ordinal() * 31L + weight.ordinal() * 7L + rows);
+        try (Arena arena = Arena.ofShared()) {                 // the kernels read weights from their worker threads
+            Buf[] in = inputs(kernel, weight, rows, r, arena);
+            CpuKernels.checkSupported(kernel, java.util.Arrays.stream(in).map(b -> b.dtype).toList());
+            int outRows = rows;
+            int width = kernel == Kernel.EMBEDDING ? K : N;
+            Buf fast = new Buf("out", DType.F32, new int[] {outRows, width}, new float[outRows * width], null, null);
+            Buf oracle = new Buf("out", DType.F32, new int[] {outRows, width}, new float[outRows * width], null, null);
+            CpuKernels k = new CpuKernels(new Parallel(2));
+            k.launch(kernel, in, new Buf[] {fast}, Attrs.of());
+            k.reference(kernel, in, new Buf[] {oracle}, Attrs.of());
+            for (int j = 0; j < fast.f.length; j++) {
+                assertEquals(oracle.f[j], fast.f[j], 1e-4f * (1 + Math.abs(oracle.f[j])), kernel + " " + weight + " element " + j);
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0} refuses {1} weights")
+    @CsvSource({"MATMUL, I8", "MATMUL, I32", "GROUPED_MATMUL, I4", "QUANT_MATMUL, BF16", "QUANT_MATMUL, I4",
+            "GROUPED_QUANT_MATMUL, F32", "EMBEDDING, I8"})
+    void unsupportedPairsAreRefusedNamingTheKernelAndTheDtypes(Kernel kernel, DType weight) {
+        List<DType> types = switch (kernel) {
+            case MATMUL -> List.of(DType.F32, weight);
+            case GROUPED_MATMUL -> List.of(DType.F32, weight, DType.I32);
+            case QUANT_MATMUL -> List.of(DType.I8, DType.F32, weight, DType.F32);
+            case GROUPED_QUANT_MATMUL -> List.of(DType.I8, DType.F32, weight, DType.F32, DType.I32);
+            case EMBEDDING -> List.of(weight, DType.I32);
+            default -> throw new IllegalArgumentException(kernel.name());
+        };
+        var e = assertThrows(IllegalArgumentException.class, () -> CpuKernels.checkSupported(kernel, types));
+        assertTrue(e.getMessage().contains(kernel.name().toLowerCase()) && e.getMessage().contains(types.toString()), e.getMessage());
+    }
+
+    private static Buf[] inputs(Kernel kernel, DType weight, int rows, SplittableRandom r, Arena arena) {
+        return switch (kernel) {
+            case MATMUL -> new Buf[] {floats("x", r, rows, K), weight("w", weight, r, arena, N, K)};
+            case GROUPED_MATMUL -> new Buf[] {floats("x", r, rows, K), weight("w", weight, r, arena, EXPERTS, N, K), counts(rows)};
+            case QUANT_MATMUL -> new Buf[] {int8("x", r, rows, K), positive("xs", r, rows), weight("w", weight, r, arena, N, K), positive("ws", r, N)};
+            case GROUPED_QUANT_MATMUL -> new Buf[] {int8("x", r, rows, K), positive("xs", r, rows), weight("w", weight, r, arena, EXPERTS, N, K),
+                    positive("ws", r, EXPERTS, N), counts(rows)};
+            case EMBEDDING -> {
+                Buf ids = new Buf("ids", DType.I32, new int[] {rows}, null, new int[rows], null);
+                for (int t = 0; t < rows; t++) ids.i[t] = r.nextInt(N);
+                yield new Buf[] {weight("table", weight, r, arena, N, K), ids};
+            }
+            default -> throw new IllegalArgumentException(kernel.name());
+        };
+    }
+
+    /** Rows split over the experts unevenly, one expert left empty. */
+    private static Buf counts(int rows) {
+        int[] c = {rows / 2, 0, rows - rows / 2 - 1, 1};
+        return new Buf("counts", DType.I32, new int[] {EXPERTS}, null, c, null);
+    }
+
+    private static Buf floats(String name, SplittableRandom r, int... shape) {
+        Buf b = new Buf(name, DType.F32, shape, new float[count(shape)], null, null);
+        for (int j = 0; j < b.f.length; j++) b.f[j] = (float) r.nextGaussian();
+        return b;
+    }
+
+    private static Buf positive(String name, SplittableRandom r, int... shape) {
+        Buf b = floats(name, r, shape);
+        for (int j = 0; j < b.f.length; j++) b.f[j] = 0.01f + Math.abs(b.f[j]) * 0.02f;
+        return b;
+    }
+
+    private static Buf int8(String name, SplittableRandom r, int... shape) {
+        Buf b = new Buf(name, DType.I8, shape, null, new int[count(shape)], null);
+        for (int j = 0; j < b.i.length; j++) b.i[j] = r.nextInt(-127, 128);
+        return b;
+    }
+
+    /** A weight as an artifact stores it: little-endian bf16 / f16 / f32, int8, or int4 two per byte (low nibble first). */
+    private static Buf weight(String name, DType type, SplittableRandom r, Arena arena, int... shape) {
+        int n = count(shape);
+        MemorySegment seg = arena.allocate(switch (type) {
+            case BF16, F16 -> 2L * n;
+            case F32 -> 4L * n;
+            case I8 -> n;
+            case I4 -> (n + 1) / 2;
+            default -> throw new IllegalArgumentException(type.name());
+        });
+        for (int j = 0; j < n; j++) {
+            float v = (float) r.nextGaussian() * 0.1f;
+            switch (type) {
+                case BF16 -> seg.setAtIndex(SHORT_LE, j, (short) (Float.floatToIntBits(v) >>> 16));
+                case F16 -> seg.setAtIndex(SHORT_LE, j, Float.floatToFloat16(v));
+                case F32 -> seg.setAtIndex(FLOAT_LE, j, v);
+                case I8 -> seg.set(ValueLayout.JAVA_BYTE, j, (byte) r.nextInt(-128, 128));
+                case I4 -> {
+                    int nibble = r.nextInt(-8, 8) & 0xF;
+                    byte old = seg.get(ValueLayout.JAVA_BYTE, j / 2);
+                    seg.set(ValueLayout.JAVA_BYTE, j / 2, (byte) (j % 2 == 0 ? (old & 0xF0) | nibble : (old & 0x0F) | (nibble << 4)));
+                }
+                default -> throw new IllegalArgumentException(type.name());
+            }
+        }
+        return new Buf(name, type, shape, null, null, seg);
+    }
+
+    private static int count(int... shape) {
+        int n = 1;
+        for (int d : shape) n *= d;
+        return n;
+    }
+}
