@@ -267,29 +267,44 @@ public final class CpuKernels {
     }
 
     /** Causal GQA over the cache: token t reads positions 0..positions[t] of its slot. */
+    /**
+     * Causal attention over the cache, one (token, KV head) per task: the query heads that share a KV head
+     * (grouped-query attention) are scored together, so each cached K and V row is loaded once per group.
+     */
     void attention(Buf q, Buf kc, Buf vc, Buf slots, Buf positions, Buf out, float scale) {
         int tokens = q.dim(0), heads = q.dim(1), hd = q.dim(2);
         int len = kc.dim(1), kvHeads = kc.dim(2), vd = vc.dim(3), group = heads / kvHeads;
         float[] qs = q.f, ks = kc.f, vs = vc.f, dst = out.f;
-        par.forEach(tokens * heads, 1, th -> {
-            int t = th / heads, h = th % heads, kvh = h / group, s = slots.i[t];
-            int ob = (t * heads + h) * vd;
+        par.forEach(tokens * kvHeads, 1, tk -> {
+            int t = tk / kvHeads, kvh = tk % kvHeads, s = slots.i[t], h0 = kvh * group;
             if (s < 0) {
-                Arrays.fill(dst, ob, ob + vd, 0f);
+                Arrays.fill(dst, (t * heads + h0) * vd, (t * heads + h0 + group) * vd, 0f);
                 return;
             }
             int n = positions.i[t] + 1;
-            float[] score = new float[n];
-            float max = Float.NEGATIVE_INFINITY;
+            float[][] score = new float[group][n];
+            float[] max = new float[group], sum = new float[group];
+            Arrays.fill(max, Float.NEGATIVE_INFINITY);
             for (int j = 0; j < n; j++) {
-                score[j] = dot(qs, (t * heads + h) * hd, ks, ((s * len + j) * kvHeads + kvh) * hd, hd) * scale;
-                max = Math.max(max, score[j]);
+                int kb = ((s * len + j) * kvHeads + kvh) * hd;
+                for (int g = 0; g < group; g++) {
+                    float v = dot(qs, (t * heads + h0 + g) * hd, ks, kb, hd) * scale;
+                    score[g][j] = v;
+                    max[g] = Math.max(max[g], v);
+                }
             }
-            float sum = 0;
-            for (int j = 0; j < n; j++) sum += score[j] = (float) Math.exp(score[j] - max);
-            float[] acc = new float[vd];
-            for (int j = 0; j < n; j++) Simd.axpy(score[j], vs, ((s * len + j) * kvHeads + kvh) * vd, acc, 0, vd);
-            for (int d = 0; d < vd; d++) dst[ob + d] = acc[d] / sum;
+            for (int g = 0; g < group; g++) {
+                for (int j = 0; j < n; j++) sum[g] += score[g][j] = (float) Math.exp(score[g][j] - max[g]);
+            }
+            float[] acc = new float[group * vd];
+            for (int j = 0; j < n; j++) {
+                int vb = ((s * len + j) * kvHeads + kvh) * vd;
+                for (int g = 0; g < group; g++) Simd.axpy(score[g][j], vs, vb, acc, g * vd, vd);
+            }
+            for (int g = 0; g < group; g++) {
+                int ob = (t * heads + h0 + g) * vd;
+                for (int d = 0; d < vd; d++) dst[ob + d] = acc[g * vd + d] / sum[g];
+            }
         });
     }
 
