@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.moec.capture.Artifact;
 import dev.moec.capture.Manifest;
 import dev.moec.executor.CompiledModel;
+import dev.moec.executor.Sampler;
 import dev.moec.executor.bench.Bench;
 import dev.moec.frontend.ModelImport;
 import dev.moec.ir.ParamCount;
@@ -73,16 +74,10 @@ class BenchTest {
                 assertEquals("decode_bs4", captured.lastGraph());
                 for (int r = 0; r < 4; r++) {
                     org.junit.jupiter.api.Assertions.assertArrayEquals(l[r], c[r], "step " + step + " row " + r);
-                    tokens[r] = argmax(c[r]);
+                    tokens[r] = Sampler.argmax(c[r]);
                 }
             }
         }
-    }
-
-    private static int argmax(float[] v) {
-        int best = 0;
-        for (int j = 1; j < v.length; j++) if (v[j] > v[best]) best = j;
-        return best;
     }
 
     /**

@@ -2,6 +2,7 @@ package dev.moec.executor.bench;
 
 import dev.moec.backend.Kernel;
 import dev.moec.executor.CompiledModel;
+import dev.moec.executor.Sampler;
 
 import java.util.Arrays;
 import java.util.Map;
@@ -51,7 +52,7 @@ public final class Bench {
             int[] slot = new int[promptLen];
             Arrays.fill(slot, b);
             float[][] logits = model.step(prompt, positions, slot, new int[] {promptLen - 1});
-            last[b] = argmax(logits[0]);
+            last[b] = Sampler.argmax(logits[0]);
             pos[b] = promptLen;
             slots[b] = b;
             rows[b] = b;
@@ -113,14 +114,8 @@ public final class Bench {
     private static void step(CompiledModel model, int[] last, int[] pos, int[] slots, int[] rows) {
         float[][] logits = model.step(last.clone(), pos.clone(), slots, rows);
         for (int b = 0; b < last.length; b++) {
-            last[b] = argmax(logits[b]);
+            last[b] = Sampler.argmax(logits[b]);
             pos[b]++;
         }
-    }
-
-    private static int argmax(float[] v) {
-        int best = 0;
-        for (int j = 1; j < v.length; j++) if (v[j] > v[best]) best = j;
-        return best;
     }
 }

@@ -197,7 +197,7 @@ public final class CpuKernels {
         int n = w.dim(0), k = w.dim(1), rows = x.elements() / k;
         float[] xs = x.f, dst = out.f;
         int blocks = (n + ROW_BLOCK - 1) / ROW_BLOCK;
-        boolean inPlace = inPlaceBf16(w, rows);
+        boolean inPlace = inPlaceBf16(w);
         par.forEach(blocks, 1, b -> {
             float[] row = inPlace ? null : new float[k];
             if (inPlace) {
@@ -474,8 +474,8 @@ public final class CpuKernels {
     /** Consecutive row groups times each expert's weight [N, K]; each expert's rows are read once per group. */
     void groupedMatmul(Buf x, Buf w, Buf counts, Buf out) {
         int k = x.dim(1), n = w.dim(1);
+        boolean inPlace = inPlaceBf16(w);
         forEachGroupBlock(x, w, counts, out, n, (expert, from, count, b) -> {
-            boolean inPlace = inPlaceBf16(w, count);
             float[] row = inPlace ? null : new float[k];
             for (int o = b * ROW_BLOCK; o < Math.min(n, (b + 1) * ROW_BLOCK); o++) {
                 long wr = (long) expert * n + o;
@@ -552,8 +552,8 @@ public final class CpuKernels {
         int n = w.dim(0), k = w.dim(1), rows = x.elements() / k;
         float[] wScale = ws.floats();
         float[] xf = rows >= 4 ? Simd.exact(x.i, rows * k) : null;
+        boolean inPlace = inPlaceI8(w);
         par.forEach((n + ROW_BLOCK - 1) / ROW_BLOCK, 1, b -> {
-            boolean inPlace = inPlaceI8(w, rows);
             int[] row = inPlace ? null : new int[k], acc = new int[rows + 3];
             int tile = inPlace ? ROW_TILE : rows;
             for (int t0 = 0; t0 < rows; t0 += tile) {
@@ -575,8 +575,8 @@ public final class CpuKernels {
         int k = x.dim(1), n = w.dim(1);
         float[] wScale = ws.floats();
         float[] xf = Simd.exact(x.i, x.elements());
+        boolean inPlace = inPlaceI8(w);
         forEachGroupBlock(x, w, counts, out, n, (expert, from, count, b) -> {
-            boolean inPlace = inPlaceI8(w, count);
             int[] row = inPlace ? null : new int[k], acc = new int[count + 3];
             int tile = inPlace ? ROW_TILE : count;
             for (int t0 = from; t0 < from + count; t0 += tile) {
@@ -611,9 +611,9 @@ public final class CpuKernels {
     }
 
     /** bf16 and int8 weights are read in place from the mapping by the vector loops; other dtypes are widened per row. */
-    private static boolean inPlaceBf16(Buf w, int rows) { return w.isWeight() && w.dtype == DType.BF16; }
+    private static boolean inPlaceBf16(Buf w) { return w.isWeight() && w.dtype == DType.BF16; }
 
-    private static boolean inPlaceI8(Buf w, int rows) { return w.isWeight() && w.dtype == DType.I8; }
+    private static boolean inPlaceI8(Buf w) { return w.isWeight() && w.dtype == DType.I8; }
 
     /** dst[r * n + o] = x row r . bf16 weight row wr, for r in [r0, r1): four activation rows per weight load. */
     private static void bf16Rows(float[] x, int k, int r0, int r1, java.lang.foreign.MemorySegment w, long wr, float[] dst, int n, int o) {
