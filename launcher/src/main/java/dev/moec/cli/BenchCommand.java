@@ -4,6 +4,7 @@ import dev.moec.backend.Kernel;
 import dev.moec.executor.CompiledModel;
 import dev.moec.executor.bench.Bench;
 import dev.moec.executor.bench.MemoryBandwidth;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -19,29 +20,22 @@ import java.util.concurrent.Callable;
 final class BenchCommand {
 
     static class Common {
-        @Option(names = "--model", paramLabel = "DIR|ARTIFACT", description = "checkpoint (compiled first) or artifact (default: the embedded demo model)")
+        @Option(names = "--model", paramLabel = "DIR|ARTIFACT", description = "checkpoint (compiled first, with --quantization and --kv-cache-dtype) or artifact (compiled already; those flags do not apply) (default: the embedded demo model)")
         Path model;
-
-        @Option(names = "--threads", description = "CPU threads for the kernels (default: all cores)")
-        Integer threads;
-
-        @Option(names = "--quantization", defaultValue = "none", description = "for a checkpoint: none, w8a8 or w4a8 (default: ${DEFAULT-VALUE})")
-        String quantization;
-
-        @Option(names = "--kv-cache-dtype", defaultValue = "auto", description = "for a checkpoint: auto or int8 (default: ${DEFAULT-VALUE})")
-        String kvCacheDtype;
 
         @Option(names = "--seed", defaultValue = "0", description = "seed of the random prompts (default: ${DEFAULT-VALUE})")
         long seed;
 
-        @Option(names = "--no-capture", description = "replay the decode graphs from a loop instead of their generated straight-line code")
-        boolean noCapture;
+        /** Applies when --model is a checkpoint; an artifact keeps the pipeline it was compiled with. */
+        @CommandLine.Mixin Moec.QuantizationOptions quantization;
 
-        int threads() { return threads != null ? threads : Runtime.getRuntime().availableProcessors(); }
+        @CommandLine.Mixin Moec.ExecutorOptions executor;
+
+        int threads() { return executor.threads(); }
 
         Models.Loaded load(int batch, int positions) throws Exception {
             Path path = model != null ? model : Models.demoModel();
-            Models.Loaded loaded = Models.compiled(path, List.of(batch), positions, threads(), Pipelines.forCompile(quantization, kvCacheDtype), !noCapture, Moec::progress);
+            Models.Loaded loaded = Models.compiled(path, List.of(batch), positions, threads(), quantization.pipeline(), executor.capture(), Moec::progress);
             if (!(loaded.model() instanceof CompiledModel)) throw new IllegalStateException("not a compiled model");
             return loaded;
         }

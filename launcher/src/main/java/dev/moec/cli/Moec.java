@@ -24,7 +24,7 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 
 /** The {@code moec} command. */
-@Command(name = "moec", mixinStandardHelpOptions = true, version = "moec 0.1.0",
+@Command(name = "moec", mixinStandardHelpOptions = true, scope = CommandLine.ScopeType.INHERIT, version = "moec 0.1.0",
         description = "Compiles Mixture-of-Experts checkpoints into captured kernel graphs and serves them.",
         subcommands = {Moec.Serve.class, Moec.Compile.class, Moec.Generate.class, Moec.TestModel.class, IrCommand.class, InspectCommand.class, BenchCommand.class})
 public final class Moec {
@@ -54,6 +54,11 @@ public final class Moec {
         @Option(names = "--max-seq-len", defaultValue = "2048", description = "context length of the KV cache (default: ${DEFAULT-VALUE})")
         int maxSeqLen;
 
+        @CommandLine.Mixin ExecutorOptions executor;
+    }
+
+    /** How the CPU executor runs: thread count and captured replay (a mixin of run and bench). */
+    static final class ExecutorOptions {
         @Option(names = "--threads", description = "CPU threads for the kernels (default: all cores)")
         Integer threads;
 
@@ -61,6 +66,19 @@ public final class Moec {
         boolean noCapture;
 
         int threads() { return threads != null ? threads : Runtime.getRuntime().availableProcessors(); }
+
+        boolean capture() { return !noCapture; }
+    }
+
+    /** The quantization flags that choose the default pass pipeline (a mixin of compile and bench). */
+    static final class QuantizationOptions {
+        @Option(names = "--quantization", defaultValue = "none", description = "none, w8a8 (int8 Linears and experts) or w4a8 (int4 experts) (default: ${DEFAULT-VALUE})")
+        String quantization;
+
+        @Option(names = "--kv-cache-dtype", defaultValue = "auto", description = "auto (the activation dtype) or int8 (default: ${DEFAULT-VALUE})")
+        String kvCacheDtype;
+
+        String pipeline() { return PassManager.defaultPipeline(quantization, kvCacheDtype); }
     }
 
     @Command(name = "serve", description = "Serve a model over an OpenAI-compatible HTTP API (default: the embedded demo model).")
@@ -79,7 +97,7 @@ public final class Moec {
         @Override
         public Integer call() throws Exception {
             Path path = model != null ? model : Models.demoModel();
-            Models.Loaded loaded = Models.compiled(path, run.batchSizes, run.maxSeqLen, run.threads(), !run.noCapture, Moec::progress);
+            Models.Loaded loaded = Models.compiled(path, run.batchSizes, run.maxSeqLen, run.executor.threads(), run.executor.capture(), Moec::progress);
             TextTokenizer tokenizer = TextTokenizer.load(loaded.tokenizerDir());
             BatchScheduler scheduler = new BatchScheduler(loaded.model());
             OpenAiServer server = OpenAiServer.start(new OpenAiServer.Model(loaded.name(), tokenizer, loaded.eosIds(), scheduler), host, port);
@@ -109,11 +127,7 @@ public final class Moec {
         @Option(names = "--passes", description = "pass pipeline, replacing the default one (see --quantization)")
         String pipeline;
 
-        @Option(names = "--quantization", defaultValue = "none", description = "none, w8a8 (int8 Linears and experts) or w4a8 (int4 experts) (default: ${DEFAULT-VALUE})")
-        String quantization;
-
-        @Option(names = "--kv-cache-dtype", defaultValue = "auto", description = "auto (the activation dtype) or int8 (default: ${DEFAULT-VALUE})")
-        String kvCacheDtype;
+        @CommandLine.Mixin QuantizationOptions quantization;
 
         @Option(names = "--target", defaultValue = "cpu", description = "cpu (ND weights, runs here) or ascend (NZ weights, operator contracts checked) (default: ${DEFAULT-VALUE})")
         String target;
@@ -134,7 +148,7 @@ public final class Moec {
         @Override
         public Integer call() throws Exception {
             if (draftTokens < 1) throw new IllegalArgumentException("--speculative-num-draft-tokens must be at least 1");
-            String passes = pipeline != null ? pipeline : Pipelines.forCompile(quantization, kvCacheDtype);
+            String passes = pipeline != null ? pipeline : quantization.pipeline();
             var options = new ModelCompiler.Options(batchSizes, passes, Target.parse(target), printAfterAll ? "*" : printAfter, draftTokens, kvBlockSize);
             var m = ModelCompiler.compile(model, out, options, Moec::progress);
             System.out.println("compiled " + m.model().name() + " into " + out + ": " + m.graphs().size() + " graphs, "
@@ -180,7 +194,7 @@ public final class Moec {
             if (maxTokens < 1) throw new IllegalArgumentException("--max-tokens must be at least 1");
             Path path = model != null ? model : Models.demoModel();
             try (Models.Loaded loaded = reference ? Models.reference(path, 1, run.maxSeqLen)
-                    : Models.compiled(path, run.batchSizes, run.maxSeqLen, run.threads(), !run.noCapture, Moec::progress)) {
+                    : Models.compiled(path, run.batchSizes, run.maxSeqLen, run.executor.threads(), run.executor.capture(), Moec::progress)) {
                 TextTokenizer tokenizer = Files.isRegularFile(loaded.tokenizerDir().resolve("tokenizer.json")) ? TextTokenizer.load(loaded.tokenizerDir()) : null;
                 int[] ids = promptIds != null ? promptIds : requireTokenizer(tokenizer).encode(prompt);
                 Sampler sampler = temperature == 0 ? Sampler.greedy() : Sampler.temperature(temperature, seed);

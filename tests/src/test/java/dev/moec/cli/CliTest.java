@@ -204,6 +204,15 @@ class CliTest {
         return false;
     }
 
+    @Test void everySubcommandHasHelp() {
+        Run r = run("bench", "decode", "--help");
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().contains("--bandwidth") && r.out().contains("--no-capture") && r.out().contains("--quantization"), r.out());
+        Run serve = run("serve", "--help");
+        assertEquals(0, serve.exit(), serve.err());
+        assertTrue(serve.out().contains("--cuda-graph-bs") && serve.out().contains("--threads"), serve.out());
+    }
+
     @Test void benchReportsThroughputAndTheRoofline() {
         Run d = run("bench", "decode", "--model", demo().toString(), "--batch", "2", "--tokens", "2", "--prompt-len", "4",
                 "--warmup", "1", "--threads", "1", "--bandwidth", "10");
