@@ -19,7 +19,8 @@ import java.util.TreeMap;
  * that asks logits for every token (a decode step: one token per sequence, or a sequence's verified
  * draft tokens with speculation) runs on the smallest captured graph with enough tokens, its extra rows
  * padded (slot -1). Any other step (a prompt, or more tokens than the largest capture) runs the prefill
- * graph bound to its size.
+ * graph bound to its size. The KV caches are paged in blocks of the artifact's {@code kv_block_size};
+ * {@link KvBlocks} hands them out as sequences grow.
  */
 public final class CompiledModel implements StepModel {
     private final Artifact artifact;
@@ -29,6 +30,8 @@ public final class CompiledModel implements StepModel {
     private final TreeMap<Integer, CpuGraph> decode = new TreeMap<>();            // by tokens per step
     private final TreeMap<Integer, Integer> batchOf = new TreeMap<>();           // tokens per step -> batch size
     private final Map<String, Long> cacheBindings;
+    private final KvBlocks kv;
+    private final boolean paged;                                                 // the graphs take a block table
     private String lastGraph = "none";
     private CpuGraph.LaunchObserver observer;                                    // null: launches run untimed
 
@@ -41,6 +44,11 @@ public final class CompiledModel implements StepModel {
      * replays the same launches from a loop ({@code --no-capture}), to measure the difference.
      */
     public CompiledModel(Artifact artifact, int maxSlots, int maxSeqLen, int threads, boolean capture) {
+        this(artifact, maxSlots, maxSeqLen, threads, capture, 0);
+    }
+
+    /** {@code kvBlocks}: the paged cache's blocks in all ({@code --kv-cache-blocks}); 0 gives every slot its full context. */
+    public CompiledModel(Artifact artifact, int maxSlots, int maxSeqLen, int threads, boolean capture, int kvBlocks) {
         if (!artifact.manifest().target().equals("cpu")) {
             throw new IllegalArgumentException(artifact.dir() + " was compiled for --target " + artifact.manifest().target()
                     + " (NZ weights for an NPU); the CPU executor runs --target cpu artifacts");
@@ -49,8 +57,10 @@ public final class CompiledModel implements StepModel {
         this.maxSlots = maxSlots;
         this.maxSeqLen = Math.min(maxSeqLen, artifact.manifest().model().maxPositions());
         this.kernels = new CpuKernels(new Parallel(threads));
-        this.cacheBindings = Map.of(StepAbi.S, (long) maxSlots, StepAbi.L, (long) this.maxSeqLen);
+        this.kv = new KvBlocks(maxSlots, this.maxSeqLen, artifact.manifest().kvBlockSize(), kvBlocks);
+        this.cacheBindings = kv.bindings();
         KernelGraph prefill = artifact.prefillGraph();
+        this.paged = prefill.buffers().stream().anyMatch(b -> b.name().equals(StepAbi.BLOCK_TABLE));
         for (KernelGraph.Buffer b : prefill.buffers()) {
             if (b.role() == KernelGraph.Role.STATE) {
                 TensorType t = b.type().bind(cacheBindings);
@@ -81,10 +91,12 @@ public final class CompiledModel implements StepModel {
     @Override public int maxSlots() { return maxSlots; }
     @Override public int maxSeqLen() { return maxSeqLen; }
     @Override public String lastGraph() { return lastGraph; }
+    @Override public KvBlocks kvBlocks() { return kv; }
 
     @Override
     public float[][] step(int[] tokens, int[] positions, int[] slots, int[] logitRows) {
         StepChecks.check(tokens, positions, slots, logitRows, maxSlots, maxSeqLen, vocab);
+        kv.prepare(slots, positions);
         int n = tokens.length;
         Map.Entry<Integer, CpuGraph> captured = allRows(logitRows, n) ? decode.ceilingEntry(n) : null;
         CpuGraph graph;
@@ -105,6 +117,7 @@ public final class CompiledModel implements StepModel {
             inputs.put(StepAbi.SLOTS, slots);
             inputs.put(StepAbi.LOGIT_ROWS, logitRows);
         }
+        if (paged) inputs.put(StepAbi.BLOCK_TABLE, kv.table());
         graph.run(kernels, inputs, observer);
         lastGraph = graph.name();
         float[] logits = graph.floats(StepAbi.LOGITS);

@@ -15,11 +15,20 @@ public final class Generator {
      */
     public record Result(int[] tokens, List<float[]> stepLogits, String finish) {}
 
+    /** Generates in {@code slot}, and gives the slot's KV blocks back when done. */
     public static Result generate(StepModel model, int slot, int[] prompt, int maxTokens, Sampler sampler, Set<Integer> stopIds, boolean keepLogits) {
         if (prompt.length == 0) throw new IllegalArgumentException("the prompt is empty");
         if (prompt.length + maxTokens > model.maxSeqLen()) {
             throw new IllegalArgumentException("prompt (" + prompt.length + " tokens) plus max tokens (" + maxTokens + ") exceed the context of " + model.maxSeqLen());
         }
+        try {
+            return run(model, slot, prompt, maxTokens, sampler, stopIds, keepLogits);
+        } finally {
+            model.kvBlocks().release(slot);
+        }
+    }
+
+    private static Result run(StepModel model, int slot, int[] prompt, int maxTokens, Sampler sampler, Set<Integer> stopIds, boolean keepLogits) {
         int[] positions = new int[prompt.length], slots = new int[prompt.length];
         for (int i = 0; i < prompt.length; i++) {
             positions[i] = i;

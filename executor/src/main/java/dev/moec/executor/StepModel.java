@@ -3,12 +3,17 @@ package dev.moec.executor;
 /**
  * A model that runs steps over a KV cache of {@link #maxSlots()} sequences of up to {@link #maxSeqLen()}
  * positions (see {@link dev.moec.ir.StepAbi} for what a step is). Implemented by the compiled CPU
- * executor and by the reference interpreter, so every caller can run either.
+ * executor and by the reference interpreter, so every caller can run either. The cache is paged: a step
+ * takes the blocks it writes from {@link #kvBlocks()}, and a caller whose sequence has ended gives its
+ * slot's blocks back with {@code kvBlocks().release(slot)}.
  */
 public interface StepModel extends AutoCloseable {
     int vocabSize();
     int maxSlots();
     int maxSeqLen();
+
+    /** The paged KV cache's blocks: the block table the steps read and the pool of free blocks. */
+    KvBlocks kvBlocks();
 
     /**
      * Runs one step. Token t is {@code tokens[t]} at {@code positions[t]} of cache slot {@code slots[t]};

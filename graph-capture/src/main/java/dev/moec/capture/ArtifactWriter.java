@@ -46,13 +46,14 @@ public final class ArtifactWriter {
     public record Request(KernelGraph graph, TensorStore weights, ModelInfo model, List<Integer> batchSizes,
                           List<Path> tokenizerFiles, String pipeline, Target target, int tokensPerSequence, int kvBlockSize) {
         public Request(KernelGraph graph, TensorStore weights, ModelInfo model, List<Integer> batchSizes, List<Path> tokenizerFiles, String pipeline, Target target) {
-            this(graph, weights, model, batchSizes, tokenizerFiles, pipeline, target, 1, 128);
+            this(graph, weights, model, batchSizes, tokenizerFiles, pipeline, target, 1, StepAbi.DEFAULT_KV_BLOCK_SIZE);
         }
     }
 
     public static Manifest write(Request req, Path out, Consumer<String> progress) throws IOException {
         if (req.batchSizes().isEmpty()) throw new IllegalArgumentException("--cuda-graph-bs needs at least one batch size");
         for (int bs : req.batchSizes()) if (bs < 1) throw new IllegalArgumentException("batch size " + bs + " must be at least 1");
+        if (req.kvBlockSize() < 1) throw new IllegalArgumentException("--kv-block-size must be at least 1, got " + req.kvBlockSize());
         Files.createDirectories(out.resolve("graphs"));
         ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).enable(SerializationFeature.ORDER_MAP_ENTRIES_BY_KEYS);
         Map<String, String> sha = new TreeMap<>();
@@ -64,7 +65,7 @@ public final class ArtifactWriter {
         for (int bs : new TreeSet<>(req.batchSizes())) {
             long tokens = (long) bs * req.tokensPerSequence();
             KernelGraph decode = req.graph().bind("decode_bs" + bs, Map.of(StepAbi.T, tokens, StepAbi.R, tokens));
-            MemoryPlan plan = MemoryPlan.of(decode.bind(decode.name(), Map.of(StepAbi.S, 1L, StepAbi.L, 1L)));
+            MemoryPlan plan = MemoryPlan.of(decode.bind(decode.name(), StepAbi.stateBindings(1, 1, 1, 1)));
             graphs.add(writeGraph(json, out, decode.name(), "decode", bs, (int) tokens, decode, plan, sha));
         }
         progress.accept("captured " + graphs.size() + " graphs: " + String.join(", ", graphs.stream().map(Manifest.GraphEntry::name).toList()));
@@ -130,7 +131,7 @@ public final class ArtifactWriter {
 
         // 4. The manifest last: a directory without one is not an artifact.
         Manifest m = new Manifest(Manifest.FORMAT, Manifest.FORMAT_VERSION, "moec " + version(), req.model(), req.target().text(),
-                req.pipeline(), graphs, new Manifest.WeightsEntry("weights.bin", entries), tokenizer, report, sha);
+                req.pipeline(), req.kvBlockSize(), graphs, new Manifest.WeightsEntry("weights.bin", entries), tokenizer, report, sha);
         Files.writeString(out.resolve("manifest.json"), json.writeValueAsString(m) + "\n");
         progress.accept("wrote artifact " + out);
         return m;

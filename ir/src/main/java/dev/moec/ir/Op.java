@@ -83,29 +83,29 @@ public enum Op {
             "%qr = rope(%qh, %positions) {rotary_dim = 128, theta = 1000000.0} : f32[T,4,128]",
             "Rotary embedding of the first rotary_dim dims of each head: NeoX pairs (i, i + rotary_dim/2), or adjacent pairs when interleaved; YaRN frequency blending when yarn_factor is set."),
 
-    /** {@code %kc1 = kv_write(%kc, %k, %slots, %positions) : f32[S,L,2,128]} */
-    KV_WRITE("kv_write", Level.CORE, List.of("cache", "kv", "slots", "positions"), List.of(), 1, TypeRules::kvWrite, Reference::kvWrite,
-            "%kc1 = kv_write(%kc, %k, %slots, %positions) : f32[S,L,2,128]",
-            "New cache version: cache[slots[t], positions[t]] = kv[t] for every token t (slot < 0: padding, skipped)."),
+    /** {@code %kc1 = kv_write(%kc, %k, %block_table, %slots, %positions) : f32[NB,BS,2,128]} */
+    KV_WRITE("kv_write", Level.CORE, List.of("cache", "kv", "block_table", "slots", "positions"), List.of(), 1, TypeRules::kvWrite, Reference::kvWrite,
+            "%kc1 = kv_write(%kc, %k, %block_table, %slots, %positions) : f32[NB,BS,2,128]",
+            "New cache version: kv[t] is written at position positions[t] of slot slots[t] in the paged cache, i.e. cache[block_table[s, p / BS], p % BS] (slot < 0: padding, skipped)."),
 
-    /** {@code %a = attention(%qr, %kc1, %vc1, %slots, %positions) {scale = 0.08838834764831845} : f32[T,4,128]} */
-    ATTENTION("attention", Level.CORE, List.of("q", "k_cache", "v_cache", "slots", "positions"), List.of(req("scale", FLOAT)), 1, TypeRules::attention, Reference::attention,
-            "%a = attention(%qr, %kc1, %vc1, %slots, %positions) {scale = 0.08838834764831845} : f32[T,4,128]",
-            "Causal GQA: token t attends to cache[slots[t], 0..positions[t]]; query head h reads KV head h/(H/KVH)."),
+    /** {@code %a = attention(%qr, %kc1, %vc1, %block_table, %slots, %positions) {scale = 0.08838834764831845} : f32[T,4,128]} */
+    ATTENTION("attention", Level.CORE, List.of("q", "k_cache", "v_cache", "block_table", "slots", "positions"), List.of(req("scale", FLOAT)), 1, TypeRules::attention, Reference::attention,
+            "%a = attention(%qr, %kc1, %vc1, %block_table, %slots, %positions) {scale = 0.08838834764831845} : f32[T,4,128]",
+            "Causal GQA: token t attends to positions 0..positions[t] of slot slots[t], found through block_table; query head h reads KV head h/(H/KVH)."),
 
-    /** {@code %a = mla_attention(%qn, %qp, %ckv, %wkvb, %slots, %positions) {scale = 0.1, v_head_dim = 32} : f32[T,4,32]} */
-    MLA_ATTENTION("mla_attention", Level.CORE, List.of("q_nope", "q_pe", "cache", "w_kv_b", "slots", "positions"), List.of(req("scale", FLOAT), req("v_head_dim", INT)), 1, TypeRules::mlaAttention, Reference::mlaAttention,
-            "%a = mla_attention(%qn, %qp, %ckv, %wkvb, %slots, %positions) {scale = 0.1, v_head_dim = 32} : f32[T,4,32]",
+    /** {@code %a = mla_attention(%qn, %qp, %ckv, %wkvb, %block_table, %slots, %positions) {scale = 0.1, v_head_dim = 32} : f32[T,4,32]} */
+    MLA_ATTENTION("mla_attention", Level.CORE, List.of("q_nope", "q_pe", "cache", "w_kv_b", "block_table", "slots", "positions"), List.of(req("scale", FLOAT), req("v_head_dim", INT)), 1, TypeRules::mlaAttention, Reference::mlaAttention,
+            "%a = mla_attention(%qn, %qp, %ckv, %wkvb, %block_table, %slots, %positions) {scale = 0.1, v_head_dim = 32} : f32[T,4,32]",
             "Multi-head latent attention over a cache of [c_kv | k_pe] rows: keys W_k c_kv joined with the shared k_pe, values W_v c_kv, where w_kv_b is [H * (nope + v), C]."),
 
-    /** {@code %a = mla_attention_sparse(%qn, %qp, %ckv, %wkvb, %slots, %positions, %sel) {scale = 0.1, v_head_dim = 32} : f32[T,4,32]} */
-    MLA_ATTENTION_SPARSE("mla_attention_sparse", Level.CORE, List.of("q_nope", "q_pe", "cache", "w_kv_b", "slots", "positions", "indices"), List.of(req("scale", FLOAT), req("v_head_dim", INT)), 1, TypeRules::mlaAttentionSparse, Reference::mlaAttentionSparse,
-            "%a = mla_attention_sparse(%qn, %qp, %ckv, %wkvb, %slots, %positions, %sel) {scale = 0.1, v_head_dim = 32} : f32[T,4,32]",
+    /** {@code %a = mla_attention_sparse(%qn, %qp, %ckv, %wkvb, %block_table, %slots, %positions, %sel) {scale = 0.1, v_head_dim = 32} : f32[T,4,32]} */
+    MLA_ATTENTION_SPARSE("mla_attention_sparse", Level.CORE, List.of("q_nope", "q_pe", "cache", "w_kv_b", "block_table", "slots", "positions", "indices"), List.of(req("scale", FLOAT), req("v_head_dim", INT)), 1, TypeRules::mlaAttentionSparse, Reference::mlaAttentionSparse,
+            "%a = mla_attention_sparse(%qn, %qp, %ckv, %wkvb, %block_table, %slots, %positions, %sel) {scale = 0.1, v_head_dim = 32} : f32[T,4,32]",
             "mla_attention restricted to the cache positions listed in indices[t] (entries < 0 ignored): DeepSeek-V3.2 sparse attention."),
 
-    /** {@code %sel = indexer_topk(%qi, %kic, %iw, %slots, %positions) {scale = 0.08838834764831845, topk = 8} : i32[T,8]} */
-    INDEXER_TOPK("indexer_topk", Level.CORE, List.of("q", "k_cache", "weights", "slots", "positions"), List.of(req("topk", INT), req("scale", FLOAT)), 1, TypeRules::indexerTopk, Reference::indexerTopk,
-            "%sel = indexer_topk(%qi, %kic, %iw, %slots, %positions) {scale = 0.08838834764831845, topk = 8} : i32[T,8]",
+    /** {@code %sel = indexer_topk(%qi, %kic, %iw, %block_table, %slots, %positions) {scale = 0.08838834764831845, topk = 8} : i32[T,8]} */
+    INDEXER_TOPK("indexer_topk", Level.CORE, List.of("q", "k_cache", "weights", "block_table", "slots", "positions"), List.of(req("topk", INT), req("scale", FLOAT)), 1, TypeRules::indexerTopk, Reference::indexerTopk,
+            "%sel = indexer_topk(%qi, %kic, %iw, %block_table, %slots, %positions) {scale = 0.08838834764831845, topk = 8} : i32[T,8]",
             "Lightning indexer: score[s] = scale * sum_h weights[t,h] * relu(q[t,h] . k[s]) over s <= positions[t]; the topk best positions, -1 padded."),
 
     /** {@code %qh = hadamard(%q) {scale = 0.08838834764831845} : f32[T,4,128]} */
@@ -208,36 +208,36 @@ public enum Op {
             "%y = div(%a, %b) : f32[T,256]",
             "a / b, elementwise; shapes broadcast from the right (equal dims, or 1)."),
 
-    /** {@code %a = fused_infer_attention(%q, %kc, %vc, %slots, %positions) {input_layout = "TND", num_heads = 4, num_kv_heads = 2, scale = 0.08838834764831845, sparse_mode = 3} : f32[T,4,128]} */
-    FUSED_INFER_ATTENTION("fused_infer_attention", Level.FUSED, List.of("q", "k_cache", "v_cache", "slots", "positions"), List.of(req("num_heads", INT), req("num_kv_heads", INT), req("scale", FLOAT), req("sparse_mode", INT), req("input_layout", STRING)), 1, TypeRules::fusedInferAttention, Reference::attention,
-            "%a = fused_infer_attention(%q, %kc, %vc, %slots, %positions) {input_layout = \"TND\", num_heads = 4, num_kv_heads = 2, scale = 0.08838834764831845, sparse_mode = 3} : f32[T,4,128]",
-            "aclnnFusedInferAttentionScore: causal (sparse_mode 3) GQA over the cache, TND layout; the semantics of attention."),
+    /** {@code %a = fused_infer_attention(%q, %kc, %vc, %block_table, %slots, %positions) {input_layout = "TND", num_heads = 4, num_kv_heads = 2, scale = 0.08838834764831845, sparse_mode = 3} : f32[T,4,128]} */
+    FUSED_INFER_ATTENTION("fused_infer_attention", Level.FUSED, List.of("q", "k_cache", "v_cache", "block_table", "slots", "positions"), List.of(req("num_heads", INT), req("num_kv_heads", INT), req("scale", FLOAT), req("sparse_mode", INT), req("input_layout", STRING)), 1, TypeRules::fusedInferAttention, Reference::attention,
+            "%a = fused_infer_attention(%q, %kc, %vc, %block_table, %slots, %positions) {input_layout = \"TND\", num_heads = 4, num_kv_heads = 2, scale = 0.08838834764831845, sparse_mode = 3} : f32[T,4,128]",
+            "aclnnFusedInferAttentionScore: causal (sparse_mode 3) GQA over the paged cache (block_table), TND layout; the semantics of attention."),
 
-    /** {@code %kc1, %ks1 = kv_write_int8(%kc, %ks, %k, %slots, %positions) : i8[S,L,2,128], f32[S,L,2]} */
-    KV_WRITE_INT8("kv_write_int8", Level.FUSED, List.of("cache", "scale", "kv", "slots", "positions"), List.of(), 2,
+    /** {@code %kc1, %ks1 = kv_write_int8(%kc, %ks, %k, %block_table, %slots, %positions) : i8[NB,BS,2,128], f32[NB,BS,2]} */
+    KV_WRITE_INT8("kv_write_int8", Level.FUSED, List.of("cache", "scale", "kv", "block_table", "slots", "positions"), List.of(), 2,
             TypeRules::kvWriteInt8, Reference::kvWriteInt8,
-            "%kc1, %ks1 = kv_write_int8(%kc, %ks, %k, %slots, %positions) : i8[S,L,2,128], f32[S,L,2]",
+            "%kc1, %ks1 = kv_write_int8(%kc, %ks, %k, %block_table, %slots, %positions) : i8[NB,BS,2,128], f32[NB,BS,2]",
             "The int8 (C8) cache write: each token's row of each KV head is quantized symmetrically, scale = max|kv| / 127, and stored with its scale (aclnnScatterPaKvCache, int8 cache)."),
 
-    /** {@code %a = fused_infer_attention_int8(%q, %kc, %ks, %vc, %vs, %slots, %positions) {input_layout = "TND", num_heads = 4, num_kv_heads = 2, scale = 0.08838834764831845, sparse_mode = 3} : f32[T,4,128]} */
-    FUSED_INFER_ATTENTION_INT8("fused_infer_attention_int8", Level.FUSED, List.of("q", "k_cache", "k_scale", "v_cache", "v_scale", "slots", "positions"),
+    /** {@code %a = fused_infer_attention_int8(%q, %kc, %ks, %vc, %vs, %block_table, %slots, %positions) {input_layout = "TND", num_heads = 4, num_kv_heads = 2, scale = 0.08838834764831845, sparse_mode = 3} : f32[T,4,128]} */
+    FUSED_INFER_ATTENTION_INT8("fused_infer_attention_int8", Level.FUSED, List.of("q", "k_cache", "k_scale", "v_cache", "v_scale", "block_table", "slots", "positions"),
             List.of(req("num_heads", INT), req("num_kv_heads", INT), req("scale", FLOAT), req("sparse_mode", INT), req("input_layout", STRING)), 1,
             TypeRules::fusedInferAttentionInt8, Reference::attentionInt8,
-            "%a = fused_infer_attention_int8(%q, %kc, %ks, %vc, %vs, %slots, %positions) {input_layout = \"TND\", num_heads = 4, num_kv_heads = 2, scale = 0.08838834764831845, sparse_mode = 3} : f32[T,4,128]",
+            "%a = fused_infer_attention_int8(%q, %kc, %ks, %vc, %vs, %block_table, %slots, %positions) {input_layout = \"TND\", num_heads = 4, num_kv_heads = 2, scale = 0.08838834764831845, sparse_mode = 3} : f32[T,4,128]",
             "FusedInferAttentionScore over an int8 cache with per-token, per-head antiquant scales (mode 3): attention on the dequantized rows."),
 
-    /** {@code %a = fused_infer_attention_mla(%qn, %qp, %ckv, %wkvb, %slots, %positions) {input_layout = "TND", num_heads = 4, scale = 0.1, sparse_mode = 3, v_head_dim = 32} : f32[T,4,32]} */
-    FUSED_INFER_ATTENTION_MLA("fused_infer_attention_mla", Level.FUSED, List.of("q_nope", "q_pe", "cache", "w_kv_b", "slots", "positions"),
+    /** {@code %a = fused_infer_attention_mla(%qn, %qp, %ckv, %wkvb, %block_table, %slots, %positions) {input_layout = "TND", num_heads = 4, scale = 0.1, sparse_mode = 3, v_head_dim = 32} : f32[T,4,32]} */
+    FUSED_INFER_ATTENTION_MLA("fused_infer_attention_mla", Level.FUSED, List.of("q_nope", "q_pe", "cache", "w_kv_b", "block_table", "slots", "positions"),
             List.of(req("num_heads", INT), req("scale", FLOAT), req("v_head_dim", INT), req("sparse_mode", INT), req("input_layout", STRING)), 1,
             TypeRules::fusedInferAttentionMla, Reference::mlaAttention,
-            "%a = fused_infer_attention_mla(%qn, %qp, %ckv, %wkvb, %slots, %positions) {input_layout = \"TND\", num_heads = 4, scale = 0.1, sparse_mode = 3, v_head_dim = 32} : f32[T,4,32]",
+            "%a = fused_infer_attention_mla(%qn, %qp, %ckv, %wkvb, %block_table, %slots, %positions) {input_layout = \"TND\", num_heads = 4, scale = 0.1, sparse_mode = 3, v_head_dim = 32} : f32[T,4,32]",
             "aclnnFusedInferAttentionScore in MLA mode (query_rope/key_rope, latent KV with W_UK/W_UV absorbed by the backend); the semantics of mla_attention."),
 
-    /** {@code %a = sparse_flash_attention(%qn, %qp, %ckv, %wkvb, %slots, %positions, %sel) {num_heads = 4, scale = 0.1, v_head_dim = 32} : f32[T,4,32]} */
-    SPARSE_FLASH_ATTENTION("sparse_flash_attention", Level.FUSED, List.of("q_nope", "q_pe", "cache", "w_kv_b", "slots", "positions", "indices"),
+    /** {@code %a = sparse_flash_attention(%qn, %qp, %ckv, %wkvb, %block_table, %slots, %positions, %sel) {num_heads = 4, scale = 0.1, v_head_dim = 32} : f32[T,4,32]} */
+    SPARSE_FLASH_ATTENTION("sparse_flash_attention", Level.FUSED, List.of("q_nope", "q_pe", "cache", "w_kv_b", "block_table", "slots", "positions", "indices"),
             List.of(req("num_heads", INT), req("scale", FLOAT), req("v_head_dim", INT)), 1,
             TypeRules::sparseFlashAttention, Reference::mlaAttentionSparse,
-            "%a = sparse_flash_attention(%qn, %qp, %ckv, %wkvb, %slots, %positions, %sel) {num_heads = 4, scale = 0.1, v_head_dim = 32} : f32[T,4,32]",
+            "%a = sparse_flash_attention(%qn, %qp, %ckv, %wkvb, %block_table, %slots, %positions, %sel) {num_heads = 4, scale = 0.1, v_head_dim = 32} : f32[T,4,32]",
             "aclnnSparseFlashAttention (DeepSeek-V3.2): MLA attention over the positions the indexer chose; the semantics of mla_attention_sparse."),
 
     /** {@code %cos, %sin = rope_cos_sin(%positions) {rotary_dim = 128, theta = 1000000.0} : f32[T,64], f32[T,64]} */

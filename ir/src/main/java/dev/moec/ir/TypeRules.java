@@ -174,23 +174,24 @@ public final class TypeRules {
     }
 
     static List<TensorType> kvWrite(List<TensorType> in, Attrs a) {
-        TensorType cache = in.get(0), kv = in.get(1), slots = in.get(2), pos = in.get(3);
-        if (cache.rank() != 4) throw new TypeError("kv_write.cache-rank", "cache must be [S, L, kv_heads, head_dim], got " + cache);
+        TensorType cache = in.get(0), kv = in.get(1), slots = in.get(3), pos = in.get(4);
+        if (cache.rank() != 4) throw new TypeError("kv_write.cache-rank", "cache must be [NB, BS, kv_heads, head_dim], got " + cache);
         if (kv.rank() != 3 || !kv.shape().dims().subList(1, 3).equals(cache.shape().dims().subList(2, 4))) {
             throw new TypeError("kv_write.kv-shape", "kv " + kv + " must be [T, " + cache.shape().dim(2) + ", " + cache.shape().dim(3) + "] for cache " + cache);
         }
         requireF32("kv_write.kv-f32", kv);
         requireF32("kv_write.cache-f32", cache);
+        requireBlockTable("kv_write", in.get(2));
         requireTokenVector("kv_write", slots, kv.shape().dim(0));
         requireTokenVector("kv_write", pos, kv.shape().dim(0));
         return List.of(cache);
     }
 
     static List<TensorType> attention(List<TensorType> in, Attrs a) {
-        TensorType q = in.get(0), kc = in.get(1), vc = in.get(2), slots = in.get(3), pos = in.get(4);
+        TensorType q = in.get(0), kc = in.get(1), vc = in.get(2), slots = in.get(4), pos = in.get(5);
         requireF32("attention.q-f32", q);
         if (q.rank() != 3 || kc.rank() != 4 || vc.rank() != 4) {
-            throw new TypeError("attention.rank", "q must be [T,H,D] and caches [S,L,KVH,D], got " + q + ", " + kc + ", " + vc);
+            throw new TypeError("attention.rank", "q must be [T,H,D] and caches [NB,BS,KVH,D], got " + q + ", " + kc + ", " + vc);
         }
         if (!kc.shape().dims().subList(0, 3).equals(vc.shape().dims().subList(0, 3))) {
             throw new TypeError("attention.cache-shapes", "k and v caches disagree: " + kc + " vs " + vc);
@@ -202,6 +203,7 @@ public final class TypeRules {
         if (h.isFixed() && kvh.isFixed() && h.size() % kvh.size() != 0) {
             throw new TypeError("attention.gqa-groups", "query heads " + h + " are not a multiple of kv heads " + kvh);
         }
+        requireBlockTable("attention", in.get(3));
         requireTokenVector("attention", slots, q.shape().dim(0));
         requireTokenVector("attention", pos, q.shape().dim(0));
         return List.of(q.withShape(q.shape().withLast(vc.shape().last())));
@@ -228,7 +230,7 @@ public final class TypeRules {
             throw new TypeError("mla_attention.q-shapes", "q_nope and q_pe must be [T, H, *] alike, got " + qn + " and " + qp);
         }
         if (cache.rank() != 4 || !cache.shape().dim(2).equals(Dim.of(1)) || w.rank() != 2) {
-            throw new TypeError("mla_attention.cache-shape", "cache must be [S, L, 1, C + rope] and w_kv_b [H * (nope + v), C], got " + cache + " and " + w);
+            throw new TypeError("mla_attention.cache-shape", "cache must be [NB, BS, 1, C + rope] and w_kv_b [H * (nope + v), C], got " + cache + " and " + w);
         }
         long v = a.i("v_head_dim");
         Dim h = qn.shape().dim(1), dn = qn.shape().dim(2), dr = qp.shape().dim(2), c = w.shape().dim(1), row = cache.shape().dim(3);
@@ -238,21 +240,23 @@ public final class TypeRules {
         if (c.isFixed() && dr.isFixed() && row.isFixed() && row.size() != c.size() + dr.size()) {
             throw new TypeError("mla_attention.cache-row", "cache rows " + row + " must hold C + rope = " + c + " + " + dr);
         }
-        requireTokenVector("mla_attention", in.get(4), qn.shape().dim(0));
+        requireBlockTable("mla_attention", in.get(4));
         requireTokenVector("mla_attention", in.get(5), qn.shape().dim(0));
+        requireTokenVector("mla_attention", in.get(6), qn.shape().dim(0));
         return List.of(TensorType.of(DType.F32, qn.shape().dim(0), h, v));
     }
 
     static List<TensorType> kvWriteInt8(List<TensorType> in, Attrs a) {
         TensorType cache = in.get(0), scale = in.get(1), kv = in.get(2);
-        if (cache.dtype() != DType.I8 || cache.rank() != 4) throw new TypeError("kv_write_int8.cache", "cache must be i8[S, L, kv_heads, head_dim], got " + cache);
+        if (cache.dtype() != DType.I8 || cache.rank() != 4) throw new TypeError("kv_write_int8.cache", "cache must be i8[NB, BS, kv_heads, head_dim], got " + cache);
         if (!scale.equals(new TensorType(DType.F32, cache.shape().dropLast()))) throw new TypeError("kv_write_int8.scale", "scale must be f32" + cache.shape().dropLast() + ", got " + scale);
         if (kv.rank() != 3 || !kv.shape().dims().subList(1, 3).equals(cache.shape().dims().subList(2, 4))) {
             throw new TypeError("kv_write_int8.kv-shape", "kv " + kv + " must be [T, " + cache.shape().dim(2) + ", " + cache.shape().dim(3) + "]");
         }
         requireF32("kv_write_int8.kv-f32", kv);
-        requireTokenVector("kv_write_int8", in.get(3), kv.shape().dim(0));
+        requireBlockTable("kv_write_int8", in.get(3));
         requireTokenVector("kv_write_int8", in.get(4), kv.shape().dim(0));
+        requireTokenVector("kv_write_int8", in.get(5), kv.shape().dim(0));
         return List.of(cache, scale);
     }
 
@@ -264,7 +268,7 @@ public final class TypeRules {
                 throw new TypeError("fused_infer_attention_int8.scale", "scales must be f32" + pair.get(0).shape().dropLast() + ", got " + pair.get(1));
             }
         }
-        return fusedInferAttention(List.of(q, kc.withDType(DType.F32), vc.withDType(DType.F32), in.get(5), in.get(6)), a);
+        return fusedInferAttention(List.of(q, kc.withDType(DType.F32), vc.withDType(DType.F32), in.get(5), in.get(6), in.get(7)), a);
     }
 
     static List<TensorType> fusedInferAttentionMla(List<TensorType> in, Attrs a) {
@@ -296,8 +300,8 @@ public final class TypeRules {
     }
 
     static List<TensorType> mlaAttentionSparse(List<TensorType> in, Attrs a) {
-        List<TensorType> out = mlaAttention(in.subList(0, 6), a);
-        TensorType idx = in.get(6);
+        List<TensorType> out = mlaAttention(in.subList(0, 7), a);
+        TensorType idx = in.get(7);
         requireInt("mla_attention_sparse.indices-int", idx);
         if (idx.rank() != 2 || !idx.shape().dim(0).equals(in.get(0).shape().dim(0))) {
             throw new TypeError("mla_attention_sparse.indices-shape", "indices must be [T, topk], got " + idx);
@@ -309,14 +313,15 @@ public final class TypeRules {
         TensorType q = in.get(0), kc = in.get(1), w = in.get(2);
         requireF32("indexer_topk.q-f32", q);
         if (q.rank() != 3 || kc.rank() != 4 || !kc.shape().dim(2).equals(Dim.of(1)) || !kc.shape().last().equals(q.shape().last())) {
-            throw new TypeError("indexer_topk.shapes", "q must be [T, Hi, D] and k_cache [S, L, 1, D], got " + q + " and " + kc);
+            throw new TypeError("indexer_topk.shapes", "q must be [T, Hi, D] and k_cache [NB, BS, 1, D], got " + q + " and " + kc);
         }
         if (!w.equals(TensorType.of(DType.F32, q.shape().dim(0), q.shape().dim(1)))) {
             throw new TypeError("indexer_topk.weights-shape", "weights must be f32[" + q.shape().dim(0) + "," + q.shape().dim(1) + "], got " + w);
         }
         if (a.i("topk") < 1) throw new TypeError("indexer_topk.topk", "topk must be >= 1");
-        requireTokenVector("indexer_topk", in.get(3), q.shape().dim(0));
+        requireBlockTable("indexer_topk", in.get(3));
         requireTokenVector("indexer_topk", in.get(4), q.shape().dim(0));
+        requireTokenVector("indexer_topk", in.get(5), q.shape().dim(0));
         return List.of(TensorType.of(DType.I32, q.shape().dim(0), a.i("topk")));
     }
 
@@ -623,6 +628,12 @@ public final class TypeRules {
             throw new TypeError(op + ".shapes", "x must be [M, K] and weight [E, N, K], got " + x + " and " + w);
         }
         if (!counts.equals(TensorType.of(DType.I32, w.shape().dim(0)))) throw new TypeError(op + ".counts", "counts must be i32[" + w.shape().dim(0) + "], got " + counts);
+    }
+
+    /** A paged cache's block table: i32[slots, blocks per sequence]. */
+    private static void requireBlockTable(String op, TensorType t) {
+        requireInt(op + ".block-table-int", t);
+        if (t.rank() != 2) throw new TypeError(op + ".block-table", "block_table must be i32[S, MB], got " + t);
     }
 
     private static void requireTokenVector(String op, TensorType t, Dim tokens) {

@@ -18,7 +18,7 @@ final class OpSamples {
         int e = 2 * (1 + r.nextInt(3)), k = 1 + r.nextInt(e);
         DType w = r.nextBoolean() ? DType.BF16 : DType.F32;
         TensorType tok = TensorType.of(DType.I32, t), x2 = TensorType.of(DType.F32, t, d), x3 = TensorType.of(DType.F32, t, heads, d);
-        TensorType cache = TensorType.of(DType.F32, "S", "L", kvh, d);
+        TensorType cache = TensorType.of(DType.F32, "NB", "BS", kvh, d), bt = TensorType.of(DType.I32, "S", "MB");
         return switch (op) {
             case GATHER -> s(List.of(TensorType.of(w, n + 3, d), tok));
             case RMS_NORM -> s(List.of(x3, TensorType.of(w, d)), r.nextBoolean() ? Attrs.of("eps", 1e-6) : Attrs.of("eps", 1e-5, "weight_offset", 1.0));
@@ -35,32 +35,32 @@ final class OpSamples {
             case ROPE_COS_SIN -> s(List.of(tok), rope(r, d));
             case APPLY_ROTARY -> s(List.of(x3, TensorType.of(DType.F32, t, d / 2), TensorType.of(DType.F32, t, d / 2)),
                     r.nextBoolean() ? Attrs.of("rotary_dim", (long) d) : Attrs.of("rotary_dim", (long) d, "interleaved", true));
-            case KV_WRITE -> s(List.of(cache, TensorType.of(DType.F32, t, kvh, d), tok, tok));
-            case KV_WRITE_INT8 -> s(List.of(cache.withDType(DType.I8), TensorType.of(DType.F32, "S", "L", kvh), TensorType.of(DType.F32, t, kvh, d), tok, tok));
-            case FUSED_INFER_ATTENTION_INT8 -> s(List.of(x3, cache.withDType(DType.I8), TensorType.of(DType.F32, "S", "L", kvh), cache.withDType(DType.I8),
-                    TensorType.of(DType.F32, "S", "L", kvh), tok, tok), Attrs.of("num_heads", (long) heads, "num_kv_heads", (long) kvh,
+            case KV_WRITE -> s(List.of(cache, TensorType.of(DType.F32, t, kvh, d), bt, tok, tok));
+            case KV_WRITE_INT8 -> s(List.of(cache.withDType(DType.I8), TensorType.of(DType.F32, "NB", "BS", kvh), TensorType.of(DType.F32, t, kvh, d), bt, tok, tok));
+            case FUSED_INFER_ATTENTION_INT8 -> s(List.of(x3, cache.withDType(DType.I8), TensorType.of(DType.F32, "NB", "BS", kvh), cache.withDType(DType.I8),
+                    TensorType.of(DType.F32, "NB", "BS", kvh), bt, tok, tok), Attrs.of("num_heads", (long) heads, "num_kv_heads", (long) kvh,
                     "scale", 0.5, "sparse_mode", 3L, "input_layout", "TND"));
-            case ATTENTION -> s(List.of(x3, cache, cache, tok, tok), Attrs.of("scale", 0.5));
-            case FUSED_INFER_ATTENTION -> s(List.of(x3, cache, cache, tok, tok), Attrs.of("num_heads", (long) heads, "num_kv_heads", (long) kvh,
+            case ATTENTION -> s(List.of(x3, cache, cache, bt, tok, tok), Attrs.of("scale", 0.5));
+            case FUSED_INFER_ATTENTION -> s(List.of(x3, cache, cache, bt, tok, tok), Attrs.of("num_heads", (long) heads, "num_kv_heads", (long) kvh,
                     "scale", 0.5, "sparse_mode", 3L, "input_layout", "TND"));
             case MLA_ATTENTION, MLA_ATTENTION_SPARSE -> {
                 int c = 4, dr = 2, v = 3;
                 List<TensorType> ops = List.of(TensorType.of(DType.F32, t, heads, d), TensorType.of(DType.F32, t, heads, dr),
-                        TensorType.of(DType.F32, "S", "L", 1, c + dr), TensorType.of(w, heads * (d + v), c), tok, tok);
+                        TensorType.of(DType.F32, "NB", "BS", 1, c + dr), TensorType.of(w, heads * (d + v), c), bt, tok, tok);
                 if (op == Op.MLA_ATTENTION_SPARSE) ops = concat(ops, TensorType.of(DType.I32, t, k));
                 yield s(ops, Attrs.of("scale", 0.25, "v_head_dim", (long) v));
             }
             case FUSED_INFER_ATTENTION_MLA, SPARSE_FLASH_ATTENTION -> {
                 int c = 4, dr = 2, v = 3;
                 List<TensorType> ops = List.of(TensorType.of(DType.F32, t, heads, d), TensorType.of(DType.F32, t, heads, dr),
-                        TensorType.of(DType.F32, "S", "L", 1, c + dr), TensorType.of(w, heads * (d + v), c), tok, tok);
+                        TensorType.of(DType.F32, "NB", "BS", 1, c + dr), TensorType.of(w, heads * (d + v), c), bt, tok, tok);
                 if (op == Op.SPARSE_FLASH_ATTENTION) {
                     yield s(concat(ops, TensorType.of(DType.I32, t, k)), Attrs.of("num_heads", (long) heads, "scale", 0.25, "v_head_dim", (long) v));
                 }
                 yield s(ops, Attrs.of("num_heads", (long) heads, "scale", 0.25, "v_head_dim", (long) v, "sparse_mode", 3L, "input_layout", "TND"));
             }
             case WEIGHT_QUANT -> s(List.of(TensorType.of(w, e, n, d)), Attrs.of("bits", r.nextBoolean() ? 8L : 4L));
-            case INDEXER_TOPK -> s(List.of(x3, TensorType.of(DType.F32, "S", "L", 1, d), TensorType.of(DType.F32, t, heads), tok, tok),
+            case INDEXER_TOPK -> s(List.of(x3, TensorType.of(DType.F32, "NB", "BS", 1, d), TensorType.of(DType.F32, t, heads), bt, tok, tok),
                     Attrs.of("topk", (long) k, "scale", 0.125));
             case HADAMARD -> s(List.of(TensorType.of(DType.F32, t, 1 << (1 + r.nextInt(3)))), Attrs.of("scale", 0.5));
             case CAUSAL_CONV1D -> s(List.of(x2, TensorType.of(w, d, 4), TensorType.of(DType.F32, "S", 3, d), tok, tok));

@@ -10,6 +10,8 @@ import java.util.Set;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Each op's reference semantics on a case small enough to compute by hand (the arithmetic is in the
@@ -134,55 +136,73 @@ class ReferenceSemanticsTest {
     }
 
     @Test void kvWriteAndAttentionAreCausal() {
-        // One slot, length 2, one kv head of dim 1. Token 0 at position 0 sees only itself.
-        RefTensor cache = RefTensor.zerosF32(1, 2, 1, 1);
+        // One slot, three cache blocks of one position, one kv head of dim 1. The block table puts position 0
+        // in block 2 and position 1 in block 0; block 1 is not the slot's. Token 0 at position 0 sees only itself.
+        RefTensor cache = RefTensor.zerosF32(3, 1, 1, 1), table = i(s(1, 2), 2, 0);
         RefTensor slots = i(s(2), 0, 0), pos = i(s(2), 0, 1);
-        RefTensor k = eval(Op.KV_WRITE, Attrs.NONE, cache, f(s(2, 1, 1), 0, 0), slots, pos).getFirst();
-        RefTensor v = eval(Op.KV_WRITE, Attrs.NONE, cache, f(s(2, 1, 1), 10, 20), slots, pos).getFirst();
-        assertArrayEquals(new float[]{0, 0}, cache.f(), "kv_write must not modify its operand");
+        RefTensor k = eval(Op.KV_WRITE, Attrs.NONE, cache, f(s(2, 1, 1), 0, 0), table, slots, pos).getFirst();
+        RefTensor v = eval(Op.KV_WRITE, Attrs.NONE, cache, f(s(2, 1, 1), 10, 20), table, slots, pos).getFirst();
+        assertArrayEquals(new float[]{0, 0, 0}, cache.f(), "kv_write must not modify its operand");
+        assertArrayEquals(new float[]{20, 0, 10}, v.f(), "position 1 in block 0, position 0 in block 2");
         // Equal scores: token 0 reads v[0] = 10; token 1 averages 10 and 20.
-        RefTensor a = eval(Op.ATTENTION, Attrs.of("scale", 1.0), f(s(2, 1, 1), 1, 1), k, v, slots, pos).getFirst();
+        RefTensor a = eval(Op.ATTENTION, Attrs.of("scale", 1.0), f(s(2, 1, 1), 1, 1), k, v, table, slots, pos).getFirst();
         assertArrayEquals(new float[]{10, 15}, a.f(), EPS);
         RefTensor fia = eval(Op.FUSED_INFER_ATTENTION, Attrs.of("num_heads", 1L, "num_kv_heads", 1L, "scale", 1.0, "sparse_mode", 3L,
-                "input_layout", "TND"), f(s(2, 1, 1), 1, 1), k, v, slots, pos).getFirst();
+                "input_layout", "TND"), f(s(2, 1, 1), 1, 1), k, v, table, slots, pos).getFirst();
         assertArrayEquals(a.f(), fia.f());
     }
 
+    @Test void pagedCachesRefuseUnassignedBlocks() {
+        // Position 1 of the slot has no block (-1): writing it, or attending over it, is an error, not a silent read.
+        RefTensor cache = RefTensor.zerosF32(2, 1, 1, 1), table = i(s(1, 2), 0, -1);
+        var write = assertThrows(IndexOutOfBoundsException.class,
+                () -> eval(Op.KV_WRITE, Attrs.NONE, cache, f(s(1, 1, 1), 5), table, i(s(1), 0), i(s(1), 1)));
+        assertTrue(write.getMessage().contains("not assigned"), write.getMessage());
+        var beyond = assertThrows(IndexOutOfBoundsException.class,
+                () -> eval(Op.KV_WRITE, Attrs.NONE, cache, f(s(1, 1, 1), 5), table, i(s(1), 0), i(s(1), 2)));
+        assertTrue(beyond.getMessage().contains("outside the block table"), beyond.getMessage());
+        assertThrows(IndexOutOfBoundsException.class,
+                () -> eval(Op.ATTENTION, Attrs.of("scale", 1.0), f(s(1, 1, 1), 1), cache, cache, table, i(s(1), 0), i(s(1), 1)));
+    }
+
     @Test void int8CacheWritesAndAttends() {
-        // One slot, length 2, one head of dim 2. Token rows k = (2, -1), (0.5, 1); v = (10, 0), (0, 20).
+        // One slot, two blocks of one position (position 0 in block 1, position 1 in block 0), one head of dim 2.
+        // Token rows k = (2, -1), (0.5, 1); v = (10, 0), (0, 20).
         // k row 0: scale 2/127, q = (127, -64) (-63.5 to even); k row 1: scale 1/127, q = (64, 127) (63.5 to even).
-        RefTensor kc = RefTensor.ofInts(DType.I8, s(1, 2, 1, 2), new int[4]), ks = RefTensor.zerosF32(1, 2, 1);
+        RefTensor kc = RefTensor.ofInts(DType.I8, s(2, 1, 1, 2), new int[4]), ks = RefTensor.zerosF32(2, 1, 1), table = i(s(1, 2), 1, 0);
         RefTensor slots = i(s(2), 0, 0), pos = i(s(2), 0, 1);
-        List<RefTensor> k = eval(Op.KV_WRITE_INT8, Attrs.NONE, kc, ks, f(s(2, 1, 2), 2, -1, 0.5f, 1), slots, pos);
-        assertArrayEquals(s(127, -64, 64, 127), k.get(0).i());
-        assertArrayEquals(new float[]{2 / 127f, 1 / 127f}, k.get(1).f(), EPS);
-        List<RefTensor> v = eval(Op.KV_WRITE_INT8, Attrs.NONE, kc, ks, f(s(2, 1, 2), 10, 0, 0, 20), slots, pos);
+        List<RefTensor> k = eval(Op.KV_WRITE_INT8, Attrs.NONE, kc, ks, f(s(2, 1, 2), 2, -1, 0.5f, 1), table, slots, pos);
+        assertArrayEquals(s(64, 127, 127, -64), k.get(0).i());
+        assertArrayEquals(new float[]{1 / 127f, 2 / 127f}, k.get(1).f(), EPS);
+        List<RefTensor> v = eval(Op.KV_WRITE_INT8, Attrs.NONE, kc, ks, f(s(2, 1, 2), 10, 0, 0, 20), table, slots, pos);
         // Token 0 (position 0) reads only row 0: its value dequantizes exactly to (10, 0).
         RefTensor a = eval(Op.FUSED_INFER_ATTENTION_INT8, Attrs.of("num_heads", 1L, "num_kv_heads", 1L, "scale", 1.0, "sparse_mode", 3L, "input_layout", "TND"),
-                f(s(2, 1, 2), 1, 0, 1, 0), k.get(0), k.get(1), v.get(0), v.get(1), slots, pos).getFirst();
+                f(s(2, 1, 2), 1, 0, 1, 0), k.get(0), k.get(1), v.get(0), v.get(1), table, slots, pos).getFirst();
         assertArrayEquals(new float[]{10, 0}, java.util.Arrays.copyOf(a.f(), 2), 1e-5f);
     }
 
     @Test void mlaAttentionExpandsTheLatentCache() {
-        // w_kv_b rows: k_nope = 2c, v = 3c. Cache rows [c | k_pe]: pos 0 = [1 | 0], pos 1 = [0 | 1].
+        // w_kv_b rows: k_nope = 2c, v = 3c. Cache rows [c | k_pe]: pos 0 = [1 | 0] (in block 1), pos 1 = [0 | 1] (in block 0).
         // Token at pos 1, q_nope = q_pe = 1: scores 2 and 1, values 3 and 0 -> 3 e^2 / (e^2 + e) = 3e / (e + 1).
-        RefTensor qn = f(s(1, 1, 1), 1), qp = f(s(1, 1, 1), 1), cache = f(s(1, 2, 1, 2), 1, 0, 0, 1), w = f(s(2, 1), 2, 3);
+        RefTensor qn = f(s(1, 1, 1), 1), qp = f(s(1, 1, 1), 1), cache = f(s(2, 1, 1, 2), 0, 1, 1, 0), w = f(s(2, 1), 2, 3);
+        RefTensor table = i(s(1, 2), 1, 0);
         Attrs a = Attrs.of("scale", 1.0, "v_head_dim", 1L);
-        RefTensor out = eval(Op.MLA_ATTENTION, a, qn, qp, cache, w, i(s(1), 0), i(s(1), 1)).getFirst();
+        RefTensor out = eval(Op.MLA_ATTENTION, a, qn, qp, cache, w, table, i(s(1), 0), i(s(1), 1)).getFirst();
         assertArrayEquals(new float[]{3 * E / (E + 1)}, out.f(), 1e-5f);
         Attrs fia = Attrs.of("num_heads", 1L, "scale", 1.0, "v_head_dim", 1L, "sparse_mode", 3L, "input_layout", "TND");
-        assertArrayEquals(out.f(), eval(Op.FUSED_INFER_ATTENTION_MLA, fia, qn, qp, cache, w, i(s(1), 0), i(s(1), 1)).getFirst().f());
+        assertArrayEquals(out.f(), eval(Op.FUSED_INFER_ATTENTION_MLA, fia, qn, qp, cache, w, table, i(s(1), 0), i(s(1), 1)).getFirst().f());
         assertArrayEquals(new float[]{0}, eval(Op.SPARSE_FLASH_ATTENTION, Attrs.of("num_heads", 1L, "scale", 1.0, "v_head_dim", 1L),
-                qn, qp, cache, w, i(s(1), 0), i(s(1), 1), i(s(1, 2), 1, -1)).getFirst().f(), EPS);
+                qn, qp, cache, w, table, i(s(1), 0), i(s(1), 1), i(s(1, 2), 1, -1)).getFirst().f(), EPS);
         // Restricted to position 1 the value is 0; to position 0, 3.
-        assertArrayEquals(new float[]{0}, eval(Op.MLA_ATTENTION_SPARSE, a, qn, qp, cache, w, i(s(1), 0), i(s(1), 1), i(s(1, 2), 1, -1)).getFirst().f(), EPS);
-        assertArrayEquals(new float[]{3}, eval(Op.MLA_ATTENTION_SPARSE, a, qn, qp, cache, w, i(s(1), 0), i(s(1), 1), i(s(1, 2), 0, -1)).getFirst().f(), EPS);
+        assertArrayEquals(new float[]{0}, eval(Op.MLA_ATTENTION_SPARSE, a, qn, qp, cache, w, table, i(s(1), 0), i(s(1), 1), i(s(1, 2), 1, -1)).getFirst().f(), EPS);
+        assertArrayEquals(new float[]{3}, eval(Op.MLA_ATTENTION_SPARSE, a, qn, qp, cache, w, table, i(s(1), 0), i(s(1), 1), i(s(1, 2), 0, -1)).getFirst().f(), EPS);
     }
 
     @Test void indexerPicksTheBestEarlierPositions() {
-        // keys -1, 2, 1 at positions 0..2; q = 1, weight 1: relu scores 0, 2, 1 -> positions 1, 2, 0, then -1.
-        RefTensor out = eval(Op.INDEXER_TOPK, Attrs.of("topk", 4L, "scale", 1.0), f(s(1, 1, 1), 1), f(s(1, 3, 1, 1), -1, 2, 1),
-                f(s(1, 1), 1), i(s(1), 0), i(s(1), 2)).getFirst();
+        // keys -1, 2, 1 at positions 0..2 (blocks of two: positions 0, 1 in block 1, position 2 in block 0, whose
+        // second row, 9, is no position of the slot); q = 1, weight 1: relu scores 0, 2, 1 -> positions 1, 2, 0, then -1.
+        RefTensor out = eval(Op.INDEXER_TOPK, Attrs.of("topk", 4L, "scale", 1.0), f(s(1, 1, 1), 1), f(s(2, 2, 1, 1), 1, 9, -1, 2),
+                f(s(1, 1), 1), i(s(1, 2), 1, 0), i(s(1), 0), i(s(1), 2)).getFirst();
         assertArrayEquals(s(1, 2, 0, -1), out.i());
     }
 

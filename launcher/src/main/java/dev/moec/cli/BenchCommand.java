@@ -2,6 +2,7 @@ package dev.moec.cli;
 
 import dev.moec.backend.Kernel;
 import dev.moec.executor.CompiledModel;
+import dev.moec.ir.StepAbi;
 import dev.moec.executor.bench.Bench;
 import dev.moec.executor.bench.MemoryBandwidth;
 import picocli.CommandLine;
@@ -35,7 +36,7 @@ final class BenchCommand {
 
         Models.Loaded load(int batch, int positions) throws Exception {
             Path path = model != null ? model : Models.demoModel();
-            Models.Loaded loaded = Models.compiled(path, List.of(batch), positions, threads(), quantization.pipeline(), executor.capture(), Moec::progress);
+            Models.Loaded loaded = Models.compiled(path, List.of(batch), positions, quantization.pipeline(), StepAbi.DEFAULT_KV_BLOCK_SIZE, executor, Moec::progress);
             if (!(loaded.model() instanceof CompiledModel)) throw new IllegalStateException("not a compiled model");
             return loaded;
         }

@@ -67,6 +67,12 @@ final class InspectCommand implements Callable<Integer> {
             System.out.println("artifact:    " + artifact + " (format " + m.format() + " v" + m.formatVersion() + ", " + m.compiler() + ")");
             System.out.println("model:       " + m.model().name() + " (" + m.model().modelType() + "), target " + m.target());
             System.out.println("pipeline:    " + m.pipeline());
+            long perBlock = 0;                                  // bytes of one block across every paged cache and its scales
+            for (var b : a.prefillGraph().buffers()) {
+                if (b.role() != dev.moec.backend.KernelGraph.Role.STATE || !b.type().shape().dim(0).equals(dev.moec.ir.Dim.sym(dev.moec.ir.StepAbi.NB))) continue;
+                perBlock += b.type().bind(dev.moec.ir.StepAbi.stateBindings(1, m.kvBlockSize(), m.kvBlockSize(), 1)).bytes();
+            }
+            System.out.println("kv cache:    paged, blocks of " + m.kvBlockSize() + " positions, " + bytes(perBlock) + " per block over all layers");
             for (var g : m.graphs()) {
                 var kg = g.kind().equals("prefill") ? a.prefillGraph() : a.decodeGraphs().get(g.batchSize());
                 Map<String, Integer> byKernel = new TreeMap<>();

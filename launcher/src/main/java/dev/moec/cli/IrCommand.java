@@ -109,10 +109,10 @@ final class IrCommand {
         @Option(names = "--weights", paramLabel = "DIR", description = "checkpoint whose tensors the parameters name (default: seeded random weights)")
         Path weights;
 
-        @Option(names = "--bind", split = ",", paramLabel = "SYM=N", description = "sizes of the symbolic dims, e.g. T=4,S=1,L=16")
+        @Option(names = "--bind", split = ",", paramLabel = "SYM=N", description = "sizes of the symbolic dims, e.g. T=4,R=1,S=1,NB=1,BS=16,MB=1")
         Map<String, Long> bind = new HashMap<>();
 
-        @Option(names = "--input", paramLabel = "NAME=V1,V2,...", description = "values of an input (default: N(0,1) floats, zero integers)")
+        @Option(names = "--input", paramLabel = "NAME=V1,V2,...", description = "values of an input (default: N(0,1) floats, zero integers, and a block table that gives slot s the blocks s*MB .. s*MB+MB-1)")
         Map<String, String> inputs = new HashMap<>();
 
         @Option(names = "--seed", defaultValue = "0", description = "seed of random inputs and weights (default: ${DEFAULT-VALUE})")
@@ -140,7 +140,8 @@ final class IrCommand {
                     feed.put(in.name(), RefTensor.of(in.type().dtype(), shape, v));
                 } else {
                     int[] v = new int[n];
-                    for (int i = 0; i < n; i++) v[i] = parts != null ? Integer.parseInt(parts[i].trim()) : 0;
+                    boolean table = in.name().equals(StepAbi.BLOCK_TABLE);    // default: each slot's blocks in a row
+                    for (int i = 0; i < n; i++) v[i] = parts != null ? Integer.parseInt(parts[i].trim()) : table ? i : 0;
                     feed.put(in.name(), RefTensor.ofInts(in.type().dtype(), shape, v));
                 }
             }

@@ -10,6 +10,7 @@ import dev.moec.capture.ModelInfo;
 import dev.moec.frontend.Checkpoint;
 import dev.moec.frontend.ModelImport;
 import dev.moec.ir.Graph;
+import dev.moec.ir.StepAbi;
 import dev.moec.passes.PassManager;
 
 import java.io.IOException;
@@ -29,10 +30,12 @@ public final class ModelCompiler {
 
     /** {@code printIrAfter}: null, "*" (every pass) or a pass name; the IR goes to standard output. */
     public record Options(List<Integer> batchSizes, String pipeline, Target target, String printIrAfter, int draftTokens, int kvBlockSize) {
-        public Options(List<Integer> batchSizes, String pipeline, Target target) { this(batchSizes, pipeline, target, null, 1, 128); }
+        public Options(List<Integer> batchSizes, String pipeline, Target target) {
+            this(batchSizes, pipeline, target, null, 1, StepAbi.DEFAULT_KV_BLOCK_SIZE);
+        }
 
         public Options(List<Integer> batchSizes, String pipeline, Target target, String printIrAfter, int draftTokens) {
-            this(batchSizes, pipeline, target, printIrAfter, draftTokens, 128);
+            this(batchSizes, pipeline, target, printIrAfter, draftTokens, StepAbi.DEFAULT_KV_BLOCK_SIZE);
         }
 
         public static Options defaults() { return new Options(List.of(1, 2, 4, 8), PassManager.defaultPipeline("none"), Target.CPU); }

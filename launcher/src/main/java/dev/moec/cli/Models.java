@@ -1,5 +1,6 @@
 package dev.moec.cli;
 
+import dev.moec.backend.Target;
 import dev.moec.capture.Artifact;
 import dev.moec.executor.CompiledModel;
 import dev.moec.executor.ReferenceModel;
@@ -49,15 +50,16 @@ final class Models {
                 + "); run moec through the ./moec script of a checkout, or name a model");
     }
 
-    static Loaded compiled(Path path, List<Integer> batchSizes, int maxSeqLen, int threads, boolean capture, Consumer<String> progress) throws IOException {
-        return compiled(path, batchSizes, maxSeqLen, threads, ModelCompiler.Options.defaults().pipeline(), capture, progress);
+    static Loaded compiled(Path path, List<Integer> batchSizes, int maxSeqLen, int kvBlockSize, Moec.ExecutorOptions executor,
+                           Consumer<String> progress) throws IOException {
+        return compiled(path, batchSizes, maxSeqLen, ModelCompiler.Options.defaults().pipeline(), kvBlockSize, executor, progress);
     }
 
     /**
-     * As above; a checkpoint directory is compiled with {@code pipeline} (an artifact keeps its own).
-     * {@code capture}: decode graphs replay as generated straight-line code (false: {@code --no-capture}).
+     * As above; a checkpoint directory is compiled with {@code pipeline} and KV blocks of {@code kvBlockSize}
+     * positions (an artifact keeps its own). {@code executor}: threads, captured replay and the KV cache's size.
      */
-    static Loaded compiled(Path path, List<Integer> batchSizes, int maxSeqLen, int threads, String pipeline, boolean capture,
+    static Loaded compiled(Path path, List<Integer> batchSizes, int maxSeqLen, String pipeline, int kvBlockSize, Moec.ExecutorOptions executor,
                            Consumer<String> progress) throws IOException {
         Path artifactDir = path;
         Path temp = null;
@@ -65,23 +67,23 @@ final class Models {
             temp = Files.createTempDirectory("moec-artifact-");
             Path cleanup = temp;
             Runtime.getRuntime().addShutdownHook(new Thread(() -> deleteTree(cleanup)));
-            ModelCompiler.compile(path, temp, new ModelCompiler.Options(batchSizes, pipeline, ModelCompiler.Options.defaults().target()), progress);
+            ModelCompiler.compile(path, temp, new ModelCompiler.Options(batchSizes, pipeline, Target.CPU, null, 1, kvBlockSize), progress);
             artifactDir = temp;
         }
         Artifact artifact = Artifact.open(artifactDir);
         int slots = artifact.decodeGraphs().keySet().stream().mapToInt(Integer::intValue).max().orElse(1);
-        CompiledModel model = new CompiledModel(artifact, slots, maxSeqLen, threads, capture);
+        CompiledModel model = new CompiledModel(artifact, slots, maxSeqLen, executor.threads(), executor.capture(), executor.kvCacheBlocks);
         String name = temp == null ? artifact.manifest().model().name() : path.toAbsolutePath().normalize().getFileName().toString();
         return new Loaded(name, model, artifact.tokenizerDir(), new HashSet<>(artifact.manifest().model().eosTokenIds()), null);
     }
 
-    static Loaded reference(Path checkpointDir, int maxSlots, int maxSeqLen) {
+    static Loaded reference(Path checkpointDir, int maxSlots, int maxSeqLen, int kvBlockSize, int kvBlocks) {
         if (Artifact.isArtifact(checkpointDir)) {
             throw new IllegalArgumentException(checkpointDir + " is a compiled artifact; --reference runs the IR of a checkpoint directory");
         }
         Checkpoint ckpt = Checkpoint.open(checkpointDir);
         var info = ModelCompiler.modelInfo(ckpt);
-        StepModel model = new ReferenceModel(ModelImport.stepGraph(ckpt), ckpt, maxSlots, Math.min(maxSeqLen, info.maxPositions()));
+        StepModel model = new ReferenceModel(ModelImport.stepGraph(ckpt), ckpt, maxSlots, Math.min(maxSeqLen, info.maxPositions()), kvBlockSize, kvBlocks);
         return new Loaded(info.name(), model, checkpointDir, new HashSet<>(info.eosTokenIds()), ckpt);
     }
 

@@ -54,6 +54,10 @@ public final class Moec {
         @Option(names = "--max-seq-len", defaultValue = "2048", description = "context length of the KV cache (default: ${DEFAULT-VALUE})")
         int maxSeqLen;
 
+        @Option(names = "--kv-block-size", defaultValue = "128", paramLabel = "N",
+                description = "positions per block of the paged KV cache when MODEL is a checkpoint; an artifact keeps the size it was compiled with (default: ${DEFAULT-VALUE})")
+        int kvBlockSize;
+
         @CommandLine.Mixin ExecutorOptions executor;
     }
 
@@ -64,6 +68,10 @@ public final class Moec {
 
         @Option(names = "--no-capture", description = "replay the decode graphs from a loop instead of their generated straight-line code")
         boolean noCapture;
+
+        @Option(names = "--kv-cache-blocks", defaultValue = "0", paramLabel = "N",
+                description = "blocks of the paged KV cache in all; a sequence takes blocks as it grows and gives them back when it ends (default: 0, enough for every slot's full context)")
+        int kvCacheBlocks;
 
         int threads() { return threads != null ? threads : Runtime.getRuntime().availableProcessors(); }
 
@@ -97,7 +105,7 @@ public final class Moec {
         @Override
         public Integer call() throws Exception {
             Path path = model != null ? model : Models.demoModel();
-            Models.Loaded loaded = Models.compiled(path, run.batchSizes, run.maxSeqLen, run.executor.threads(), run.executor.capture(), Moec::progress);
+            Models.Loaded loaded = Models.compiled(path, run.batchSizes, run.maxSeqLen, run.kvBlockSize, run.executor, Moec::progress);
             TextTokenizer tokenizer = TextTokenizer.load(loaded.tokenizerDir());
             BatchScheduler scheduler = new BatchScheduler(loaded.model());
             OpenAiServer server = OpenAiServer.start(new OpenAiServer.Model(loaded.name(), tokenizer, loaded.eosIds(), scheduler), host, port);
@@ -142,7 +150,7 @@ public final class Moec {
                 description = "tokens a decode step verifies per sequence: each decode graph carries bs x N tokens (default: ${DEFAULT-VALUE}, no speculation)")
         int draftTokens;
 
-        @Option(names = "--kv-block-size", defaultValue = "128", description = "paged KV cache block size, checked against FIA's rule on --target ascend (default: ${DEFAULT-VALUE})")
+        @Option(names = "--kv-block-size", defaultValue = "128", description = "positions per block of the paged KV cache, recorded in the artifact; on --target ascend FIA needs 128..512 in steps of 128 (default: ${DEFAULT-VALUE})")
         int kvBlockSize;
 
         @Override
@@ -193,8 +201,8 @@ public final class Moec {
             if ((prompt == null) == (promptIds == null)) throw new IllegalArgumentException("give exactly one of --prompt and --prompt-ids");
             if (maxTokens < 1) throw new IllegalArgumentException("--max-tokens must be at least 1");
             Path path = model != null ? model : Models.demoModel();
-            try (Models.Loaded loaded = reference ? Models.reference(path, 1, run.maxSeqLen)
-                    : Models.compiled(path, run.batchSizes, run.maxSeqLen, run.executor.threads(), run.executor.capture(), Moec::progress)) {
+            try (Models.Loaded loaded = reference ? Models.reference(path, 1, run.maxSeqLen, run.kvBlockSize, run.executor.kvCacheBlocks)
+                    : Models.compiled(path, run.batchSizes, run.maxSeqLen, run.kvBlockSize, run.executor, Moec::progress)) {
                 TextTokenizer tokenizer = Files.isRegularFile(loaded.tokenizerDir().resolve("tokenizer.json")) ? TextTokenizer.load(loaded.tokenizerDir()) : null;
                 int[] ids = promptIds != null ? promptIds : requireTokenizer(tokenizer).encode(prompt);
                 Sampler sampler = temperature == 0 ? Sampler.greedy() : Sampler.temperature(temperature, seed);

@@ -74,7 +74,7 @@ public final class KvInt8 implements Pass {
             List<Value> ops = n.operands().stream().map(v -> map.getOrDefault(v, v)).toList();
             if (writes.contains(n)) {
                 Value cache = n.operand(0);
-                List<Value> operands = List.of(ops.get(0), scaleOf.get(cache), ops.get(1), ops.get(2), ops.get(3));
+                List<Value> operands = List.of(ops.get(0), scaleOf.get(cache), ops.get(1), ops.get(2), ops.get(3), ops.get(4));
                 List<TensorType> types = Op.KV_WRITE_INT8.inferTypes(operands.stream().map(Value::type).toList(), Attrs.NONE);
                 Value c = new Value(n.result().name(), types.get(0)), s = new Value(StepAbi.next(scaleOf.get(cache).name()), types.get(1));
                 nodes.add(new Node(Op.KV_WRITE_INT8, operands, Attrs.NONE, List.of(c, s)));
@@ -82,7 +82,7 @@ public final class KvInt8 implements Pass {
                 nextScale.put(c, s);
                 scaleOutputs.add(s);
             } else if (attentions.contains(n)) {
-                List<Value> operands = List.of(ops.get(0), ops.get(1), nextScale.get(ops.get(1)), ops.get(2), nextScale.get(ops.get(2)), ops.get(3), ops.get(4));
+                List<Value> operands = List.of(ops.get(0), ops.get(1), nextScale.get(ops.get(1)), ops.get(2), nextScale.get(ops.get(2)), ops.get(3), ops.get(4), ops.get(5));
                 nodes.add(new Node(Op.FUSED_INFER_ATTENTION_INT8, operands, n.attrs(), n.results()));
             } else {
                 nodes.add(ops.equals(n.operands()) ? n : new Node(n.op(), ops, n.attrs(), n.results()));

@@ -102,9 +102,25 @@ public final class BatchScheduler implements AutoCloseable {
                 if (stopped || queue.isEmpty()) return;
                 slot = freeSlot();
                 if (slot < 0) return;
+                // The sequence's KV blocks, all of them up front: a running sequence never waits for a block.
+                // When the pool is short, the request waits in the queue until a finished sequence returns some.
+                Request head = queue.peek().request();
+                if (!model.kvBlocks().reserve(slot, head.prompt().length + head.maxTokens())) {
+                    if (running.isEmpty()) {
+                        Pending refused = queue.poll();
+                        refused.future().completeExceptionally(new IllegalStateException("the KV cache has " + model.kvBlocks().blocks()
+                                + " blocks of " + model.kvBlocks().blockSize() + " positions, too few for a prompt of " + head.prompt().length
+                                + " tokens plus max_tokens " + head.maxTokens() + " (raise --kv-cache-blocks)"));
+                        continue;
+                    }
+                    return;
+                }
                 p = queue.poll();
             }
-            if (p.future().isCancelled()) continue;
+            if (p.future().isCancelled()) {
+                model.kvBlocks().release(slot);
+                continue;
+            }
             Running r = new Running(p, slot);
             slotUsed[slot] = true;
             try {
@@ -155,14 +171,20 @@ public final class BatchScheduler implements AutoCloseable {
         if (q.stopIds().contains(token) || (q.stopWhen() != null && q.stopWhen().test(r.tokens))) finish = "stop";
         else if (r.tokens.length >= q.maxTokens() || r.pending.future().isCancelled()) finish = "length";
         if (finish == null) return false;
-        slotUsed[r.slot] = false;
+        freeSlot(r);
         r.pending.future().complete(new Completion(r.tokens, finish));
         return true;
     }
 
     private void fail(Running r, RuntimeException e) {
-        slotUsed[r.slot] = false;
+        freeSlot(r);
         r.pending.future().completeExceptionally(e);
+    }
+
+    /** The sequence has ended: its slot and KV blocks go back. */
+    private void freeSlot(Running r) {
+        model.kvBlocks().release(r.slot);
+        slotUsed[r.slot] = false;
     }
 
     private int freeSlot() {

@@ -93,7 +93,7 @@ class CliTest {
         assertEquals(0, verify.exit());
         assertTrue(verify.out().contains("verifies"), verify.out());
         // Running the one-layer graph on the demo weights: the logits of the README prompt's last token.
-        Run r = run("ir", "run", mir.toString(), "--weights", demo().toString(), "--bind", "T=3,R=1,S=1,L=4",
+        Run r = run("ir", "run", mir.toString(), "--weights", demo().toString(), "--bind", "T=3,R=1,S=1,NB=2,BS=2,MB=2",
                 "--input", "tokens=542,448,1201", "--input", "positions=0,1,2", "--input", "logit_rows=2");
         assertEquals(0, r.exit(), r.err());
         assertTrue(r.out().startsWith("%logits : f32[1, 8192] = ["), r.out());
@@ -230,13 +230,23 @@ class CliTest {
 
     @Test void compileWritesTheArtifactLayout() {
         Path out = dir.resolve("art");
-        Run r = run("compile", "--model", demo().toString(), "--cuda-graph-bs", "1", "2", "4", "-o", out.toString());
+        Run r = run("compile", "--model", demo().toString(), "--cuda-graph-bs", "1", "2", "4", "--kv-block-size", "16", "-o", out.toString());
         assertEquals(0, r.exit(), r.err());
         for (String f : new String[]{"manifest.json", "weights.bin", "graphs/prefill.json", "graphs/decode_bs1.json", "graphs/decode_bs2.json",
                 "graphs/decode_bs4.json", "tokenizer/tokenizer.json"}) {
             assertTrue(Files.isRegularFile(out.resolve(f)), f);
         }
         assertFalse(Files.exists(out.resolve("graphs/decode_bs8.json")));
+        // One block: 4 layers x (k, v) x 2 KV heads x head_dim 32 x 16 positions x 4 bytes = 32 KiB.
+        Run inspect = run("inspect", out.toString());
+        assertEquals(0, inspect.exit(), inspect.err());
+        assertTrue(inspect.out().contains("kv cache:    paged, blocks of 16 positions, 32.0 KiB per block over all layers"), inspect.out());
+        // A pool of two blocks (32 positions) cannot hold a 40-token run: the step fails, saying what to raise.
+        Run full = run("generate", "--model", out.toString(), "--prompt-ids", "1,2,3", "--max-tokens", "37", "--kv-cache-blocks", "2");
+        assertEquals(1, full.exit(), full.out());
+        assertTrue(full.err().contains("KV cache is full") && full.err().contains("--kv-cache-blocks"), full.err());
+        Run fits = run("generate", "--model", out.toString(), "--prompt-ids", "1,2,3", "--max-tokens", "29", "--kv-cache-blocks", "2");
+        assertEquals(0, fits.exit(), fits.err());
     }
 
     /** Damaged copies of the demo checkpoint: each fails with the file, the tensor and the problem, never a stack trace. */

@@ -47,9 +47,13 @@ final class Fixtures {
         return tiny;
     }
 
-    /** The tiny checkpoint compiled with decode graphs for batch sizes 1, 2 and 4. */
+    /**
+     * The tiny checkpoint compiled with decode graphs for batch sizes 1, 2 and 4, and KV blocks of
+     * {@link #TINY_KV_BLOCK} positions: every test prompt spans several blocks, so every test on this
+     * artifact goes through the block table.
+     */
     static synchronized Path tinyArtifact() {
-        if (tinyArtifact == null) tinyArtifact = compile(tinyCheckpoint(), List.of(1, 2, 4));
+        if (tinyArtifact == null) tinyArtifact = compile(tinyCheckpoint(), List.of(1, 2, 4), TINY_KV_BLOCK);
         return tinyArtifact;
     }
 
@@ -58,10 +62,20 @@ final class Fixtures {
         return demoArtifact;
     }
 
+    static final int TINY_KV_BLOCK = 4;
+
     static Path compile(Path checkpoint, List<Integer> batchSizes) {
+        return compile(checkpoint, batchSizes, dev.moec.ir.StepAbi.DEFAULT_KV_BLOCK_SIZE);
+    }
+
+    static Path compile(Path checkpoint, List<Integer> batchSizes, int kvBlockSize) {
+        return compile(checkpoint, batchSizes, kvBlockSize, dev.moec.passes.PassManager.defaultPipeline("none"));
+    }
+
+    static Path compile(Path checkpoint, List<Integer> batchSizes, int kvBlockSize, String pipeline) {
         try {
             Path out = Files.createTempDirectory("moec-artifact-");
-            ModelCompiler.compile(checkpoint, out, new ModelCompiler.Options(batchSizes, dev.moec.passes.PassManager.defaultPipeline("none"), dev.moec.backend.Target.CPU), line -> {});
+            ModelCompiler.compile(checkpoint, out, new ModelCompiler.Options(batchSizes, pipeline, dev.moec.backend.Target.CPU, null, 1, kvBlockSize), line -> {});
             return out;
         } catch (IOException e) {
             throw new UncheckedIOException(e);

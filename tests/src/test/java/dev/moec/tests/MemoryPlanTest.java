@@ -30,7 +30,7 @@ class MemoryPlanTest {
         try (Artifact a = Artifact.open(Fixtures.demoArtifact())) {
             for (Manifest.GraphEntry e : a.manifest().graphs()) {
                 if (!e.kind().equals("decode")) continue;
-                KernelGraph g = a.decodeGraphs().get(e.batchSize()).bind("plan", Map.of(StepAbi.S, 1L, StepAbi.L, 1L));
+                KernelGraph g = a.decodeGraphs().get(e.batchSize()).bind("plan", StepAbi.stateBindings(1, 1, 1, 1));
                 MemoryPlan plan = MemoryPlan.of(g);
                 assertEquals(plan.peakBytes(), e.plannedPeakBytes(), "the manifest reports the plan");
                 assertTrue(plan.peakBytes() < plan.naiveBytes(), e.name() + ": peak " + plan.peakBytes() + " vs naive " + plan.naiveBytes());

@@ -3,6 +3,7 @@ package dev.moec.executor.cpu;
 import dev.moec.backend.Kernel;
 import dev.moec.ir.Attrs;
 import dev.moec.ir.DType;
+import dev.moec.ir.PagedCache;
 
 import dev.moec.ir.interp.RefTensor;
 
@@ -83,8 +84,8 @@ public final class CpuKernels {
             case RMS_NORM -> rmsNorm(in[0], in[1], out[0], (float) a.f("eps"), offset(a));
             case MATMUL -> matmul(in[0], in[1], out[0]);
             case ROTARY_EMBEDDING -> rope(in[0], in[1], out[0], a);
-            case KV_CACHE_WRITE -> kvWrite(in[0], in[1], in[2], in[3]);
-            case ATTENTION -> attention(in[0], in[1], in[2], in[3], in[4], out[0], (float) a.f("scale"));
+            case KV_CACHE_WRITE -> kvWrite(in[0], in[1], in[2], in[3], in[4]);
+            case ATTENTION -> attention(in[0], in[1], in[2], in[3], in[4], in[5], out[0], (float) a.f("scale"));
             case SOFTMAX -> softmax(in[0], out[0]);
             case TOPK -> topk(in[0], out[0], out[1], (int) a.i("k"));
             case RENORM -> renorm(in[0], out[0]);
@@ -92,7 +93,7 @@ public final class CpuKernels {
             case SILU -> silu(in[0], out[0]);
             case MUL -> mul(in[0], in[1], out[0]);
             case ADD -> add(in[0], in[1], out[0]);
-            case FUSED_INFER_ATTENTION -> attention(in[0], in[1], in[2], in[3], in[4], out[0], (float) a.f("scale"));
+            case FUSED_INFER_ATTENTION -> attention(in[0], in[1], in[2], in[3], in[4], in[5], out[0], (float) a.f("scale"));
             case ADD_RMS_NORM -> {
                 add(in[0], in[1], out[1]);
                 rmsNorm(out[1], in[2], out[0], (float) a.f("eps"), offset(a));
@@ -117,9 +118,9 @@ public final class CpuKernels {
                 dynamicQuant(tmp, out[0], out[2]);
             }
             case GROUPED_QUANT_MATMUL -> groupedQuantMatmul(in[0], in[1], in[2], in[3], in[4], out[0]);
-            case KV_CACHE_WRITE_INT8 -> kvWriteInt8(in[0], in[1], in[2], in[3], in[4]);
+            case KV_CACHE_WRITE_INT8 -> kvWriteInt8(in[0], in[1], in[2], in[3], in[4], in[5]);
             default -> reference(k, in, out, a);
-            case FUSED_INFER_ATTENTION_INT8 -> attentionInt8(in[0], in[1], in[2], in[3], in[4], in[5], in[6], out[0], (float) a.f("scale"));
+            case FUSED_INFER_ATTENTION_INT8 -> attentionInt8(in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], out[0], (float) a.f("scale"));
         }
     }
 
@@ -253,27 +254,30 @@ public final class CpuKernels {
         }
     }
 
-    /** cache[slots[t], positions[t]] = kv[t], in place; padding tokens (slot < 0) write nothing. */
-    void kvWrite(Buf cache, Buf kv, Buf slots, Buf positions) {
-        int slotCount = cache.dim(0), len = cache.dim(1), row = cache.dim(2) * cache.dim(3);
+    /** The addressing of a paged cache [NB, BS, ...] through its block table [S, MB]. */
+    private static PagedCache paged(String op, Buf cache, Buf table) {
+        return new PagedCache(op, table.i, table.dim(1), cache.dim(1), cache.dim(0));
+    }
+
+    /** kv[t] into the paged cache at (slots[t], positions[t]), in place; padding tokens (slot < 0) write nothing. */
+    void kvWrite(Buf cache, Buf kv, Buf table, Buf slots, Buf positions) {
+        PagedCache paged = paged("kv_write", cache, table);
+        int row = cache.dim(2) * cache.dim(3);
         for (int t = 0; t < slots.elements(); t++) {
-            int s = slots.i[t], p = positions.i[t];
-            if (s < 0) continue;
-            if (s >= slotCount || p < 0 || p >= len) {
-                throw new IndexOutOfBoundsException("kv write to slot " + s + " position " + p + " outside cache [" + slotCount + ", " + len + "]");
-            }
-            System.arraycopy(kv.f, t * row, cache.f, (s * len + p) * row, row);
+            int s = slots.i[t];
+            if (s >= 0) System.arraycopy(kv.f, t * row, cache.f, paged.row(s, positions.i[t]) * row, row);
         }
     }
 
-    /** Causal GQA over the cache: token t reads positions 0..positions[t] of its slot. */
     /**
      * Causal attention over the cache, one (token, KV head) per task: the query heads that share a KV head
      * (grouped-query attention) are scored together, so each cached K and V row is loaded once per group.
+     * Token t reads positions 0..positions[t] of its slot through the block table.
      */
-    void attention(Buf q, Buf kc, Buf vc, Buf slots, Buf positions, Buf out, float scale) {
+    void attention(Buf q, Buf kc, Buf vc, Buf table, Buf slots, Buf positions, Buf out, float scale) {
+        PagedCache paged = paged("attention", kc, table);
         int tokens = q.dim(0), heads = q.dim(1), hd = q.dim(2);
-        int len = kc.dim(1), kvHeads = kc.dim(2), vd = vc.dim(3), group = heads / kvHeads;
+        int kvHeads = kc.dim(2), vd = vc.dim(3), group = heads / kvHeads;
         float[] qs = q.f, ks = kc.f, vs = vc.f, dst = out.f;
         par.forEach(tokens * kvHeads, 1, tk -> {
             int t = tk / kvHeads, kvh = tk % kvHeads, s = slots.i[t], h0 = kvh * group;
@@ -286,7 +290,7 @@ public final class CpuKernels {
             float[] max = new float[group], sum = new float[group];
             Arrays.fill(max, Float.NEGATIVE_INFINITY);
             for (int j = 0; j < n; j++) {
-                int kb = ((s * len + j) * kvHeads + kvh) * hd;
+                int kb = (paged.row(s, j) * kvHeads + kvh) * hd;
                 for (int g = 0; g < group; g++) {
                     float v = dot(qs, (t * heads + h0 + g) * hd, ks, kb, hd) * scale;
                     score[g][j] = v;
@@ -298,7 +302,7 @@ public final class CpuKernels {
             }
             float[] acc = new float[group * vd];
             for (int j = 0; j < n; j++) {
-                int vb = ((s * len + j) * kvHeads + kvh) * vd;
+                int vb = (paged.row(s, j) * kvHeads + kvh) * vd;
                 for (int g = 0; g < group; g++) Simd.axpy(score[g][j], vs, vb, acc, g * vd, vd);
             }
             for (int g = 0; g < group; g++) {
@@ -309,14 +313,15 @@ public final class CpuKernels {
     }
 
     /** The int8 cache write, in place: each (token, head) row quantized with scale max|kv| / 127. */
-    void kvWriteInt8(Buf cache, Buf scale, Buf kv, Buf slots, Buf positions) {
-        int slotCount = cache.dim(0), len = cache.dim(1), heads = cache.dim(2), d = cache.dim(3);
+    void kvWriteInt8(Buf cache, Buf scale, Buf kv, Buf table, Buf slots, Buf positions) {
+        PagedCache paged = paged("kv_write_int8", cache, table);
+        int heads = cache.dim(2), d = cache.dim(3);
         for (int t = 0; t < slots.elements(); t++) {
-            int s = slots.i[t], p = positions.i[t];
+            int s = slots.i[t];
             if (s < 0) continue;
-            if (s >= slotCount || p < 0 || p >= len) throw new IndexOutOfBoundsException("kv write to slot " + s + " position " + p + " outside cache [" + slotCount + ", " + len + "]");
+            int at = paged.row(s, positions.i[t]);
             for (int h = 0; h < heads; h++) {
-                int src = (t * heads + h) * d, row = (s * len + p) * heads + h;
+                int src = (t * heads + h) * d, row = at * heads + h;
                 float max = 0;
                 for (int j = 0; j < d; j++) max = Math.max(max, Math.abs(kv.f[src + j]));
                 float sc = max / 127f;
@@ -327,9 +332,10 @@ public final class CpuKernels {
     }
 
     /** Causal GQA over int8 caches, each cached row dequantized (q * scale) as it is read. */
-    void attentionInt8(Buf q, Buf kc, Buf ks, Buf vc, Buf vs, Buf slots, Buf positions, Buf out, float scale) {
+    void attentionInt8(Buf q, Buf kc, Buf ks, Buf vc, Buf vs, Buf table, Buf slots, Buf positions, Buf out, float scale) {
+        PagedCache paged = paged("attention_int8", kc, table);
         int tokens = q.dim(0), heads = q.dim(1), hd = q.dim(2);
-        int len = kc.dim(1), kvHeads = kc.dim(2), vd = vc.dim(3), group = heads / kvHeads;
+        int kvHeads = kc.dim(2), vd = vc.dim(3), group = heads / kvHeads;
         par.forEach(tokens * heads, 1, th -> {
             int t = th / heads, h = th % heads, kvh = h / group, s = slots.i[t];
             int ob = (t * heads + h) * vd;
@@ -341,7 +347,7 @@ public final class CpuKernels {
             float[] score = new float[n];
             float max = Float.NEGATIVE_INFINITY;
             for (int j = 0; j < n; j++) {
-                int row = (s * len + j) * kvHeads + kvh;
+                int row = paged.row(s, j) * kvHeads + kvh;
                 float dot = 0;
                 for (int d = 0; d < hd; d++) dot += q.f[(t * heads + h) * hd + d] * kc.i[row * hd + d];
                 score[j] = dot * ks.f[row] * scale;
@@ -351,7 +357,7 @@ public final class CpuKernels {
             for (int j = 0; j < n; j++) sum += score[j] = (float) Math.exp(score[j] - max);
             float[] acc = new float[vd];
             for (int j = 0; j < n; j++) {
-                int row = (s * len + j) * kvHeads + kvh;
+                int row = paged.row(s, j) * kvHeads + kvh;
                 float p = score[j] * vs.f[row];
                 for (int d = 0; d < vd; d++) acc[d] += p * vc.i[row * vd + d];
             }

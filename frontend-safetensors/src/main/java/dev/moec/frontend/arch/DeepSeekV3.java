@@ -13,7 +13,6 @@ import dev.moec.ir.Value;
 import java.util.List;
 import java.util.Optional;
 
-import static dev.moec.ir.StepAbi.L;
 import static dev.moec.ir.StepAbi.S;
 import static dev.moec.ir.StepAbi.T;
 
@@ -21,7 +20,7 @@ import static dev.moec.ir.StepAbi.T;
  * DeepSeek-V3 / R1 ({@code deepseek_v3}) and V3.2 ({@code deepseek_v32}).
  * <ul>
  * <li>MLA: q through a LoRA pair (q_a, norm, q_b) split per head into [nope | rope]; one shared k_rope and
- *     the normed latent c_kv are cached per token ([S, L, 1, kv_lora_rank + rope]); keys and values are
+ *     the normed latent c_kv are cached per token ([NB, BS, 1, kv_lora_rank + rope], paged); keys and values are
  *     expanded from c_kv by kv_b_proj inside {@code mla_attention}.</li>
  * <li>RoPE on the rope dims only, interleaved pairs, YaRN frequencies; the softmax scale is
  *     qk_head_dim^-0.5 times mscale^2 with mscale = 0.1 * mscale_all_dim * ln(factor) + 1.</li>
@@ -149,15 +148,15 @@ public final class DeepSeekV3 implements Architecture {
         Value kPe = b.rope(n + "k_pe", b.reshape(n + "k_rope", b.slice(n + "k_rope_flat", kvA, 1, d.kvLora(), d.kvLora() + d.ropeDim()), T, 1, d.ropeDim()), d.rope());
         Value latent = b.concat(n + "latent", b.reshape(n + "c_kv_row", ckv, T, 1, d.kvLora()), kPe, 2);              // [T, 1, C + rope]
         String cacheName = "kv_cache." + l;
-        Value cache = b.updated(b.op(Op.KV_WRITE, StepAbi.next(cacheName), b.state(cacheName, S, L, 1, d.kvLora() + d.ropeDim()), latent, b.slots, b.positions));
+        Value cache = b.updated(b.op(Op.KV_WRITE, StepAbi.next(cacheName), b.cache(cacheName, 1, d.kvLora() + d.ropeDim()), latent, b.blockTable(), b.slots, b.positions));
         Value wkvb = b.weight(n + "kv_b", p + "self_attn.kv_b_proj.weight", (long) heads * (d.nope() + d.v()), d.kvLora());  // [H * (nope + v), C]
         Attrs a = Attrs.of("scale", d.scale(), "v_head_dim", (long) d.v());
         Value out;
         if (d.indexer()) {
             Value sel = indexer(b, d, l, p, n, h, cq);
-            out = b.op(Op.MLA_ATTENTION_SPARSE, n + "attn", a, qNope, qPe, cache, wkvb, b.slots, b.positions, sel);
+            out = b.op(Op.MLA_ATTENTION_SPARSE, n + "attn", a, qNope, qPe, cache, wkvb, b.blockTable(), b.slots, b.positions, sel);
         } else {
-            out = b.op(Op.MLA_ATTENTION, n + "attn", a, qNope, qPe, cache, wkvb, b.slots, b.positions);
+            out = b.op(Op.MLA_ATTENTION, n + "attn", a, qNope, qPe, cache, wkvb, b.blockTable(), b.slots, b.positions);
         }
         return b.linear(n + "attn_out", b.reshape(n + "attn_flat", out, T, (long) heads * d.v()), p + "self_attn.o_proj.weight", d.hidden());
     }
@@ -175,8 +174,8 @@ public final class DeepSeekV3 implements Architecture {
                 b.weight(in + "k_norm_w", ip + "k_norm.weight", dim), b.weight(in + "k_norm_b", ip + "k_norm.bias", dim));
         k = b.op(Op.HADAMARD, in + "k_rot", Attrs.of("scale", hadamard), b.rope(in + "k_pe", b.reshape(in + "k_row", k, T, 1, dim), rope));
         String cacheName = "index_cache." + l;
-        Value cache = b.updated(b.op(Op.KV_WRITE, StepAbi.next(cacheName), b.state(cacheName, S, L, 1, dim), k, b.slots, b.positions));
+        Value cache = b.updated(b.op(Op.KV_WRITE, StepAbi.next(cacheName), b.cache(cacheName, 1, dim), k, b.blockTable(), b.slots, b.positions));
         Value w = b.op(Op.SCALE, in + "weights", Attrs.of("factor", 1.0 / Math.sqrt(heads)), b.linear(in + "w", h, ip + "weights_proj.weight", heads));
-        return b.op(Op.INDEXER_TOPK, in + "topk", Attrs.of("topk", (long) d.indexTopk(), "scale", hadamard), q, cache, w, b.slots, b.positions);
+        return b.op(Op.INDEXER_TOPK, in + "topk", Attrs.of("topk", (long) d.indexTopk(), "scale", hadamard), q, cache, w, b.blockTable(), b.slots, b.positions);
     }
 }

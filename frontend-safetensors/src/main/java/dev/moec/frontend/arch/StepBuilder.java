@@ -13,7 +13,9 @@ import dev.moec.ir.Value;
 import java.util.ArrayList;
 import java.util.List;
 
-import static dev.moec.ir.StepAbi.L;
+import static dev.moec.ir.StepAbi.BS;
+import static dev.moec.ir.StepAbi.MB;
+import static dev.moec.ir.StepAbi.NB;
 import static dev.moec.ir.StepAbi.R;
 import static dev.moec.ir.StepAbi.S;
 import static dev.moec.ir.StepAbi.T;
@@ -26,6 +28,7 @@ import static dev.moec.ir.StepAbi.T;
 final class StepBuilder {
     final GraphBuilder g;
     final Value tokens, positions, slots, logitRows;
+    private Value blockTable;                                  // declared with the first paged cache
     private final WeightTypes types;
     private final List<Value> stateOutputs = new ArrayList<>();
 
@@ -41,6 +44,25 @@ final class StepBuilder {
     /** Declares a state input; write its new version with {@link #updated}. */
     Value state(String name, Object... dims) {
         return g.input(name, TensorType.of(DType.F32, dims));
+    }
+
+    /**
+     * Declares a paged per-token cache {@code [NB, BS, rowDims...]} (see {@link StepAbi}); the first one
+     * also declares the {@code %block_table} input that addresses them all.
+     */
+    Value cache(String name, Object... rowDims) {
+        blockTable();
+        Object[] dims = new Object[rowDims.length + 2];
+        dims[0] = NB;
+        dims[1] = BS;
+        System.arraycopy(rowDims, 0, dims, 2, rowDims.length);
+        return state(name, dims);
+    }
+
+    /** The {@code %block_table: i32[S, MB]} input of the paged caches. */
+    Value blockTable() {
+        if (blockTable == null) blockTable = g.input(StepAbi.BLOCK_TABLE, TensorType.of(DType.I32, S, MB));
+        return blockTable;
     }
 
     /** A state's new version: its name must be {@code <state>.next}; it becomes a graph output. */
@@ -171,9 +193,9 @@ final class StepBuilder {
      */
     Value gqa(String n, int layer, Value q, Value k, Value v, double scale) {
         long kvh = k.type().shape().dim(1).size(), hd = k.type().shape().last().size(), vd = v.type().shape().last().size();
-        Value kc = updated(g.op(Op.KV_WRITE, StepAbi.next(StepAbi.kCache(layer)), state(StepAbi.kCache(layer), S, L, kvh, hd), k, slots, positions));
-        Value vc = updated(g.op(Op.KV_WRITE, StepAbi.next(StepAbi.vCache(layer)), state(StepAbi.vCache(layer), S, L, kvh, vd), v, slots, positions));
-        Value a = g.op(Op.ATTENTION, n + "attn", Attrs.of("scale", scale), q, kc, vc, slots, positions);
+        Value kc = updated(g.op(Op.KV_WRITE, StepAbi.next(StepAbi.kCache(layer)), cache(StepAbi.kCache(layer), kvh, hd), k, blockTable(), slots, positions));
+        Value vc = updated(g.op(Op.KV_WRITE, StepAbi.next(StepAbi.vCache(layer)), cache(StepAbi.vCache(layer), kvh, vd), v, blockTable(), slots, positions));
+        Value a = g.op(Op.ATTENTION, n + "attn", Attrs.of("scale", scale), q, kc, vc, blockTable(), slots, positions);
         long heads = q.type().shape().dim(1).size();
         return reshape(n + "attn_flat", a, T, heads * vd);
     }

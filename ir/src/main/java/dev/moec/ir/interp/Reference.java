@@ -2,6 +2,7 @@ package dev.moec.ir.interp;
 
 import dev.moec.ir.Attrs;
 import dev.moec.ir.DType;
+import dev.moec.ir.PagedCache;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -242,22 +243,23 @@ public final class Reference {
 
     public static List<RefTensor> kvWrite(List<RefTensor> in, Attrs a) {
         RefTensor cache = in.get(0), kv = in.get(1);
-        int[] slots = in.get(2).i(), pos = in.get(3).i();
-        int slotCount = cache.dim(0), len = cache.dim(1), row = cache.dim(2) * cache.dim(3);
+        PagedCache paged = paged("kv_write", cache, in.get(2));
+        int[] slots = in.get(3).i(), pos = in.get(4).i();
+        int row = cache.dim(2) * cache.dim(3);
         float[] out = cache.f().clone();
         for (int t = 0; t < slots.length; t++) {
             if (slots[t] < 0) continue;
-            checkSlot("kv_write", slots[t], pos[t], slotCount, len);
-            System.arraycopy(kv.f(), t * row, out, (slots[t] * len + pos[t]) * row, row);
+            System.arraycopy(kv.f(), t * row, out, paged.row(slots[t], pos[t]) * row, row);
         }
         return List.of(RefTensor.f32(cache.shape(), out));
     }
 
     public static List<RefTensor> attention(List<RefTensor> in, Attrs a) {
         RefTensor q = in.get(0), kc = in.get(1), vc = in.get(2);
-        int[] slots = in.get(3).i(), pos = in.get(4).i();
+        PagedCache paged = paged("attention", kc, in.get(3));
+        int[] slots = in.get(4).i(), pos = in.get(5).i();
         int tokens = q.dim(0), heads = q.dim(1), hd = q.dim(2);
-        int len = kc.dim(1), kvHeads = kc.dim(2), vd = vc.dim(3), group = heads / kvHeads;
+        int kvHeads = kc.dim(2), vd = vc.dim(3), group = heads / kvHeads;
         double scale = a.f("scale");
         float[] qs = q.f(), ks = kc.f(), vs = vc.f(), out = new float[tokens * heads * vd];
         for (int t = 0; t < tokens; t++) {
@@ -267,12 +269,12 @@ public final class Reference {
                 int kvh = h / group;
                 double[] score = new double[n];
                 for (int j = 0; j < n; j++) {
-                    score[j] = scale * dot(qs, (t * heads + h) * hd, ks, ((slots[t] * len + j) * kvHeads + kvh) * hd, hd);
+                    score[j] = scale * dot(qs, (t * heads + h) * hd, ks, (paged.row(slots[t], j) * kvHeads + kvh) * hd, hd);
                 }
                 softmaxInPlace(score);
                 for (int d = 0; d < vd; d++) {
                     double acc = 0;
-                    for (int j = 0; j < n; j++) acc += score[j] * vs[((slots[t] * len + j) * kvHeads + kvh) * vd + d];
+                    for (int j = 0; j < n; j++) acc += score[j] * vs[(paged.row(slots[t], j) * kvHeads + kvh) * vd + d];
                     out[(t * heads + h) * vd + d] = (float) acc;
                 }
             }
@@ -283,15 +285,16 @@ public final class Reference {
     /** Per (token, head): scale = max|kv| / 127, q = round(kv / scale), written with the scale. */
     public static List<RefTensor> kvWriteInt8(List<RefTensor> in, Attrs a) {
         RefTensor cache = in.get(0), scale = in.get(1), kv = in.get(2);
-        int[] slots = in.get(3).i(), pos = in.get(4).i();
-        int slotCount = cache.dim(0), len = cache.dim(1), heads = cache.dim(2), d = cache.dim(3);
+        PagedCache paged = paged("kv_write_int8", cache, in.get(3));
+        int[] slots = in.get(4).i(), pos = in.get(5).i();
+        int heads = cache.dim(2), d = cache.dim(3);
         int[] c = cache.i().clone();
         float[] s = scale.f().clone();
         for (int t = 0; t < slots.length; t++) {
             if (slots[t] < 0) continue;
-            checkSlot("kv_write_int8", slots[t], pos[t], slotCount, len);
+            int at = paged.row(slots[t], pos[t]);
             for (int h = 0; h < heads; h++) {
-                int src = (t * heads + h) * d, row = (slots[t] * len + pos[t]) * heads + h;
+                int src = (t * heads + h) * d, row = at * heads + h;
                 float max = 0;
                 for (int j = 0; j < d; j++) max = Math.max(max, Math.abs(kv.f()[src + j]));
                 float sc = max / 127f;
@@ -304,7 +307,7 @@ public final class Reference {
 
     /** Attention over int8 caches: each cached row dequantized as q * scale, then {@link #attention}. */
     public static List<RefTensor> attentionInt8(List<RefTensor> in, Attrs a) {
-        return attention(List.of(in.get(0), dequantRows(in.get(1), in.get(2)), dequantRows(in.get(3), in.get(4)), in.get(5), in.get(6)), a);
+        return attention(List.of(in.get(0), dequantRows(in.get(1), in.get(2)), dequantRows(in.get(3), in.get(4)), in.get(5), in.get(6), in.get(7)), a);
     }
 
     private static RefTensor dequantRows(RefTensor q, RefTensor scale) {
@@ -319,14 +322,15 @@ public final class Reference {
     }
 
     public static List<RefTensor> mlaAttentionSparse(List<RefTensor> in, Attrs a) {
-        return List.of(mla(in, a, in.get(6)));
+        return List.of(mla(in, a, in.get(7)));
     }
 
     /** Latent attention, un-absorbed: per cached position, keys and values are expanded from c_kv by w_kv_b. */
     private static RefTensor mla(List<RefTensor> in, Attrs a, RefTensor indices) {
         RefTensor qn = in.get(0), qp = in.get(1), cache = in.get(2), w = in.get(3);
-        int[] slots = in.get(4).i(), pos = in.get(5).i();
-        int tokens = qn.dim(0), heads = qn.dim(1), dn = qn.dim(2), dr = qp.dim(2), c = w.dim(1), row = cache.dim(3), len = cache.dim(1);
+        PagedCache paged = paged("mla_attention", cache, in.get(4));
+        int[] slots = in.get(5).i(), pos = in.get(6).i();
+        int tokens = qn.dim(0), heads = qn.dim(1), dn = qn.dim(2), dr = qp.dim(2), c = w.dim(1), row = cache.dim(3);
         int v = (int) a.i("v_head_dim"), per = dn + v;
         double scale = a.f("scale");
         float[] cs = cache.f(), ws = w.f(), out = new float[tokens * heads * v];
@@ -346,7 +350,7 @@ public final class Reference {
                 double[] score = new double[keys.size()];
                 double[][] values = new double[keys.size()][];
                 for (int m = 0; m < keys.size(); m++) {
-                    int base = (slots[t] * len + keys.get(m)) * row;
+                    int base = paged.row(slots[t], keys.get(m)) * row;
                     double s = dot(qp.f(), (t * heads + h) * dr, cs, base + c, dr);
                     for (int d = 0; d < dn; d++) s += qn.f()[(t * heads + h) * dn + d] * dot(ws, (h * per + d) * c, cs, base, c);
                     score[m] = s * scale;
@@ -366,8 +370,9 @@ public final class Reference {
 
     public static List<RefTensor> indexerTopk(List<RefTensor> in, Attrs a) {
         RefTensor q = in.get(0), kc = in.get(1), w = in.get(2);
-        int[] slots = in.get(3).i(), pos = in.get(4).i();
-        int tokens = q.dim(0), heads = q.dim(1), d = q.dim(2), len = kc.dim(1), topk = (int) a.i("topk");
+        PagedCache paged = paged("indexer_topk", kc, in.get(3));
+        int[] slots = in.get(4).i(), pos = in.get(5).i();
+        int tokens = q.dim(0), heads = q.dim(1), d = q.dim(2), topk = (int) a.i("topk");
         double scale = a.f("scale");
         int[] out = new int[tokens * topk];
         Arrays.fill(out, -1);
@@ -378,7 +383,7 @@ public final class Reference {
             for (int s = 0; s < n; s++) {
                 double acc = 0;
                 for (int h = 0; h < heads; h++) {
-                    acc += w.f()[t * heads + h] * Math.max(0, dot(q.f(), (t * heads + h) * d, kc.f(), (slots[t] * len + s) * d, d));
+                    acc += w.f()[t * heads + h] * Math.max(0, dot(q.f(), (t * heads + h) * d, kc.f(), paged.row(slots[t], s) * d, d));
                 }
                 score[s] = acc * scale;
             }
@@ -984,6 +989,11 @@ public final class Reference {
         int[] out = new int[k];
         for (int i = 0; i < k; i++) out[i] = order[i];
         return out;
+    }
+
+    /** The addressing of {@code cache} [NB, BS, ...] through {@code table} [S, MB]. */
+    private static PagedCache paged(String op, RefTensor cache, RefTensor table) {
+        return new PagedCache(op, table.i(), table.dim(1), cache.dim(1), cache.dim(0));
     }
 
     private static void checkSlot(String op, int slot, int pos, int slots, int len) {
