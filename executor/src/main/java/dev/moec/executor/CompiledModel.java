@@ -26,7 +26,7 @@ public final class CompiledModel implements StepModel {
     private final Artifact artifact;
     private final int maxSlots, maxSeqLen, vocab;
     private final CpuKernels kernels;
-    private final Map<String, Object> state = new LinkedHashMap<>();      // float[] or int[] per state buffer
+    private final Map<String, Object> state = new LinkedHashMap<>();      // per state buffer: see CpuGraph.allocateState
     private final TreeMap<Integer, CpuGraph> decode = new TreeMap<>();            // by tokens per step
     private final TreeMap<Integer, Integer> batchOf = new TreeMap<>();           // tokens per step -> batch size
     private final Map<String, Long> cacheBindings;
@@ -63,9 +63,7 @@ public final class CompiledModel implements StepModel {
         this.paged = prefill.buffers().stream().anyMatch(b -> b.name().equals(StepAbi.BLOCK_TABLE));
         for (KernelGraph.Buffer b : prefill.buffers()) {
             if (b.role() == KernelGraph.Role.STATE) {
-                TensorType t = b.type().bind(cacheBindings);
-                int n = Math.toIntExact(t.shape().elements());
-                state.put(b.name(), t.dtype() == dev.moec.ir.DType.F32 ? new float[n] : new int[n]);
+                state.put(b.name(), CpuGraph.allocateState(b.type().bind(cacheBindings)));
             }
         }
         this.vocab = Math.toIntExact(prefill.buffer(StepAbi.LOGITS).type().shape().last().size());

@@ -38,7 +38,7 @@ public final class ReferenceModel implements StepModel {
         for (Value in : StepAbi.stateInputs(graph)) {
             long[] sizes = in.type().bind(kv.bindings()).shape().sizes();
             int[] shape = java.util.Arrays.stream(sizes).mapToInt(Math::toIntExact).toArray();
-            state.put(in.name(), in.type().dtype().isFloating() ? RefTensor.zerosF32(shape)
+            state.put(in.name(), in.type().dtype().isFloating() ? RefTensor.of(in.type().dtype(), shape, new float[(int) RefTensor.volume(shape)])
                     : RefTensor.ofInts(in.type().dtype(), shape, new int[(int) RefTensor.volume(shape)]));
         }
     }

@@ -86,7 +86,7 @@ public enum Op {
     /** {@code %kc1 = kv_write(%kc, %k, %block_table, %slots, %positions) : f32[NB,BS,2,128]} */
     KV_WRITE("kv_write", Level.CORE, List.of("cache", "kv", "block_table", "slots", "positions"), List.of(), 1, TypeRules::kvWrite, Reference::kvWrite,
             "%kc1 = kv_write(%kc, %k, %block_table, %slots, %positions) : f32[NB,BS,2,128]",
-            "New cache version: kv[t] is written at position positions[t] of slot slots[t] in the paged cache, i.e. cache[block_table[s, p / BS], p % BS] (slot < 0: padding, skipped)."),
+            "New cache version: kv[t] is written at position positions[t] of slot slots[t] in the paged cache, i.e. cache[block_table[s, p / BS], p % BS] (slot < 0: padding, skipped); a bf16 cache stores kv rounded to bf16 (ties to even)."),
 
     /** {@code %a = attention(%qr, %kc1, %vc1, %block_table, %slots, %positions) {scale = 0.08838834764831845} : f32[T,4,128]} */
     ATTENTION("attention", Level.CORE, List.of("q", "k_cache", "v_cache", "block_table", "slots", "positions"), List.of(req("scale", FLOAT)), 1, TypeRules::attention, Reference::attention,

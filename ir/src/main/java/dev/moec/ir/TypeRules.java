@@ -180,7 +180,7 @@ public final class TypeRules {
             throw new TypeError("kv_write.kv-shape", "kv " + kv + " must be [T, " + cache.shape().dim(2) + ", " + cache.shape().dim(3) + "] for cache " + cache);
         }
         requireF32("kv_write.kv-f32", kv);
-        requireF32("kv_write.cache-f32", cache);
+        requireCacheDtype("kv_write", cache);
         requireBlockTable("kv_write", in.get(2));
         requireTokenVector("kv_write", slots, kv.shape().dim(0));
         requireTokenVector("kv_write", pos, kv.shape().dim(0));
@@ -193,9 +193,10 @@ public final class TypeRules {
         if (q.rank() != 3 || kc.rank() != 4 || vc.rank() != 4) {
             throw new TypeError("attention.rank", "q must be [T,H,D] and caches [NB,BS,KVH,D], got " + q + ", " + kc + ", " + vc);
         }
-        if (!kc.shape().dims().subList(0, 3).equals(vc.shape().dims().subList(0, 3))) {
+        if (!kc.shape().dims().subList(0, 3).equals(vc.shape().dims().subList(0, 3)) || kc.dtype() != vc.dtype()) {
             throw new TypeError("attention.cache-shapes", "k and v caches disagree: " + kc + " vs " + vc);
         }
+        requireCacheDtype("attention", kc);
         if (!q.shape().last().equals(kc.shape().last())) {
             throw new TypeError("attention.head-dim", "q " + q + " and k cache " + kc + " disagree on head_dim");
         }
@@ -628,6 +629,11 @@ public final class TypeRules {
             throw new TypeError(op + ".shapes", "x must be [M, K] and weight [E, N, K], got " + x + " and " + w);
         }
         if (!counts.equals(TensorType.of(DType.I32, w.shape().dim(0)))) throw new TypeError(op + ".counts", "counts must be i32[" + w.shape().dim(0) + "], got " + counts);
+    }
+
+    /** A float KV cache is f32, or bf16 (the write rounds to it); int8 caches have their own ops. */
+    private static void requireCacheDtype(String op, TensorType cache) {
+        if (cache.dtype() != DType.F32 && cache.dtype() != DType.BF16) throw new TypeError(op + ".cache-dtype", "cache must be f32 or bf16, got " + cache);
     }
 
     /** A paged cache's block table: i32[slots, blocks per sequence]. */

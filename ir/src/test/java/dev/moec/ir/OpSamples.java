@@ -18,7 +18,7 @@ final class OpSamples {
         int e = 2 * (1 + r.nextInt(3)), k = 1 + r.nextInt(e);
         DType w = r.nextBoolean() ? DType.BF16 : DType.F32;
         TensorType tok = TensorType.of(DType.I32, t), x2 = TensorType.of(DType.F32, t, d), x3 = TensorType.of(DType.F32, t, heads, d);
-        TensorType cache = TensorType.of(DType.F32, "NB", "BS", kvh, d), bt = TensorType.of(DType.I32, "S", "MB");
+        TensorType cache = TensorType.of(r.nextBoolean() ? DType.F32 : DType.BF16, "NB", "BS", kvh, d), bt = TensorType.of(DType.I32, "S", "MB");
         return switch (op) {
             case GATHER -> s(List.of(TensorType.of(w, n + 3, d), tok));
             case RMS_NORM -> s(List.of(x3, TensorType.of(w, d)), r.nextBoolean() ? Attrs.of("eps", 1e-6) : Attrs.of("eps", 1e-5, "weight_offset", 1.0));

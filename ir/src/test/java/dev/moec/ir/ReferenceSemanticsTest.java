@@ -152,6 +152,17 @@ class ReferenceSemanticsTest {
         assertArrayEquals(a.f(), fia.f());
     }
 
+    @Test void aBf16CacheStoresRowsRoundedToBf16() {
+        // bf16 keeps 7 mantissa bits: 1 + 2^-8 is a tie and rounds to even (1), 1 + 3 * 2^-8 to 1 + 2^-6.
+        RefTensor cache = RefTensor.of(DType.BF16, s(1, 2, 1, 1), new float[2]), table = i(s(1, 1), 0);
+        RefTensor c = eval(Op.KV_WRITE, Attrs.NONE, cache, f(s(2, 1, 1), 1 + 0x1p-8f, 1 + 3 * 0x1p-8f), table, i(s(2), 0, 0), i(s(2), 0, 1)).getFirst();
+        assertEquals(DType.BF16, c.dtype());
+        assertArrayEquals(new float[]{1, 1 + 0x1p-6f}, c.f());
+        // Attention reads the rounded rows: equal scores average them.
+        RefTensor a = eval(Op.ATTENTION, Attrs.of("scale", 0.0), f(s(1, 1, 1), 1), c, c, table, i(s(1), 0), i(s(1), 1)).getFirst();
+        assertArrayEquals(new float[]{1 + 0x1p-7f}, a.f(), 1e-7f);
+    }
+
     @Test void pagedCachesRefuseUnassignedBlocks() {
         // Position 1 of the slot has no block (-1): writing it, or attending over it, is an error, not a silent read.
         RefTensor cache = RefTensor.zerosF32(2, 1, 1, 1), table = i(s(1, 2), 0, -1);

@@ -83,7 +83,7 @@ public final class Moec {
         @Option(names = "--quantization", defaultValue = "none", description = "none, w8a8 (int8 Linears and experts) or w4a8 (int4 experts) (default: ${DEFAULT-VALUE})")
         String quantization;
 
-        @Option(names = "--kv-cache-dtype", defaultValue = "auto", description = "auto (the activation dtype) or int8 (default: ${DEFAULT-VALUE})")
+        @Option(names = "--kv-cache-dtype", defaultValue = "auto", description = "auto (the activation dtype, f32 on the CPU), bf16, or int8 (default: ${DEFAULT-VALUE})")
         String kvCacheDtype;
 
         String pipeline() { return PassManager.defaultPipeline(quantization, kvCacheDtype); }

@@ -11,7 +11,6 @@ import dev.moec.ir.Value;
 
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -32,23 +31,11 @@ public final class KvInt8 implements Pass {
 
     @Override
     public Graph run(Graph g) {
-        Map<Value, Node> producers = g.producers();
-        Set<Value> inputs = new HashSet<>(g.inputs());
-        Set<Node> writes = new HashSet<>(), attentions = new HashSet<>();
-        Set<Value> caches = new HashSet<>();
-        // 1. A fused attention over two kv_writes of state inputs: the caches to narrow.
-        for (Node n : g.nodes()) {
-            if (n.op() != Op.FUSED_INFER_ATTENTION) continue;
-            Node kw = producers.get(n.operand(1)), vw = producers.get(n.operand(2));
-            if (kw == null || vw == null || kw.op() != Op.KV_WRITE || vw.op() != Op.KV_WRITE) continue;
-            if (!inputs.contains(kw.operand(0)) || !inputs.contains(vw.operand(0))) continue;
-            writes.add(kw);
-            writes.add(vw);
-            attentions.add(n);
-            caches.add(kw.operand(0));
-            caches.add(vw.operand(0));
-        }
-        if (caches.isEmpty()) return g;
+        // 1. A fused attention over two kv_writes of f32 state inputs: the caches to narrow.
+        CacheSites sites = CacheSites.find(g);
+        if (sites.caches().isEmpty()) return g;
+        Set<Node> writes = sites.writes(), attentions = sites.attentions();
+        Set<Value> caches = sites.caches();
 
         // 2. Inputs: each cache as i8, followed by its scale state.
         Map<Value, Value> map = new HashMap<>();

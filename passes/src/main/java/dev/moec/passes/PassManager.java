@@ -32,6 +32,7 @@ public final class PassManager {
         PASSES.put("quantize-w8a8", QuantizeW8a8::new);
         PASSES.put("quantize-w4a8", QuantizeW4a8::new);
         PASSES.put("kv-int8", KvInt8::new);
+        PASSES.put("kv-bf16", KvBf16::new);
     }
 
     /** The cleanup passes alone: what a graph needs before any target's kernels. */
@@ -43,12 +44,13 @@ public final class PassManager {
      */
     public static String defaultPipeline(String quantization) { return defaultPipeline(quantization, "auto"); }
 
-    /** The same, with the KV cache dtype: {@code auto} (the activations') or {@code int8} (C8). */
+    /** The same, with the KV cache dtype: {@code auto} (the activations'), {@code bf16}, or {@code int8} (C8). */
     public static String defaultPipeline(String quantization, String kvCacheDtype) {
         String kv = switch (kvCacheDtype) {
             case "auto" -> "";
+            case "bf16" -> "kv-bf16,";
             case "int8" -> "kv-int8,";
-            default -> throw new IllegalArgumentException("unknown KV cache dtype '" + kvCacheDtype + "' (auto, int8)");
+            default -> throw new IllegalArgumentException("unknown KV cache dtype '" + kvCacheDtype + "' (auto, bf16, int8)");
         };
         String quantize = switch (quantization) {
             case "none" -> "";

@@ -23,7 +23,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Every way a user compiles (quantization none / w8a8 / w4a8, KV cache auto / int8): the CPU executor's
+ * Every way a user compiles (quantization none / w8a8 / w4a8, KV cache auto / bf16 / int8): the CPU executor's
  * fused, quantized kernels against the reference interpreter on the same optimized graph, and the demo
  * model still continues its README prompt as PyTorch does (greedy tokens identical).
  *
@@ -37,7 +37,7 @@ class CompiledPipelinesTest {
     @TempDir Path dir;
 
     @ParameterizedTest(name = "{0} {1}")
-    @CsvSource({"none, auto", "w8a8, auto", "w4a8, auto", "none, int8", "w8a8, int8"})
+    @CsvSource({"none, auto", "w8a8, auto", "w4a8, auto", "none, bf16", "none, int8", "w8a8, int8"})
     void compiledKernelsMatchTheReferenceOnTheOptimizedGraph(String quantization, String kv) throws Exception {
         String pipeline = PassManager.defaultPipeline(quantization, kv);
         Path out = dir.resolve(quantization + "-" + kv);

@@ -101,6 +101,18 @@ class PagedKvCacheTest {
         }
     }
 
+    @Test void theBf16CacheIsPagedToo() {
+        Artifacts paths = Artifacts.get();
+        List<float[]> b4, b1;
+        try (CompiledModel m = new CompiledModel(Artifact.open(paths.bf16Block4), 3, 32, 2)) {
+            b4 = interleaved(m, 4);
+        }
+        try (CompiledModel m = new CompiledModel(Artifact.open(paths.bf16Block1), 3, 32, 2)) {
+            b1 = interleaved(m, 4);
+        }
+        assertSame(b4, b1, "bf16 cache, blocks of 4 vs blocks of 1");
+    }
+
     @Test void theInt8CacheIsPagedToo() {
         Artifacts paths = Artifacts.get();
         List<float[]> b4, b1;
@@ -175,16 +187,18 @@ class PagedKvCacheTest {
         return m.step(prompt, pos, slots, new int[]{n - 1})[0];
     }
 
-    /** The extra artifacts these tests compile once: blocks of one position, and the int8 cache at two block sizes. */
-    record Artifacts(java.nio.file.Path blockOfOne, java.nio.file.Path int8Block4, java.nio.file.Path int8Block1) {
+    /** The extra artifacts these tests compile once: blocks of one position, and the int8 and bf16 caches at two block sizes. */
+    record Artifacts(java.nio.file.Path blockOfOne, java.nio.file.Path int8Block4, java.nio.file.Path int8Block1,
+                     java.nio.file.Path bf16Block4, java.nio.file.Path bf16Block1) {
         private static Artifacts made;
 
         static synchronized Artifacts get() {
             if (made == null) {
                 var ckpt = Fixtures.tinyCheckpoint();
-                String int8 = PassManager.defaultPipeline("none", "int8");
+                String int8 = PassManager.defaultPipeline("none", "int8"), bf16 = PassManager.defaultPipeline("none", "bf16");
                 made = new Artifacts(Fixtures.compile(ckpt, List.of(1, 2), 1),
-                        Fixtures.compile(ckpt, List.of(1, 2), 4, int8), Fixtures.compile(ckpt, List.of(1, 2), 1, int8));
+                        Fixtures.compile(ckpt, List.of(1, 2), 4, int8), Fixtures.compile(ckpt, List.of(1, 2), 1, int8),
+                        Fixtures.compile(ckpt, List.of(1, 2), 4, bf16), Fixtures.compile(ckpt, List.of(1, 2), 1, bf16));
             }
             return made;
         }

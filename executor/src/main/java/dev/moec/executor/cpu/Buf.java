@@ -9,8 +9,9 @@ import java.util.Arrays;
 
 /**
  * A bound buffer of a CPU graph: f32 activations and state in {@code f}, integer inputs and indices in
- * {@code i}, or a weight read in place from the artifact's mapping ({@code w}, stored {@code dtype}).
- * Aliases share the array of their source under their own shape.
+ * {@code i}, a weight read in place from the artifact's mapping ({@code w}, stored {@code dtype}), or a
+ * packed cache state (bf16 or int8, {@code w} over a byte[] the kernels write: {@code writable}).
+ * Aliases share the storage of their source under their own shape.
  */
 public final class Buf {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -22,14 +23,25 @@ public final class Buf {
     float[] f;
     int[] i;
     final MemorySegment w;
+    final boolean writable;                  // w is packed state, not a weight
 
     Buf(String name, DType dtype, int[] shape, float[] f, int[] i, MemorySegment w) {
+        this(name, dtype, shape, f, i, w, false);
+    }
+
+    Buf(String name, DType dtype, int[] shape, float[] f, int[] i, MemorySegment w, boolean writable) {
         this.name = name;
         this.dtype = dtype;
         this.shape = shape;
         this.f = f;
         this.i = i;
         this.w = w;
+        this.writable = writable;
+    }
+
+    /** A packed cache state over {@code bytes}: bf16 (two bytes an element) or int8. */
+    static Buf packed(String name, DType dtype, int[] shape, byte[] bytes) {
+        return new Buf(name, dtype, shape, null, null, MemorySegment.ofArray(bytes), true);
     }
 
     int dim(int k) { return shape[k < 0 ? shape.length + k : k]; }
@@ -85,7 +97,10 @@ public final class Buf {
         return out;
     }
 
-    public boolean isWeight() { return w != null; }
+    public boolean isWeight() { return w != null && !writable; }
+
+    /** Whether this is a bf16 or int8 cache state held packed (read and written through {@code w}). */
+    public boolean isPacked() { return writable; }
 
     public String name() { return name; }
     public DType dtype() { return dtype; }

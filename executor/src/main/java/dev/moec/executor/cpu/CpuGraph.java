@@ -24,7 +24,10 @@ public final class CpuGraph {
     private final dev.moec.ir.Attrs[] attrs;
     private CapturedReplay.Replay captured;                                      // null: replayed by the loop in run
 
-    /** {@code state}: the persistent arrays by state name, float[] for f32 state and int[] for integer state (int8 caches). */
+    /**
+     * {@code state}: the persistent arrays by state name: float[] for f32 state, byte[] for a packed bf16
+     * or int8 cache (see {@link #allocateState}), int[] for other integer state.
+     */
     public CpuGraph(KernelGraph g, Map<String, Long> bindings, TensorStore weights, Map<String, Object> state) {
         this.name = g.name();
         for (KernelGraph.Buffer b : g.buffers()) {
@@ -42,13 +45,14 @@ public final class CpuGraph {
                 case STATE -> {
                     Object s = state.get(b.name());
                     if (s instanceof float[] fs && fs.length == n && t.dtype() == DType.F32) yield new Buf(b.name(), t.dtype(), shape, fs, null, null);
+                    if (s instanceof byte[] bs && bs.length == t.bytes() && isPacked(t.dtype())) yield Buf.packed(b.name(), t.dtype(), shape, bs);
                     if (s instanceof int[] is && is.length == n && t.dtype() != DType.F32) yield new Buf(b.name(), t.dtype(), shape, null, is, null);
                     throw new IllegalArgumentException("state " + b.name() + " " + t + " has no matching array of " + n + " elements");
                 }
                 case ALIAS -> {
                     Buf src = buffers.get(b.source());
                     if (src == null) throw new IllegalArgumentException("alias " + b.name() + " of unknown buffer " + b.source());
-                    yield new Buf(b.name(), t.dtype(), shape, src.f, src.i, null);
+                    yield new Buf(b.name(), t.dtype(), shape, src.f, src.i, src.writable ? src.w : null, src.writable);
                 }
                 case INPUT, ACTIVATION -> t.dtype() == DType.F32
                         ? new Buf(b.name(), t.dtype(), shape, new float[n], null, null)
@@ -74,6 +78,17 @@ public final class CpuGraph {
     }
 
     public String name() { return name; }
+
+    /** Whether a state of this dtype is held packed in bytes (bf16 and int8 caches). */
+    static boolean isPacked(DType d) { return d == DType.BF16 || d == DType.I8; }
+
+    /** The zeroed storage of a state buffer of type {@code t}: what {@code state} maps its name to. */
+    public static Object allocateState(TensorType t) {
+        int n = Math.toIntExact(t.shape().elements());
+        if (t.dtype() == DType.F32) return new float[n];
+        if (isPacked(t.dtype())) return new byte[Math.toIntExact(t.bytes())];
+        return new int[n];
+    }
 
     /** Generates the straight-line replay of this graph's launches (see {@link CapturedReplay}); later runs use it. */
     public CpuGraph capture() {

@@ -7,6 +7,8 @@ import dev.moec.ir.PagedCache;
 
 import dev.moec.ir.interp.RefTensor;
 
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.IdentityHashMap;
@@ -21,6 +23,7 @@ import java.util.Set;
  */
 public final class CpuKernels {
     private static final Set<DType> WEIGHT_DTYPES = EnumSet.of(DType.BF16, DType.F16, DType.F32);
+    private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final int ROW_BLOCK = 32;
     /** Activation rows a weight block runs over at a time when weights are read in place: 8 rows of f32 stay in L1. */
     private static final int ROW_TILE = 8;
@@ -131,14 +134,37 @@ public final class CpuKernels {
         List<RefTensor> results = k.op().semantics().eval(operands, a);
         for (int r = 0; r < out.length; r++) {
             RefTensor t = results.get(r);
-            if (t.isInt()) System.arraycopy(t.i(), 0, out[r].i, 0, t.size());
+            if (out[r].isPacked()) pack(t, out[r]);
+            else if (t.isInt()) System.arraycopy(t.i(), 0, out[r].i, 0, t.size());
             else System.arraycopy(t.f(), 0, out[r].f, 0, t.size());
         }
     }
 
-    /** An activation or state buffer as a RefTensor over the same array (the semantics never write operands). */
+    /**
+     * An activation or state buffer as a RefTensor over the same array (the semantics never write
+     * operands); a packed bf16 or int8 cache is widened into a copy.
+     */
     private static RefTensor view(Buf b) {
+        if (b.isPacked()) {
+            int n = b.elements();
+            if (b.dtype == DType.BF16) {
+                float[] f = new float[n];
+                Simd.widenBf16(b.w, 0, n, f);
+                return RefTensor.of(b.dtype, b.shape, f);
+            }
+            int[] i = new int[n];
+            Simd.widenI8(b.w, 0, n, i);
+            return RefTensor.ofInts(b.dtype, b.shape, i);
+        }
         return b.f != null ? RefTensor.of(b.dtype, b.shape, b.f) : RefTensor.ofInts(b.dtype, b.shape, b.i);
+    }
+
+    /** A semantics result into a packed cache buffer. */
+    private static void pack(RefTensor t, Buf out) {
+        for (int j = 0; j < t.size(); j++) {
+            if (out.dtype == DType.BF16) out.w.setAtIndex(SHORT_LE, j, Simd.toBf16(t.f()[j]));
+            else out.w.set(ValueLayout.JAVA_BYTE, j, (byte) t.i()[j]);
+        }
     }
 
     private static RefTensor widen(Buf b) {
@@ -259,26 +285,35 @@ public final class CpuKernels {
         return new PagedCache(op, table.i, table.dim(1), cache.dim(1), cache.dim(0));
     }
 
-    /** kv[t] into the paged cache at (slots[t], positions[t]), in place; padding tokens (slot < 0) write nothing. */
+    /**
+     * kv[t] into the paged cache at (slots[t], positions[t]), in place; padding tokens (slot < 0) write
+     * nothing. A bf16 cache stores each value rounded to bf16.
+     */
     void kvWrite(Buf cache, Buf kv, Buf table, Buf slots, Buf positions) {
         PagedCache paged = paged("kv_write", cache, table);
         int row = cache.dim(2) * cache.dim(3);
+        boolean bf16 = cache.dtype == DType.BF16;
         for (int t = 0; t < slots.elements(); t++) {
             int s = slots.i[t];
-            if (s >= 0) System.arraycopy(kv.f, t * row, cache.f, paged.row(s, positions.i[t]) * row, row);
+            if (s < 0) continue;
+            int at = paged.row(s, positions.i[t]) * row;
+            if (!bf16) System.arraycopy(kv.f, t * row, cache.f, at, row);
+            else for (int j = 0; j < row; j++) cache.w.setAtIndex(SHORT_LE, at + j, Simd.toBf16(kv.f[t * row + j]));
         }
     }
 
     /**
-     * Causal attention over the cache, one (token, KV head) per task: the query heads that share a KV head
-     * (grouped-query attention) are scored together, so each cached K and V row is loaded once per group.
-     * Token t reads positions 0..positions[t] of its slot through the block table.
+     * Causal attention over the cache (f32, or bf16 read in place), one (token, KV head) per task: the
+     * query heads that share a KV head (grouped-query attention) are scored together, so each cached K and
+     * V row is loaded once per group. Token t reads positions 0..positions[t] of its slot through the
+     * block table.
      */
     void attention(Buf q, Buf kc, Buf vc, Buf table, Buf slots, Buf positions, Buf out, float scale) {
         PagedCache paged = paged("attention", kc, table);
         int tokens = q.dim(0), heads = q.dim(1), hd = q.dim(2);
         int kvHeads = kc.dim(2), vd = vc.dim(3), group = heads / kvHeads;
-        float[] qs = q.f, ks = kc.f, vs = vc.f, dst = out.f;
+        boolean bf16 = kc.dtype == DType.BF16;
+        float[] qs = q.f, dst = out.f;
         par.forEach(tokens * kvHeads, 1, tk -> {
             int t = tk / kvHeads, kvh = tk % kvHeads, s = slots.i[t], h0 = kvh * group;
             if (s < 0) {
@@ -292,7 +327,8 @@ public final class CpuKernels {
             for (int j = 0; j < n; j++) {
                 int kb = (paged.row(s, j) * kvHeads + kvh) * hd;
                 for (int g = 0; g < group; g++) {
-                    float v = dot(qs, (t * heads + h0 + g) * hd, ks, kb, hd) * scale;
+                    int qb = (t * heads + h0 + g) * hd;
+                    float v = (bf16 ? Simd.dotBf16(qs, qb, kc.w, kb, hd) : Simd.dot(qs, qb, kc.f, kb, hd)) * scale;
                     score[g][j] = v;
                     max[g] = Math.max(max[g], v);
                 }
@@ -303,7 +339,10 @@ public final class CpuKernels {
             float[] acc = new float[group * vd];
             for (int j = 0; j < n; j++) {
                 int vb = (paged.row(s, j) * kvHeads + kvh) * vd;
-                for (int g = 0; g < group; g++) Simd.axpy(score[g][j], vs, vb, acc, g * vd, vd);
+                for (int g = 0; g < group; g++) {
+                    if (bf16) Simd.axpyBf16(score[g][j], vc.w, vb, acc, g * vd, vd);
+                    else Simd.axpy(score[g][j], vc.f, vb, acc, g * vd, vd);
+                }
             }
             for (int g = 0; g < group; g++) {
                 int ob = (t * heads + h0 + g) * vd;
@@ -312,7 +351,7 @@ public final class CpuKernels {
         });
     }
 
-    /** The int8 cache write, in place: each (token, head) row quantized with scale max|kv| / 127. */
+    /** The int8 cache write, in place: each (token, head) row quantized with scale max|kv| / 127, one byte a value. */
     void kvWriteInt8(Buf cache, Buf scale, Buf kv, Buf table, Buf slots, Buf positions) {
         PagedCache paged = paged("kv_write_int8", cache, table);
         int heads = cache.dim(2), d = cache.dim(3);
@@ -326,12 +365,15 @@ public final class CpuKernels {
                 for (int j = 0; j < d; j++) max = Math.max(max, Math.abs(kv.f[src + j]));
                 float sc = max / 127f;
                 scale.f[row] = sc;
-                for (int j = 0; j < d; j++) cache.i[row * d + j] = max == 0 ? 0 : (int) Math.max(-127, Math.min(127, Math.rint(kv.f[src + j] / sc)));
+                for (int j = 0; j < d; j++) {
+                    int v = max == 0 ? 0 : (int) Math.max(-127, Math.min(127, Math.rint(kv.f[src + j] / sc)));
+                    cache.w.set(ValueLayout.JAVA_BYTE, (long) row * d + j, (byte) v);
+                }
             }
         }
     }
 
-    /** Causal GQA over int8 caches, each cached row dequantized (q * scale) as it is read. */
+    /** Causal GQA over int8 caches read in place, each cached row dequantized (q * scale) as it is read. */
     void attentionInt8(Buf q, Buf kc, Buf ks, Buf vc, Buf vs, Buf table, Buf slots, Buf positions, Buf out, float scale) {
         PagedCache paged = paged("attention_int8", kc, table);
         int tokens = q.dim(0), heads = q.dim(1), hd = q.dim(2);
@@ -348,9 +390,7 @@ public final class CpuKernels {
             float max = Float.NEGATIVE_INFINITY;
             for (int j = 0; j < n; j++) {
                 int row = paged.row(s, j) * kvHeads + kvh;
-                float dot = 0;
-                for (int d = 0; d < hd; d++) dot += q.f[(t * heads + h) * hd + d] * kc.i[row * hd + d];
-                score[j] = dot * ks.f[row] * scale;
+                score[j] = Simd.dotF32I8(q.f, (t * heads + h) * hd, kc.w, (long) row * hd, hd) * ks.f[row] * scale;
                 max = Math.max(max, score[j]);
             }
             float sum = 0;
@@ -358,8 +398,7 @@ public final class CpuKernels {
             float[] acc = new float[vd];
             for (int j = 0; j < n; j++) {
                 int row = paged.row(s, j) * kvHeads + kvh;
-                float p = score[j] * vs.f[row];
-                for (int d = 0; d < vd; d++) acc[d] += p * vc.i[row * vd + d];
+                Simd.axpyI8(score[j] * vs.f[row], vc.w, (long) row * vd, acc, 0, vd);
             }
             for (int d = 0; d < vd; d++) out.f[ob + d] = acc[d] / sum;
         });

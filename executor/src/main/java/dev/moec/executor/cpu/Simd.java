@@ -43,7 +43,7 @@ public final class Simd {
                 acc1 = FloatVector.fromArray(F, a, ao + j + L).fma(FloatVector.fromArray(F, b, bo + j + L), acc1);
             }
             for (; j + L <= n; j += L) acc0 = FloatVector.fromArray(F, a, ao + j).fma(FloatVector.fromArray(F, b, bo + j), acc0);
-            s = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+            s = sum(acc0.add(acc1));
         }
         for (; j < n; j++) s += a[ao + j] * b[bo + j];
         return s;
@@ -71,7 +71,7 @@ public final class Simd {
                 acc1 = FloatVector.fromArray(F, x, xo + j + L).fma(bf16(w, base + 2L * (j + L)), acc1);
             }
             for (; j + L <= n; j += L) acc0 = FloatVector.fromArray(F, x, xo + j).fma(bf16(w, base + 2L * j), acc0);
-            s = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+            s = sum(acc0.add(acc1));
         }
         for (; j < n; j++) s += x[xo + j] * Float.intBitsToFloat(w.getAtIndex(SHORT_LE, we + j) << 16);
         return s;
@@ -94,10 +94,10 @@ public final class Simd {
                 a2 = FloatVector.fromArray(F, x, xo + 2 * xs + j).fma(wv, a2);
                 a3 = FloatVector.fromArray(F, x, xo + 3 * xs + j).fma(wv, a3);
             }
-            s0 = a0.reduceLanes(VectorOperators.ADD);
-            s1 = a1.reduceLanes(VectorOperators.ADD);
-            s2 = a2.reduceLanes(VectorOperators.ADD);
-            s3 = a3.reduceLanes(VectorOperators.ADD);
+            s0 = sum(a0);
+            s1 = sum(a1);
+            s2 = sum(a2);
+            s3 = sum(a3);
         }
         for (; j < n; j++) {
             float wj = Float.intBitsToFloat(w.getAtIndex(SHORT_LE, we + j) << 16);
@@ -163,6 +163,44 @@ public final class Simd {
         return (FloatVector) ByteVector.fromMemorySegment(B, w, byteOffset, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F, 0);
     }
 
+    /** y[yo + j] += alpha * bf16(x at element xe + j), j < n: a bf16 cache row read in place. */
+    public static void axpyBf16(float alpha, MemorySegment x, long xe, float[] y, int yo, int n) {
+        int j = 0;
+        if (ENABLED) {
+            FloatVector a = FloatVector.broadcast(F, alpha);
+            for (; j + L <= n; j += L) bf16(x, xe * 2 + 2L * j).fma(a, FloatVector.fromArray(F, y, yo + j)).intoArray(y, yo + j);
+        }
+        for (; j < n; j++) y[yo + j] += alpha * Float.intBitsToFloat(x.getAtIndex(SHORT_LE, xe + j) << 16);
+    }
+
+    /** sum_j x[xo + j] * int8(w at byte we + j), j < n, in float: a float row against an int8 cache row. */
+    public static float dotF32I8(float[] x, int xo, MemorySegment w, long we, int n) {
+        int j = 0;
+        float s = 0;
+        if (ENABLED) {
+            FloatVector acc = FloatVector.zero(F);
+            for (; j + L <= n; j += L) acc = FloatVector.fromArray(F, x, xo + j).fma(i8(w, we + j), acc);
+            s = sum(acc);
+        }
+        for (; j < n; j++) s += x[xo + j] * w.get(ValueLayout.JAVA_BYTE, we + j);
+        return s;
+    }
+
+    /** y[yo + j] += alpha * int8(x at byte xe + j), j < n: an int8 cache row read in place. */
+    public static void axpyI8(float alpha, MemorySegment x, long xe, float[] y, int yo, int n) {
+        int j = 0;
+        if (ENABLED) {
+            FloatVector a = FloatVector.broadcast(F, alpha);
+            for (; j + L <= n; j += L) i8(x, xe + j).fma(a, FloatVector.fromArray(F, y, yo + j)).intoArray(y, yo + j);
+        }
+        for (; j < n; j++) y[yo + j] += alpha * x.get(ValueLayout.JAVA_BYTE, xe + j);
+    }
+
+    /** The bf16 bits of v rounded as the op semantics round (nearest, ties to even): how a bf16 cache stores a value. */
+    public static short toBf16(float v) {
+        return (short) (Float.floatToRawIntBits(dev.moec.ir.interp.Reference.roundTo(dev.moec.ir.DType.BF16, v)) >>> 16);
+    }
+
     /** int8 values held in ints, as floats (exact): the activation form of the float-accumulated int8 loops. */
     public static float[] exact(int[] x, int n) {
         float[] out = new float[n];
@@ -219,6 +257,19 @@ public final class Simd {
             s = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
         }
         for (; j < n; j++) s += x[xo + j] * w.get(ValueLayout.JAVA_BYTE, we + j);
+        return s;
+    }
+
+    /**
+     * The sum of v's lanes in lane order. {@code reduceLanes(ADD)} leaves the order of a float reduction
+     * open, and the JIT-compiled and interpreted forms of it round differently, so a step's logits would
+     * depend on how warm the JVM is; this order is the same in both, so a run is reproducible bit for bit.
+     */
+    private static float sum(FloatVector v) {
+        float[] lanes = new float[L];
+        v.intoArray(lanes, 0);
+        float s = 0;
+        for (float x : lanes) s += x;
         return s;
     }
 

@@ -54,6 +54,39 @@ class SimdPropertyTest {
         }
     }
 
+    /** The cache loops, on heap segments over byte[] as the KV caches are stored: bf16 and int8 rows read in place. */
+    @Property(tries = 200)
+    void cacheRowsDotAndAccumulateLikeTheScalarLoops(@ForAll @IntRange(min = 0, max = 300) int n, @ForAll @IntRange(min = 0, max = 40) int offset,
+                                                     @ForAll long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        float[] x = new float[offset + n], bf = new float[offset + n], i8 = new float[offset + n];
+        MemorySegment bfCache = MemorySegment.ofArray(new byte[2 * (offset + n)]), i8Cache = MemorySegment.ofArray(new byte[offset + n]);
+        for (int j = 0; j < x.length; j++) {
+            x[j] = (float) r.nextGaussian();
+            short b = Simd.toBf16((float) r.nextGaussian());
+            bfCache.setAtIndex(SHORT_LE, j, b);
+            bf[j] = Float.intBitsToFloat(b << 16);
+            byte q = (byte) (r.nextInt(255) - 127);
+            i8Cache.set(ValueLayout.JAVA_BYTE, j, q);
+            i8[j] = q;
+        }
+        double dot = 0, magnitude = 0;
+        for (int j = 0; j < n; j++) {
+            dot += (double) x[offset + j] * i8[offset + j];
+            magnitude += Math.abs((double) x[offset + j] * i8[offset + j]);
+        }
+        assertEquals(dot, Simd.dotF32I8(x, offset, i8Cache, offset, n), 1e-5 * magnitude + 1e-6);
+        for (var cache : new Object[][]{{bfCache, bf}, {i8Cache, i8}}) {
+            float[] values = (float[]) cache[1];
+            float[] y = new float[n + 3], expected = new float[n + 3];
+            for (int j = 0; j < n; j++) y[j + 3] = expected[j + 3] = x[offset + j];
+            for (int j = 0; j < n; j++) expected[j + 3] += 0.75f * values[offset + j];
+            if (values == bf) Simd.axpyBf16(0.75f, bfCache, offset, y, 3, n);
+            else Simd.axpyI8(0.75f, i8Cache, offset, y, 3, n);
+            for (int j = 0; j < y.length; j++) assertEquals(expected[j], y[j], 1e-6f * (1 + Math.abs(expected[j])));
+        }
+    }
+
     @Property(tries = 200)
     void int8DotProductsAreExactInInt32(@ForAll @IntRange(min = 0, max = 300) int n, @ForAll @IntRange(min = 0, max = 40) int offset, @ForAll long seed) {
         SplittableRandom r = new SplittableRandom(seed);

@@ -249,9 +249,10 @@ public final class Reference {
         float[] out = cache.f().clone();
         for (int t = 0; t < slots.length; t++) {
             if (slots[t] < 0) continue;
-            System.arraycopy(kv.f(), t * row, out, paged.row(slots[t], pos[t]) * row, row);
+            int at = paged.row(slots[t], pos[t]) * row;
+            for (int j = 0; j < row; j++) out[at + j] = roundTo(cache.dtype(), kv.f()[t * row + j]);
         }
-        return List.of(RefTensor.f32(cache.shape(), out));
+        return List.of(RefTensor.of(cache.dtype(), cache.shape(), out));
     }
 
     public static List<RefTensor> attention(List<RefTensor> in, Attrs a) {
