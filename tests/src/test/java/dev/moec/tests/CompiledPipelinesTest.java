@@ -30,8 +30,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * <p>Tolerance: 2e-3 on logits for float graphs, as in {@link CompiledVsReferenceTest}. A quantizing graph
  * rounds activations to int8 steps; the kernels accumulate in f32 where the reference accumulates in
  * double, so a value within an ulp of a rounding boundary can land one int8 step apart (about 1% of that
- * row's range). With two quantizers in a chain (w8a8 with an int8 KV cache) a few such flips move logits
- * by about 0.01, so quantizing graphs are held to 3e-2 (still far below a wrong kernel's error).
+ * row's range). Graphs with one quantizer are held to 3e-2 (measured: about 3e-6, no flip on this
+ * prompt). With two in a chain (w8a8 activations and an int8 KV cache) flips do happen, and what they
+ * cost depends on nothing but the order of float sums: changing only the order in which the kernels add
+ * vector lanes moved this graph's difference between 0.011 and 0.030, which a rounding flip does and a
+ * wrong kernel does not (a wrong kernel is off by O(1), and the greedy continuation below would change).
+ * That chain is held to 1e-1.
  */
 class CompiledPipelinesTest {
     @TempDir Path dir;
@@ -50,7 +54,8 @@ class CompiledPipelinesTest {
             float[] a = compiled.step(c.prompt(), pos, new int[3], new int[]{2})[0];
             float[] b = reference.step(c.prompt(), pos, new int[3], new int[]{2})[0];
             float diff = Fixtures.maxAbsDiff(a, b);
-            float tolerance = quantization.equals("none") && kv.equals("auto") ? CompiledVsReferenceTest.TOLERANCE : 3e-2f;
+            float tolerance = quantization.equals("none") && !kv.equals("int8") ? CompiledVsReferenceTest.TOLERANCE
+                    : !quantization.equals("none") && kv.equals("int8") ? 1e-1f : 3e-2f;
             assertTrue(diff <= tolerance, quantization + "/" + kv + ": max |compiled - reference| = " + diff);
             int[] tokens = Generator.generate(compiled, 0, c.prompt(), 16, Sampler.greedy(), Set.of(), false).tokens();
             assertArrayEquals(c.greedy(), tokens, quantization + "/" + kv + ": greedy continuation of the README prompt");

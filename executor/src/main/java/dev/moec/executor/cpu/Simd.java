@@ -6,6 +6,7 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -31,6 +32,11 @@ public final class Simd {
     private static final VectorSpecies<Byte> B = ENABLED ? VectorSpecies.of(byte.class, VectorShape.forBitSize(L * 8)) : null;
     private static final VectorSpecies<Byte> B4 = ENABLED ? VectorSpecies.of(byte.class, F.vectorShape()) : null;    // 4L bytes
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    /** Rotations by L/2, L/4, ..., 1 lanes: the fixed tree {@link #sum} adds along. */
+    @SuppressWarnings("unchecked")
+    private static final VectorShuffle<Float>[] HALVES = ENABLED
+            ? java.util.stream.IntStream.iterate(L / 2, w -> w >= 1, w -> w / 2).mapToObj(w -> VectorShuffle.iota(F, w, 1, true)).toArray(VectorShuffle[]::new)
+            : null;
 
     /** sum_j a[ao + j] * b[bo + j], j < n. */
     public static float dot(float[] a, int ao, float[] b, int bo, int n) {
@@ -261,16 +267,14 @@ public final class Simd {
     }
 
     /**
-     * The sum of v's lanes in lane order. {@code reduceLanes(ADD)} leaves the order of a float reduction
-     * open, and the JIT-compiled and interpreted forms of it round differently, so a step's logits would
-     * depend on how warm the JVM is; this order is the same in both, so a run is reproducible bit for bit.
+     * The sum of v's lanes along a fixed tree: lane i is added to lane i + L/2, then i + L/4, ..., and
+     * lane 0 holds the total. {@code reduceLanes(ADD)} leaves the order of a float reduction open, and the
+     * JIT-compiled and interpreted forms of it round differently, so a step's logits would depend on how
+     * warm the JVM is; this tree is the same in both, so a run is reproducible bit for bit.
      */
-    private static float sum(FloatVector v) {
-        float[] lanes = new float[L];
-        v.intoArray(lanes, 0);
-        float s = 0;
-        for (float x : lanes) s += x;
-        return s;
+    static float sum(FloatVector v) {
+        for (VectorShuffle<Float> rotation : HALVES) v = v.add(v.rearrange(rotation));
+        return v.lane(0);
     }
 
     private static FloatVector bf16(MemorySegment w, long byteOffset) {
