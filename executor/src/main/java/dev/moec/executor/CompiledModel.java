@@ -82,6 +82,13 @@ public final class CompiledModel implements StepModel {
 
     public Set<Integer> capturedBatchSizes() { return new java.util.TreeSet<>(batchOf.values()); }
 
+    /** Bytes each captured decode graph's activations take, by batch size: its memory plan's slots (see {@link CpuGraph}). */
+    public Map<Integer, Long> decodeActivationBytes() {
+        Map<Integer, Long> out = new TreeMap<>();
+        decode.forEach((tokens, g) -> out.put(batchOf.get(tokens), g.activationBytes()));
+        return out;
+    }
+
     /** Whether the decode graphs replay as generated straight-line code (false with {@code --no-capture}). */
     public boolean capturedReplay() { return decode.values().stream().allMatch(CpuGraph::isCaptured); }
 

@@ -52,6 +52,27 @@ class MemoryPlanTest {
     }
 
     /**
+     * The CPU executor stores activations as the plan places them: one array per plan slot, so a decode
+     * graph takes about the planned peak rather than one array per buffer (the steps still match the
+     * reference: every compiled test runs on these graphs).
+     */
+    @Test void theExecutorAllocatesActivationsByThePlan() {
+        try (Artifact a = Artifact.open(Fixtures.demoArtifact()); CompiledModel m = new CompiledModel(a, 1, 32, 2)) {
+            m.decodeActivationBytes().forEach((bs, bytes) -> {
+                KernelGraph g = a.decodeGraphs().get(bs).bind("plan", StepAbi.stateBindings(1, 1, 1, 1));
+                long separate = 0, largest = 0;
+                for (KernelGraph.Buffer b : g.buffers()) {
+                    if (b.role() != KernelGraph.Role.ACTIVATION && b.role() != KernelGraph.Role.INPUT) continue;
+                    long held = 4 * b.type().shape().elements();                 // f32, and integers held in ints
+                    separate += held;
+                    largest = Math.max(largest, held);
+                }
+                assertTrue(bytes >= largest && bytes < separate / 2, "decode_bs" + bs + ": " + bytes + " bytes vs " + separate + " as separate arrays");
+            });
+        }
+    }
+
+    /**
      * With --speculative-num-draft-tokens 3 each decode graph carries bs x 3 tokens; a step verifying three
      * tokens of one sequence runs on decode_bs1 and gives the reference's logits for all three.
      */

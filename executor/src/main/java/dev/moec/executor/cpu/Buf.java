@@ -8,7 +8,8 @@ import java.nio.ByteOrder;
 import java.util.Arrays;
 
 /**
- * A bound buffer of a CPU graph: f32 activations and state in {@code f}, integer inputs and indices in
+ * A bound buffer of a CPU graph, its values the first {@link #elements()} of its array (an activation's
+ * array is its memory-plan slot, which may be longer): f32 activations and state in {@code f}, integer inputs and indices in
  * {@code i}, a weight read in place from the artifact's mapping ({@code w}, stored {@code dtype}), or a
  * packed cache state (bf16 or int8, {@code w} over a byte[] the kernels write: {@code writable}).
  * Aliases share the storage of their source under their own shape.
@@ -108,10 +109,10 @@ public final class Buf {
     public int[] shape() { return shape.clone(); }
     /** Bytes a weight occupies as stored (0 for activations and state). */
     public long storedBytes() { return w == null ? 0 : w.byteSize(); }
-    /** The integer contents of an index or count buffer (not a weight). */
+    /** The integer contents of an index or count buffer (not a weight): a copy of its elements. */
     public int[] ints() {
         if (i == null) throw new IllegalStateException(name + " is not an integer activation");
-        return i;
+        return Arrays.copyOf(i, elements());
     }
 
     @Override public String toString() { return name + ":" + dtype + Arrays.toString(shape); }

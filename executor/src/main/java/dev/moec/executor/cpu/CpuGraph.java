@@ -2,6 +2,7 @@ package dev.moec.executor.cpu;
 
 import dev.moec.backend.Kernel;
 import dev.moec.backend.KernelGraph;
+import dev.moec.capture.MemoryPlan;
 import dev.moec.ir.DType;
 import dev.moec.ir.TensorType;
 import dev.moec.ir.interp.TensorStore;
@@ -12,9 +13,12 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * A kernel graph bound to concrete sizes and to memory: every buffer is allocated (or mapped, for
- * weights, or shared, for state and aliases) once, and {@link #run} replays the launch list over them.
- * A decode graph is bound once at load and replayed every step.
+ * A kernel graph bound to concrete sizes and to memory: weights are mapped, state and aliases shared, and
+ * the activations (and integer inputs) placed as the graph's static {@link MemoryPlan} places them: the
+ * plan colours buffers whose lifetimes never overlap into the same slot, and each slot is one array that
+ * all its buffers use in turn, so a step's activations take the planned peak, not the sum of their sizes.
+ * Every buffer's storage is fixed when the graph is bound, and {@link #run} replays the launch list over
+ * them. A decode graph is bound once at load and replayed every step.
  */
 public final class CpuGraph {
     private final String name;
@@ -22,6 +26,7 @@ public final class CpuGraph {
     private final Kernel[] kernels;
     private final Buf[][] ins, outs;
     private final dev.moec.ir.Attrs[] attrs;
+    private final long activationBytes;
     private CapturedReplay.Replay captured;                                      // null: replayed by the loop in run
 
     /**
@@ -30,6 +35,7 @@ public final class CpuGraph {
      */
     public CpuGraph(KernelGraph g, Map<String, Long> bindings, TensorStore weights, Map<String, Object> state) {
         this.name = g.name();
+        Slots slots = new Slots(g.bind(g.name(), bindings));
         for (KernelGraph.Buffer b : g.buffers()) {
             TensorType t = b.type().bind(bindings);
             if (!t.shape().isStatic()) throw new IllegalArgumentException("graph " + name + ": buffer " + b.name() + " " + t + " has unbound dims");
@@ -55,11 +61,12 @@ public final class CpuGraph {
                     yield new Buf(b.name(), t.dtype(), shape, src.f, src.i, src.writable ? src.w : null, src.writable);
                 }
                 case INPUT, ACTIVATION -> t.dtype() == DType.F32
-                        ? new Buf(b.name(), t.dtype(), shape, new float[n], null, null)
-                        : new Buf(b.name(), t.dtype(), shape, null, new int[n], null);
+                        ? new Buf(b.name(), t.dtype(), shape, slots.floats(b.name()), null, null)
+                        : new Buf(b.name(), t.dtype(), shape, null, slots.ints(b.name()), null);
             };
             buffers.put(b.name(), buf);
         }
+        this.activationBytes = slots.bytes();
         int count = g.launches().size();
         kernels = new Kernel[count];
         ins = new Buf[count][];
@@ -115,7 +122,7 @@ public final class CpuGraph {
     public void run(CpuKernels k, Map<String, int[]> inputs, LaunchObserver observer) {
         inputs.forEach((n, data) -> {
             Buf b = buffers.get(n);
-            if (b == null || b.i == null || b.i.length != data.length) {
+            if (b == null || b.i == null || b.elements() != data.length) {
                 throw new IllegalArgumentException("graph " + name + ": input " + n + " expects " + (b == null ? "nothing" : b.elements() + " ints") + ", got " + data.length);
             }
             System.arraycopy(data, 0, b.i, 0, data.length);
@@ -135,7 +142,43 @@ public final class CpuGraph {
         }
     }
 
+    /** The storage of an f32 buffer: its values are the first {@code elements} of the array (a slot may be larger). */
     public float[] floats(String buffer) { return buffers.get(buffer).f; }
+
+    /** Bytes the activations and inputs take: the plan's slots, as this executor stores them (4 bytes an element). */
+    public long activationBytes() { return activationBytes; }
+
+    /**
+     * The slots of a bound graph's memory plan, one float[] and/or int[] per slot, each as long as the
+     * largest buffer of that kind the slot holds (int8 activations are held in ints on this executor).
+     */
+    private static final class Slots {
+        private final Map<String, Long> slotOf;
+        private final Map<Long, float[]> floats = new HashMap<>();
+        private final Map<Long, int[]> ints = new HashMap<>();
+
+        Slots(KernelGraph bound) {
+            MemoryPlan plan = MemoryPlan.of(bound);
+            slotOf = plan.offsets();                                  // buffers sharing a slot share its offset
+            Map<Long, Integer> floatLen = new HashMap<>(), intLen = new HashMap<>();
+            for (KernelGraph.Buffer b : bound.buffers()) {
+                Long slot = slotOf.get(b.name());
+                if (slot == null) continue;
+                int n = Math.toIntExact(b.type().shape().elements());
+                (b.type().dtype() == DType.F32 ? floatLen : intLen).merge(slot, n, Math::max);
+            }
+            floatLen.forEach((slot, n) -> floats.put(slot, new float[n]));
+            intLen.forEach((slot, n) -> ints.put(slot, new int[n]));
+        }
+
+        float[] floats(String buffer) { return floats.get(slotOf.get(buffer)); }
+
+        int[] ints(String buffer) { return ints.get(slotOf.get(buffer)); }
+
+        long bytes() {
+            return 4L * (floats.values().stream().mapToLong(a -> a.length).sum() + ints.values().stream().mapToLong(a -> a.length).sum());
+        }
+    }
 
     public int launchCount() { return kernels.length; }
 

@@ -156,7 +156,9 @@ public final class CpuKernels {
             Simd.widenI8(b.w, 0, n, i);
             return RefTensor.ofInts(b.dtype, b.shape, i);
         }
-        return b.f != null ? RefTensor.of(b.dtype, b.shape, b.f) : RefTensor.ofInts(b.dtype, b.shape, b.i);
+        int n = b.elements();                           // a plan slot may be longer than the buffer
+        if (b.f != null) return RefTensor.of(b.dtype, b.shape, b.f.length == n ? b.f : Arrays.copyOf(b.f, n));
+        return RefTensor.ofInts(b.dtype, b.shape, b.i.length == n ? b.i : Arrays.copyOf(b.i, n));
     }
 
     /** A semantics result into a packed cache buffer. */
@@ -501,7 +503,7 @@ public final class CpuKernels {
     /** Rows (t, k) sorted stably by expert: a counting sort over the expert ids. */
     void moeDispatch(Buf x, Buf experts, Buf rowsX, Buf rows, Buf counts) {
         int k = experts.dim(1), n = experts.elements(), hidden = x.dim(1), e = counts.elements();
-        java.util.Arrays.fill(counts.i, 0);
+        java.util.Arrays.fill(counts.i, 0, e, 0);
         for (int s = 0; s < n; s++) {
             int ex = experts.i[s];
             if (ex < 0 || ex >= e) throw new IndexOutOfBoundsException("expert " + ex + " outside 0.." + (e - 1));
@@ -620,16 +622,19 @@ public final class CpuKernels {
         int k = x.dim(1), n = w.dim(1);
         float[] wScale = ws.floats();
         float[] xf = Simd.exact(x.i, x.elements());
-        boolean inPlace = inPlaceI8(w);
+        boolean inPlace = inPlaceI8(w), int4 = inPlaceI4(w, k);
+        int[][] split = int4 ? Simd.splitEvenOdd(x.i, x.dim(0), k) : null;        // W4A8: activations by even / odd element
         forEachGroupBlock(x, w, counts, out, n, (expert, from, count, b) -> {
-            int[] row = inPlace ? null : new int[k], acc = new int[count + 3];
-            int tile = inPlace ? ROW_TILE : count;
+            int[] row = inPlace || int4 ? null : new int[k], acc = new int[count + 3];
+            int tile = inPlace || int4 ? ROW_TILE : count;
             for (int t0 = from; t0 < from + count; t0 += tile) {
                 int t1 = Math.min(from + count, t0 + tile);
                 for (int o = b * ROW_BLOCK; o < Math.min(n, (b + 1) * ROW_BLOCK); o++) {
                     long wr = (long) expert * n + o;
                     if (inPlace) i8Rows(x.i, xf, k, t0, t1, w.w, wr, acc);
-                    else {
+                    else if (int4) {
+                        for (int r = t0; r < t1; r++) acc[r - t0] = Simd.dotI4(split[0], split[1], r * (k / 2), w.w, wr * k, k);
+                    } else {
                         w.intRow(wr, k, row);
                         for (int r = t0; r < t1; r++) acc[r - t0] = Simd.dotI8(x.i, r * k, row, k);
                     }
@@ -659,6 +664,9 @@ public final class CpuKernels {
     private static boolean inPlaceBf16(Buf w) { return w.isWeight() && w.dtype == DType.BF16; }
 
     private static boolean inPlaceI8(Buf w) { return w.isWeight() && w.dtype == DType.I8; }
+
+    /** int4 weights are read in place, two a byte, when every row starts on a byte (an even row length). */
+    private static boolean inPlaceI4(Buf w, int cols) { return w.isWeight() && w.dtype == DType.I4 && cols % 2 == 0; }
 
     /** dst[r * n + o] = x row r . bf16 weight row wr, for r in [r0, r1): four activation rows per weight load. */
     private static void bf16Rows(float[] x, int k, int r0, int r1, java.lang.foreign.MemorySegment w, long wr, float[] dst, int n, int o) {

@@ -244,6 +244,45 @@ public final class Simd {
         return s;
     }
 
+    /**
+     * sum_j x[j] * int4(w element we + j), j < n, in int32: an int4 weight row read in place (two elements a
+     * byte, the even element in the low nibble), against an int8 activation row split into its even and odd
+     * elements ({@code xEven[xo + b]} = x[2b], {@code xOdd[xo + b]} = x[2b + 1]; see {@link #splitEvenOdd}).
+     * {@code n} and {@code we} are even.
+     */
+    public static int dotI4(int[] xEven, int[] xOdd, int xo, MemorySegment w, long we, int n) {
+        int half = n / 2, b = 0, s = 0;
+        long base = we / 2;
+        if (ENABLED) {
+            IntVector acc = IntVector.zero(I);
+            for (; b + L <= half; b += L) {
+                IntVector v = (IntVector) ByteVector.fromMemorySegment(B, w, base + b, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I, 0);
+                IntVector lo = v.lanewise(VectorOperators.LSHL, 28).lanewise(VectorOperators.ASHR, 28);
+                IntVector hi = v.lanewise(VectorOperators.LSHL, 24).lanewise(VectorOperators.ASHR, 28);
+                acc = acc.add(lo.mul(IntVector.fromArray(I, xEven, xo + b))).add(hi.mul(IntVector.fromArray(I, xOdd, xo + b)));
+            }
+            s = acc.reduceLanes(VectorOperators.ADD);
+        }
+        for (; b < half; b++) {
+            int v = w.get(ValueLayout.JAVA_BYTE, base + b);
+            s += ((v << 28) >> 28) * xEven[xo + b] + ((v << 24) >> 28) * xOdd[xo + b];
+        }
+        return s;
+    }
+
+    /** Rows of {@code cols} (even) ints split into even and odd elements: the activation form of {@link #dotI4}. */
+    public static int[][] splitEvenOdd(int[] x, int rows, int cols) {
+        int half = cols / 2;
+        int[] even = new int[rows * half], odd = new int[rows * half];
+        for (int r = 0; r < rows; r++) {
+            for (int b = 0; b < half; b++) {
+                even[r * half + b] = x[r * cols + 2 * b];
+                odd[r * half + b] = x[r * cols + 2 * b + 1];
+            }
+        }
+        return new int[][]{even, odd};
+    }
+
     /** sum_j x[xo + j] * int8(w at byte we + j), in int32: an int8 weight row read in place. */
     public static int dotI8(int[] x, int xo, MemorySegment w, long we, int n) {
         int j = 0, s = 0;

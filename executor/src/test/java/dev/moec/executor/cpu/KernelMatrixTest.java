@@ -33,7 +33,7 @@ class KernelMatrixTest {
             "MATMUL, BF16, 1", "MATMUL, BF16, 7", "MATMUL, BF16, 19", "MATMUL, F16, 5", "MATMUL, F32, 4",
             "GROUPED_MATMUL, BF16, 9", "GROUPED_MATMUL, F16, 6", "GROUPED_MATMUL, F32, 3",
             "QUANT_MATMUL, I8, 1", "QUANT_MATMUL, I8, 6", "QUANT_MATMUL, I8, 19",
-            "GROUPED_QUANT_MATMUL, I8, 9", "GROUPED_QUANT_MATMUL, I8, 40", "GROUPED_QUANT_MATMUL, I4, 9",
+            "GROUPED_QUANT_MATMUL, I8, 9", "GROUPED_QUANT_MATMUL, I8, 40", "GROUPED_QUANT_MATMUL, I4, 9", "GROUPED_QUANT_MATMUL, I4, 40",
             "EMBEDDING, BF16, 5", "EMBEDDING, F16, 5", "EMBEDDING, F32, 5"})
     void supportedPairsMatchTheReferenceSemantics(Kernel kernel, DType weight, int rows) {
         SplittableRandom r = new SplittableRandom(kernel.ordinal() * 31L + weight.ordinal() * 7L + rows);

@@ -87,6 +87,27 @@ class SimdPropertyTest {
         }
     }
 
+    /** int4 rows (two a byte, even element low) against int8 activations split by parity: exact in int32. */
+    @Property(tries = 200)
+    void int4DotProductsAreExactInInt32(@ForAll @IntRange(min = 0, max = 150) int halfN, @ForAll @IntRange(min = 0, max = 20) int halfOffset,
+                                        @ForAll long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        int n = 2 * halfN, offset = 2 * halfOffset;
+        int[] x = new int[n], w = new int[offset + n];
+        for (int j = 0; j < n; j++) x[j] = r.nextInt(255) - 127;
+        MemorySegment packed = MemorySegment.ofArray(new byte[(offset + n) / 2]);
+        for (int b = 0; b < (offset + n) / 2; b++) {
+            int lo = r.nextInt(16) - 8, hi = r.nextInt(16) - 8;
+            w[2 * b] = lo;
+            w[2 * b + 1] = hi;
+            packed.set(ValueLayout.JAVA_BYTE, b, (byte) ((lo & 0xF) | (hi << 4)));
+        }
+        int expected = 0;
+        for (int j = 0; j < n; j++) expected += x[j] * w[offset + j];
+        int[][] split = Simd.splitEvenOdd(x, 1, n);
+        assertEquals(expected, Simd.dotI4(split[0], split[1], 0, packed, offset, n));
+    }
+
     @Property(tries = 200)
     void int8DotProductsAreExactInInt32(@ForAll @IntRange(min = 0, max = 300) int n, @ForAll @IntRange(min = 0, max = 40) int offset, @ForAll long seed) {
         SplittableRandom r = new SplittableRandom(seed);
