@@ -154,5 +154,8 @@ public final class CompiledModel implements StepModel {
         return out;
     }
 
-    @Override public void close() { artifact.close(); }
+    @Override public void close() {
+        kernels.close();
+        artifact.close();
+    }
 }

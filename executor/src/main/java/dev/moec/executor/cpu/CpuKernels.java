@@ -21,7 +21,7 @@ import java.util.Set;
  * dtype (bf16, f16 or f32) and widened row by row. Every kernel overwrites its whole output, because
  * captured decode graphs reuse their buffers from step to step.
  */
-public final class CpuKernels {
+public final class CpuKernels implements AutoCloseable {
     private static final Set<DType> WEIGHT_DTYPES = EnumSet.of(DType.BF16, DType.F16, DType.F32);
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final int ROW_BLOCK = 32;
@@ -33,6 +33,9 @@ public final class CpuKernels {
     public CpuKernels(Parallel par) {
         this.par = par;
     }
+
+    /** Stops the worker threads. */
+    @Override public void close() { par.close(); }
 
     /**
      * Refuses a launch whose weight dtypes have no CPU kernel, at compile time for {@code --target cpu} and

@@ -1,17 +1,66 @@
 package dev.moec.executor.cpu;
 
-import java.util.concurrent.ForkJoinPool;
-import java.util.concurrent.RecursiveAction;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.locks.LockSupport;
 import java.util.function.IntConsumer;
 
-/** Splits index ranges over a fork/join pool sized to the executor's thread count. */
-public final class Parallel {
-    private final ForkJoinPool pool;
+/**
+ * Splits index ranges over the executor's threads: the calling thread and {@code threads - 1} workers.
+ * A decode step is hundreds of kernel launches of tens of microseconds each, so the workers spin between
+ * launches instead of parking: waking a parked thread takes tens of microseconds on a virtual machine (a
+ * cross-CPU interrupt), about as long as the kernel itself, and a fork/join pool pays it on every launch.
+ * A worker that has seen no job for {@link #SPIN_NANOS} parks, and the next job unparks it.
+ */
+public final class Parallel implements AutoCloseable {
+    /** How long an idle worker spins before it parks: a few steps' worth of gaps between launches. */
+    static final long SPIN_NANOS = 20_000_000L;
+
     private final int threads;
+    private final Thread[] workers;
+    private volatile Job job;                                   // the running job, or the last one
+    private volatile boolean closed;
+    private final boolean[] parked;                             // guarded by itself
+    private final ThreadLocal<Boolean> inside = ThreadLocal.withInitial(() -> false);
+
+    /** One forEach: chunks handed out by a counter, each a contiguous range of indices. */
+    private static final class Job {
+        final int n, chunks;
+        final IntConsumer body;
+        final AtomicInteger next = new AtomicInteger(), done = new AtomicInteger();
+        final AtomicReference<Throwable> failure = new AtomicReference<>();
+
+        Job(int n, int chunks, IntConsumer body) {
+            this.n = n;
+            this.chunks = chunks;
+            this.body = body;
+        }
+
+        /** Runs chunks until none is left. */
+        void work() {
+            for (int c; (c = next.getAndIncrement()) < chunks; ) {
+                try {
+                    if (failure.get() == null) {
+                        int from = (int) ((long) n * c / chunks), to = (int) ((long) n * (c + 1) / chunks);
+                        for (int k = from; k < to; k++) body.accept(k);
+                    }
+                } catch (Throwable t) {
+                    failure.compareAndSet(null, t);
+                } finally {
+                    done.incrementAndGet();
+                }
+            }
+        }
+    }
 
     public Parallel(int threads) {
         this.threads = Math.max(1, threads);
-        this.pool = new ForkJoinPool(this.threads);
+        this.workers = new Thread[this.threads - 1];
+        this.parked = new boolean[workers.length];
+        for (int w = 0; w < workers.length; w++) {
+            int id = w;
+            workers[w] = Thread.ofPlatform().daemon().name("moec-kernel-" + (w + 1)).start(() -> workerLoop(id));
+        }
     }
 
     public int threads() { return threads; }
@@ -19,30 +68,65 @@ public final class Parallel {
     /** Runs {@code body} for every index in [0, n), in chunks of at least {@code grain}. */
     public void forEach(int n, int grain, IntConsumer body) {
         if (n <= 0) return;
-        if (threads == 1 || n <= grain) {
+        if (threads == 1 || n <= grain || inside.get()) {             // nested calls run on the calling worker
             for (int k = 0; k < n; k++) body.accept(k);
             return;
         }
-        int chunks = Math.min(threads * 4, (n + grain - 1) / grain);
-        pool.invoke(new Range(0, chunks, n, chunks, body));
+        Job j = new Job(n, Math.min(threads * 4, (n + grain - 1) / grain), body);
+        job = j;
+        synchronized (parked) {
+            for (int w = 0; w < workers.length; w++) {
+                if (parked[w]) {
+                    parked[w] = false;
+                    LockSupport.unpark(workers[w]);
+                }
+            }
+        }
+        inside.set(true);
+        try {
+            j.work();
+        } finally {
+            inside.set(false);
+        }
+        while (j.done.get() < j.chunks) Thread.onSpinWait();
+        Throwable t = j.failure.get();
+        if (t instanceof RuntimeException e) throw e;
+        if (t instanceof Error e) throw e;
+        if (t != null) throw new IllegalStateException(t);
     }
 
-    private static final class Range extends RecursiveAction {
-        final int lo, hi, n, chunks;
-        final IntConsumer body;
-
-        Range(int lo, int hi, int n, int chunks, IntConsumer body) {
-            this.lo = lo; this.hi = hi; this.n = n; this.chunks = chunks; this.body = body;
-        }
-
-        @Override protected void compute() {
-            if (hi - lo > 1) {
-                int mid = (lo + hi) >>> 1;
-                invokeAll(new Range(lo, mid, n, chunks, body), new Range(mid, hi, n, chunks, body));
-                return;
+    private void workerLoop(int id) {
+        inside.set(true);
+        Job seen = null;
+        long idleSince = System.nanoTime();
+        while (!closed) {
+            Job j = job;
+            if (j != null && j != seen) {
+                seen = j;
+                j.work();
+                idleSince = System.nanoTime();
+                continue;
             }
-            int from = (int) ((long) n * lo / chunks), to = (int) ((long) n * hi / chunks);
-            for (int k = from; k < to; k++) body.accept(k);
+            if (System.nanoTime() - idleSince < SPIN_NANOS) {
+                Thread.onSpinWait();
+                continue;
+            }
+            synchronized (parked) {
+                if (job != seen || closed) continue;                   // a job arrived meanwhile
+                parked[id] = true;
+            }
+            LockSupport.park(this);
+            synchronized (parked) {
+                parked[id] = false;
+            }
+            idleSince = System.nanoTime();
         }
+    }
+
+    /** Stops the workers (they are daemons, so an unclosed instance never keeps the JVM alive). */
+    @Override
+    public void close() {
+        closed = true;
+        for (Thread w : workers) LockSupport.unpark(w);
     }
 }
