@@ -150,23 +150,27 @@ public class KernelBenchmarks {
     }
 
     /**
-     * Fused attention over an f32 cache of {@code context} positions: decode is {@code tokens} sequences
-     * at the last position each; prefill is one sequence of {@code context} tokens, causal ({@code tokens} unused).
+     * Fused attention over a paged f32 cache of {@code context} positions per sequence, in blocks of
+     * {@value #KV_BLOCK}: decode is {@code tokens} sequences at the last position each; prefill is one
+     * sequence of {@code context} tokens, causal ({@code tokens} unused).
      */
     @State(Scope.Benchmark)
     public static class Attention extends Kernels {
+        static final int KV_BLOCK = 128;
         @Param({"decode", "prefill"}) public String phase;
         @Param({"8"}) public int tokens;
         @Param({"512"}) public int context;
-        Buf q, kc, vc, slots, positions, out;
+        Buf q, kc, vc, table, slots, positions, out;
 
         @Setup(Level.Trial) public void bind() {
             setUp();
             boolean decode = phase.equals("decode");
-            int rows = decode ? tokens : context, seqs = decode ? tokens : 1;
+            int rows = decode ? tokens : context, seqs = decode ? tokens : 1, perSeq = (context + KV_BLOCK - 1) / KV_BLOCK;
             q = f32("q", rows, HEADS, HEAD_DIM);
-            kc = f32("k_cache", seqs, context, KV_HEADS, HEAD_DIM);
-            vc = f32("v_cache", seqs, context, KV_HEADS, HEAD_DIM);
+            kc = f32("k_cache", seqs * perSeq, KV_BLOCK, KV_HEADS, HEAD_DIM);
+            vc = f32("v_cache", seqs * perSeq, KV_BLOCK, KV_HEADS, HEAD_DIM);
+            table = new Buf("block_table", DType.I32, new int[] {seqs, perSeq}, null, new int[seqs * perSeq], null);
+            for (int b = 0; b < seqs * perSeq; b++) table.i[b] = b;
             slots = new Buf("slots", DType.I32, new int[] {rows}, null, new int[rows], null);
             positions = new Buf("positions", DType.I32, new int[] {rows}, null, new int[rows], null);
             for (int t = 0; t < rows; t++) {
@@ -178,7 +182,7 @@ public class KernelBenchmarks {
     }
 
     @Benchmark public float attention(Attention s) {
-        s.k.launch(Kernel.FUSED_INFER_ATTENTION, new Buf[] {s.q, s.kc, s.vc, s.slots, s.positions}, new Buf[] {s.out},
+        s.k.launch(Kernel.FUSED_INFER_ATTENTION, new Buf[] {s.q, s.kc, s.vc, s.table, s.slots, s.positions}, new Buf[] {s.out},
                 Attrs.of("scale", 1.0 / Math.sqrt(HEAD_DIM)));
         return s.out.f[0];
     }

@@ -76,6 +76,11 @@ public final class CpuKernels implements AutoCloseable {
             Kernel.RELU, Kernel.SCALE, Kernel.SUB, Kernel.DIV, Kernel.WEIGHT_QUANT, Kernel.STATIC_QUANT, Kernel.QUANT_MATMUL_STATIC,
             Kernel.MOE_EXPERTS_QUANT);
 
+    /** Per-channel weight scales as floats, widened once per weight (they never change). */
+    private final Map<Buf, float[]> scaleCache = java.util.Collections.synchronizedMap(new IdentityHashMap<>());
+
+    private float[] scales(Buf ws) { return ws.isWeight() ? scaleCache.computeIfAbsent(ws, Buf::floats) : ws.floats(); }
+
     /** Weights widened once for the reference-backed kernels (weights never change). */
     private final Map<Buf, RefTensor> weightCache = java.util.Collections.synchronizedMap(new IdentityHashMap<>());
 
@@ -329,9 +334,21 @@ public final class CpuKernels implements AutoCloseable {
             float[][] score = new float[group][n];
             float[] max = new float[group], sum = new float[group];
             Arrays.fill(max, Float.NEGATIVE_INFINITY);
+            float[] four = new float[4];
             for (int j = 0; j < n; j++) {
                 int kb = (paged.row(s, j) * kvHeads + kvh) * hd;
-                for (int g = 0; g < group; g++) {
+                int g = 0;
+                for (; g + 4 <= group; g += 4) {                     // four query heads per load of the K row
+                    int qb = (t * heads + h0 + g) * hd;
+                    if (bf16) Simd.dotBf16x4(qs, qb, hd, kc.w, kb, hd, four, 0, 1);
+                    else Simd.dotx4(qs, qb, hd, kc.f, kb, hd, four, 0);
+                    for (int c = 0; c < 4; c++) {
+                        float v = four[c] * scale;
+                        score[g + c][j] = v;
+                        max[g + c] = Math.max(max[g + c], v);
+                    }
+                }
+                for (; g < group; g++) {
                     int qb = (t * heads + h0 + g) * hd;
                     float v = (bf16 ? Simd.dotBf16(qs, qb, kc.w, kb, hd) : Simd.dot(qs, qb, kc.f, kb, hd)) * scale;
                     score[g][j] = v;
@@ -600,11 +617,11 @@ public final class CpuKernels implements AutoCloseable {
     /** int8 x int8 accumulated in int, times the row's and the channel's scales. */
     void quantMatmul(Buf x, Buf xs, Buf w, Buf ws, Buf out) {
         int n = w.dim(0), k = w.dim(1), rows = x.elements() / k;
-        float[] wScale = ws.floats();
+        float[] wScale = scales(ws);
         float[] xf = rows >= 4 ? Simd.exact(x.i, rows * k) : null;
         boolean inPlace = inPlaceI8(w);
         par.forEach((n + ROW_BLOCK - 1) / ROW_BLOCK, 1, b -> {
-            int[] row = inPlace ? null : new int[k], acc = new int[rows + 3];
+            int[] row = inPlace ? null : new int[k], acc = new int[rows];
             int tile = inPlace ? ROW_TILE : rows;
             for (int t0 = 0; t0 < rows; t0 += tile) {
                 int t1 = Math.min(rows, t0 + tile);
@@ -623,12 +640,12 @@ public final class CpuKernels implements AutoCloseable {
     /** Grouped int8 rows times int8 or int4 expert weights, with per-row and per-(expert, channel) scales. */
     void groupedQuantMatmul(Buf x, Buf xs, Buf w, Buf ws, Buf counts, Buf out) {
         int k = x.dim(1), n = w.dim(1);
-        float[] wScale = ws.floats();
+        float[] wScale = scales(ws);
         float[] xf = Simd.exact(x.i, x.elements());
         boolean inPlace = inPlaceI8(w), int4 = inPlaceI4(w, k);
         int[][] split = int4 ? Simd.splitEvenOdd(x.i, x.dim(0), k) : null;        // W4A8: activations by even / odd element
         forEachGroupBlock(x, w, counts, out, n, (expert, from, count, b) -> {
-            int[] row = inPlace || int4 ? null : new int[k], acc = new int[count + 3];
+            int[] row = inPlace || int4 ? null : new int[k], acc = new int[count];
             int tile = inPlace || int4 ? ROW_TILE : count;
             for (int t0 = from; t0 < from + count; t0 += tile) {
                 int t1 = Math.min(from + count, t0 + tile);
@@ -679,17 +696,12 @@ public final class CpuKernels implements AutoCloseable {
     }
 
     /**
-     * acc[r - r0] = int8 x row r . int8 weight row wr in int32, for r in [r0, r1); acc has three spare
-     * entries. Four rows at a time share each weight load (float-accumulated, exact; {@code xf} is x as
+     * acc[r - r0] = int8 x row r . int8 weight row wr in int32, for r in [r0, r1). Four rows at a time share each weight load (float-accumulated, exact; {@code xf} is x as
      * floats); a remaining row runs the int32 loop on {@code x}.
      */
     private static void i8Rows(int[] x, float[] xf, int k, int r0, int r1, java.lang.foreign.MemorySegment w, long wr, int[] acc) {
         int r = r0;
-        int[] four = new int[4];
-        for (; r + 4 <= r1; r += 4) {
-            Simd.dotI8x4(xf, r * k, k, w, wr * k, k, four);
-            System.arraycopy(four, 0, acc, r - r0, 4);
-        }
+        for (; r + 4 <= r1; r += 4) Simd.dotI8x4(xf, r * k, k, w, wr * k, k, acc, r - r0);
         for (; r < r1; r++) acc[r - r0] = Simd.dotI8(x, r * k, w, wr * k, k);
     }
 }

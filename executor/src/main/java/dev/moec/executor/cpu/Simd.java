@@ -55,6 +55,52 @@ public final class Simd {
         return s;
     }
 
+    /**
+     * Four dot products sharing one f32 row: out[oo + c] = x row (xo + c * xs) . w[wo ..], c < 4, each
+     * vector of w loaded once for the four rows (the query heads that share a KV head); each equals
+     * {@link #dot} of that row bit for bit.
+     */
+    public static void dotx4(float[] x, int xo, int xs, float[] w, int wo, int n, float[] out, int oo) {
+        int j = 0;
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        if (ENABLED) {                  // the accumulators and order of dot(), per row: the same result bit for bit
+            FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
+            FloatVector b0 = FloatVector.zero(F), b1 = FloatVector.zero(F), b2 = FloatVector.zero(F), b3 = FloatVector.zero(F);
+            for (; j + 2 * L <= n; j += 2 * L) {
+                FloatVector wv = FloatVector.fromArray(F, w, wo + j), wu = FloatVector.fromArray(F, w, wo + j + L);
+                a0 = FloatVector.fromArray(F, x, xo + j).fma(wv, a0);
+                a1 = FloatVector.fromArray(F, x, xo + xs + j).fma(wv, a1);
+                a2 = FloatVector.fromArray(F, x, xo + 2 * xs + j).fma(wv, a2);
+                a3 = FloatVector.fromArray(F, x, xo + 3 * xs + j).fma(wv, a3);
+                b0 = FloatVector.fromArray(F, x, xo + j + L).fma(wu, b0);
+                b1 = FloatVector.fromArray(F, x, xo + xs + j + L).fma(wu, b1);
+                b2 = FloatVector.fromArray(F, x, xo + 2 * xs + j + L).fma(wu, b2);
+                b3 = FloatVector.fromArray(F, x, xo + 3 * xs + j + L).fma(wu, b3);
+            }
+            for (; j + L <= n; j += L) {
+                FloatVector wv = FloatVector.fromArray(F, w, wo + j);
+                a0 = FloatVector.fromArray(F, x, xo + j).fma(wv, a0);
+                a1 = FloatVector.fromArray(F, x, xo + xs + j).fma(wv, a1);
+                a2 = FloatVector.fromArray(F, x, xo + 2 * xs + j).fma(wv, a2);
+                a3 = FloatVector.fromArray(F, x, xo + 3 * xs + j).fma(wv, a3);
+            }
+            s0 = sum(a0.add(b0));
+            s1 = sum(a1.add(b1));
+            s2 = sum(a2.add(b2));
+            s3 = sum(a3.add(b3));
+        }
+        for (; j < n; j++) {
+            s0 += x[xo + j] * w[wo + j];
+            s1 += x[xo + xs + j] * w[wo + j];
+            s2 += x[xo + 2 * xs + j] * w[wo + j];
+            s3 += x[xo + 3 * xs + j] * w[wo + j];
+        }
+        out[oo] = s0;
+        out[oo + 1] = s1;
+        out[oo + 2] = s2;
+        out[oo + 3] = s3;
+    }
+
     /** y[yo + j] += alpha * x[xo + j], j < n. */
     public static void axpy(float alpha, float[] x, int xo, float[] y, int yo, int n) {
         int j = 0;
@@ -124,7 +170,7 @@ public final class Simd {
      * float lanes over chunks of {@link #EXACT_CHUNK} elements, where every partial sum is an integer below
      * 2^24 (at most 2^14 per product) and so exact, and each chunk's lanes are added in int32.
      */
-    public static void dotI8x4(float[] x, int xo, int xs, MemorySegment w, long we, int n, int[] out) {
+    public static void dotI8x4(float[] x, int xo, int xs, MemorySegment w, long we, int n, int[] out, int oo) {
         int j = 0;
         int s0 = 0, s1 = 0, s2 = 0, s3 = 0;
         if (ENABLED) {
@@ -156,10 +202,10 @@ public final class Simd {
             s2 += (int) x[xo + 2 * xs + j] * wj;
             s3 += (int) x[xo + 3 * xs + j] * wj;
         }
-        out[0] = s0;
-        out[1] = s1;
-        out[2] = s2;
-        out[3] = s3;
+        out[oo] = s0;
+        out[oo + 1] = s1;
+        out[oo + 2] = s2;
+        out[oo + 3] = s3;
     }
 
     /** Elements per float-accumulated chunk: each lane sums at most EXACT_CHUNK / L products of magnitude <= 2^14. */

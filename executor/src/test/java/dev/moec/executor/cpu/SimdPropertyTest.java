@@ -54,6 +54,19 @@ class SimdPropertyTest {
         }
     }
 
+    /** Four f32 rows against one shared row, as attention scores the query heads of a KV head. */
+    @Property(tries = 200)
+    void fourRowDotsMatchSingleDots(@ForAll @IntRange(min = 0, max = 300) int n, @ForAll @IntRange(min = 0, max = 40) int offset, @ForAll long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        float[] x = new float[offset + 4 * n], w = new float[offset + n], out = new float[6];
+        for (int j = 0; j < x.length; j++) x[j] = (float) r.nextGaussian();
+        for (int j = 0; j < w.length; j++) w[j] = (float) r.nextGaussian();
+        Simd.dotx4(x, offset, n, w, offset, n, out, 1);
+        for (int c = 0; c < 4; c++) {
+            assertEquals(Simd.dot(x, offset + c * n, w, offset, n), out[1 + c], "row " + c);   // the same lanes, the same tree
+        }
+    }
+
     /** The cache loops, on heap segments over byte[] as the KV caches are stored: bf16 and int8 rows read in place. */
     @Property(tries = 200)
     void cacheRowsDotAndAccumulateLikeTheScalarLoops(@ForAll @IntRange(min = 0, max = 300) int n, @ForAll @IntRange(min = 0, max = 40) int offset,
@@ -147,7 +160,7 @@ class SimdPropertyTest {
             float[] xf = Simd.exact(x, x.length);
             assertEquals(expected, Simd.dotI8(x, 0, w, 0, n));
             int[] four = new int[4];
-            Simd.dotI8x4(xf, 0, n, w, 0, n, four);
+            Simd.dotI8x4(xf, 0, n, w, 0, n, four, 0);
             assertArrayEquals(new int[] {expected, 16384 * n, 16384 * n, 16384 * n}, four);
         }
     }
@@ -171,7 +184,7 @@ class SimdPropertyTest {
             float[] out = new float[8];
             Simd.dotBf16x4(x, 0, n, wb, 0, n, out, 1, 2);
             int[] acc = new int[4];
-            Simd.dotI8x4(Simd.exact(xi, xi.length), 0, n, wi, 0, n, acc);
+            Simd.dotI8x4(Simd.exact(xi, xi.length), 0, n, wi, 0, n, acc, 0);
             for (int c = 0; c < 4; c++) {
                 float one = Simd.dotBf16(x, c * n, wb, 0, n);
                 assertEquals(one, out[1 + 2 * c], 1e-4f * (1 + Math.abs(one)));
