@@ -356,7 +356,7 @@ public final class CpuKernels implements AutoCloseable {
                 }
             }
             for (int g = 0; g < group; g++) {
-                for (int j = 0; j < n; j++) sum[g] += score[g][j] = (float) Math.exp(score[g][j] - max[g]);
+                sum[g] = Simd.expShifted(score[g], 0, n, max[g]);
             }
             float[] acc = new float[group * vd];
             for (int j = 0; j < n; j++) {
@@ -415,8 +415,7 @@ public final class CpuKernels implements AutoCloseable {
                 score[j] = Simd.dotF32I8(q.f, (t * heads + h) * hd, kc.w, (long) row * hd, hd) * ks.f[row] * scale;
                 max = Math.max(max, score[j]);
             }
-            float sum = 0;
-            for (int j = 0; j < n; j++) sum += score[j] = (float) Math.exp(score[j] - max);
+            float sum = Simd.expShifted(score, 0, n, max);
             float[] acc = new float[vd];
             for (int j = 0; j < n; j++) {
                 int row = paged.row(s, j) * kvHeads + kvh;
@@ -584,10 +583,7 @@ public final class CpuKernels implements AutoCloseable {
     void swiglu(Buf x, Buf out) {
         int n = out.dim(-1), rows = out.elements() / n;
         for (int r = 0; r < rows; r++) {
-            for (int j = 0; j < n; j++) {
-                float g = x.f[r * 2 * n + j];
-                out.f[r * n + j] = g / (1f + (float) Math.exp(-g)) * x.f[r * 2 * n + n + j];
-            }
+            Simd.swiglu(x.f, r * 2 * n, x.f, r * 2 * n + n, out.f, r * n, n);
         }
     }
 

@@ -351,6 +351,69 @@ public final class Simd {
         return s;
     }
 
+    // ---- exp: a Cody-Waite reduction and a degree-6 polynomial, in plain float arithmetic --------------
+    //
+    // exp(x) = 2^n * e^r with n = round(x / ln 2) and r = x - n ln 2 (|r| <= ln 2 / 2, ln 2 split in two so
+    // r is exact to a float), e^r by its Taylor polynomial to degree 7 (truncation error below 1e-8; with
+    // the roundings, within three float ulps), 2^n built in the exponent bits. Only adds, multiplies, fused multiply-adds and bit moves,
+    // which round the same compiled or interpreted, so results are reproducible; the vector and the scalar
+    // forms do the same operations, so a value does not depend on whether it fell in a vector or the tail.
+    // x is clamped to [-87.3, 88.7] (the normal range of the result): below, exp is under 1.2e-38.
+
+    private static final float EXP_LO = -87.3f, EXP_HI = 88.7f, LOG2E = 1.44269504f, LN2_HI = 0.693145751953125f,
+            LN2_LO = 1.428606765330187e-06f, ROUND = 12582912f;                           // 1.5 * 2^23
+    private static final float C2 = 1 / 2f, C3 = 1 / 6f, C4 = 1 / 24f, C5 = 1 / 120f, C6 = 1 / 720f, C7 = 1 / 5040f;
+
+    /** e^x as the kernels compute it (see above): within three ulps of the true value. */
+    public static float exp(float x) {
+        x = Math.min(Math.max(x, EXP_LO), EXP_HI);
+        float n = Math.fma(x, LOG2E, ROUND) - ROUND;
+        float r = Math.fma(n, -LN2_LO, Math.fma(n, -LN2_HI, x));
+        float p = Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(C7, r, C6), r, C5), r, C4), r, C3), r, C2), r, 1f);
+        p = Math.fma(p, r, 1f);
+        return p * Float.intBitsToFloat(((int) n + 127) << 23);
+    }
+
+    private static FloatVector exp(FloatVector x) {
+        x = x.max(EXP_LO).min(EXP_HI);
+        FloatVector n = x.fma(LOG2E, ROUND).sub(ROUND);
+        FloatVector r = n.fma(FloatVector.broadcast(F, -LN2_LO), n.fma(FloatVector.broadcast(F, -LN2_HI), x));
+        FloatVector one = FloatVector.broadcast(F, 1f);
+        FloatVector p = FloatVector.broadcast(F, C7).fma(r, FloatVector.broadcast(F, C6)).fma(r, FloatVector.broadcast(F, C5)).fma(r, FloatVector.broadcast(F, C4))
+                .fma(r, FloatVector.broadcast(F, C3)).fma(r, FloatVector.broadcast(F, C2)).fma(r, one).fma(r, one);
+        IntVector bits = ((IntVector) n.convertShape(VectorOperators.F2I, I, 0)).add(127).lanewise(VectorOperators.LSHL, 23);
+        return p.mul(bits.reinterpretAsFloats());
+    }
+
+    /** x[xo + j] = exp(x[xo + j] - max), j < n, in place; returns their sum (lanes, then the tail, in a fixed order). */
+    public static float expShifted(float[] x, int xo, int n, float max) {
+        int j = 0;
+        float s = 0;
+        if (ENABLED) {
+            FloatVector acc = FloatVector.zero(F);
+            for (; j + L <= n; j += L) {
+                FloatVector e = exp(FloatVector.fromArray(F, x, xo + j).sub(max));
+                e.intoArray(x, xo + j);
+                acc = acc.add(e);
+            }
+            s = sum(acc);
+        }
+        for (; j < n; j++) s += x[xo + j] = exp(x[xo + j] - max);
+        return s;
+    }
+
+    /** out[oo + j] = silu(g[go + j]) * u[uo + j] = g / (1 + e^-g) * u, j < n: SwiGLU. */
+    public static void swiglu(float[] g, int go, float[] u, int uo, float[] out, int oo, int n) {
+        int j = 0;
+        if (ENABLED) {
+            for (; j + L <= n; j += L) {
+                FloatVector gv = FloatVector.fromArray(F, g, go + j);
+                gv.div(exp(gv.neg()).add(1f)).mul(FloatVector.fromArray(F, u, uo + j)).intoArray(out, oo + j);
+            }
+        }
+        for (; j < n; j++) out[oo + j] = g[go + j] / (exp(-g[go + j]) + 1f) * u[uo + j];
+    }
+
     /**
      * The sum of v's lanes along a fixed tree: lane i is added to lane i + L/2, then i + L/4, ..., and
      * lane 0 holds the total. {@code reduceLanes(ADD)} leaves the order of a float reduction open, and the

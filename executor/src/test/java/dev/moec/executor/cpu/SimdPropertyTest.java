@@ -54,6 +54,35 @@ class SimdPropertyTest {
         }
     }
 
+    /** The kernels' exp: within three float ulps of the true value over the normal range, and the same in vector and scalar form. */
+    @Property(tries = 300)
+    void expIsAccurateAndTheSameInVectorsAndTheTail(@ForAll @IntRange(min = 0, max = 100) int n, @ForAll long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        float[] x = new float[n], shifted = new float[n];
+        float max = 3f;
+        for (int j = 0; j < n; j++) x[j] = shifted[j] = (float) (r.nextDouble() * 180 - 90);
+        float sum = Simd.expShifted(shifted, 0, n, max), expected = 0;
+        for (int j = 0; j < n; j++) {
+            float e = Simd.exp(x[j] - max);
+            assertEquals(e, shifted[j], "element " + j + " of " + n + ": vector and scalar forms differ");
+            double truth = Math.exp(Math.min(Math.max(x[j] - max, -87.3f), 88.7f));     // the clamp, in float
+            assertEquals(truth, e, 3 * Math.ulp((float) truth), "exp(" + (x[j] - max) + ")");
+        }
+        double total = 0;
+        for (float e : shifted) total += e;
+        assertEquals(total, sum, 1e-5 * total + 1e-30);
+        float[] g = new float[n], u = new float[n], out = new float[n];
+        for (int j = 0; j < n; j++) {
+            g[j] = (float) r.nextGaussian() * 4;
+            u[j] = (float) r.nextGaussian();
+        }
+        Simd.swiglu(g, 0, u, 0, out, 0, n);
+        for (int j = 0; j < n; j++) {
+            assertEquals(g[j] / (Simd.exp(-g[j]) + 1f) * u[j], out[j], "swiglu element " + j);
+            assertEquals(g[j] / (1 + Math.exp(-g[j])) * u[j], out[j], 1e-6 * (1 + Math.abs(g[j] * u[j])));
+        }
+    }
+
     /** Four f32 rows against one shared row, as attention scores the query heads of a KV head. */
     @Property(tries = 200)
     void fourRowDotsMatchSingleDots(@ForAll @IntRange(min = 0, max = 300) int n, @ForAll @IntRange(min = 0, max = 40) int offset, @ForAll long seed) {
