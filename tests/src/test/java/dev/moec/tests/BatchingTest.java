@@ -60,15 +60,9 @@ class BatchingTest {
             int[][] together = new int[3][steps];
             int[] last = new int[3], position = new int[3];
             for (int s = 0; s < 3; s++) {
-                int n = prompts[s].length;
-                int[] pos = new int[n], slots = new int[n];
-                for (int i = 0; i < n; i++) {
-                    pos[i] = i;
-                    slots[i] = s;
-                }
-                last[s] = Sampler.argmax(m.step(prompts[s], pos, slots, new int[]{n - 1})[0]);
+                last[s] = Sampler.argmax(Fixtures.prefill(m, s, prompts[s]));
                 together[s][0] = last[s];
-                position[s] = n;
+                position[s] = prompts[s].length;
             }
             for (int k = 1; k < steps; k++) {
                 float[][] logits = m.step(last.clone(), position.clone(), new int[]{0, 1, 2}, new int[]{0, 1, 2});

@@ -260,15 +260,7 @@ class FamiliesTest {
         }
     }
 
-    private static float[] prefill(StepModel m, int slot) {
-        int n = PROMPT.length;
-        int[] pos = new int[n], slots = new int[n];
-        for (int i = 0; i < n; i++) {
-            pos[i] = i;
-            slots[i] = slot;
-        }
-        return m.step(PROMPT, pos, slots, new int[]{n - 1})[0];
-    }
+    private static float[] prefill(StepModel m, int slot) { return Fixtures.prefill(m, slot, PROMPT); }
 
     /** The graph with each moe_experts node replaced by expert 0 as a dense SwiGLU MLP, times {@code scaling}. */
     static Graph denseTwin(Graph g, double scaling) {

@@ -105,6 +105,17 @@ final class Fixtures {
         return Arrays.stream(csv.split(",")).mapToInt(Integer::parseInt).toArray();
     }
 
+    /** Prefills {@code prompt} into {@code slot} at positions 0..n-1 in one step; the last position's logits. */
+    static float[] prefill(dev.moec.executor.StepModel m, int slot, int[] prompt) {
+        int n = prompt.length;
+        int[] pos = new int[n], slots = new int[n];
+        for (int i = 0; i < n; i++) {
+            pos[i] = i;
+            slots[i] = slot;
+        }
+        return m.step(prompt, pos, slots, new int[]{n - 1})[0];
+    }
+
     static float maxAbsDiff(float[] a, float[] b) {
         if (a.length != b.length) throw new IllegalArgumentException("lengths " + a.length + " and " + b.length);
         float m = 0;

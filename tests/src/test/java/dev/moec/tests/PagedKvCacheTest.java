@@ -43,16 +43,10 @@ class PagedKvCacheTest {
         List<float[]> out = new ArrayList<>();
         int[] last = new int[3], position = new int[3];
         for (int s = 0; s < 3; s++) {
-            int n = PROMPTS[s].length;
-            int[] pos = new int[n], slots = new int[n];
-            for (int i = 0; i < n; i++) {
-                pos[i] = i;
-                slots[i] = s;
-            }
-            float[] l = m.step(PROMPTS[s], pos, slots, new int[]{n - 1})[0];
+            float[] l = Fixtures.prefill(m, s, PROMPTS[s]);
             out.add(l);
             last[s] = Sampler.argmax(l);
-            position[s] = n;
+            position[s] = PROMPTS[s].length;
         }
         for (int k = 0; k < steps; k++) {
             // Slots 2 and 0 together, then slot 1 alone: both the captured bs2 graph and the bs1 graph.
@@ -85,10 +79,10 @@ class PagedKvCacheTest {
             assertTrue(slot0.length >= 3, "positions 0..10 in blocks of 4");
             assertFalse(slot0[slot0.length - 1] - slot0[0] == slot0.length - 1, "slot 0's blocks " + java.util.Arrays.toString(slot0) + " are one run");
         }
-        try (CompiledModel m = new CompiledModel(Artifact.open(paths.blockOfOne), 3, 32, 2)) {
-            assertEquals(1, m.kvBlocks().blockSize());
-            b1 = interleaved(m, 6);
+        try (Artifact one = Artifact.open(paths.blockOfOne)) {
+            assertEquals(1, one.manifest().kvBlockSize());
         }
+        b1 = interleavedOn(paths.blockOfOne, 6);
         assertSame(b4, b1, "blocks of 4 vs blocks of 1");
     }
 
@@ -101,28 +95,20 @@ class PagedKvCacheTest {
         }
     }
 
-    @Test void theBf16CacheIsPagedToo() {
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"bf16", "int8"})
+    void narrowCachesArePagedToo(String dtype) {
         Artifacts paths = Artifacts.get();
-        List<float[]> b4, b1;
-        try (CompiledModel m = new CompiledModel(Artifact.open(paths.bf16Block4), 3, 32, 2)) {
-            b4 = interleaved(m, 4);
-        }
-        try (CompiledModel m = new CompiledModel(Artifact.open(paths.bf16Block1), 3, 32, 2)) {
-            b1 = interleaved(m, 4);
-        }
-        assertSame(b4, b1, "bf16 cache, blocks of 4 vs blocks of 1");
+        boolean bf16 = dtype.equals("bf16");
+        assertSame(interleavedOn(bf16 ? paths.bf16Block4 : paths.int8Block4, 4), interleavedOn(bf16 ? paths.bf16Block1 : paths.int8Block1, 4),
+                dtype + " cache, blocks of 4 vs blocks of 1");
     }
 
-    @Test void theInt8CacheIsPagedToo() {
-        Artifacts paths = Artifacts.get();
-        List<float[]> b4, b1;
-        try (CompiledModel m = new CompiledModel(Artifact.open(paths.int8Block4), 3, 32, 2)) {
-            b4 = interleaved(m, 4);
+    /** {@link #interleaved} on a fresh model of the artifact at {@code dir}. */
+    static List<float[]> interleavedOn(java.nio.file.Path dir, int steps) {
+        try (CompiledModel m = new CompiledModel(Artifact.open(dir), 3, 32, 2)) {
+            return interleaved(m, steps);
         }
-        try (CompiledModel m = new CompiledModel(Artifact.open(paths.int8Block1), 3, 32, 2)) {
-            b1 = interleaved(m, 4);
-        }
-        assertSame(b4, b1, "int8 cache, blocks of 4 vs blocks of 1");
     }
 
     @Test void blocksHandedBackAreReusedWithoutLeakingTheOldSequence() {
@@ -177,15 +163,7 @@ class PagedKvCacheTest {
         }
     }
 
-    private static float[] prefill(StepModel m, int slot, int[] prompt) {
-        int n = prompt.length;
-        int[] pos = new int[n], slots = new int[n];
-        for (int i = 0; i < n; i++) {
-            pos[i] = i;
-            slots[i] = slot;
-        }
-        return m.step(prompt, pos, slots, new int[]{n - 1})[0];
-    }
+    private static float[] prefill(StepModel m, int slot, int[] prompt) { return Fixtures.prefill(m, slot, prompt); }
 
     /** The extra artifacts these tests compile once: blocks of one position, and the int8 and bf16 caches at two block sizes. */
     record Artifacts(java.nio.file.Path blockOfOne, java.nio.file.Path int8Block4, java.nio.file.Path int8Block1,
