@@ -48,6 +48,7 @@ public final class CpuKernels implements AutoCloseable {
             case RMS_NORM, MATMUL, GROUPED_MATMUL -> List.of(1);
             case ADD_RMS_NORM, ADD_RMS_NORM_DYNAMIC_QUANT -> List.of(2);
             case MOE_EXPERTS -> List.of(3, 4, 5);
+            case FUSED_INFER_ATTENTION_MLA, MLA_ATTENTION, SPARSE_FLASH_ATTENTION, MLA_ATTENTION_SPARSE -> List.of(3);
             default -> List.of();
         };
         for (int w : weightOperands) {
@@ -69,9 +70,9 @@ public final class CpuKernels implements AutoCloseable {
     }
 
     /** The kernels that run their op's reference semantics on the buffers (correct, not yet fast: issue #7). */
-    public static final Set<Kernel> REFERENCE_BACKED = EnumSet.of(Kernel.FUSED_INFER_ATTENTION_MLA, Kernel.SPARSE_FLASH_ATTENTION,
+    public static final Set<Kernel> REFERENCE_BACKED = EnumSet.of(
             Kernel.MOE_GATING_TOPK, Kernel.LAYER_NORM, Kernel.L2_NORM, Kernel.HEAD_MATMUL, Kernel.CAST, Kernel.SLICE, Kernel.CONCAT,
-            Kernel.REPEAT, Kernel.MLA_ATTENTION, Kernel.MLA_ATTENTION_SPARSE, Kernel.INDEXER_TOPK, Kernel.HADAMARD, Kernel.CAUSAL_CONV1D,
+            Kernel.REPEAT, Kernel.INDEXER_TOPK, Kernel.HADAMARD, Kernel.CAUSAL_CONV1D,
             Kernel.GATED_DELTA_RULE, Kernel.GROUP_LIMIT, Kernel.TAKE_ALONG, Kernel.SIGMOID, Kernel.SOFTPLUS, Kernel.EXP, Kernel.NEG,
             Kernel.RELU, Kernel.SCALE, Kernel.SUB, Kernel.DIV, Kernel.WEIGHT_QUANT, Kernel.STATIC_QUANT, Kernel.QUANT_MATMUL_STATIC,
             Kernel.MOE_EXPERTS_QUANT);
@@ -105,6 +106,8 @@ public final class CpuKernels implements AutoCloseable {
             case MUL -> mul(in[0], in[1], out[0]);
             case ADD -> add(in[0], in[1], out[0]);
             case FUSED_INFER_ATTENTION -> attention(in[0], in[1], in[2], in[3], in[4], in[5], out[0], (float) a.f("scale"));
+            case FUSED_INFER_ATTENTION_MLA, MLA_ATTENTION -> mlaAttention(in[0], in[1], in[2], in[3], in[4], in[5], in[6], null, out[0], a);
+            case SPARSE_FLASH_ATTENTION, MLA_ATTENTION_SPARSE -> mlaAttention(in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], out[0], a);
             case ADD_RMS_NORM -> {
                 add(in[0], in[1], out[1]);
                 rmsNorm(out[1], in[2], out[0], (float) a.f("eps"), offset(a));
@@ -369,6 +372,73 @@ public final class CpuKernels implements AutoCloseable {
             for (int g = 0; g < group; g++) {
                 int ob = (t * heads + h0 + g) * vd;
                 for (int d = 0; d < vd; d++) dst[ob + d] = acc[g * vd + d] / sum[g];
+            }
+        });
+    }
+
+    /**
+     * Multi-head latent attention with W_UK and W_UV absorbed (the form FIA's MLA mode runs): per (token,
+     * head), q_nope is taken into the latent space once, qL = W_UK(h)^T q_nope (C values); each cached row
+     * [c_kv | k_pe] then scores qL . c_kv + q_pe . k_pe, the softmax weights sum the latent rows, and W_UV(h)
+     * expands that sum to the head's values. The same value as the op's un-absorbed definition (which
+     * expands every cached row by w_kv_b), in C instead of H * (nope + v) work per cached row. With
+     * {@code indices} (sparse MLA), only the listed positions at or before the token's are read, in order.
+     */
+    void mlaAttention(Buf qn, Buf qp, Buf cache, Buf w, Buf table, Buf slots, Buf positions, Buf indices, Buf out, Attrs a) {
+        PagedCache paged = paged("mla_attention", cache, table);
+        int tokens = qn.dim(0), heads = qn.dim(1), dn = qn.dim(2), dr = qp.dim(2), c = w.dim(1), row = cache.dim(3);
+        int v = (int) a.i("v_head_dim"), per = dn + v, k = indices == null ? 0 : indices.dim(1);
+        float scale = (float) a.f("scale");
+        boolean inPlace = inPlaceBf16(w);
+        par.forEach(tokens * heads, 1, th -> {
+            int t = th / heads, h = th % heads, s = slots.i[t], ob = (t * heads + h) * v;
+            if (s < 0) {
+                Arrays.fill(out.f, ob, ob + v, 0f);
+                return;
+            }
+            float[] wRow = inPlace ? null : new float[c], qL = new float[c];
+            for (int d = 0; d < dn; d++) {                       // qL = sum_d q_nope[d] * W_UK row d
+                float q = qn.f[(t * heads + h) * dn + d];
+                long wr = (long) h * per + d;
+                if (inPlace) Simd.axpyBf16(q, w.w, wr * c, qL, 0, c);
+                else {
+                    w.weightRow(wr, c, wRow);
+                    Simd.axpy(q, wRow, 0, qL, 0, c);
+                }
+            }
+            int[] keys;
+            int n = 0;
+            if (indices == null) {
+                keys = new int[positions.i[t] + 1];
+                for (int j = 0; j <= positions.i[t]; j++) keys[n++] = j;
+            } else {
+                keys = new int[k];
+                for (int m = 0; m < k; m++) {
+                    int j = indices.i[t * k + m];
+                    if (j >= 0 && j <= positions.i[t]) keys[n++] = j;
+                }
+            }
+            if (n == 0) {                                        // no position to attend: zeros, as the definition gives
+                Arrays.fill(out.f, ob, ob + v, 0f);
+                return;
+            }
+            float[] score = new float[n];
+            float max = Float.NEGATIVE_INFINITY;
+            for (int m = 0; m < n; m++) {
+                int base = paged.row(s, keys[m]) * row;
+                score[m] = (Simd.dot(qL, 0, cache.f, base, c) + Simd.dot(qp.f, (t * heads + h) * dr, cache.f, base + c, dr)) * scale;
+                max = Math.max(max, score[m]);
+            }
+            float sum = Simd.expShifted(score, 0, n, max);
+            float[] latent = new float[c];
+            for (int m = 0; m < n; m++) Simd.axpy(score[m] / sum, cache.f, paged.row(s, keys[m]) * row, latent, 0, c);
+            for (int d = 0; d < v; d++) {                        // out = W_UV(h) latent
+                long wr = (long) h * per + dn + d;
+                if (inPlace) out.f[ob + d] = Simd.dotBf16(latent, 0, w.w, wr * c, c);
+                else {
+                    w.weightRow(wr, c, wRow);
+                    out.f[ob + d] = Simd.dot(latent, 0, wRow, 0, c);
+                }
             }
         });
     }

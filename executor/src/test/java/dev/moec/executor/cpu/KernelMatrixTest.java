@@ -53,6 +53,43 @@ class KernelMatrixTest {
         }
     }
 
+    /**
+     * The absorbed MLA kernel (W_UK into the query, W_UV after the latent sum) against the op's un-absorbed
+     * definition: three tokens of two sequences over a paged latent cache (blocks out of order), one padding
+     * token, and for the sparse form index lists with repeats, future and -1 entries, one of them empty.
+     */
+    @ParameterizedTest(name = "{0} with {1} w_kv_b")
+    @CsvSource({"FUSED_INFER_ATTENTION_MLA, BF16", "FUSED_INFER_ATTENTION_MLA, F32", "MLA_ATTENTION, F16",
+            "SPARSE_FLASH_ATTENTION, BF16", "MLA_ATTENTION_SPARSE, F32"})
+    void latentAttentionMatchesItsUnabsorbedDefinition(Kernel kernel, DType weight) {
+        int heads = 3, dn = 20, dr = 6, v = 12, c = 36, blocks = 5, bs = 2, tokens = 4;
+        SplittableRandom r = new SplittableRandom(kernel.ordinal() * 17L + weight.ordinal());
+        boolean sparse = kernel == Kernel.SPARSE_FLASH_ATTENTION || kernel == Kernel.MLA_ATTENTION_SPARSE;
+        try (Arena arena = Arena.ofShared()) {
+            Buf qn = floats("q_nope", r, tokens, heads, dn), qp = floats("q_pe", r, tokens, heads, dr);
+            Buf cache = floats("cache", r, blocks, bs, 1, c + dr), w = weight("w_kv_b", weight, r, arena, heads * (dn + v), c);
+            Buf table = new Buf("block_table", DType.I32, new int[] {2, 3}, null, new int[] {4, 1, -1, 0, 2, 3}, null);
+            Buf slots = new Buf("slots", DType.I32, new int[] {tokens}, null, new int[] {0, 1, -1, 1}, null);
+            Buf positions = new Buf("positions", DType.I32, new int[] {tokens}, null, new int[] {3, 5, 0, 2}, null);
+            Buf indices = new Buf("indices", DType.I32, new int[] {tokens, 4}, null,
+                    new int[] {3, 0, 0, -1, 5, 9, 1, 4, -1, -1, -1, -1, 7, 8, -1, 6}, null);
+            Buf[] in = sparse ? new Buf[] {qn, qp, cache, w, table, slots, positions, indices} : new Buf[] {qn, qp, cache, w, table, slots, positions};
+            CpuKernels.checkSupported(kernel, java.util.Arrays.stream(in).map(b -> b.dtype).toList());
+            Attrs a = kernel == Kernel.FUSED_INFER_ATTENTION_MLA
+                    ? Attrs.of("num_heads", (long) heads, "scale", 0.2, "v_head_dim", (long) v, "sparse_mode", 3L, "input_layout", "TND")
+                    : kernel == Kernel.SPARSE_FLASH_ATTENTION ? Attrs.of("num_heads", (long) heads, "scale", 0.2, "v_head_dim", (long) v)
+                    : Attrs.of("scale", 0.2, "v_head_dim", (long) v);
+            Buf fast = floats("out", r, tokens, heads, v), oracle = floats("out", r, tokens, heads, v);
+            CpuKernels k = new CpuKernels(new Parallel(2));
+            k.launch(kernel, in, new Buf[] {fast}, a);
+            k.reference(kernel, in, new Buf[] {oracle}, a);
+            k.close();
+            for (int j = 0; j < fast.f.length; j++) {
+                assertEquals(oracle.f[j], fast.f[j], 1e-4f * (1 + Math.abs(oracle.f[j])), kernel + " " + weight + " element " + j);
+            }
+        }
+    }
+
     @ParameterizedTest(name = "{0} refuses {1} weights")
     @CsvSource({"MATMUL, I8", "MATMUL, I32", "GROUPED_MATMUL, I4", "QUANT_MATMUL, BF16", "QUANT_MATMUL, I4",
             "GROUPED_QUANT_MATMUL, F32", "EMBEDDING, I8"})
