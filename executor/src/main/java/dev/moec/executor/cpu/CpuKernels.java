@@ -71,10 +71,9 @@ public final class CpuKernels implements AutoCloseable {
 
     /** The kernels that run their op's reference semantics on the buffers (correct, not yet fast: issue #7). */
     public static final Set<Kernel> REFERENCE_BACKED = EnumSet.of(
-            Kernel.MOE_GATING_TOPK, Kernel.LAYER_NORM, Kernel.L2_NORM, Kernel.HEAD_MATMUL, Kernel.CAST, Kernel.SLICE, Kernel.CONCAT,
+            Kernel.MOE_GATING_TOPK, Kernel.HEAD_MATMUL, Kernel.CAST, Kernel.SLICE, Kernel.CONCAT,
             Kernel.REPEAT, Kernel.INDEXER_TOPK, Kernel.HADAMARD, Kernel.CAUSAL_CONV1D,
-            Kernel.GATED_DELTA_RULE, Kernel.GROUP_LIMIT, Kernel.TAKE_ALONG, Kernel.SIGMOID, Kernel.SOFTPLUS, Kernel.EXP, Kernel.NEG,
-            Kernel.RELU, Kernel.SCALE, Kernel.SUB, Kernel.DIV, Kernel.WEIGHT_QUANT, Kernel.STATIC_QUANT, Kernel.QUANT_MATMUL_STATIC,
+            Kernel.GATED_DELTA_RULE, Kernel.GROUP_LIMIT, Kernel.TAKE_ALONG, Kernel.WEIGHT_QUANT, Kernel.STATIC_QUANT, Kernel.QUANT_MATMUL_STATIC,
             Kernel.MOE_EXPERTS_QUANT);
 
     /** Per-channel weight scales as floats, widened once per weight (they never change). */
@@ -86,9 +85,11 @@ public final class CpuKernels implements AutoCloseable {
     private final Map<Buf, RefTensor> weightCache = java.util.Collections.synchronizedMap(new IdentityHashMap<>());
 
     public void launch(Kernel k, Buf[] in, Buf[] out, Attrs a) {
-        boolean elementwise = k == Kernel.ADD || k == Kernel.MUL;
-        if (REFERENCE_BACKED.contains(k) || (elementwise && (in[0].isWeight() || in[1].isWeight() || !Arrays.equals(in[0].shape, in[1].shape)))) {
-            reference(k, in, out, a);                       // broadcasting add/mul, and weight operands, go this way too
+        boolean binary = k == Kernel.ADD || k == Kernel.MUL || k == Kernel.SUB || k == Kernel.DIV;
+        boolean unary = k == Kernel.SIGMOID || k == Kernel.SOFTPLUS || k == Kernel.EXP || k == Kernel.NEG || k == Kernel.RELU || k == Kernel.SCALE;
+        if (REFERENCE_BACKED.contains(k) || (binary && (in[0].isWeight() || in[1].isWeight() || !Arrays.equals(in[0].shape, in[1].shape)))
+                || (unary && in[0].isWeight())) {
+            reference(k, in, out, a);                       // broadcasting elementwise ops, and weight operands, go this way too
             return;
         }
         switch (k) {
@@ -105,6 +106,19 @@ public final class CpuKernels implements AutoCloseable {
             case SILU -> silu(in[0], out[0]);
             case MUL -> mul(in[0], in[1], out[0]);
             case ADD -> add(in[0], in[1], out[0]);
+            case SUB -> elementwise(out[0], j -> in[0].f[j] - in[1].f[j]);
+            case DIV -> elementwise(out[0], j -> in[0].f[j] / in[1].f[j]);
+            case SIGMOID -> elementwise(out[0], j -> (float) dev.moec.ir.interp.Reference.sigmoidOf(in[0].f[j]));
+            case SOFTPLUS -> elementwise(out[0], j -> (float) dev.moec.ir.interp.Reference.softplusOf(in[0].f[j]));
+            case EXP -> elementwise(out[0], j -> (float) Math.exp(in[0].f[j]));
+            case NEG -> elementwise(out[0], j -> -in[0].f[j]);
+            case RELU -> elementwise(out[0], j -> Math.max(in[0].f[j], 0f));
+            case SCALE -> {
+                double f = a.f("factor");
+                elementwise(out[0], j -> (float) (in[0].f[j] * f));
+            }
+            case L2_NORM -> l2Norm(in[0], out[0], a.f("eps"));
+            case LAYER_NORM -> layerNorm(in[0], in[1], in[2], out[0], a.f("eps"));
             case FUSED_INFER_ATTENTION -> attention(in[0], in[1], in[2], in[3], in[4], in[5], out[0], (float) a.f("scale"));
             case FUSED_INFER_ATTENTION_MLA, MLA_ATTENTION -> mlaAttention(in[0], in[1], in[2], in[3], in[4], in[5], in[6], null, out[0], a);
             case SPARSE_FLASH_ATTENTION, MLA_ATTENTION_SPARSE -> mlaAttention(in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], out[0], a);
@@ -727,6 +741,43 @@ public final class CpuKernels implements AutoCloseable {
                     for (int r = t0; r < t1; r++) out.f[r * n + o] = (float) (acc[r - t0] * (double) xs.f[r] * wScale[expert * n + o]);
                 }
             }
+        });
+    }
+
+    private interface Element { float at(int j); }
+
+    /** out[j] = f(j) for every element, in chunks over the threads: the elementwise ops, each as its op defines it. */
+    void elementwise(Buf out, Element f) {
+        int n = out.elements(), chunk = 1 << 14;
+        par.forEach((n + chunk - 1) / chunk, 1, c -> {
+            for (int j = c * chunk; j < Math.min(n, (c + 1) * chunk); j++) out.f[j] = f.at(j);
+        });
+    }
+
+    /** x / sqrt(sum(x^2) + eps) per row of the last dimension, summed in double as the op defines it. */
+    void l2Norm(Buf x, Buf out, double eps) {
+        int d = x.dim(-1), rows = x.elements() / d;
+        par.forEach(rows, 4, r -> {
+            double ss = 0;
+            for (int j = 0; j < d; j++) ss += (double) x.f[r * d + j] * x.f[r * d + j];
+            double inv = 1.0 / Math.sqrt(ss + eps);
+            for (int j = 0; j < d; j++) out.f[r * d + j] = (float) (x.f[r * d + j] * inv);
+        });
+    }
+
+    /** (x - mean) / sqrt(var + eps) * w + b per row, in double as the op defines it; w and b widened once. */
+    void layerNorm(Buf x, Buf w, Buf b, Buf out, double eps) {
+        int d = w.dim(0), rows = x.elements() / d;
+        float[] ws = new float[d], bs = new float[d];
+        w.weightRow(0, d, ws);
+        b.weightRow(0, d, bs);
+        par.forEach(rows, 4, r -> {
+            double mean = 0, var = 0;
+            for (int j = 0; j < d; j++) mean += x.f[r * d + j];
+            mean /= d;
+            for (int j = 0; j < d; j++) var += (x.f[r * d + j] - mean) * (x.f[r * d + j] - mean);
+            double inv = 1.0 / Math.sqrt(var / d + eps);
+            for (int j = 0; j < d; j++) out.f[r * d + j] = (float) ((x.f[r * d + j] - mean) * inv * ws[j] + bs[j]);
         });
     }
 

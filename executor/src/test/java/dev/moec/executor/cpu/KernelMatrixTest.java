@@ -13,6 +13,7 @@ import java.nio.ByteOrder;
 import java.util.List;
 import java.util.SplittableRandom;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -87,6 +88,33 @@ class KernelMatrixTest {
             for (int j = 0; j < fast.f.length; j++) {
                 assertEquals(oracle.f[j], fast.f[j], 1e-4f * (1 + Math.abs(oracle.f[j])), kernel + " " + weight + " element " + j);
             }
+        }
+    }
+
+    /** The elementwise and normalization kernels compute what their ops define, to the bit (same formulas, same precision). */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"SUB", "DIV", "SIGMOID", "SOFTPLUS", "EXP", "NEG", "RELU", "SCALE", "L2_NORM", "LAYER_NORM"})
+    void activationKernelsAreTheirOpsDefinitions(Kernel kernel) {
+        SplittableRandom r = new SplittableRandom(kernel.ordinal());
+        int rows = 37, d = 48;
+        try (Arena arena = Arena.ofShared()) {
+            Buf x = floats("x", r, rows, d), y = floats("y", r, rows, d);
+            Buf[] in = switch (kernel) {
+                case SUB, DIV -> new Buf[] {x, y};
+                case LAYER_NORM -> new Buf[] {x, weight("w", DType.BF16, r, arena, d), weight("b", DType.BF16, r, arena, d)};
+                default -> new Buf[] {x};
+            };
+            Attrs a = switch (kernel) {
+                case SCALE -> Attrs.of("factor", 0.37);
+                case L2_NORM, LAYER_NORM -> Attrs.of("eps", 1e-6);
+                default -> Attrs.of();
+            };
+            Buf fast = floats("out", r, rows, d), oracle = floats("out", r, rows, d);
+            CpuKernels k = new CpuKernels(new Parallel(2));
+            k.launch(kernel, in, new Buf[] {fast}, a);
+            k.reference(kernel, in, new Buf[] {oracle}, a);
+            k.close();
+            assertArrayEquals(oracle.f, fast.f, kernel.name());
         }
     }
 

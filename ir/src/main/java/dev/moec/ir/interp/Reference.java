@@ -913,8 +913,14 @@ public final class Reference {
     // ---- elementwise ---------------------------------------------------------------------------------
 
     public static List<RefTensor> silu(List<RefTensor> in, Attrs a) { return unary(in, x -> x / (1 + Math.exp(-x))); }
-    public static List<RefTensor> sigmoid(List<RefTensor> in, Attrs a) { return unary(in, x -> 1 / (1 + Math.exp(-x))); }
-    public static List<RefTensor> softplus(List<RefTensor> in, Attrs a) { return unary(in, x -> Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x)))); }
+    public static List<RefTensor> sigmoid(List<RefTensor> in, Attrs a) { return unary(in, Reference::sigmoidOf); }
+    public static List<RefTensor> softplus(List<RefTensor> in, Attrs a) { return unary(in, Reference::softplusOf); }
+
+    /** The element functions of sigmoid and softplus (softplus in its overflow-free form), shared with the CPU kernels. */
+    public static double sigmoidOf(double x) { return 1 / (1 + Math.exp(-x)); }
+
+    public static double softplusOf(double x) { return Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x))); }
+
     public static List<RefTensor> exp(List<RefTensor> in, Attrs a) { return unary(in, Math::exp); }
     public static List<RefTensor> neg(List<RefTensor> in, Attrs a) { return unary(in, x -> -x); }
     public static List<RefTensor> relu(List<RefTensor> in, Attrs a) { return unary(in, x -> Math.max(x, 0)); }
