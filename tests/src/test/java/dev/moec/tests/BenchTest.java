@@ -87,7 +87,7 @@ class BenchTest {
      */
     @Test void theBenchPresetIsTheReferenceBenchmarkModel() throws Exception {
         ObjectNode config = TestModels.config("qwen3_moe", "bench");
-        Path file = Files.createTempDirectory("moec-bench-config").resolve("config.json");
+        Path file = Fixtures.tempDir("moec-bench-config").resolve("config.json");
         Files.writeString(file, config.toString());
         ParamCount c = ParamCount.of(ModelImport.stepGraphFromConfig(file));
         assertEquals(1_424_013_312L, c.total());

@@ -20,12 +20,36 @@ final class Fixtures {
     private static Path tiny, tinyArtifact, demoArtifact;
     private static final java.util.Map<String, Path> FAMILY_CHECKPOINTS = new java.util.HashMap<>();
 
+    private static final List<Path> TEMP = new java.util.ArrayList<>();
+
+    /** A temporary directory that is deleted, with what is in it, when the test JVM exits. */
+    static Path tempDir(String prefix) throws IOException {
+        Path dir = Files.createTempDirectory(prefix);
+        synchronized (TEMP) {
+            if (TEMP.isEmpty()) Runtime.getRuntime().addShutdownHook(new Thread(Fixtures::deleteTempDirs));
+            TEMP.add(dir);
+        }
+        return dir;
+    }
+
+    private static void deleteTempDirs() {
+        synchronized (TEMP) {
+            for (Path dir : TEMP) {
+                try (var files = Files.walk(dir)) {
+                    files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+                } catch (IOException | UncheckedIOException e) {
+                    System.err.println("could not delete " + dir + ": " + e.getMessage());
+                }
+            }
+        }
+    }
+
     /** The seeded tiny checkpoint of a family (see {@code moec testmodel --arch A --preset tiny}), made once. */
     static synchronized Path tinyCheckpoint(String arch) {
         if (arch.equals("qwen3_moe")) return tinyCheckpoint();
         return FAMILY_CHECKPOINTS.computeIfAbsent(arch, a -> {
             try {
-                Path dir = Files.createTempDirectory("moec-" + a + "-");
+                Path dir = tempDir("moec-" + a + "-");
                 TestModels.write(a, "tiny", 0, dir, line -> {});
                 return dir;
             } catch (IOException e) {
@@ -38,7 +62,7 @@ final class Fixtures {
     static synchronized Path tinyCheckpoint() {
         if (tiny == null) {
             try {
-                tiny = Files.createTempDirectory("moec-tiny-");
+                tiny = tempDir("moec-tiny-");
                 TestModels.write("qwen3_moe", "tiny", 0, tiny, line -> {});
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
@@ -74,7 +98,7 @@ final class Fixtures {
 
     static Path compile(Path checkpoint, List<Integer> batchSizes, int kvBlockSize, String pipeline) {
         try {
-            Path out = Files.createTempDirectory("moec-artifact-");
+            Path out = tempDir("moec-artifact-");
             ModelCompiler.compile(checkpoint, out, new ModelCompiler.Options(batchSizes, pipeline, dev.moec.backend.Target.CPU, null, 1, kvBlockSize), line -> {});
             return out;
         } catch (IOException e) {

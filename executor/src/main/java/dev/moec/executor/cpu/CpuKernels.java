@@ -329,11 +329,16 @@ public final class CpuKernels implements AutoCloseable {
         }
     }
 
+    /** Positions one attention task covers at most: a task's K and V rows stay in L2. */
+    private static final int ATTENTION_PART = 256;
+
     /**
-     * Causal attention over the cache (f32, or bf16 read in place), one (token, KV head) per task: the
-     * query heads that share a KV head (grouped-query attention) are scored together, so each cached K and
-     * V row is loaded once per group. Token t reads positions 0..positions[t] of its slot through the
-     * block table.
+     * Causal attention over the cache (f32, or bf16 read in place). Each token's positions 0..positions[t]
+     * are cut into parts, enough to give every thread work even at batch 1, and one task takes a part for
+     * every head of the token: it reads the part's K and V rows position by position (all KV heads of a
+     * position lie together), scoring the query heads that share a KV head four at a time. A token in one
+     * part is finished by its task; otherwise each part leaves its running max, sum and weighted values,
+     * and the parts are merged (flash-decoding). Positions are found through the block table.
      */
     void attention(Buf q, Buf kc, Buf vc, Buf table, Buf slots, Buf positions, Buf out, float scale) {
         PagedCache paged = paged("attention", kc, table);
@@ -341,53 +346,85 @@ public final class CpuKernels implements AutoCloseable {
         int kvHeads = kc.dim(2), vd = vc.dim(3), group = heads / kvHeads;
         boolean bf16 = kc.dtype == DType.BF16;
         float[] qs = q.f, dst = out.f;
-        par.forEach(tokens * kvHeads, 1, tk -> {
-            int t = tk / kvHeads, kvh = tk % kvHeads, s = slots.i[t], h0 = kvh * group;
+        int wanted = Math.ceilDiv(2 * par.threads(), tokens);          // parts a token needs for every thread to work
+        int[] parts = new int[tokens], first = new int[tokens + 1];
+        for (int t = 0; t < tokens; t++) {
+            int n = slots.i[t] < 0 ? 0 : positions.i[t] + 1;
+            parts[t] = n == 0 ? 1 : Math.min(n, Math.max(wanted, Math.ceilDiv(n, ATTENTION_PART)));
+            first[t + 1] = first[t] + parts[t];
+        }
+        float[][] partial = new float[first[tokens]][];                 // per split part: [heads][max, sum, vd values]
+        par.forEach(first[tokens], 1, task -> {
+            int t = 0;
+            while (first[t + 1] <= task) t++;
+            int s = slots.i[t], part = task - first[t];
             if (s < 0) {
-                Arrays.fill(dst, (t * heads + h0) * vd, (t * heads + h0 + group) * vd, 0f);
+                Arrays.fill(dst, t * heads * vd, (t + 1) * heads * vd, 0f);
                 return;
             }
-            int n = positions.i[t] + 1;
-            float[][] score = new float[group][n];
-            float[] max = new float[group], sum = new float[group];
+            int n = positions.i[t] + 1, from = (int) ((long) n * part / parts[t]), to = (int) ((long) n * (part + 1) / parts[t]), m = to - from;
+            float[][] score = new float[heads][m];
+            float[] max = new float[heads], four = new float[4];
             Arrays.fill(max, Float.NEGATIVE_INFINITY);
-            float[] four = new float[4];
-            for (int j = 0; j < n; j++) {
-                int kb = (paged.row(s, j) * kvHeads + kvh) * hd;
-                int g = 0;
-                for (; g + 4 <= group; g += 4) {                     // four query heads per load of the K row
-                    int qb = (t * heads + h0 + g) * hd;
-                    if (bf16) Simd.dotBf16x4(qs, qb, hd, kc.w, kb, hd, four, 0, 1);
-                    else Simd.dotx4(qs, qb, hd, kc.f, kb, hd, four, 0);
-                    for (int c = 0; c < 4; c++) {
-                        float v = four[c] * scale;
-                        score[g + c][j] = v;
-                        max[g + c] = Math.max(max[g + c], v);
+            for (int j = from; j < to; j++) {
+                int at = paged.row(s, j) * kvHeads;
+                for (int kvh = 0; kvh < kvHeads; kvh++) {
+                    int kb = (at + kvh) * hd, h0 = kvh * group, g = 0;
+                    for (; g + 4 <= group; g += 4) {                     // four query heads per load of the K row
+                        int qb = (t * heads + h0 + g) * hd;
+                        if (bf16) Simd.dotBf16x4(qs, qb, hd, kc.w, kb, hd, four, 0, 1);
+                        else Simd.dotx4(qs, qb, hd, kc.f, kb, hd, four, 0);
+                        for (int c = 0; c < 4; c++) score[h0 + g + c][j - from] = four[c] * scale;
+                    }
+                    for (; g < group; g++) {
+                        int qb = (t * heads + h0 + g) * hd;
+                        score[h0 + g][j - from] = (bf16 ? Simd.dotBf16(qs, qb, kc.w, kb, hd) : Simd.dot(qs, qb, kc.f, kb, hd)) * scale;
                     }
                 }
-                for (; g < group; g++) {
-                    int qb = (t * heads + h0 + g) * hd;
-                    float v = (bf16 ? Simd.dotBf16(qs, qb, kc.w, kb, hd) : Simd.dot(qs, qb, kc.f, kb, hd)) * scale;
-                    score[g][j] = v;
-                    max[g] = Math.max(max[g], v);
+            }
+            float[] sum = new float[heads];
+            for (int h = 0; h < heads; h++) {
+                for (int j = 0; j < m; j++) max[h] = Math.max(max[h], score[h][j]);
+                sum[h] = Simd.expShifted(score[h], 0, m, max[h]);
+            }
+            float[] acc = new float[heads * vd];
+            for (int j = from; j < to; j++) {
+                int at = paged.row(s, j) * kvHeads;
+                for (int h = 0; h < heads; h++) {
+                    int vb = (at + h / group) * vd;
+                    if (bf16) Simd.axpyBf16(score[h][j - from], vc.w, vb, acc, h * vd, vd);
+                    else Simd.axpy(score[h][j - from], vc.f, vb, acc, h * vd, vd);
                 }
             }
-            for (int g = 0; g < group; g++) {
-                sum[g] = Simd.expShifted(score[g], 0, n, max[g]);
-            }
-            float[] acc = new float[group * vd];
-            for (int j = 0; j < n; j++) {
-                int vb = (paged.row(s, j) * kvHeads + kvh) * vd;
-                for (int g = 0; g < group; g++) {
-                    if (bf16) Simd.axpyBf16(score[g][j], vc.w, vb, acc, g * vd, vd);
-                    else Simd.axpy(score[g][j], vc.f, vb, acc, g * vd, vd);
+            if (parts[t] == 1) {
+                for (int h = 0; h < heads; h++) {
+                    for (int d = 0; d < vd; d++) dst[(t * heads + h) * vd + d] = acc[h * vd + d] / sum[h];
                 }
+                return;
             }
-            for (int g = 0; g < group; g++) {
-                int ob = (t * heads + h0 + g) * vd;
-                for (int d = 0; d < vd; d++) dst[ob + d] = acc[g * vd + d] / sum[g];
+            float[] p = new float[heads * (vd + 2)];
+            for (int h = 0; h < heads; h++) {
+                p[h * (vd + 2)] = max[h];
+                p[h * (vd + 2) + 1] = sum[h];
+                System.arraycopy(acc, h * vd, p, h * (vd + 2) + 2, vd);
             }
+            partial[task] = p;
         });
+        for (int t = 0; t < tokens; t++) {                              // merge the parts of split tokens
+            if (parts[t] == 1 || slots.i[t] < 0) continue;
+            for (int h = 0; h < heads; h++) {
+                float max = Float.NEGATIVE_INFINITY, sum = 0;
+                for (int part = 0; part < parts[t]; part++) max = Math.max(max, partial[first[t] + part][h * (vd + 2)]);
+                float[] acc = new float[vd];
+                for (int part = 0; part < parts[t]; part++) {
+                    float[] p = partial[first[t] + part];
+                    float w = Simd.exp(p[h * (vd + 2)] - max);
+                    sum += p[h * (vd + 2) + 1] * w;
+                    Simd.axpy(w, p, h * (vd + 2) + 2, acc, 0, vd);
+                }
+                for (int d = 0; d < vd; d++) dst[(t * heads + h) * vd + d] = acc[d] / sum;
+            }
+        }
     }
 
     /**
