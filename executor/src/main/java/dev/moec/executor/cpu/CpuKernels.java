@@ -75,9 +75,8 @@ public final class CpuKernels implements AutoCloseable {
 
     /** The kernels that run their op's reference semantics on the buffers (correct, not yet fast: issue #7). */
     public static final Set<Kernel> REFERENCE_BACKED = EnumSet.of(
-            Kernel.MOE_GATING_TOPK, Kernel.HEAD_MATMUL, Kernel.CAST, Kernel.SLICE, Kernel.CONCAT,
-            Kernel.REPEAT, Kernel.INDEXER_TOPK, Kernel.HADAMARD, Kernel.CAUSAL_CONV1D,
-            Kernel.GATED_DELTA_RULE, Kernel.GROUP_LIMIT, Kernel.TAKE_ALONG, Kernel.WEIGHT_QUANT, Kernel.STATIC_QUANT, Kernel.QUANT_MATMUL_STATIC,
+            Kernel.MOE_GATING_TOPK, Kernel.HEAD_MATMUL, Kernel.CAST, Kernel.INDEXER_TOPK, Kernel.CAUSAL_CONV1D,
+            Kernel.GATED_DELTA_RULE, Kernel.GROUP_LIMIT, Kernel.WEIGHT_QUANT, Kernel.STATIC_QUANT, Kernel.QUANT_MATMUL_STATIC,
             Kernel.MOE_EXPERTS_QUANT);
 
     /** Per-channel weight scales as floats, widened once per weight (they never change). */
@@ -90,9 +89,10 @@ public final class CpuKernels implements AutoCloseable {
 
     public void launch(Kernel k, Buf[] in, Buf[] out, Attrs a) {
         boolean binary = k == Kernel.ADD || k == Kernel.MUL || k == Kernel.SUB || k == Kernel.DIV;
-        boolean unary = k == Kernel.SIGMOID || k == Kernel.SOFTPLUS || k == Kernel.EXP || k == Kernel.NEG || k == Kernel.RELU || k == Kernel.SCALE;
+        boolean unary = k == Kernel.SIGMOID || k == Kernel.SOFTPLUS || k == Kernel.EXP || k == Kernel.NEG || k == Kernel.RELU || k == Kernel.SCALE
+                || k == Kernel.SLICE || k == Kernel.REPEAT || k == Kernel.HADAMARD || k == Kernel.TAKE_ALONG;
         if (REFERENCE_BACKED.contains(k) || (binary && (in[0].isWeight() || in[1].isWeight() || !Arrays.equals(in[0].shape, in[1].shape)))
-                || (unary && in[0].isWeight())) {
+                || (unary && in[0].isWeight()) || (k == Kernel.CONCAT && (in[0].isWeight() || in[1].isWeight()))) {
             reference(k, in, out, a);                       // broadcasting elementwise ops, and weight operands, go this way too
             return;
         }
@@ -122,6 +122,11 @@ public final class CpuKernels implements AutoCloseable {
                 elementwise(out[0], j -> (float) (in[0].f[j] * f));
             }
             case L2_NORM -> l2Norm(in[0], out[0], a.f("eps"));
+            case SLICE -> slice(in[0], out[0], (int) a.i("axis"), (int) a.i("start"), (int) a.i("end"));
+            case CONCAT -> concat(in[0], in[1], out[0], (int) a.i("axis"));
+            case REPEAT -> repeat(in[0], out[0], (int) a.i("axis"), (int) a.i("times"));
+            case TAKE_ALONG -> takeAlong(in[0], in[1], out[0]);
+            case HADAMARD -> hadamard(in[0], out[0], a.f("scale"));
             case LAYER_NORM -> layerNorm(in[0], in[1], in[2], out[0], a.f("eps"));
             case FUSED_INFER_ATTENTION -> attention(in[0], in[1], in[2], in[3], in[4], in[5], out[0], (float) a.f("scale"));
             case FUSED_INFER_ATTENTION_MLA, MLA_ATTENTION -> mlaAttention(in[0], in[1], in[2], in[3], in[4], in[5], in[6], null, out[0], a);
@@ -782,6 +787,79 @@ public final class CpuKernels implements AutoCloseable {
                     for (int r = t0; r < t1; r++) out.f[r * n + o] = (float) (acc[r - t0] * (double) xs.f[r] * wScale[expert * n + o]);
                 }
             }
+        });
+    }
+
+    /** n elements from src at so to dst at dst0, float or integer storage alike. */
+    private static void copy(Buf src, int so, Buf dst, int d0, int n) {
+        if (src.f != null) System.arraycopy(src.f, so, dst.f, d0, n);
+        else System.arraycopy(src.i, so, dst.i, d0, n);
+    }
+
+    /** Dims before and after {@code axis} multiplied: the outer blocks and the inner run of a data-movement op. */
+    private static int[] outerInner(Buf x, int axis) {
+        int ax = axis < 0 ? axis + x.shape.length : axis, outer = 1, inner = 1;
+        for (int d = 0; d < ax; d++) outer *= x.shape[d];
+        for (int d = ax + 1; d < x.shape.length; d++) inner *= x.shape[d];
+        return new int[] {outer, inner, x.shape[ax]};
+    }
+
+    /** x[..., start:end, ...] along {@code axis}. */
+    void slice(Buf x, Buf out, int axis, int start, int end) {
+        int[] oi = outerInner(x, axis);
+        int n = end - start;
+        for (int o = 0; o < oi[0]; o++) copy(x, (o * oi[2] + start) * oi[1], out, o * n * oi[1], n * oi[1]);
+    }
+
+    /** x and y joined along {@code axis}. */
+    void concat(Buf x, Buf y, Buf out, int axis) {
+        int[] ox = outerInner(x, axis), oy = outerInner(y, axis);
+        int p = ox[2], q = oy[2], inner = ox[1];
+        for (int o = 0; o < ox[0]; o++) {
+            copy(x, o * p * inner, out, o * (p + q) * inner, p * inner);
+            copy(y, o * q * inner, out, (o * (p + q) + p) * inner, q * inner);
+        }
+    }
+
+    /** Each index along {@code axis} repeated {@code times} times in place (repeat_interleave). */
+    void repeat(Buf x, Buf out, int axis, int times) {
+        int[] oi = outerInner(x, axis);
+        int len = oi[2], inner = oi[1];
+        for (int o = 0; o < oi[0]; o++) {
+            for (int j = 0; j < len; j++) {
+                for (int r = 0; r < times; r++) copy(x, (o * len + j) * inner, out, ((o * len + j) * times + r) * inner, inner);
+            }
+        }
+    }
+
+    /** out[r, s] = x[r, index[r, s]] over the last dimension. */
+    void takeAlong(Buf x, Buf index, Buf out) {
+        int n = x.dim(-1), k = index.dim(-1);
+        for (int r = 0; r < index.elements() / k; r++) {
+            for (int s = 0; s < k; s++) {
+                int j = index.i[r * k + s];
+                if (j < 0 || j >= n) throw new IndexOutOfBoundsException("take_along index " + j + " outside 0.." + (n - 1));
+                out.f[r * k + s] = x.f[r * n + j];
+            }
+        }
+    }
+
+    /** scale * H x per row of the last dimension (a power of two), the butterflies in double as the op defines them. */
+    void hadamard(Buf x, Buf out, double scale) {
+        int n = x.dim(-1);
+        par.forEach(x.elements() / n, 4, r -> {
+            double[] v = new double[n];
+            for (int j = 0; j < n; j++) v[j] = x.f[r * n + j];
+            for (int h = 1; h < n; h *= 2) {
+                for (int i = 0; i < n; i += 2 * h) {
+                    for (int j = i; j < i + h; j++) {
+                        double p = v[j], q = v[j + h];
+                        v[j] = p + q;
+                        v[j + h] = p - q;
+                    }
+                }
+            }
+            for (int j = 0; j < n; j++) out.f[r * n + j] = (float) (v[j] * scale);
         });
     }
 

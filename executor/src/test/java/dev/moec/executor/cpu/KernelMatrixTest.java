@@ -118,6 +118,47 @@ class KernelMatrixTest {
         }
     }
 
+    /** The data-movement kernels and the Hadamard transform give exactly what their ops define, on floats and on integers. */
+    @ParameterizedTest(name = "{0} on {1}")
+    @CsvSource({"SLICE, F32", "SLICE, I32", "CONCAT, F32", "CONCAT, I32", "REPEAT, F32", "TAKE_ALONG, F32", "HADAMARD, F32"})
+    void dataMovementKernelsAreTheirOpsDefinitions(Kernel kernel, DType type) {
+        SplittableRandom r = new SplittableRandom(kernel.ordinal() * 3L + type.ordinal());
+        Buf x = type == DType.F32 ? floats("x", r, 3, 5, 16) : int8("x", r, 3, 5, 16);
+        Buf[] in = switch (kernel) {
+            case CONCAT -> new Buf[] {x, type == DType.F32 ? floats("y", r, 3, 2, 16) : int8("y", r, 3, 2, 16)};
+            case TAKE_ALONG -> {
+                Buf idx = new Buf("index", DType.I32, new int[] {3, 5, 4}, null, new int[60], null);
+                for (int j = 0; j < 60; j++) idx.i[j] = r.nextInt(16);
+                yield new Buf[] {x, idx};
+            }
+            default -> new Buf[] {x};
+        };
+        Attrs a = switch (kernel) {
+            case SLICE -> Attrs.of("axis", 1L, "start", 1L, "end", 4L);
+            case CONCAT -> Attrs.of("axis", 1L);
+            case REPEAT -> Attrs.of("axis", -2L, "times", 3L);
+            case HADAMARD -> Attrs.of("scale", 0.25);
+            default -> Attrs.of();
+        };
+        int[] shape = switch (kernel) {
+            case SLICE -> new int[] {3, 3, 16};
+            case CONCAT -> new int[] {3, 7, 16};
+            case REPEAT -> new int[] {3, 15, 16};
+            case TAKE_ALONG -> new int[] {3, 5, 4};
+            default -> new int[] {3, 5, 16};
+        };
+        int n = count(shape);
+        boolean ints = type != DType.F32 && kernel != Kernel.TAKE_ALONG;
+        Buf fast = new Buf("out", type, shape, ints ? null : new float[n], ints ? new int[n] : null, null);
+        Buf oracle = new Buf("out", type, shape, ints ? null : new float[n], ints ? new int[n] : null, null);
+        CpuKernels k = new CpuKernels(new Parallel(2));
+        k.launch(kernel, in, new Buf[] {fast}, a);
+        k.reference(kernel, in, new Buf[] {oracle}, a);
+        k.close();
+        if (ints) assertArrayEquals(oracle.i, fast.i, kernel.name());
+        else assertArrayEquals(oracle.f, fast.f, kernel.name());
+    }
+
     @ParameterizedTest(name = "{0} refuses {1} weights")
     @CsvSource({"MATMUL, I8", "MATMUL, I32", "GROUPED_MATMUL, I4", "QUANT_MATMUL, BF16", "QUANT_MATMUL, I4",
             "GROUPED_QUANT_MATMUL, F32", "EMBEDDING, I8"})
