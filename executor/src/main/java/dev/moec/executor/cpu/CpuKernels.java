@@ -76,7 +76,7 @@ public final class CpuKernels implements AutoCloseable {
     /** The kernels that run their op's reference semantics on the buffers (correct, not yet fast: issue #7). */
     public static final Set<Kernel> REFERENCE_BACKED = EnumSet.of(
             Kernel.MOE_GATING_TOPK, Kernel.HEAD_MATMUL, Kernel.CAST, Kernel.INDEXER_TOPK, Kernel.CAUSAL_CONV1D,
-            Kernel.GATED_DELTA_RULE, Kernel.GROUP_LIMIT, Kernel.WEIGHT_QUANT, Kernel.STATIC_QUANT, Kernel.QUANT_MATMUL_STATIC,
+            Kernel.GROUP_LIMIT, Kernel.WEIGHT_QUANT, Kernel.STATIC_QUANT, Kernel.QUANT_MATMUL_STATIC,
             Kernel.MOE_EXPERTS_QUANT);
 
     /** Per-channel weight scales as floats, widened once per weight (they never change). */
@@ -127,6 +127,7 @@ public final class CpuKernels implements AutoCloseable {
             case REPEAT -> repeat(in[0], out[0], (int) a.i("axis"), (int) a.i("times"));
             case TAKE_ALONG -> takeAlong(in[0], in[1], out[0]);
             case HADAMARD -> hadamard(in[0], out[0], a.f("scale"));
+            case GATED_DELTA_RULE -> gatedDeltaRule(in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], out[0], out[1]);
             case LAYER_NORM -> layerNorm(in[0], in[1], in[2], out[0], a.f("eps"));
             case FUSED_INFER_ATTENTION -> attention(in[0], in[1], in[2], in[3], in[4], in[5], out[0], (float) a.f("scale"));
             case FUSED_INFER_ATTENTION_MLA, MLA_ATTENTION -> mlaAttention(in[0], in[1], in[2], in[3], in[4], in[5], in[6], null, out[0], a);
@@ -860,6 +861,44 @@ public final class CpuKernels implements AutoCloseable {
                 }
             }
             for (int j = 0; j < n; j++) out.f[r * n + j] = (float) (v[j] * scale);
+        });
+    }
+
+    /**
+     * The gated delta rule as its step recurrence, in place on the state (the op's output state aliases its
+     * input): per token, S = S e^g; S += k (v - S^T k)^T beta; o = S^T q, with a slot's state reset at
+     * position 0. Heads are independent, so each task runs one head through all tokens in order; the
+     * rank-one updates are Vector API row loops over the state [dk, dv]. A graph that asks for the chunked
+     * form (chunk_size) gets this same recurrence: the two agree to rounding (tested on the interpreter).
+     */
+    void gatedDeltaRule(Buf q, Buf k, Buf v, Buf g, Buf beta, Buf state, Buf slots, Buf positions, Buf out, Buf stateOut) {
+        int tokens = q.dim(0), heads = q.dim(1), dk = q.dim(2), dv = v.dim(2), slotCount = state.dim(0);
+        float[] st = stateOut.f;
+        if (st != state.f) System.arraycopy(state.f, 0, st, 0, state.elements());
+        par.forEach(heads, 1, h -> {
+            float[] mem = new float[dv];
+            for (int t = 0; t < tokens; t++) {
+                int s = slots.i[t], ob = (t * heads + h) * dv;
+                if (s < 0) {
+                    Arrays.fill(out.f, ob, ob + dv, 0f);
+                    continue;
+                }
+                if (s >= slotCount) throw new IndexOutOfBoundsException("gated_delta_rule slot " + s + " outside state [" + slotCount + "]");
+                int sb = (s * heads + h) * dk * dv, qb = (t * heads + h) * dk;
+                if (positions.i[t] == 0) Arrays.fill(st, sb, sb + dk * dv, 0f);
+                float decay = (float) Math.exp(g.f[t * heads + h]), b = beta.f[t * heads + h];
+                Arrays.fill(mem, 0f);
+                for (int i = 0; i < dk; i++) {                          // decay, and mem = S^T k on the decayed S
+                    Simd.scale(decay, st, sb + i * dv, dv);
+                    Simd.axpy(k.f[qb + i], st, sb + i * dv, mem, 0, dv);
+                }
+                for (int j = 0; j < dv; j++) mem[j] = (v.f[ob + j] - mem[j]) * b;     // the update, delta
+                Arrays.fill(out.f, ob, ob + dv, 0f);
+                for (int i = 0; i < dk; i++) {                          // S += k delta^T, and o = S^T q
+                    Simd.axpy(k.f[qb + i], mem, 0, st, sb + i * dv, dv);
+                    Simd.axpy(q.f[qb + i], st, sb + i * dv, out.f, ob, dv);
+                }
+            }
         });
     }
 

@@ -100,6 +100,13 @@ public final class Simd {
         out[oo + 3] = s3;
     }
 
+    /** x[xo + j] *= alpha, j < n. */
+    public static void scale(float alpha, float[] x, int xo, int n) {
+        int j = 0;
+        if (ENABLED) for (; j + L <= n; j += L) FloatVector.fromArray(F, x, xo + j).mul(alpha).intoArray(x, xo + j);
+        for (; j < n; j++) x[xo + j] *= alpha;
+    }
+
     /** y[yo + j] += alpha * x[xo + j], j < n. */
     public static void axpy(float alpha, float[] x, int xo, float[] y, int yo, int n) {
         int j = 0;

@@ -159,6 +159,46 @@ class KernelMatrixTest {
         else assertArrayEquals(oracle.f, fast.f, kernel.name());
     }
 
+    /**
+     * The gated delta rule kernel (step recurrence, in place) against the op's definition, step and chunked:
+     * a prefill of four tokens of slot 1 from position 0 (its stale state reset), then slot 0 continuing its
+     * state, a padding token, and slot 1 again.
+     */
+    @ParameterizedTest(name = "chunk_size {0}")
+    @org.junit.jupiter.params.provider.ValueSource(ints = {0, 2})
+    void gatedDeltaRuleMatchesItsDefinition(int chunk) {
+        SplittableRandom r = new SplittableRandom(chunk);
+        int tokens = 7, heads = 3, dk = 20, dv = 18;
+        Buf q = floats("q", r, tokens, heads, dk), k = floats("k", r, tokens, heads, dk), v = floats("v", r, tokens, heads, dv);
+        Buf g = floats("g", r, tokens, heads), beta = floats("beta", r, tokens, heads);
+        for (int j = 0; j < g.f.length; j++) {
+            g.f[j] = -Math.abs(g.f[j]) * 0.3f;                  // decays below one
+            beta.f[j] = 1 / (1 + (float) Math.exp(-beta.f[j]));  // in (0, 1)
+        }
+        for (Buf x : new Buf[] {q, k}) {                         // unit rows, as the model's l2-normed q and k
+            for (int row = 0; row < tokens * heads; row++) {
+                double n = 0;
+                for (int i = 0; i < dk; i++) n += x.f[row * dk + i] * x.f[row * dk + i];
+                for (int i = 0; i < dk; i++) x.f[row * dk + i] /= (float) Math.sqrt(n);
+            }
+        }
+        Buf slots = new Buf("slots", DType.I32, new int[] {tokens}, null, new int[] {1, 1, 1, 1, 0, -1, 1}, null);
+        Buf positions = new Buf("positions", DType.I32, new int[] {tokens}, null, new int[] {0, 1, 2, 3, 9, 0, 4}, null);
+        Buf state = floats("state", r, 2, heads, dk, dv);
+        float[] initial = state.f.clone();
+        Attrs a = chunk == 0 ? Attrs.of() : Attrs.of("chunk_size", (long) chunk);
+        Buf fastOut = floats("o", r, tokens, heads, dv), oracleOut = floats("o", r, tokens, heads, dv);
+        Buf fastState = new Buf("state.next", DType.F32, state.shape(), state.f, null, null);       // in place, as bound
+        Buf oracleState = floats("state.next", r, 2, heads, dk, dv);
+        Buf oracleIn = new Buf("state", DType.F32, state.shape(), initial, null, null);
+        CpuKernels kernels = new CpuKernels(new Parallel(2));
+        kernels.launch(Kernel.GATED_DELTA_RULE, new Buf[] {q, k, v, g, beta, state, slots, positions}, new Buf[] {fastOut, fastState}, a);
+        kernels.reference(Kernel.GATED_DELTA_RULE, new Buf[] {q, k, v, g, beta, oracleIn, slots, positions}, new Buf[] {oracleOut, oracleState}, a);
+        kernels.close();
+        for (int j = 0; j < fastOut.f.length; j++) assertEquals(oracleOut.f[j], fastOut.f[j], 1e-4f * (1 + Math.abs(oracleOut.f[j])), "output " + j);
+        for (int j = 0; j < state.f.length; j++) assertEquals(oracleState.f[j], state.f[j], 1e-4f * (1 + Math.abs(oracleState.f[j])), "state " + j);
+    }
+
     @ParameterizedTest(name = "{0} refuses {1} weights")
     @CsvSource({"MATMUL, I8", "MATMUL, I32", "GROUPED_MATMUL, I4", "QUANT_MATMUL, BF16", "QUANT_MATMUL, I4",
             "GROUPED_QUANT_MATMUL, F32", "EMBEDDING, I8"})
