@@ -75,7 +75,7 @@ public final class CpuKernels implements AutoCloseable {
 
     /** The kernels that run their op's reference semantics on the buffers (correct, not yet fast: issue #7). */
     public static final Set<Kernel> REFERENCE_BACKED = EnumSet.of(
-            Kernel.MOE_GATING_TOPK, Kernel.HEAD_MATMUL, Kernel.CAST, Kernel.INDEXER_TOPK, Kernel.CAUSAL_CONV1D,
+            Kernel.MOE_GATING_TOPK, Kernel.HEAD_MATMUL, Kernel.CAST, Kernel.INDEXER_TOPK,
             Kernel.GROUP_LIMIT, Kernel.WEIGHT_QUANT, Kernel.STATIC_QUANT, Kernel.QUANT_MATMUL_STATIC,
             Kernel.MOE_EXPERTS_QUANT);
 
@@ -127,6 +127,7 @@ public final class CpuKernels implements AutoCloseable {
             case REPEAT -> repeat(in[0], out[0], (int) a.i("axis"), (int) a.i("times"));
             case TAKE_ALONG -> takeAlong(in[0], in[1], out[0]);
             case HADAMARD -> hadamard(in[0], out[0], a.f("scale"));
+            case CAUSAL_CONV1D -> causalConv1d(in[0], in[1], in[2], in[3], in[4], out[0], out[1]);
             case GATED_DELTA_RULE -> gatedDeltaRule(in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], out[0], out[1]);
             case LAYER_NORM -> layerNorm(in[0], in[1], in[2], out[0], a.f("eps"));
             case FUSED_INFER_ATTENTION -> attention(in[0], in[1], in[2], in[3], in[4], in[5], out[0], (float) a.f("scale"));
@@ -898,6 +899,42 @@ public final class CpuKernels implements AutoCloseable {
                     Simd.axpy(k.f[qb + i], mem, 0, st, sb + i * dv, dv);
                     Simd.axpy(q.f[qb + i], st, sb + i * dv, out.f, ob, dv);
                 }
+            }
+        });
+    }
+
+    /**
+     * Depthwise causal convolution over each sequence's time axis, in place on the state (the last K-1
+     * inputs of each slot, reset at position 0), summed in double as the op defines it. Channels are
+     * independent, so each task takes a run of channels through all tokens in order.
+     */
+    void causalConv1d(Buf x, Buf w, Buf state, Buf slots, Buf positions, Buf out, Buf stateOut) {
+        int tokens = x.dim(0), channels = x.dim(1), k = w.dim(1), hist = k - 1, slotCount = state.dim(0), run = 256;
+        float[] st = stateOut.f, ws = new float[channels * k];
+        if (st != state.f) System.arraycopy(state.f, 0, st, 0, state.elements());
+        for (int ch = 0; ch < channels; ch++) {                   // the weight [C, K], widened once
+            float[] row = new float[k];
+            w.weightRow(ch, k, row);
+            System.arraycopy(row, 0, ws, ch * k, k);
+        }
+        par.forEach(Math.ceilDiv(channels, run), 1, c -> {
+            int c0 = c * run, c1 = Math.min(channels, c0 + run);
+            for (int t = 0; t < tokens; t++) {
+                int s = slots.i[t];
+                if (s < 0) {
+                    Arrays.fill(out.f, t * channels + c0, t * channels + c1, 0f);
+                    continue;
+                }
+                if (s >= slotCount) throw new IndexOutOfBoundsException("causal_conv1d slot " + s + " outside state [" + slotCount + "]");
+                int base = s * hist * channels;
+                if (positions.i[t] == 0) for (int i = 0; i < hist; i++) Arrays.fill(st, base + i * channels + c0, base + i * channels + c1, 0f);
+                for (int ch = c0; ch < c1; ch++) {
+                    double acc = (double) ws[ch * k + hist] * x.f[t * channels + ch];
+                    for (int i = 0; i < hist; i++) acc += (double) ws[ch * k + i] * st[base + i * channels + ch];
+                    out.f[t * channels + ch] = (float) acc;
+                }
+                for (int i = 0; i + 1 < hist; i++) System.arraycopy(st, base + (i + 1) * channels + c0, st, base + i * channels + c0, c1 - c0);
+                if (hist > 0) System.arraycopy(x.f, t * channels + c0, st, base + (hist - 1) * channels + c0, c1 - c0);
             }
         });
     }

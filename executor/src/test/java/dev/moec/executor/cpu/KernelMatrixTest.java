@@ -3,6 +3,7 @@ package dev.moec.executor.cpu;
 import dev.moec.backend.Kernel;
 import dev.moec.ir.Attrs;
 import dev.moec.ir.DType;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -197,6 +198,28 @@ class KernelMatrixTest {
         kernels.close();
         for (int j = 0; j < fastOut.f.length; j++) assertEquals(oracleOut.f[j], fastOut.f[j], 1e-4f * (1 + Math.abs(oracleOut.f[j])), "output " + j);
         for (int j = 0; j < state.f.length; j++) assertEquals(oracleState.f[j], state.f[j], 1e-4f * (1 + Math.abs(oracleState.f[j])), "state " + j);
+    }
+
+    /** The causal convolution kernel, in place on its state, is the op's definition to the bit (bf16 weights). */
+    @Test
+    void causalConvolutionIsItsDefinition() {
+        SplittableRandom r = new SplittableRandom(5);
+        int tokens = 6, channels = 300, k = 4;
+        try (Arena arena = Arena.ofShared()) {
+            Buf x = floats("x", r, tokens, channels), w = weight("w", DType.BF16, r, arena, channels, k);
+            Buf state = floats("state", r, 2, k - 1, channels);
+            Buf oracleIn = new Buf("state", DType.F32, state.shape(), state.f.clone(), null, null);
+            Buf slots = new Buf("slots", DType.I32, new int[] {tokens}, null, new int[] {1, 1, 1, 0, -1, 1}, null);
+            Buf positions = new Buf("positions", DType.I32, new int[] {tokens}, null, new int[] {0, 1, 2, 7, 0, 3}, null);
+            Buf fastOut = floats("y", r, tokens, channels), oracleOut = floats("y", r, tokens, channels);
+            Buf fastState = new Buf("state.next", DType.F32, state.shape(), state.f, null, null), oracleState = floats("state.next", r, 2, k - 1, channels);
+            CpuKernels kernels = new CpuKernels(new Parallel(2));
+            kernels.launch(Kernel.CAUSAL_CONV1D, new Buf[] {x, w, state, slots, positions}, new Buf[] {fastOut, fastState}, Attrs.of());
+            kernels.reference(Kernel.CAUSAL_CONV1D, new Buf[] {x, w, oracleIn, slots, positions}, new Buf[] {oracleOut, oracleState}, Attrs.of());
+            kernels.close();
+            assertArrayEquals(oracleOut.f, fastOut.f);
+            assertArrayEquals(oracleState.f, state.f);
+        }
     }
 
     @ParameterizedTest(name = "{0} refuses {1} weights")
