@@ -58,7 +58,9 @@ public final class CpuKernels implements AutoCloseable {
         for (int w : weightOperands) {
             if (!WEIGHT_DTYPES.contains(operandTypes.get(w))) refuse(k, operandTypes, "weights must be one of " + WEIGHT_DTYPES);
         }
-        if (k == Kernel.QUANT_MATMUL && operandTypes.get(2) != DType.I8) refuse(k, operandTypes, "the weight must be i8");
+        if ((k == Kernel.QUANT_MATMUL || k == Kernel.QUANT_MATMUL_STATIC) && operandTypes.get(k == Kernel.QUANT_MATMUL ? 2 : 1) != DType.I8) {
+            refuse(k, operandTypes, "the weight must be i8");
+        }
         if (k == Kernel.GROUPED_QUANT_MATMUL && operandTypes.get(2) != DType.I8 && operandTypes.get(2) != DType.I4) refuse(k, operandTypes, "the weight must be i8 or i4");
     }
 
@@ -76,7 +78,7 @@ public final class CpuKernels implements AutoCloseable {
     /** The kernels that run their op's reference semantics on the buffers (correct, not yet fast: issue #7). */
     public static final Set<Kernel> REFERENCE_BACKED = EnumSet.of(
             Kernel.MOE_GATING_TOPK, Kernel.HEAD_MATMUL, Kernel.CAST, Kernel.INDEXER_TOPK,
-            Kernel.GROUP_LIMIT, Kernel.WEIGHT_QUANT, Kernel.STATIC_QUANT, Kernel.QUANT_MATMUL_STATIC,
+            Kernel.GROUP_LIMIT, Kernel.WEIGHT_QUANT,
             Kernel.MOE_EXPERTS_QUANT);
 
     /** Per-channel weight scales as floats, widened once per weight (they never change). */
@@ -127,6 +129,8 @@ public final class CpuKernels implements AutoCloseable {
             case REPEAT -> repeat(in[0], out[0], (int) a.i("axis"), (int) a.i("times"));
             case TAKE_ALONG -> takeAlong(in[0], in[1], out[0]);
             case HADAMARD -> hadamard(in[0], out[0], a.f("scale"));
+            case STATIC_QUANT -> staticQuant(in[0], in[1], in[2], out[0]);
+            case QUANT_MATMUL_STATIC -> quantMatmulStatic(in[0], in[1], in[2], in[3], out[0]);
             case CAUSAL_CONV1D -> causalConv1d(in[0], in[1], in[2], in[3], in[4], out[0], out[1]);
             case GATED_DELTA_RULE -> gatedDeltaRule(in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], out[0], out[1]);
             case LAYER_NORM -> layerNorm(in[0], in[1], in[2], out[0], a.f("eps"));
@@ -937,6 +941,50 @@ public final class CpuKernels implements AutoCloseable {
                 if (hist > 0) System.arraycopy(x.f, t * channels + c0, st, base + (hist - 1) * channels + c0, c1 - c0);
             }
         });
+    }
+
+    /** Static W8A8 activation quantization: clamp(round(x / scale + offset), -128, 127), in double as the op defines it. */
+    void staticQuant(Buf x, Buf scale, Buf offset, Buf out) {
+        double sc = scales(scale)[0], off = scales(offset)[0];
+        int n = x.elements(), chunk = 1 << 14;
+        par.forEach(Math.ceilDiv(n, chunk), 1, c -> {
+            for (int j = c * chunk; j < Math.min(n, (c + 1) * chunk); j++) out.i[j] = (int) Math.max(-128, Math.min(127, Math.rint(x.f[j] / sc + off)));
+        });
+    }
+
+    /**
+     * Static W8A8 matmul: (int8 x . int8 weight + quant_bias) * deq_scale per output channel, the int8 rows
+     * read in place and summed exactly in int32, so the result is the op's to the bit.
+     */
+    void quantMatmulStatic(Buf x, Buf w, Buf bias, Buf deq, Buf out) {
+        int n = w.dim(0), k = w.dim(1), rows = x.elements() / k;
+        float[] deqScale = scales(deq);
+        int[] qBias = quantBias(bias);
+        boolean inPlace = inPlaceI8(w);
+        float[] xf = inPlace && rows >= 4 ? Simd.exact(x.i, rows * k) : null;
+        par.forEach(Math.ceilDiv(n, ROW_BLOCK), 1, b -> {
+            int[] row = inPlace ? null : new int[k], acc = new int[rows];
+            for (int o = b * ROW_BLOCK; o < Math.min(n, (b + 1) * ROW_BLOCK); o++) {
+                if (inPlace) i8Rows(x.i, xf, k, 0, rows, w.w, o, acc);
+                else {
+                    w.intRow(o, k, row);
+                    for (int r = 0; r < rows; r++) acc[r] = Simd.dotI8(x.i, r * k, row, k);
+                }
+                for (int r = 0; r < rows; r++) out.f[r * n + o] = (float) (((long) acc[r] + qBias[o]) * (double) deqScale[o]);
+            }
+        });
+    }
+
+    /** The int32 quant_bias of a static matmul, read once per weight. */
+    private final Map<Buf, int[]> biasCache = java.util.Collections.synchronizedMap(new IdentityHashMap<>());
+
+    private int[] quantBias(Buf bias) {
+        java.util.function.Function<Buf, int[]> read = b -> {
+            int[] v = new int[b.elements()];
+            b.intRow(0, v.length, v);
+            return v;
+        };
+        return bias.isWeight() ? biasCache.computeIfAbsent(bias, read) : read.apply(bias);
     }
 
     private interface Element { float at(int j); }

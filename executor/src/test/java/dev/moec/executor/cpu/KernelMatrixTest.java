@@ -35,7 +35,8 @@ class KernelMatrixTest {
             "MATMUL, BF16, 1", "MATMUL, BF16, 7", "MATMUL, BF16, 19", "MATMUL, F16, 5", "MATMUL, F32, 4",
             "GROUPED_MATMUL, BF16, 9", "GROUPED_MATMUL, F16, 6", "GROUPED_MATMUL, F32, 3",
             "QUANT_MATMUL, I8, 1", "QUANT_MATMUL, I8, 6", "QUANT_MATMUL, I8, 19",
-            "GROUPED_QUANT_MATMUL, I8, 9", "GROUPED_QUANT_MATMUL, I8, 40", "GROUPED_QUANT_MATMUL, I4, 9", "GROUPED_QUANT_MATMUL, I4, 40",
+            "GROUPED_QUANT_MATMUL, I8, 9", "GROUPED_QUANT_MATMUL, I8, 40",
+            "QUANT_MATMUL_STATIC, I8, 1", "QUANT_MATMUL_STATIC, I8, 6", "GROUPED_QUANT_MATMUL, I4, 9", "GROUPED_QUANT_MATMUL, I4, 40",
             "EMBEDDING, BF16, 5", "EMBEDDING, F16, 5", "EMBEDDING, F32, 5"})
     void supportedPairsMatchTheReferenceSemantics(Kernel kernel, DType weight, int rows) {
         SplittableRandom r = new SplittableRandom(kernel.ordinal() * 31L + weight.ordinal() * 7L + rows);
@@ -116,6 +117,25 @@ class KernelMatrixTest {
             k.reference(kernel, in, new Buf[] {oracle}, a);
             k.close();
             assertArrayEquals(oracle.f, fast.f, kernel.name());
+        }
+    }
+
+    /** Static activation quantization is its op's definition to the bit, offsets and clamping included. */
+    @Test
+    void staticQuantizationIsItsDefinition() {
+        SplittableRandom r = new SplittableRandom(11);
+        try (Arena arena = Arena.ofShared()) {
+            Buf x = floats("x", r, 9, 70);
+            for (int j = 0; j < x.f.length; j++) x.f[j] *= 3;                       // some beyond the int8 range: clamped
+            Buf scale = new Buf("scale", DType.F32, new int[] {1}, new float[] {0.02f}, null, null);
+            Buf offset = new Buf("offset", DType.F32, new int[] {1}, new float[] {3f}, null, null);
+            Buf fast = new Buf("q", DType.I8, new int[] {9, 70}, null, new int[630], null), oracle = new Buf("q", DType.I8, new int[] {9, 70}, null, new int[630], null);
+            CpuKernels kernels = new CpuKernels(new Parallel(2));
+            kernels.launch(Kernel.STATIC_QUANT, new Buf[] {x, scale, offset}, new Buf[] {fast}, Attrs.of());
+            kernels.reference(Kernel.STATIC_QUANT, new Buf[] {x, scale, offset}, new Buf[] {oracle}, Attrs.of());
+            kernels.close();
+            assertArrayEquals(oracle.i, fast.i);
+            assertTrue(java.util.Arrays.stream(fast.i).anyMatch(v -> v == 127) && java.util.Arrays.stream(fast.i).anyMatch(v -> v == -128), "clamped both ways");
         }
     }
 
@@ -224,12 +244,13 @@ class KernelMatrixTest {
 
     @ParameterizedTest(name = "{0} refuses {1} weights")
     @CsvSource({"MATMUL, I8", "MATMUL, I32", "GROUPED_MATMUL, I4", "QUANT_MATMUL, BF16", "QUANT_MATMUL, I4",
-            "GROUPED_QUANT_MATMUL, F32", "EMBEDDING, I8"})
+            "GROUPED_QUANT_MATMUL, F32", "EMBEDDING, I8", "QUANT_MATMUL_STATIC, BF16"})
     void unsupportedPairsAreRefusedNamingTheKernelAndTheDtypes(Kernel kernel, DType weight) {
         List<DType> types = switch (kernel) {
             case MATMUL -> List.of(DType.F32, weight);
             case GROUPED_MATMUL -> List.of(DType.F32, weight, DType.I32);
             case QUANT_MATMUL -> List.of(DType.I8, DType.F32, weight, DType.F32);
+            case QUANT_MATMUL_STATIC -> List.of(DType.I8, weight, DType.I32, DType.F32);
             case GROUPED_QUANT_MATMUL -> List.of(DType.I8, DType.F32, weight, DType.F32, DType.I32);
             case EMBEDDING -> List.of(weight, DType.I32);
             default -> throw new IllegalArgumentException(kernel.name());
@@ -243,6 +264,8 @@ class KernelMatrixTest {
             case MATMUL -> new Buf[] {floats("x", r, rows, K), weight("w", weight, r, arena, N, K)};
             case GROUPED_MATMUL -> new Buf[] {floats("x", r, rows, K), weight("w", weight, r, arena, EXPERTS, N, K), counts(rows)};
             case QUANT_MATMUL -> new Buf[] {int8("x", r, rows, K), positive("xs", r, rows), weight("w", weight, r, arena, N, K), positive("ws", r, N)};
+            case QUANT_MATMUL_STATIC -> new Buf[] {int8("x", r, rows, K), weight("w", weight, r, arena, N, K), weight("quant_bias", DType.I32, r, arena, N),
+                    weight("deq_scale", DType.F32, r, arena, N)};
             case GROUPED_QUANT_MATMUL -> new Buf[] {int8("x", r, rows, K), positive("xs", r, rows), weight("w", weight, r, arena, EXPERTS, N, K),
                     positive("ws", r, EXPERTS, N), counts(rows)};
             case EMBEDDING -> {
@@ -285,6 +308,7 @@ class KernelMatrixTest {
             case BF16, F16 -> 2L * n;
             case F32 -> 4L * n;
             case I8 -> n;
+            case I32 -> 4L * n;
             case I4 -> (n + 1) / 2;
             default -> throw new IllegalArgumentException(type.name());
         });
@@ -295,6 +319,7 @@ class KernelMatrixTest {
                 case F16 -> seg.setAtIndex(SHORT_LE, j, Float.floatToFloat16(v));
                 case F32 -> seg.setAtIndex(FLOAT_LE, j, v);
                 case I8 -> seg.set(ValueLayout.JAVA_BYTE, j, (byte) r.nextInt(-128, 128));
+                case I32 -> seg.setAtIndex(ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), j, r.nextInt(-5000, 5000));
                 case I4 -> {
                     int nibble = r.nextInt(-8, 8) & 0xF;
                     byte old = seg.get(ValueLayout.JAVA_BYTE, j / 2);
