@@ -1057,11 +1057,12 @@ public final class CpuKernels implements AutoCloseable {
 
     /**
      * acc[r - r0] = int8 x row r . int8 weight row wr in int32, for r in [r0, r1). Four rows at a time share each weight load (float-accumulated, exact; {@code xf} is x as
-     * floats); a remaining row runs the int32 loop on {@code x}.
+     * floats); two remaining rows share it in int32, and a last one runs the single-row int32 loop on {@code x}.
      */
     private static void i8Rows(int[] x, float[] xf, int k, int r0, int r1, java.lang.foreign.MemorySegment w, long wr, int[] acc) {
         int r = r0;
         for (; r + 4 <= r1; r += 4) Simd.dotI8x4(xf, r * k, k, w, wr * k, k, acc, r - r0);
+        for (; r + 2 <= r1; r += 2) Simd.dotI8x2(x, r * k, k, w, wr * k, k, acc, r - r0);
         for (; r < r1; r++) acc[r - r0] = Simd.dotI8(x, r * k, w, wr * k, k);
     }
 }

@@ -217,6 +217,38 @@ public final class Simd {
     /** Elements per float-accumulated chunk: each lane sums at most EXACT_CHUNK / L products of magnitude <= 2^14. */
     static final int EXACT_CHUNK = 1024;
 
+    /**
+     * Two int8 activation rows (held in ints) against one int8 weight row read in place, in int32:
+     * out[oo] = x row xo . w, out[oo + 1] = x row xo + xs . w; each weight vector loaded and widened once.
+     */
+    public static void dotI8x2(int[] x, int xo, int xs, MemorySegment w, long we, int n, int[] out, int oo) {
+        int j = 0, s0 = 0, s1 = 0;
+        if (ENABLED) {
+            IntVector a0 = IntVector.zero(I), a1 = IntVector.zero(I), b0 = IntVector.zero(I), b1 = IntVector.zero(I);
+            for (; j + 2 * L <= n; j += 2 * L) {
+                IntVector w0 = i8i(w, we + j), w1 = i8i(w, we + j + L);
+                a0 = a0.add(IntVector.fromArray(I, x, xo + j).mul(w0));
+                a1 = a1.add(IntVector.fromArray(I, x, xo + j + L).mul(w1));
+                b0 = b0.add(IntVector.fromArray(I, x, xo + xs + j).mul(w0));
+                b1 = b1.add(IntVector.fromArray(I, x, xo + xs + j + L).mul(w1));
+            }
+            for (; j + L <= n; j += L) {
+                IntVector w0 = i8i(w, we + j);
+                a0 = a0.add(IntVector.fromArray(I, x, xo + j).mul(w0));
+                b0 = b0.add(IntVector.fromArray(I, x, xo + xs + j).mul(w0));
+            }
+            s0 = a0.add(a1).reduceLanes(VectorOperators.ADD);
+            s1 = b0.add(b1).reduceLanes(VectorOperators.ADD);
+        }
+        for (; j < n; j++) {
+            int wj = w.get(ValueLayout.JAVA_BYTE, we + j);
+            s0 += x[xo + j] * wj;
+            s1 += x[xo + xs + j] * wj;
+        }
+        out[oo] = s0;
+        out[oo + 1] = s1;
+    }
+
     private static IntVector i8i(MemorySegment w, long byteOffset) {
         return (IntVector) ByteVector.fromMemorySegment(B, w, byteOffset, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I, 0);
     }

@@ -150,6 +150,20 @@ class SimdPropertyTest {
         assertEquals(expected, Simd.dotI4(split[0], split[1], 0, packed, offset, n));
     }
 
+    /** Two int8 rows sharing a weight row read in place: each exactly its single-row dot product. */
+    @Property(tries = 200)
+    void twoRowInt8DotsAreExact(@ForAll @IntRange(min = 0, max = 300) int n, @ForAll @IntRange(min = 0, max = 40) int offset, @ForAll long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        int[] x = new int[offset + 2 * n];
+        for (int j = 0; j < x.length; j++) x[j] = r.nextInt(255) - 127;
+        MemorySegment w = MemorySegment.ofArray(new byte[offset + n]);
+        for (int j = 0; j < offset + n; j++) w.set(ValueLayout.JAVA_BYTE, j, (byte) (r.nextInt(255) - 127));
+        int[] out = new int[3];
+        Simd.dotI8x2(x, offset, n, w, offset, n, out, 1);
+        assertEquals(Simd.dotI8(x, offset, w, offset, n), out[1]);
+        assertEquals(Simd.dotI8(x, offset + n, w, offset, n), out[2]);
+    }
+
     @Property(tries = 200)
     void int8DotProductsAreExactInInt32(@ForAll @IntRange(min = 0, max = 300) int n, @ForAll @IntRange(min = 0, max = 40) int offset, @ForAll long seed) {
         SplittableRandom r = new SplittableRandom(seed);
