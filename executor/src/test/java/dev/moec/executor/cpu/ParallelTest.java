@@ -1,0 +1,54 @@
+package dev.moec.executor.cpu;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.concurrent.atomic.AtomicIntegerArray;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+class ParallelTest {
+    @Test void everyIndexRunsExactlyOnceAcrossManyLaunches() {
+        try (Parallel par = new Parallel(3)) {
+            for (int n : new int[] {0, 1, 2, 7, 64, 1000}) {
+                for (int launch = 0; launch < 200; launch++) {
+                    AtomicIntegerArray seen = new AtomicIntegerArray(Math.max(n, 1));
+                    par.forEach(n, 1, seen::incrementAndGet);
+                    for (int i = 0; i < n; i++) assertEquals(1, seen.get(i), "n " + n + " index " + i);
+                }
+            }
+        }
+    }
+
+    @Test void aNestedLoopRunsInsideItsTask() {
+        try (Parallel par = new Parallel(2)) {
+            AtomicIntegerArray seen = new AtomicIntegerArray(8 * 8);
+            par.forEach(8, 1, i -> par.forEach(8, 1, j -> seen.incrementAndGet(i * 8 + j)));
+            for (int i = 0; i < 64; i++) assertEquals(1, seen.get(i));
+        }
+    }
+
+    @Test void aFailureInAnyTaskReachesTheCallerAsItself() {
+        try (Parallel par = new Parallel(2)) {
+            IndexOutOfBoundsException thrown = new IndexOutOfBoundsException("block -1 is not assigned");
+            var e = assertThrows(IndexOutOfBoundsException.class, () -> par.forEach(100, 1, i -> {
+                if (i == 77) throw thrown;
+            }));
+            assertSame(thrown, e);
+            AtomicIntegerArray seen = new AtomicIntegerArray(10);                 // and the pool still works after it
+            par.forEach(10, 1, seen::incrementAndGet);
+            for (int i = 0; i < 10; i++) assertEquals(1, seen.get(i));
+        }
+    }
+
+    @Test void idleWorkersParkAndWakeForTheNextLaunch() throws InterruptedException {
+        try (Parallel par = new Parallel(2)) {
+            par.forEach(16, 1, i -> {});
+            Thread.sleep(Parallel.SPIN_NANOS / 1_000_000 + 50);                   // past the spin: the worker parks
+            AtomicIntegerArray seen = new AtomicIntegerArray(16);
+            par.forEach(16, 1, seen::incrementAndGet);
+            for (int i = 0; i < 16; i++) assertEquals(1, seen.get(i));
+        }
+    }
+}
