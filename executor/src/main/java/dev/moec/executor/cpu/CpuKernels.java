@@ -856,15 +856,7 @@ public final class CpuKernels implements AutoCloseable {
         par.forEach(x.elements() / n, 4, r -> {
             double[] v = new double[n];
             for (int j = 0; j < n; j++) v[j] = x.f[r * n + j];
-            for (int h = 1; h < n; h *= 2) {
-                for (int i = 0; i < n; i += 2 * h) {
-                    for (int j = i; j < i + h; j++) {
-                        double p = v[j], q = v[j + h];
-                        v[j] = p + q;
-                        v[j + h] = p - q;
-                    }
-                }
-            }
+            dev.moec.ir.interp.Reference.hadamardInPlace(v);
             for (int j = 0; j < n; j++) out.f[r * n + j] = (float) (v[j] * scale);
         });
     }

@@ -401,18 +401,24 @@ public final class Reference {
         for (int r = 0; r < x.size() / n; r++) {
             double[] v = new double[n];
             for (int j = 0; j < n; j++) v[j] = x.f()[r * n + j];
-            for (int h = 1; h < n; h *= 2) {
-                for (int i = 0; i < n; i += 2 * h) {
-                    for (int j = i; j < i + h; j++) {
-                        double p = v[j], q = v[j + h];
-                        v[j] = p + q;
-                        v[j + h] = p - q;
-                    }
-                }
-            }
+            hadamardInPlace(v);
             for (int j = 0; j < n; j++) out[r * n + j] = (float) (v[j] * a.f("scale"));
         }
         return List.of(RefTensor.f32(x.shape(), out));
+    }
+
+    /** v = H v (unscaled Sylvester Hadamard, length a power of two) by butterflies, in place: shared with the CPU kernel. */
+    public static void hadamardInPlace(double[] v) {
+        int n = v.length;
+        for (int h = 1; h < n; h *= 2) {
+            for (int i = 0; i < n; i += 2 * h) {
+                for (int j = i; j < i + h; j++) {
+                    double p = v[j], q = v[j + h];
+                    v[j] = p + q;
+                    v[j + h] = p - q;
+                }
+            }
+        }
     }
 
     public static List<RefTensor> causalConv1d(List<RefTensor> in, Attrs a) {
