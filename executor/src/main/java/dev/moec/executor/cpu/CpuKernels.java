@@ -77,7 +77,7 @@ public final class CpuKernels implements AutoCloseable {
 
     /** The kernels that run their op's reference semantics on the buffers (correct, not yet fast: issue #7). */
     public static final Set<Kernel> REFERENCE_BACKED = EnumSet.of(
-            Kernel.MOE_GATING_TOPK, Kernel.HEAD_MATMUL, Kernel.CAST, Kernel.INDEXER_TOPK,
+            Kernel.MOE_GATING_TOPK, Kernel.HEAD_MATMUL, Kernel.CAST,
             Kernel.GROUP_LIMIT, Kernel.WEIGHT_QUANT,
             Kernel.MOE_EXPERTS_QUANT);
 
@@ -129,6 +129,7 @@ public final class CpuKernels implements AutoCloseable {
             case REPEAT -> repeat(in[0], out[0], (int) a.i("axis"), (int) a.i("times"));
             case TAKE_ALONG -> takeAlong(in[0], in[1], out[0]);
             case HADAMARD -> hadamard(in[0], out[0], a.f("scale"));
+            case INDEXER_TOPK -> indexerTopk(in[0], in[1], in[2], in[3], in[4], in[5], out[0], (int) a.i("topk"), a.f("scale"));
             case STATIC_QUANT -> staticQuant(in[0], in[1], in[2], out[0]);
             case QUANT_MATMUL_STATIC -> quantMatmulStatic(in[0], in[1], in[2], in[3], out[0]);
             case CAUSAL_CONV1D -> causalConv1d(in[0], in[1], in[2], in[3], in[4], out[0], out[1]);
@@ -932,6 +933,31 @@ public final class CpuKernels implements AutoCloseable {
                 for (int i = 0; i + 1 < hist; i++) System.arraycopy(st, base + (i + 1) * channels + c0, st, base + i * channels + c0, c1 - c0);
                 if (hist > 0) System.arraycopy(x.f, t * channels + c0, st, base + (hist - 1) * channels + c0, c1 - c0);
             }
+        });
+    }
+
+    /**
+     * The DeepSeek-V3.2 lightning indexer: per token, score[s] = scale * sum_h w[t, h] * relu(q[t, h] . k[s])
+     * over its positions s (through the block table), and the topk best positions, -1 padded. The tokens
+     * run in parallel; each is computed in double and ranked as the op defines it, so the choice is the
+     * op's exactly (a tie broken differently would change which positions the sparse attention reads).
+     */
+    void indexerTopk(Buf q, Buf kc, Buf w, Buf table, Buf slots, Buf positions, Buf out, int topk, double scale) {
+        PagedCache paged = paged("indexer_topk", kc, table);
+        int tokens = q.dim(0), heads = q.dim(1), d = q.dim(2);
+        par.forEach(tokens, 1, t -> {
+            Arrays.fill(out.i, t * topk, (t + 1) * topk, -1);
+            if (slots.i[t] < 0) return;
+            int n = positions.i[t] + 1;
+            double[] score = new double[n];
+            for (int s = 0; s < n; s++) {
+                int kb = paged.row(slots.i[t], s) * d;
+                double acc = 0;
+                for (int h = 0; h < heads; h++) acc += w.f[t * heads + h] * Math.max(0, dev.moec.ir.interp.Reference.dot(q.f, (t * heads + h) * d, kc.f, kb, d));
+                score[s] = acc * scale;
+            }
+            int[] best = dev.moec.ir.interp.Reference.topIndices(score, Math.min(topk, n));
+            System.arraycopy(best, 0, out.i, t * topk, best.length);
         });
     }
 

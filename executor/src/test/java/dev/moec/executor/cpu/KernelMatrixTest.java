@@ -120,6 +120,26 @@ class KernelMatrixTest {
         }
     }
 
+    /** The lightning indexer picks exactly the positions its op picks, through a paged cache, padding and short contexts included. */
+    @Test
+    void indexerChoosesWhatItsOpChooses() {
+        SplittableRandom r = new SplittableRandom(13);
+        int tokens = 5, heads = 4, d = 24, topk = 6;
+        Buf q = floats("q", r, tokens, heads, d), kc = floats("k_cache", r, 6, 3, 1, d), w = floats("weights", r, tokens, heads);
+        Buf table = new Buf("block_table", DType.I32, new int[] {2, 3}, null, new int[] {5, 0, 2, 1, 3, 4}, null);
+        Buf slots = new Buf("slots", DType.I32, new int[] {tokens}, null, new int[] {0, 0, 1, -1, 1}, null);
+        Buf positions = new Buf("positions", DType.I32, new int[] {tokens}, null, new int[] {2, 8, 7, 0, 3}, null);
+        Attrs a = Attrs.of("topk", (long) topk, "scale", 0.3);
+        Buf fast = new Buf("sel", DType.I32, new int[] {tokens, topk}, null, new int[tokens * topk], null);
+        Buf oracle = new Buf("sel", DType.I32, new int[] {tokens, topk}, null, new int[tokens * topk], null);
+        CpuKernels kernels = new CpuKernels(new Parallel(2));
+        kernels.launch(Kernel.INDEXER_TOPK, new Buf[] {q, kc, w, table, slots, positions}, new Buf[] {fast}, a);
+        kernels.reference(Kernel.INDEXER_TOPK, new Buf[] {q, kc, w, table, slots, positions}, new Buf[] {oracle}, a);
+        kernels.close();
+        assertArrayEquals(oracle.i, fast.i);
+        assertEquals(-1, fast.i[3], "position 2: three candidates, the rest -1");
+    }
+
     /** Static activation quantization is its op's definition to the bit, offsets and clamping included. */
     @Test
     void staticQuantizationIsItsDefinition() {

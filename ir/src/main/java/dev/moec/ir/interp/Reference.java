@@ -981,7 +981,8 @@ public final class Reference {
         return out;
     }
 
-    private static double dot(float[] a, int ao, float[] b, int bo, int n) {
+    /** sum_j a[ao + j] * b[bo + j] in double, in order: the semantics' dot product (shared with CPU kernels that must match it exactly). */
+    public static double dot(float[] a, int ao, float[] b, int bo, int n) {
         double s = 0;
         for (int j = 0; j < n; j++) s += (double) a[ao + j] * b[bo + j];
         return s;
@@ -995,7 +996,8 @@ public final class Reference {
     }
 
     /** Indices of the k largest values, descending; equal values keep the lower index first. */
-    private static int[] topIndices(double[] v, int k) {
+    /** The indices of the k largest of v, largest first, equal values by lower index: the semantics' top-k order. */
+    public static int[] topIndices(double[] v, int k) {
         Integer[] order = new Integer[v.length];
         for (int i = 0; i < v.length; i++) order[i] = i;
         Arrays.sort(order, (p, q) -> v[p] != v[q] ? Double.compare(v[q], v[p]) : Integer.compare(p, q));
