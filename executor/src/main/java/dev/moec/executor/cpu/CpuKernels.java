@@ -77,7 +77,7 @@ public final class CpuKernels implements AutoCloseable {
 
     /** The kernels that run their op's reference semantics on the buffers (correct, not yet fast: issue #7). */
     public static final Set<Kernel> REFERENCE_BACKED = EnumSet.of(
-            Kernel.MOE_GATING_TOPK, Kernel.HEAD_MATMUL, Kernel.CAST,
+            Kernel.HEAD_MATMUL, Kernel.CAST,
             Kernel.GROUP_LIMIT, Kernel.WEIGHT_QUANT,
             Kernel.MOE_EXPERTS_QUANT);
 
@@ -129,6 +129,7 @@ public final class CpuKernels implements AutoCloseable {
             case REPEAT -> repeat(in[0], out[0], (int) a.i("axis"), (int) a.i("times"));
             case TAKE_ALONG -> takeAlong(in[0], in[1], out[0]);
             case HADAMARD -> hadamard(in[0], out[0], a.f("scale"));
+            case MOE_GATING_TOPK -> gatingTopk(in[0], in[1], out[0], out[1], a);
             case INDEXER_TOPK -> indexerTopk(in[0], in[1], in[2], in[3], in[4], in[5], out[0], (int) a.i("topk"), a.f("scale"));
             case STATIC_QUANT -> staticQuant(in[0], in[1], in[2], out[0]);
             case QUANT_MATMUL_STATIC -> quantMatmulStatic(in[0], in[1], in[2], in[3], out[0]);
@@ -934,6 +935,17 @@ public final class CpuKernels implements AutoCloseable {
                 if (hist > 0) System.arraycopy(x.f, t * channels + c0, st, base + (hist - 1) * channels + c0, c1 - c0);
             }
         });
+    }
+
+    /**
+     * Grouped top-k routing (DeepSeek, MiniMax): the scores of all tokens, then each token's choice of
+     * experts and weights over the threads, by the op's own definition (the same experts, the same bits).
+     */
+    void gatingTopk(Buf x, Buf bias, Buf weights, Buf experts, Attrs a) {
+        int tokens = x.dim(0), e = x.dim(1), k = (int) a.i("k");
+        float[] scores = dev.moec.ir.interp.Reference.gatingScores(view(x), a);
+        float[] b = scales(bias);
+        par.forEach(tokens, 8, t -> dev.moec.ir.interp.Reference.gatingChoice(scores, t * e, e, b, a, weights.f, experts.i, t * k));
     }
 
     /**

@@ -120,6 +120,27 @@ class KernelMatrixTest {
         }
     }
 
+    /** Grouped top-k routing chooses the op's experts with the op's weights, to the bit: DeepSeek's and a softmax form. */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"sigmoid, top2_sum, 8, 4", "softmax, max, 1, 1"})
+    void groupedRoutingIsItsDefinition(String norm, String select, int groups, int keep) {
+        SplittableRandom r = new SplittableRandom(groups);
+        int tokens = 9, experts = 32, k = 6;
+        try (Arena arena = Arena.ofShared()) {
+            Buf x = floats("router_logits", r, tokens, experts), bias = weight("bias", DType.BF16, r, arena, experts);
+            Attrs a = Attrs.of("k", (long) k, "groups", (long) groups, "keep_groups", (long) keep, "group_select", select, "norm_type", norm,
+                    "renorm", true, "routed_scaling", 2.5, "eps", 1e-20);
+            Buf fw = floats("w", r, tokens, k), ow = floats("w", r, tokens, k);
+            Buf fe = new Buf("e", DType.I32, new int[] {tokens, k}, null, new int[tokens * k], null), oe = new Buf("e", DType.I32, new int[] {tokens, k}, null, new int[tokens * k], null);
+            CpuKernels kernels = new CpuKernels(new Parallel(2));
+            kernels.launch(Kernel.MOE_GATING_TOPK, new Buf[] {x, bias}, new Buf[] {fw, fe}, a);
+            kernels.reference(Kernel.MOE_GATING_TOPK, new Buf[] {x, bias}, new Buf[] {ow, oe}, a);
+            kernels.close();
+            assertArrayEquals(oe.i, fe.i);
+            assertArrayEquals(ow.f, fw.f);
+        }
+    }
+
     /** The lightning indexer picks exactly the positions its op picks, through a paged cache, padding and short contexts included. */
     @Test
     void indexerChoosesWhatItsOpChooses() {

@@ -690,27 +690,39 @@ public final class Reference {
         RefTensor x = in.get(0);
         float[] bias = in.get(1).f();
         int e = x.dim(1), tokens = x.dim(0), k = (int) a.i("k");
-        boolean sigmoid = a.s("norm_type").equals("sigmoid");
-        float[] scores = (sigmoid ? sigmoid(List.of(x), a) : softmax(List.of(x), a)).getFirst().f();
+        float[] scores = gatingScores(x, a);
         float[] w = new float[tokens * k];
         int[] idx = new int[tokens * k];
-        for (int t = 0; t < tokens; t++) {
-            double[] choice = new double[e];
-            for (int j = 0; j < e; j++) choice[j] = scores[t * e + j] + bias[j];
-            boolean[] kept = keptExperts(choice, (int) a.i("groups"), (int) a.i("keep_groups"), a.s("group_select"));
-            for (int j = 0; j < e; j++) if (!kept[j]) choice[j] = Double.NEGATIVE_INFINITY;
-            int[] best = topIndices(choice, k);
-            double sum = 0;
-            for (int s = 0; s < k; s++) sum += scores[t * e + best[s]];
-            boolean normalize = sigmoid || a.b("renorm");
-            for (int s = 0; s < k; s++) {
-                double v = scores[t * e + best[s]];
-                if (normalize) v /= sum + a.f("eps");
-                w[t * k + s] = (float) (v * a.f("routed_scaling"));
-                idx[t * k + s] = best[s];
-            }
-        }
+        for (int t = 0; t < tokens; t++) gatingChoice(scores, t * e, e, bias, a, w, idx, t * k);
         return List.of(RefTensor.f32(new int[]{tokens, k}, w), RefTensor.i32(new int[]{tokens, k}, idx));
+    }
+
+    /** moe_gating_topk's scores: sigmoid or softmax of the router logits [T, E], per its norm_type. */
+    public static float[] gatingScores(RefTensor x, Attrs a) {
+        return (a.s("norm_type").equals("sigmoid") ? sigmoid(List.of(x), a) : softmax(List.of(x), a)).getFirst().f();
+    }
+
+    /**
+     * moe_gating_topk's choice for one token from its scores [so, so + e): top k of score + bias within the
+     * kept groups; weights the unbiased scores, normalized (sigmoid, or renorm) and scaled, into w and idx
+     * at oo. Shared with the CPU kernel, so both choose the same experts with the same weights.
+     */
+    public static void gatingChoice(float[] scores, int so, int e, float[] bias, Attrs a, float[] w, int[] idx, int oo) {
+        int k = (int) a.i("k");
+        boolean normalize = a.s("norm_type").equals("sigmoid") || a.b("renorm");
+        double[] choice = new double[e];
+        for (int j = 0; j < e; j++) choice[j] = scores[so + j] + bias[j];
+        boolean[] kept = keptExperts(choice, (int) a.i("groups"), (int) a.i("keep_groups"), a.s("group_select"));
+        for (int j = 0; j < e; j++) if (!kept[j]) choice[j] = Double.NEGATIVE_INFINITY;
+        int[] best = topIndices(choice, k);
+        double sum = 0;
+        for (int s = 0; s < k; s++) sum += scores[so + best[s]];
+        for (int s = 0; s < k; s++) {
+            double v = scores[so + best[s]];
+            if (normalize) v /= sum + a.f("eps");
+            w[oo + s] = (float) (v * a.f("routed_scaling"));
+            idx[oo + s] = best[s];
+        }
     }
 
     public static List<RefTensor> moeDispatch(List<RefTensor> in, Attrs a) {
