@@ -60,7 +60,7 @@ public final class CpuGraph {
                     if (src == null) throw new IllegalArgumentException("alias " + b.name() + " of unknown buffer " + b.source());
                     yield new Buf(b.name(), t.dtype(), shape, src.f, src.i, src.writable ? src.w : null, src.writable);
                 }
-                case INPUT, ACTIVATION -> t.dtype() == DType.F32
+                case INPUT, ACTIVATION -> t.dtype().isFloating()          // bf16 / f16 activations (a cast's) hold rounded floats
                         ? new Buf(b.name(), t.dtype(), shape, slots.floats(b.name()), null, null)
                         : new Buf(b.name(), t.dtype(), shape, null, slots.ints(b.name()), null);
             };
@@ -150,7 +150,8 @@ public final class CpuGraph {
 
     /**
      * The slots of a bound graph's memory plan, one float[] and/or int[] per slot, each as long as the
-     * largest buffer of that kind the slot holds (int8 activations are held in ints on this executor).
+     * largest buffer of that kind the slot holds (float activations of any width in floats, integer ones,
+     * int8 included, in ints).
      */
     private static final class Slots {
         private final Map<String, Long> slotOf;
@@ -165,7 +166,7 @@ public final class CpuGraph {
                 Long slot = slotOf.get(b.name());
                 if (slot == null) continue;
                 int n = Math.toIntExact(b.type().shape().elements());
-                (b.type().dtype() == DType.F32 ? floatLen : intLen).merge(slot, n, Math::max);
+                (b.type().dtype().isFloating() ? floatLen : intLen).merge(slot, n, Math::max);
             }
             floatLen.forEach((slot, n) -> floats.put(slot, new float[n]));
             intLen.forEach((slot, n) -> ints.put(slot, new int[n]));

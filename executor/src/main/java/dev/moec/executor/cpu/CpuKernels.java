@@ -76,9 +76,7 @@ public final class CpuKernels implements AutoCloseable {
     }
 
     /** The kernels that run their op's reference semantics on the buffers (correct, not yet fast: issue #7). */
-    public static final Set<Kernel> REFERENCE_BACKED = EnumSet.of(
-            Kernel.HEAD_MATMUL, Kernel.CAST,
-            Kernel.GROUP_LIMIT, Kernel.WEIGHT_QUANT,
+    public static final Set<Kernel> REFERENCE_BACKED = EnumSet.of(Kernel.WEIGHT_QUANT,
             Kernel.MOE_EXPERTS_QUANT);
 
     /** Per-channel weight scales as floats, widened once per weight (they never change). */
@@ -92,7 +90,7 @@ public final class CpuKernels implements AutoCloseable {
     public void launch(Kernel k, Buf[] in, Buf[] out, Attrs a) {
         boolean binary = k == Kernel.ADD || k == Kernel.MUL || k == Kernel.SUB || k == Kernel.DIV;
         boolean unary = k == Kernel.SIGMOID || k == Kernel.SOFTPLUS || k == Kernel.EXP || k == Kernel.NEG || k == Kernel.RELU || k == Kernel.SCALE
-                || k == Kernel.SLICE || k == Kernel.REPEAT || k == Kernel.HADAMARD || k == Kernel.TAKE_ALONG;
+                || k == Kernel.SLICE || k == Kernel.REPEAT || k == Kernel.HADAMARD || k == Kernel.TAKE_ALONG || k == Kernel.CAST || k == Kernel.GROUP_LIMIT;
         if (REFERENCE_BACKED.contains(k) || (binary && (in[0].isWeight() || in[1].isWeight() || !Arrays.equals(in[0].shape, in[1].shape)))
                 || (unary && in[0].isWeight()) || (k == Kernel.CONCAT && (in[0].isWeight() || in[1].isWeight()))) {
             reference(k, in, out, a);                       // broadcasting elementwise ops, and weight operands, go this way too
@@ -130,6 +128,12 @@ public final class CpuKernels implements AutoCloseable {
             case TAKE_ALONG -> takeAlong(in[0], in[1], out[0]);
             case HADAMARD -> hadamard(in[0], out[0], a.f("scale"));
             case MOE_GATING_TOPK -> gatingTopk(in[0], in[1], out[0], out[1], a);
+            case GROUP_LIMIT -> groupLimit(in[0], out[0], (int) a.i("groups"), (int) a.i("keep"), a.s("select"));
+            case HEAD_MATMUL -> headMatmul(in[0], in[1], out[0]);
+            case CAST -> {
+                DType to = DType.parse(a.s("dtype"));
+                elementwise(out[0], j -> dev.moec.ir.interp.Reference.roundTo(to, in[0].f[j]));
+            }
             case INDEXER_TOPK -> indexerTopk(in[0], in[1], in[2], in[3], in[4], in[5], out[0], (int) a.i("topk"), a.f("scale"));
             case STATIC_QUANT -> staticQuant(in[0], in[1], in[2], out[0]);
             case QUANT_MATMUL_STATIC -> quantMatmulStatic(in[0], in[1], in[2], in[3], out[0]);
@@ -933,6 +937,32 @@ public final class CpuKernels implements AutoCloseable {
                 }
                 for (int i = 0; i + 1 < hist; i++) System.arraycopy(st, base + (i + 1) * channels + c0, st, base + i * channels + c0, c1 - c0);
                 if (hist > 0) System.arraycopy(x.f, t * channels + c0, st, base + (hist - 1) * channels + c0, c1 - c0);
+            }
+        });
+    }
+
+    /** Each row's experts outside its {@code keep} best groups set to -inf, as the op defines it. */
+    void groupLimit(Buf x, Buf out, int groups, int keep, String select) {
+        int e = x.dim(-1);
+        par.forEach(x.elements() / e, 8, r -> {
+            double[] row = new double[e];
+            for (int j = 0; j < e; j++) row[j] = x.f[r * e + j];
+            boolean[] kept = dev.moec.ir.interp.Reference.keptExperts(row, groups, keep, select);
+            for (int j = 0; j < e; j++) out.f[r * e + j] = kept[j] ? x.f[r * e + j] : Float.NEGATIVE_INFINITY;
+        });
+    }
+
+    /** out[t, h] = W[h] x[t, h] per head, weight rows widened once per task and summed in double as the op defines it. */
+    void headMatmul(Buf x, Buf w, Buf out) {
+        int tokens = x.dim(0), heads = x.dim(1), k = x.dim(2), n = w.dim(1);
+        par.forEach(heads, 1, h -> {
+            float[] rows = new float[n * k], row = new float[k];
+            for (int o = 0; o < n; o++) {
+                w.weightRow((long) h * n + o, k, row);
+                System.arraycopy(row, 0, rows, o * k, k);
+            }
+            for (int t = 0; t < tokens; t++) {
+                for (int o = 0; o < n; o++) out.f[(t * heads + h) * n + o] = (float) dev.moec.ir.interp.Reference.dot(x.f, (t * heads + h) * k, rows, o * k, k);
             }
         });
     }

@@ -95,7 +95,7 @@ class KernelMatrixTest {
 
     /** The elementwise and normalization kernels compute what their ops define, to the bit (same formulas, same precision). */
     @ParameterizedTest(name = "{0}")
-    @CsvSource({"SUB", "DIV", "SIGMOID", "SOFTPLUS", "EXP", "NEG", "RELU", "SCALE", "L2_NORM", "LAYER_NORM"})
+    @CsvSource({"SUB", "DIV", "SIGMOID", "SOFTPLUS", "EXP", "NEG", "RELU", "SCALE", "L2_NORM", "LAYER_NORM", "CAST", "GROUP_LIMIT"})
     void activationKernelsAreTheirOpsDefinitions(Kernel kernel) {
         SplittableRandom r = new SplittableRandom(kernel.ordinal());
         int rows = 37, d = 48;
@@ -109,6 +109,8 @@ class KernelMatrixTest {
             Attrs a = switch (kernel) {
                 case SCALE -> Attrs.of("factor", 0.37);
                 case L2_NORM, LAYER_NORM -> Attrs.of("eps", 1e-6);
+                case CAST -> Attrs.of("dtype", "bf16");
+                case GROUP_LIMIT -> Attrs.of("groups", 4L, "keep", 2L, "select", "top2_sum");
                 default -> Attrs.of();
             };
             Buf fast = floats("out", r, rows, d), oracle = floats("out", r, rows, d);
@@ -117,6 +119,21 @@ class KernelMatrixTest {
             k.reference(kernel, in, new Buf[] {oracle}, a);
             k.close();
             assertArrayEquals(oracle.f, fast.f, kernel.name());
+        }
+    }
+
+    /** The per-head matmul (bf16 weights) is its op's definition to the bit. */
+    @Test
+    void headMatmulIsItsDefinition() {
+        SplittableRandom r = new SplittableRandom(17);
+        try (Arena arena = Arena.ofShared()) {
+            Buf x = floats("x", r, 5, 3, 40), w = weight("w", DType.BF16, r, arena, 3, 24, 40);
+            Buf fast = floats("y", r, 5, 3, 24), oracle = floats("y", r, 5, 3, 24);
+            CpuKernels kernels = new CpuKernels(new Parallel(2));
+            kernels.launch(Kernel.HEAD_MATMUL, new Buf[] {x, w}, new Buf[] {fast}, Attrs.of());
+            kernels.reference(Kernel.HEAD_MATMUL, new Buf[] {x, w}, new Buf[] {oracle}, Attrs.of());
+            kernels.close();
+            assertArrayEquals(oracle.f, fast.f);
         }
     }
 

@@ -626,7 +626,7 @@ public final class Reference {
     }
 
     /** The experts of the {@code keep} best groups; a group scores its max or the sum of its two best. */
-    private static boolean[] keptExperts(double[] row, int groups, int keep, String select) {
+    public static boolean[] keptExperts(double[] row, int groups, int keep, String select) {
         int size = row.length / groups;
         double[] groupScore = new double[groups];
         for (int gr = 0; gr < groups; gr++) {
