@@ -4,9 +4,9 @@ import dev.moec.ir.Op;
 
 /**
  * The kernel list: every kernel a {@link KernelGraph} can launch, the IR op it implements, and the
- * Ascend (aclnn) operator that runs it on an NPU. The CPU executor has a kernel for each entry: its own
- * loops for the ops of the default pipeline's hot path, and for the rest the op's reference semantics run
- * on the graph's buffers ({@code CpuKernels.REFERENCE_BACKED} lists them).
+ * Ascend (aclnn) operator that runs it on an NPU. The CPU executor has its own loops for every entry
+ * ({@code CpuKernels.launch}); operands it does not take in place (broadcasting elementwise operands,
+ * weights as elementwise operands) run the op's reference semantics on the buffers.
  * {@code reshape} is not here: the backend turns it into a buffer alias, which launches nothing; nor are
  * the weight transforms (ops on parameters alone), which the backend computes once at capture.
  */

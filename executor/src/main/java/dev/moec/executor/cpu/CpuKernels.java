@@ -53,6 +53,9 @@ public final class CpuKernels implements AutoCloseable {
             case ADD_RMS_NORM, ADD_RMS_NORM_DYNAMIC_QUANT -> List.of(2);
             case MOE_EXPERTS -> List.of(3, 4, 5);
             case FUSED_INFER_ATTENTION_MLA, MLA_ATTENTION, SPARSE_FLASH_ATTENTION, MLA_ATTENTION_SPARSE -> List.of(3);
+            case HEAD_MATMUL, CAUSAL_CONV1D -> List.of(1);
+            case LAYER_NORM -> List.of(1, 2);
+            case WEIGHT_QUANT -> List.of(0);
             default -> List.of();
         };
         for (int w : weightOperands) {
@@ -62,6 +65,11 @@ public final class CpuKernels implements AutoCloseable {
             refuse(k, operandTypes, "the weight must be i8");
         }
         if (k == Kernel.GROUPED_QUANT_MATMUL && operandTypes.get(2) != DType.I8 && operandTypes.get(2) != DType.I4) refuse(k, operandTypes, "the weight must be i8 or i4");
+        if (k == Kernel.MOE_EXPERTS_QUANT) {
+            for (int w : List.of(3, 5, 7)) {
+                if (operandTypes.get(w) != DType.I8 && operandTypes.get(w) != DType.I4) refuse(k, operandTypes, "the expert weights must be i8 or i4");
+            }
+        }
     }
 
     /** {@link #checkSupported} for every launch of a kernel graph: what {@code moec compile --target cpu} checks before writing. */
@@ -75,9 +83,6 @@ public final class CpuKernels implements AutoCloseable {
         throw new IllegalArgumentException("kernel " + k.name().toLowerCase() + " has no CPU implementation for operand dtypes " + types + " (" + why + ")");
     }
 
-    /** The kernels that run their op's reference semantics on the buffers (correct, not yet fast: issue #7). */
-    public static final Set<Kernel> REFERENCE_BACKED = EnumSet.of(Kernel.WEIGHT_QUANT,
-            Kernel.MOE_EXPERTS_QUANT);
 
     /** Per-channel weight scales as floats, widened once per weight (they never change). */
     private final Map<Buf, float[]> scaleCache = java.util.Collections.synchronizedMap(new IdentityHashMap<>());
@@ -91,7 +96,7 @@ public final class CpuKernels implements AutoCloseable {
         boolean binary = k == Kernel.ADD || k == Kernel.MUL || k == Kernel.SUB || k == Kernel.DIV;
         boolean unary = k == Kernel.SIGMOID || k == Kernel.SOFTPLUS || k == Kernel.EXP || k == Kernel.NEG || k == Kernel.RELU || k == Kernel.SCALE
                 || k == Kernel.SLICE || k == Kernel.REPEAT || k == Kernel.HADAMARD || k == Kernel.TAKE_ALONG || k == Kernel.CAST || k == Kernel.GROUP_LIMIT;
-        if (REFERENCE_BACKED.contains(k) || (binary && (in[0].isWeight() || in[1].isWeight() || !Arrays.equals(in[0].shape, in[1].shape)))
+        if ((binary && (in[0].isWeight() || in[1].isWeight() || !Arrays.equals(in[0].shape, in[1].shape)))
                 || (unary && in[0].isWeight()) || (k == Kernel.CONCAT && (in[0].isWeight() || in[1].isWeight()))) {
             reference(k, in, out, a);                       // broadcasting elementwise ops, and weight operands, go this way too
             return;
@@ -130,6 +135,8 @@ public final class CpuKernels implements AutoCloseable {
             case MOE_GATING_TOPK -> gatingTopk(in[0], in[1], out[0], out[1], a);
             case GROUP_LIMIT -> groupLimit(in[0], out[0], (int) a.i("groups"), (int) a.i("keep"), a.s("select"));
             case HEAD_MATMUL -> headMatmul(in[0], in[1], out[0]);
+            case WEIGHT_QUANT -> weightQuant(in[0], out[0], out[1], (int) a.i("bits"));
+            case MOE_EXPERTS_QUANT -> moeExpertsQuant(in, out[0]);
             case CAST -> {
                 DType to = DType.parse(a.s("dtype"));
                 elementwise(out[0], j -> dev.moec.ir.interp.Reference.roundTo(to, in[0].f[j]));
@@ -168,7 +175,7 @@ public final class CpuKernels implements AutoCloseable {
             }
             case GROUPED_QUANT_MATMUL -> groupedQuantMatmul(in[0], in[1], in[2], in[3], in[4], out[0]);
             case KV_CACHE_WRITE_INT8 -> kvWriteInt8(in[0], in[1], in[2], in[3], in[4], in[5]);
-            default -> reference(k, in, out, a);
+            default -> reference(k, in, out, a);               // a kernel added without a CPU loop runs its op's semantics
             case FUSED_INFER_ATTENTION_INT8 -> attentionInt8(in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], out[0], (float) a.f("scale"));
         }
     }
@@ -743,13 +750,7 @@ public final class CpuKernels implements AutoCloseable {
     /** Per row: scale = max|x| / 127, q = round(x / scale). */
     void dynamicQuant(Buf x, Buf q, Buf scale) {
         int n = x.dim(-1), rows = x.elements() / n;
-        for (int r = 0; r < rows; r++) {
-            float max = 0;
-            for (int j = 0; j < n; j++) max = Math.max(max, Math.abs(x.f[r * n + j]));
-            float s = max / 127f;
-            scale.f[r] = s;
-            for (int j = 0; j < n; j++) q.i[r * n + j] = max == 0 ? 0 : (int) Math.max(-127, Math.min(127, Math.rint(x.f[r * n + j] / s)));
-        }
+        for (int r = 0; r < rows; r++) scale.f[r] = dev.moec.ir.interp.Reference.quantizeRow(x.f, r * n, n, q.i, r * n);
     }
 
     /** int8 x int8 accumulated in int, times the row's and the channel's scales. */
@@ -939,6 +940,59 @@ public final class CpuKernels implements AutoCloseable {
                 if (hist > 0) System.arraycopy(x.f, t * channels + c0, st, base + (hist - 1) * channels + c0, c1 - c0);
             }
         });
+    }
+
+    /** Per-row symmetric weight quantization to int8 or int4 (scale = max|w| / qmax), as the op defines it. */
+    void weightQuant(Buf w, Buf q, Buf scale, int bits) {
+        int qmax = (1 << (bits - 1)) - 1, k = w.dim(-1), rows = w.elements() / k;
+        par.forEach(rows, 16, r -> {
+            float[] row = new float[k];
+            w.weightRow(r, k, row);
+            float max = 0;
+            for (int j = 0; j < k; j++) max = Math.max(max, Math.abs(row[j]));
+            float s = max == 0 ? 1f : max / qmax;
+            scale.f[r] = s;
+            for (int j = 0; j < k; j++) q.i[r * k + j] = (int) Math.max(-qmax, Math.min(qmax, Math.rint(row[j] / s)));
+        });
+    }
+
+    /**
+     * The unfused quantized SwiGLU experts (what fuse-moe turns into the dispatch / grouped chain), token by
+     * token over the threads: the token quantized per row, its routed experts' gate and up rows in int32
+     * (int8 read in place, other widths widened), SiLU(g) * u quantized again, the down rows, and the
+     * weighted sum in double, all as the op defines them.
+     */
+    void moeExpertsQuant(Buf[] in, Buf out) {
+        Buf x = in[0], weights = in[1], experts = in[2], gate = in[3], up = in[5], down = in[7];
+        float[] sg = scales(in[4]), su = scales(in[6]), sd = scales(in[8]);
+        int tokens = x.dim(0), hidden = x.dim(1), k = weights.dim(1), inter = gate.dim(1), count = gate.dim(0);
+        par.forEach(tokens, 1, t -> {
+            int[] qx = new int[hidden], qa = new int[inter], row = new int[Math.max(hidden, inter)];
+            double xs = dev.moec.ir.interp.Reference.quantizeRow(x.f, t * hidden, hidden, qx, 0);
+            double[] acc = new double[hidden];
+            float[] act = new float[inter];
+            for (int s = 0; s < k; s++) {
+                int e = experts.i[t * k + s];
+                if (e < 0 || e >= count) throw new IndexOutOfBoundsException("expert " + e + " outside 0.." + (count - 1));
+                for (int i = 0; i < inter; i++) {
+                    long r = (long) e * inter + i;
+                    double g = int8Dot(qx, gate, r, hidden, row) * xs * sg[e * inter + i], u = int8Dot(qx, up, r, hidden, row) * xs * su[e * inter + i];
+                    act[i] = (float) (g / (1 + Math.exp(-g)) * u);
+                }
+                double as = dev.moec.ir.interp.Reference.quantizeRow(act, 0, inter, qa, 0);
+                for (int o = 0; o < hidden; o++) {
+                    acc[o] += weights.f[t * k + s] * (int8Dot(qa, down, (long) e * hidden + o, inter, row) * as * sd[e * hidden + o]);
+                }
+            }
+            for (int o = 0; o < hidden; o++) out.f[t * hidden + o] = (float) acc[o];
+        });
+    }
+
+    /** An int8 activation row . an integer weight row (int8 read in place, others widened into scratch), exact. */
+    private static long int8Dot(int[] x, Buf w, long row, int n, int[] scratch) {
+        if (inPlaceI8(w)) return Simd.dotI8(x, 0, w.w, row * n, n);
+        w.intRow(row, n, scratch);
+        return Simd.dotI8(x, 0, scratch, n);
     }
 
     /** Each row's experts outside its {@code keep} best groups set to -inf, as the op defines it. */

@@ -122,6 +122,50 @@ class KernelMatrixTest {
         }
     }
 
+    /** Weight quantization to int8 and int4 is its op's definition to the bit. */
+    @ParameterizedTest(name = "{0} bits")
+    @org.junit.jupiter.params.provider.ValueSource(ints = {8, 4})
+    void weightQuantizationIsItsDefinition(int bits) {
+        SplittableRandom r = new SplittableRandom(bits);
+        try (Arena arena = Arena.ofShared()) {
+            Buf w = weight("w", DType.BF16, r, arena, 3, 10, 40);
+            DType q = bits == 8 ? DType.I8 : DType.I4;
+            Buf fq = new Buf("q", q, new int[] {3, 10, 40}, null, new int[1200], null), oq = new Buf("q", q, new int[] {3, 10, 40}, null, new int[1200], null);
+            Buf fs = floats("s", r, 3, 10), os = floats("s", r, 3, 10);
+            CpuKernels kernels = new CpuKernels(new Parallel(2));
+            kernels.launch(Kernel.WEIGHT_QUANT, new Buf[] {w}, new Buf[] {fq, fs}, Attrs.of("bits", (long) bits));
+            kernels.reference(Kernel.WEIGHT_QUANT, new Buf[] {w}, new Buf[] {oq, os}, Attrs.of("bits", (long) bits));
+            kernels.close();
+            assertArrayEquals(oq.i, fq.i);
+            assertArrayEquals(os.f, fs.f);
+        }
+    }
+
+    /** The unfused quantized experts are their op's definition to the bit, with int8 weights in place and int4 ones widened. */
+    @ParameterizedTest(name = "{0} experts")
+    @CsvSource({"I8", "I4"})
+    void unfusedQuantizedExpertsAreTheirDefinition(DType type) {
+        SplittableRandom r = new SplittableRandom(type.ordinal());
+        int tokens = 5, hidden = 32, inter = 16, topk = 2;
+        try (Arena arena = Arena.ofShared()) {
+            Buf x = floats("x", r, tokens, hidden), weights = positive("weights", r, tokens, topk);
+            Buf ids = new Buf("experts", DType.I32, new int[] {tokens, topk}, null, new int[tokens * topk], null);
+            for (int t = 0; t < tokens; t++) {
+                ids.i[t * topk] = r.nextInt(EXPERTS);
+                ids.i[t * topk + 1] = (ids.i[t * topk] + 1 + r.nextInt(EXPERTS - 1)) % EXPERTS;
+            }
+            Buf[] in = {x, weights, ids, weight("w_gate", type, r, arena, EXPERTS, inter, hidden), positive("s_gate", r, EXPERTS, inter),
+                    weight("w_up", type, r, arena, EXPERTS, inter, hidden), positive("s_up", r, EXPERTS, inter),
+                    weight("w_down", type, r, arena, EXPERTS, hidden, inter), positive("s_down", r, EXPERTS, hidden)};
+            Buf fast = floats("y", r, tokens, hidden), oracle = floats("y", r, tokens, hidden);
+            CpuKernels kernels = new CpuKernels(new Parallel(2));
+            kernels.launch(Kernel.MOE_EXPERTS_QUANT, in, new Buf[] {fast}, Attrs.of());
+            kernels.reference(Kernel.MOE_EXPERTS_QUANT, in, new Buf[] {oracle}, Attrs.of());
+            kernels.close();
+            assertArrayEquals(oracle.f, fast.f);
+        }
+    }
+
     /** The per-head matmul (bf16 weights) is its op's definition to the bit. */
     @Test
     void headMatmulIsItsDefinition() {

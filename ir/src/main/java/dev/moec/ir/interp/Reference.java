@@ -818,13 +818,20 @@ public final class Reference {
         int n = x.dim(-1), rows = x.size() / n;
         int[] q = new int[x.size()];
         float[] scale = new float[rows];
-        for (int r = 0; r < rows; r++) {
-            float max = 0;
-            for (int j = 0; j < n; j++) max = Math.max(max, Math.abs(x.f()[r * n + j]));
-            scale[r] = max / 127f;
-            for (int j = 0; j < n; j++) q[r * n + j] = max == 0 ? 0 : (int) Math.max(-127, Math.min(127, Math.rint(x.f()[r * n + j] / scale[r])));
-        }
+        for (int r = 0; r < rows; r++) scale[r] = quantizeRow(x.f(), r * n, n, q, r * n);
         return List.of(RefTensor.ofInts(DType.I8, x.shape(), q), RefTensor.f32(Arrays.copyOf(x.shape(), x.rank() - 1), scale));
+    }
+
+    /**
+     * Dynamic per-row int8: scale = max|x| / 127, q = clamp(round(x / scale), -127, 127) (all zeros for a zero
+     * row); writes q[qo..] and returns the scale. Shared with the CPU kernels, which must quantize alike.
+     */
+    public static float quantizeRow(float[] x, int xo, int n, int[] q, int qo) {
+        float max = 0;
+        for (int j = 0; j < n; j++) max = Math.max(max, Math.abs(x[xo + j]));
+        float scale = max / 127f;
+        for (int j = 0; j < n; j++) q[qo + j] = max == 0 ? 0 : (int) Math.max(-127, Math.min(127, Math.rint(x[xo + j] / scale)));
+        return scale;
     }
 
     public static List<RefTensor> addRmsNormDynamicQuant(List<RefTensor> in, Attrs a) {
