@@ -35,7 +35,7 @@ public final class CpuGraph {
      */
     public CpuGraph(KernelGraph g, Map<String, Long> bindings, TensorStore weights, Map<String, Object> state) {
         this.name = g.name();
-        Slots slots = new Slots(g.bind(g.name(), bindings));
+        PlanSlots plan = new PlanSlots(g.bind(g.name(), bindings));
         for (KernelGraph.Buffer b : g.buffers()) {
             TensorType t = b.type().bind(bindings);
             if (!t.shape().isStatic()) throw new IllegalArgumentException("graph " + name + ": buffer " + b.name() + " " + t + " has unbound dims");
@@ -61,12 +61,12 @@ public final class CpuGraph {
                     yield new Buf(b.name(), t.dtype(), shape, src.f, src.i, src.writable ? src.w : null, src.writable);
                 }
                 case INPUT, ACTIVATION -> t.dtype().isFloating()          // bf16 / f16 activations (a cast's) hold rounded floats
-                        ? new Buf(b.name(), t.dtype(), shape, slots.floats(b.name()), null, null)
-                        : new Buf(b.name(), t.dtype(), shape, null, slots.ints(b.name()), null);
+                        ? new Buf(b.name(), t.dtype(), shape, plan.floats(b.name()), null, null)
+                        : new Buf(b.name(), t.dtype(), shape, null, plan.ints(b.name()), null);
             };
             buffers.put(b.name(), buf);
         }
-        this.activationBytes = slots.bytes();
+        this.activationBytes = plan.bytes();
         int count = g.launches().size();
         kernels = new Kernel[count];
         ins = new Buf[count][];
@@ -153,12 +153,12 @@ public final class CpuGraph {
      * largest buffer of that kind the slot holds (float activations of any width in floats, integer ones,
      * int8 included, in ints).
      */
-    private static final class Slots {
+    private static final class PlanSlots {
         private final Map<String, Long> slotOf;
         private final Map<Long, float[]> floats = new HashMap<>();
         private final Map<Long, int[]> ints = new HashMap<>();
 
-        Slots(KernelGraph bound) {
+        PlanSlots(KernelGraph bound) {
             MemoryPlan plan = MemoryPlan.of(bound);
             slotOf = plan.offsets();                                  // buffers sharing a slot share its offset
             Map<Long, Integer> floatLen = new HashMap<>(), intLen = new HashMap<>();
