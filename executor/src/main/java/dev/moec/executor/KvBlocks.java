@@ -63,9 +63,7 @@ public final class KvBlocks {
         if (want > perSequence) {
             throw new IllegalArgumentException(positions + " positions need " + want + " blocks of " + blockSize + "; a sequence holds at most " + perSequence);
         }
-        int need = 0;
-        for (int i = 0; i < want; i++) if (table[slot * perSequence + i] < 0) need++;
-        if (need > freeCount) return false;
+        if (missing(slot, positions) > freeCount) return false;
         for (int i = 0; i < want; i++) if (table[slot * perSequence + i] < 0) table[slot * perSequence + i] = free[--freeCount];
         return true;
     }
@@ -80,14 +78,19 @@ public final class KvBlocks {
             if (stepSlots[t] >= 0) reach[stepSlots[t]] = Math.max(reach[stepSlots[t]], positions[t] + 1);
         }
         int need = 0;
-        for (int s = 0; s < slots; s++) {
-            for (int i = 0; i < Math.ceilDiv(reach[s], blockSize); i++) if (table[s * perSequence + i] < 0) need++;
-        }
+        for (int s = 0; s < slots; s++) need += missing(s, reach[s]);
         if (need > freeCount) {
             throw new IllegalStateException("the KV cache is full: this step needs " + need + " more blocks of " + blockSize
                     + " positions and " + freeCount + " of " + blocks + " are free (raise --kv-cache-blocks, or run fewer sequences at once)");
         }
         for (int s = 0; s < slots; s++) if (reach[s] > 0) reserve(s, reach[s]);
+    }
+
+    /** Blocks {@code slot} lacks for positions {@code 0..positions-1}. */
+    private int missing(int slot, int positions) {
+        int need = 0;
+        for (int i = 0; i < Math.ceilDiv(positions, blockSize); i++) if (table[slot * perSequence + i] < 0) need++;
+        return need;
     }
 
     /** Returns the blocks of {@code slot} to the pool; the slot's next sequence starts empty. */

@@ -7,6 +7,7 @@ import dev.moec.frontend.Checkpoint;
 import dev.moec.frontend.ModelImport;
 import dev.moec.frontend.testmodel.TestModels;
 import dev.moec.ir.Graph;
+import dev.moec.ir.StepAbi;
 import dev.moec.passes.PassManager;
 import dev.moec.serving.BatchScheduler;
 import dev.moec.serving.OpenAiServer;
@@ -54,7 +55,7 @@ public final class Moec {
         @Option(names = "--max-seq-len", defaultValue = "2048", description = "context length of the KV cache (default: ${DEFAULT-VALUE})")
         int maxSeqLen;
 
-        @Option(names = "--kv-block-size", defaultValue = "128", paramLabel = "N",
+        @Option(names = "--kv-block-size", defaultValue = "" + StepAbi.DEFAULT_KV_BLOCK_SIZE, paramLabel = "N",
                 description = "positions per block of the paged KV cache when MODEL is a checkpoint; an artifact keeps the size it was compiled with (default: ${DEFAULT-VALUE})")
         int kvBlockSize;
 
@@ -150,7 +151,7 @@ public final class Moec {
                 description = "tokens a decode step verifies per sequence: each decode graph carries bs x N tokens (default: ${DEFAULT-VALUE}, no speculation)")
         int draftTokens;
 
-        @Option(names = "--kv-block-size", defaultValue = "128", description = "positions per block of the paged KV cache, recorded in the artifact; on --target ascend FIA needs 128..512 in steps of 128 (default: ${DEFAULT-VALUE})")
+        @Option(names = "--kv-block-size", defaultValue = "" + StepAbi.DEFAULT_KV_BLOCK_SIZE, description = "positions per block of the paged KV cache, recorded in the artifact; on --target ascend FIA needs 128..512 in steps of 128 (default: ${DEFAULT-VALUE})")
         int kvBlockSize;
 
         @Override

@@ -35,9 +35,10 @@ public final class CpuGraph {
      */
     public CpuGraph(KernelGraph g, Map<String, Long> bindings, TensorStore weights, Map<String, Object> state) {
         this.name = g.name();
-        PlanSlots plan = new PlanSlots(g.bind(g.name(), bindings));
-        for (KernelGraph.Buffer b : g.buffers()) {
-            TensorType t = b.type().bind(bindings);
+        KernelGraph bound = g.bind(g.name(), bindings);                  // every buffer's type at these sizes
+        PlanSlots plan = new PlanSlots(bound);
+        for (KernelGraph.Buffer b : bound.buffers()) {
+            TensorType t = b.type();
             if (!t.shape().isStatic()) throw new IllegalArgumentException("graph " + name + ": buffer " + b.name() + " " + t + " has unbound dims");
             int[] shape = toInts(t.shape().sizes());
             int n = 1;

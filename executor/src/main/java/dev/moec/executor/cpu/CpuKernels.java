@@ -932,9 +932,7 @@ public final class CpuKernels implements AutoCloseable {
                 int base = s * hist * channels;
                 if (positions.i[t] == 0) for (int i = 0; i < hist; i++) Arrays.fill(st, base + i * channels + c0, base + i * channels + c1, 0f);
                 for (int ch = c0; ch < c1; ch++) {
-                    double acc = (double) ws[ch * k + hist] * x.f[t * channels + ch];
-                    for (int i = 0; i < hist; i++) acc += (double) ws[ch * k + i] * st[base + i * channels + ch];
-                    out.f[t * channels + ch] = (float) acc;
+                    out.f[t * channels + ch] = dev.moec.ir.interp.Reference.causalConvAt(ws, k, ch, x.f[t * channels + ch], st, base, channels);
                 }
                 for (int i = 0; i + 1 < hist; i++) System.arraycopy(st, base + (i + 1) * channels + c0, st, base + i * channels + c0, c1 - c0);
                 if (hist > 0) System.arraycopy(x.f, t * channels + c0, st, base + (hist - 1) * channels + c0, c1 - c0);
@@ -948,11 +946,7 @@ public final class CpuKernels implements AutoCloseable {
         par.forEach(rows, 16, r -> {
             float[] row = new float[k];
             w.weightRow(r, k, row);
-            float max = 0;
-            for (int j = 0; j < k; j++) max = Math.max(max, Math.abs(row[j]));
-            float s = max == 0 ? 1f : max / qmax;
-            scale.f[r] = s;
-            for (int j = 0; j < k; j++) q.i[r * k + j] = (int) Math.max(-qmax, Math.min(qmax, Math.rint(row[j] / s)));
+            scale.f[r] = dev.moec.ir.interp.Reference.weightQuantRow(row, 0, k, qmax, q.i, r * k);
         });
     }
 
@@ -1062,7 +1056,7 @@ public final class CpuKernels implements AutoCloseable {
         double sc = scales(scale)[0], off = scales(offset)[0];
         int n = x.elements(), chunk = 1 << 14;
         par.forEach(Math.ceilDiv(n, chunk), 1, c -> {
-            for (int j = c * chunk; j < Math.min(n, (c + 1) * chunk); j++) out.i[j] = (int) Math.max(-128, Math.min(127, Math.rint(x.f[j] / sc + off)));
+            for (int j = c * chunk; j < Math.min(n, (c + 1) * chunk); j++) out.i[j] = dev.moec.ir.interp.Reference.staticQuantOf(x.f[j], sc, off);
         });
     }
 
@@ -1114,12 +1108,7 @@ public final class CpuKernels implements AutoCloseable {
     /** x / sqrt(sum(x^2) + eps) per row of the last dimension, summed in double as the op defines it. */
     void l2Norm(Buf x, Buf out, double eps) {
         int d = x.dim(-1), rows = x.elements() / d;
-        par.forEach(rows, 4, r -> {
-            double ss = 0;
-            for (int j = 0; j < d; j++) ss += (double) x.f[r * d + j] * x.f[r * d + j];
-            double inv = 1.0 / Math.sqrt(ss + eps);
-            for (int j = 0; j < d; j++) out.f[r * d + j] = (float) (x.f[r * d + j] * inv);
-        });
+        par.forEach(rows, 4, r -> dev.moec.ir.interp.Reference.l2NormRow(x.f, r * d, d, eps, out.f, r * d));
     }
 
     /** (x - mean) / sqrt(var + eps) * w + b per row, in double as the op defines it; w and b widened once. */
@@ -1128,14 +1117,7 @@ public final class CpuKernels implements AutoCloseable {
         float[] ws = new float[d], bs = new float[d];
         w.weightRow(0, d, ws);
         b.weightRow(0, d, bs);
-        par.forEach(rows, 4, r -> {
-            double mean = 0, var = 0;
-            for (int j = 0; j < d; j++) mean += x.f[r * d + j];
-            mean /= d;
-            for (int j = 0; j < d; j++) var += (x.f[r * d + j] - mean) * (x.f[r * d + j] - mean);
-            double inv = 1.0 / Math.sqrt(var / d + eps);
-            for (int j = 0; j < d; j++) out.f[r * d + j] = (float) ((x.f[r * d + j] - mean) * inv * ws[j] + bs[j]);
-        });
+        par.forEach(rows, 4, r -> dev.moec.ir.interp.Reference.layerNormRow(x.f, r * d, ws, bs, eps, out.f, r * d));
     }
 
     void silu(Buf x, Buf out) {

@@ -49,28 +49,35 @@ public final class Reference {
         double eps = a.f("eps");
         int d = w.length, rows = x.length / d;
         float[] out = new float[x.length];
-        for (int r = 0; r < rows; r++) {
-            double mean = 0, var = 0;
-            for (int j = 0; j < d; j++) mean += x[r * d + j];
-            mean /= d;
-            for (int j = 0; j < d; j++) var += (x[r * d + j] - mean) * (x[r * d + j] - mean);
-            double inv = 1.0 / Math.sqrt(var / d + eps);
-            for (int j = 0; j < d; j++) out[r * d + j] = (float) ((x[r * d + j] - mean) * inv * w[j] + b[j]);
-        }
+        for (int r = 0; r < rows; r++) layerNormRow(x, r * d, w, b, eps, out, r * d);
         return List.of(RefTensor.f32(in.get(0).shape(), out));
+    }
+
+    /** One row of layer_norm, (x - mean) / sqrt(var + eps) * w + b in double: shared with the CPU kernel. */
+    public static void layerNormRow(float[] x, int xo, float[] w, float[] b, double eps, float[] out, int oo) {
+        int d = w.length;
+        double mean = 0, var = 0;
+        for (int j = 0; j < d; j++) mean += x[xo + j];
+        mean /= d;
+        for (int j = 0; j < d; j++) var += (x[xo + j] - mean) * (x[xo + j] - mean);
+        double inv = 1.0 / Math.sqrt(var / d + eps);
+        for (int j = 0; j < d; j++) out[oo + j] = (float) ((x[xo + j] - mean) * inv * w[j] + b[j]);
     }
 
     public static List<RefTensor> l2Norm(List<RefTensor> in, Attrs a) {
         RefTensor x = in.get(0);
         int d = x.dim(-1);
         float[] xs = x.f(), out = new float[xs.length];
-        for (int r = 0; r < xs.length / d; r++) {
-            double ss = 0;
-            for (int j = 0; j < d; j++) ss += (double) xs[r * d + j] * xs[r * d + j];
-            double inv = 1.0 / Math.sqrt(ss + a.f("eps"));
-            for (int j = 0; j < d; j++) out[r * d + j] = (float) (xs[r * d + j] * inv);
-        }
+        for (int r = 0; r < xs.length / d; r++) l2NormRow(xs, r * d, d, a.f("eps"), out, r * d);
         return List.of(RefTensor.f32(x.shape(), out));
+    }
+
+    /** One row of l2_norm, x / sqrt(sum x^2 + eps) summed in double: shared with the CPU kernel. */
+    public static void l2NormRow(float[] x, int xo, int d, double eps, float[] out, int oo) {
+        double ss = 0;
+        for (int j = 0; j < d; j++) ss += (double) x[xo + j] * x[xo + j];
+        double inv = 1.0 / Math.sqrt(ss + eps);
+        for (int j = 0; j < d; j++) out[oo + j] = (float) (x[xo + j] * inv);
     }
 
     public static List<RefTensor> matmul(List<RefTensor> in, Attrs a) {
@@ -432,15 +439,22 @@ public final class Reference {
             checkSlot("causal_conv1d", s, 0, state.dim(0), 1);
             int base = s * hist * channels;
             if (pos[t] == 0) Arrays.fill(st, base, base + hist * channels, 0f);
-            for (int ch = 0; ch < channels; ch++) {
-                double acc = (double) w.f()[ch * k + hist] * x.f()[t * channels + ch];
-                for (int i = 0; i < hist; i++) acc += (double) w.f()[ch * k + i] * st[base + i * channels + ch];
-                out[t * channels + ch] = (float) acc;
-            }
+            for (int ch = 0; ch < channels; ch++) out[t * channels + ch] = causalConvAt(w.f(), k, ch, x.f()[t * channels + ch], st, base, channels);
             System.arraycopy(st, base + channels, st, base, (hist - 1) * channels);
             System.arraycopy(x.f(), t * channels, st, base + (hist - 1) * channels, channels);
         }
         return List.of(RefTensor.f32(x.shape(), out), RefTensor.f32(state.shape(), st));
+    }
+
+    /**
+     * One output of causal_conv1d: channel ch of weight [C, K] against the channel's K-1 past inputs in the
+     * state (row i at st[base + i * channels + ch]) and the current input x, summed in double: shared with
+     * the CPU kernel.
+     */
+    public static float causalConvAt(float[] w, int k, int ch, float x, float[] st, int base, int channels) {
+        double acc = (double) w[ch * k + k - 1] * x;
+        for (int i = 0; i < k - 1; i++) acc += (double) w[ch * k + i] * st[base + i * channels + ch];
+        return (float) acc;
     }
 
     public static List<RefTensor> gatedDeltaRule(List<RefTensor> in, Attrs a) {
@@ -861,21 +875,33 @@ public final class Reference {
         int bits = (int) a.i("bits"), qmax = (1 << (bits - 1)) - 1, k = w.dim(-1), rows = w.size() / k;
         int[] q = new int[w.size()];
         float[] scale = new float[rows];
-        for (int r = 0; r < rows; r++) {
-            float max = 0;
-            for (int j = 0; j < k; j++) max = Math.max(max, Math.abs(w.f()[r * k + j]));
-            scale[r] = max == 0 ? 1f : max / qmax;
-            for (int j = 0; j < k; j++) q[r * k + j] = (int) Math.max(-qmax, Math.min(qmax, Math.rint(w.f()[r * k + j] / scale[r])));
-        }
+        for (int r = 0; r < rows; r++) scale[r] = weightQuantRow(w.f(), r * k, k, qmax, q, r * k);
         return List.of(RefTensor.ofInts(bits == 8 ? DType.I8 : DType.I4, w.shape(), q), RefTensor.f32(Arrays.copyOf(w.shape(), w.rank() - 1), scale));
+    }
+
+    /**
+     * One row of weight_quant: scale = max|w| / qmax (1 for a zero row), q = clamp(round(w / scale)); writes
+     * q[qo..] and returns the scale. Shared with the CPU kernel.
+     */
+    public static float weightQuantRow(float[] w, int wo, int k, int qmax, int[] q, int qo) {
+        float max = 0;
+        for (int j = 0; j < k; j++) max = Math.max(max, Math.abs(w[wo + j]));
+        float scale = max == 0 ? 1f : max / qmax;
+        for (int j = 0; j < k; j++) q[qo + j] = (int) Math.max(-qmax, Math.min(qmax, Math.rint(w[wo + j] / scale)));
+        return scale;
     }
 
     public static List<RefTensor> staticQuant(List<RefTensor> in, Attrs a) {
         RefTensor x = in.get(0);
         double scale = in.get(1).f()[0], offset = in.get(2).f()[0];
         int[] q = new int[x.size()];
-        for (int i = 0; i < q.length; i++) q[i] = (int) Math.max(-128, Math.min(127, Math.rint(x.f()[i] / scale + offset)));
+        for (int i = 0; i < q.length; i++) q[i] = staticQuantOf(x.f()[i], scale, offset);
         return List.of(RefTensor.ofInts(DType.I8, x.shape(), q));
+    }
+
+    /** static_quant of one value: clamp(round(x / scale + offset), -128, 127). Shared with the CPU kernel. */
+    public static int staticQuantOf(float x, double scale, double offset) {
+        return (int) Math.max(-128, Math.min(127, Math.rint(x / scale + offset)));
     }
 
     public static List<RefTensor> quantMatmulStatic(List<RefTensor> in, Attrs a) {
