@@ -1120,17 +1120,11 @@ public final class CpuKernels implements AutoCloseable {
         par.forEach(rows, 4, r -> dev.moec.ir.interp.Reference.layerNormRow(x.f, r * d, ws, bs, eps, out.f, r * d));
     }
 
-    void silu(Buf x, Buf out) {
-        for (int j = 0; j < x.elements(); j++) out.f[j] = x.f[j] / (1f + (float) Math.exp(-x.f[j]));
-    }
+    void silu(Buf x, Buf out) { elementwise(out, j -> x.f[j] / (1f + (float) Math.exp(-x.f[j]))); }
 
-    void mul(Buf a, Buf b, Buf out) {
-        for (int j = 0; j < a.elements(); j++) out.f[j] = a.f[j] * b.f[j];
-    }
+    void mul(Buf a, Buf b, Buf out) { elementwise(out, j -> a.f[j] * b.f[j]); }
 
-    void add(Buf a, Buf b, Buf out) {
-        for (int j = 0; j < a.elements(); j++) out.f[j] = a.f[j] + b.f[j];
-    }
+    void add(Buf a, Buf b, Buf out) { elementwise(out, j -> a.f[j] + b.f[j]); }
 
     static float dot(float[] a, int ao, float[] b, int bo, int n) {
         return Simd.dot(a, ao, b, bo, n);
