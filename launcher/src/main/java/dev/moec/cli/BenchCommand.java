@@ -4,6 +4,7 @@ import dev.moec.backend.Kernel;
 import dev.moec.executor.CompiledModel;
 import dev.moec.ir.StepAbi;
 import dev.moec.executor.bench.Bench;
+import dev.moec.executor.bench.ComputePeak;
 import dev.moec.executor.bench.MemoryBandwidth;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -15,8 +16,12 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
-/** {@code moec bench decode|prefill}: throughput of the compiled graphs, and how far decode is from the memory roofline. */
-@Command(name = "bench", description = "Measure decode and prefill throughput of the compiled CPU graphs, against the memory-bandwidth roofline.",
+/**
+ * {@code moec bench decode|prefill}: throughput of the compiled graphs, and how far a step is from its
+ * rooflines: the weight bytes it reads at the memory bandwidth, and its multiply-accumulates at the f32 FMA
+ * peak (both measured here, or given).
+ */
+@Command(name = "bench", description = "Measure decode and prefill throughput of the compiled CPU graphs, against the memory-bandwidth and compute rooflines.",
         subcommands = {BenchCommand.Decode.class, BenchCommand.Prefill.class})
 final class BenchCommand {
 
@@ -32,7 +37,22 @@ final class BenchCommand {
 
         @CommandLine.Mixin Moec.ExecutorOptions executor;
 
+        @Option(names = "--compute-peak", paramLabel = "GMAC/s", description = "f32 multiply-accumulates per second for the compute roofline (default: measured here with --threads threads)")
+        Double computePeak;
+
         int threads() { return executor.threads(); }
+
+        /** The compute ceiling in multiply-accumulates per second, and where it came from. */
+        double[] peak() throws Exception {
+            if (computePeak != null) {
+                if (!(computePeak > 0)) throw new IllegalArgumentException("--compute-peak must be positive GMAC/s");
+                return new double[] {computePeak * 1e9, 0};
+            }
+            Moec.progress("measuring the f32 FMA peak (" + threads() + " threads)");
+            return new double[] {ComputePeak.measure(threads(), 50_000_000L, 5), 1};
+        }
+
+        String peakSource(double[] peak) { return peak[1] == 0 ? "given" : "measured, " + threads() + " threads"; }
 
         Models.Loaded load(int batch, int positions) throws Exception {
             Path path = model != null ? model : Models.demoModel();
@@ -80,7 +100,8 @@ final class BenchCommand {
                     bytesPerSecond = MemoryBandwidth.measure(threads(), 1L << 30, 5);
                     source = "measured, " + threads() + " threads";
                 }
-                double rooflineMs = d.weightBytesPerStep() / bytesPerSecond * 1e3;
+                double[] peak = peak();
+                double rooflineMs = d.weightBytesPerStep() / bytesPerSecond * 1e3, computeMs = d.macsPerStep() / peak[0] * 1e3;
                 System.out.printf("model        %s (%s)%n", loaded.name(), model.artifact().manifest().pipeline());
                 System.out.printf("decode       batch %d on %s (%s), %d threads, %d steps%n", batch, d.graph(),
                         model.capturedReplay() ? "captured" : "not captured", threads(), d.steps());
@@ -89,6 +110,9 @@ final class BenchCommand {
                         d.weightBytesPerStep() / 1e6, d.expertBytesPerStep() / 1e6, d.expertsUsed(), d.experts());
                 System.out.printf("bandwidth    %.2f GB/s (%s)%n", bytesPerSecond / 1e9, source);
                 System.out.printf("roofline     %.2f ms per step; achieved %.1f %% of it%n", rooflineMs, 100 * rooflineMs / d.medianMs());
+                System.out.printf("compute      %.2f GMAC per step: %.2f ms at the f32 FMA peak of %.1f GMAC/s (%s); achieved %.1f %% of it%n",
+                        d.macsPerStep() / 1e9, computeMs, peak[0] / 1e9, peakSource(peak), 100 * computeMs / d.medianMs());
+                System.out.printf("bound        %s: %.2f ms per step at best%n", computeMs > rooflineMs ? "compute" : "memory", Math.max(computeMs, rooflineMs));
                 System.out.printf("kernels      %.2f ms per step of their own time (profiled steps: %.2f ms); the %s step is %+.1f %% of that%n",
                         d.kernelMsPerStep(), d.profiledMsPerStep(), model.capturedReplay() ? "captured" : "looped",
                         100 * (d.medianMs() - d.kernelMsPerStep()) / d.kernelMsPerStep());
@@ -120,6 +144,10 @@ final class BenchCommand {
                 System.out.printf("model        %s (%s)%n", loaded.name(), model.artifact().manifest().pipeline());
                 System.out.printf("prefill      %d tokens on %s, %d threads, %d runs%n", p.tokens(), p.graph(), threads(), p.runs());
                 System.out.printf("throughput   %.1f tokens/s, %.1f ms per prompt (best; mean %.1f)%n", p.tokensPerSecond(), p.bestMs(), p.meanMs());
+                double[] peak = peak();
+                double computeMs = p.macsPerRun() / peak[0] * 1e3;
+                System.out.printf("compute      %.1f GMAC per prompt: %.1f ms at the f32 FMA peak of %.1f GMAC/s (%s), at most %.0f tokens/s; achieved %.1f %% of it%n",
+                        p.macsPerRun() / 1e9, computeMs, peak[0] / 1e9, peakSource(peak), p.tokens() * 1e3 / computeMs, 100 * computeMs / p.bestMs());
                 System.out.printf("kernels      %.1f ms per prompt of their own time%n", p.kernelMsPerRun());
                 printTopKernels(p.nanosByKernel(), p.runs());
             }

@@ -93,11 +93,15 @@ public class KernelBenchmarks {
         }
     }
 
-    /** q_proj of the bench model: [tokens, 1024] x [2048, 1024]^T (matmul, or quant_matmul for int8). */
+    /**
+     * q_proj of the bench model: [tokens, 1024] x [2048, 1024]^T (matmul, or quant_matmul for int8); with
+     * {@code -p outputs=151936}, the lm_head, whose weights do not fit in the caches.
+     */
     @State(Scope.Benchmark)
     public static class Matmul extends Kernels {
-        @Param({"1", "8"}) public int tokens;
+        @Param({"1", "8", "512"}) public int tokens;
         @Param({"bf16", "int8"}) public String dtype;
+        @Param({"2048"}) public int outputs;
         Buf x, xq, xs, w, ws, out;
 
         @Setup(Level.Trial) public void bind() {
@@ -106,9 +110,9 @@ public class KernelBenchmarks {
             xq = ints("xq", 255, tokens, HIDDEN);
             for (int j = 0; j < xq.i.length; j++) xq.i[j] -= 127;
             xs = f32("xs", tokens);
-            w = weight("w", weightType(dtype), 2 * HIDDEN, HIDDEN);
-            ws = f32("ws", 2 * HIDDEN);
-            out = f32("out", tokens, 2 * HIDDEN);
+            w = weight("w", weightType(dtype), outputs, HIDDEN);
+            ws = f32("ws", outputs);
+            out = f32("out", tokens, outputs);
         }
     }
 
@@ -121,7 +125,7 @@ public class KernelBenchmarks {
     /** The experts' gate_up projection: tokens x top-8 rows over 64 experts [512, 1024]. */
     @State(Scope.Benchmark)
     public static class Grouped extends Kernels {
-        @Param({"1", "8"}) public int tokens;
+        @Param({"1", "8", "512"}) public int tokens;
         @Param({"bf16", "int8"}) public String dtype;
         Buf x, xq, xs, w, ws, counts, out;
 

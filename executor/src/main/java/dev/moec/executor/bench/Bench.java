@@ -16,17 +16,17 @@ public final class Bench {
     private Bench() {}
 
     /**
-     * A decode measurement. Times are per step; weight bytes are what a step must read (see {@link Roofline}),
-     * averaged over the profiled steps.
+     * A decode measurement. Times are per step; weight bytes are what a step must read and multiply-accumulates
+     * what it must compute (see {@link Roofline}), averaged over the profiled steps.
      */
     public record Decode(String graph, int batch, int steps, double medianMs, double meanMs, double weightBytesPerStep,
-                         double expertBytesPerStep, double expertsUsed, double experts, double kernelMsPerStep,
+                         double expertBytesPerStep, double macsPerStep, double expertsUsed, double experts, double kernelMsPerStep,
                          double profiledMsPerStep, Map<Kernel, Long> nanosByKernel) {
         public double tokensPerSecond() { return batch * 1000.0 / medianMs; }
     }
 
     /** A prefill measurement: one prompt of {@code tokens} tokens, best and mean of the timed runs. */
-    public record Prefill(String graph, int tokens, int runs, double bestMs, double meanMs, double kernelMsPerRun, Map<Kernel, Long> nanosByKernel) {
+    public record Prefill(String graph, int tokens, int runs, double bestMs, double meanMs, double kernelMsPerRun, double macsPerRun, Map<Kernel, Long> nanosByKernel) {
         public double tokensPerSecond() { return tokens * 1000.0 / bestMs; }
     }
 
@@ -81,7 +81,7 @@ public final class Bench {
         Arrays.sort(sorted);
         double median = sorted[steps / 2] / 1e6, mean = Arrays.stream(times).average().orElse(0) / 1e6;
         return new Decode(graph, batch, steps, median, mean, (double) roofline.weightBytes() / steps, (double) roofline.expertBytes() / steps,
-                roofline.expertsUsedPerLaunch(), roofline.expertsPerLaunch(), roofline.kernelNanos() / 1e6 / steps, profiled / 1e6 / steps,
+                (double) roofline.macs() / steps, roofline.expertsUsedPerLaunch(), roofline.expertsPerLaunch(), roofline.kernelNanos() / 1e6 / steps, profiled / 1e6 / steps,
                 roofline.nanosByKernel());
     }
 
@@ -108,7 +108,7 @@ public final class Bench {
         } finally {
             model.observe(null);
         }
-        return new Prefill(model.lastGraph(), tokens, runs, best, total / runs, profile.kernelNanos() / 1e6 / runs, profile.nanosByKernel());
+        return new Prefill(model.lastGraph(), tokens, runs, best, total / runs, profile.kernelNanos() / 1e6 / runs, (double) profile.macs() / runs, profile.nanosByKernel());
     }
 
     private static void step(CompiledModel model, int[] last, int[] pos, int[] slots, int[] rows) {

@@ -17,13 +17,16 @@ import java.util.Set;
  *       grouped matmul, the distinct expert ids of a whole-MoE kernel): stacked weights and scales
  *       [E, ...] count {@code used / E} of their bytes.</li>
  * </ul>
- * It also adds up each kernel's own time, so a step's wall time can be split into kernels and overhead.
+ * It also adds up each kernel's own time, so a step's wall time can be split into kernels and overhead,
+ * and the multiply-accumulates of the launches that do nearly all of a step's arithmetic (see {@link #macs}):
+ * a step is bound by the slower of its bytes at the memory bandwidth and its multiply-accumulates at the
+ * compute peak ({@link ComputePeak}).
  */
 public final class Roofline implements CpuGraph.LaunchObserver {
     private static final Set<Kernel> GROUPED = Set.of(Kernel.GROUPED_MATMUL, Kernel.GROUPED_QUANT_MATMUL);
     private static final Set<Kernel> WHOLE_MOE = Set.of(Kernel.MOE_EXPERTS, Kernel.MOE_EXPERTS_QUANT);
 
-    private long weightBytes, expertBytes, kernelNanos;
+    private long weightBytes, expertBytes, kernelNanos, macs;
     private long expertLaunches, expertsUsed, expertsTotal;
     private final Map<Kernel, Long> nanosByKernel = new EnumMap<>(Kernel.class);
 
@@ -31,6 +34,7 @@ public final class Roofline implements CpuGraph.LaunchObserver {
     public void launched(int index, Kernel kernel, Buf[] in, Buf[] out, long nanos) {
         kernelNanos += nanos;
         nanosByKernel.merge(kernel, nanos, Long::sum);
+        macs += macs(kernel, in);
         int experts = 0, used = 0;
         if (GROUPED.contains(kernel)) {
             int[] counts = in[in.length - 1].ints();
@@ -62,6 +66,53 @@ public final class Roofline implements CpuGraph.LaunchObserver {
             }
         }
     }
+
+    /**
+     * Multiply-accumulates of one launch: the matmuls (rows x output channels x inner dim; a grouped matmul
+     * only its routed rows), the unfused experts (three projections per routed (token, expert)), and
+     * attention (each token's query heads against its positions 0..p, scores and values; MLA in its
+     * absorbed form). The other kernels are elementwise or per-row and count nothing.
+     */
+    public static long macs(Kernel kernel, Buf[] in) {
+        return switch (kernel) {
+            case MATMUL, HEAD_MATMUL -> (long) in[0].elements() * in[1].shape()[in[1].shape().length - 2];
+            case QUANT_MATMUL -> (long) in[0].elements() * in[2].shape()[0];
+            case QUANT_MATMUL_STATIC -> (long) in[0].elements() * in[1].shape()[0];
+            case GROUPED_MATMUL, GROUPED_QUANT_MATMUL -> {
+                int[] w = in[kernel == Kernel.GROUPED_MATMUL ? 1 : 2].shape(), x = in[0].shape();
+                long rows = Math.min(java.util.Arrays.stream(in[in.length - 1].ints()).asLongStream().map(c -> Math.max(c, 0)).sum(), x[0]);
+                yield rows * w[1] * w[2];
+            }
+            case MOE_EXPERTS, MOE_EXPERTS_QUANT -> {
+                int[] x = in[0].shape(), gate = in[3].shape();
+                yield (long) x[0] * in[1].shape()[1] * 3 * x[1] * gate[1];
+            }
+            case ATTENTION, FUSED_INFER_ATTENTION, FUSED_INFER_ATTENTION_INT8 -> {
+                boolean int8 = kernel == Kernel.FUSED_INFER_ATTENTION_INT8;
+                int[] q = in[0].shape(), v = in[int8 ? 3 : 2].shape();
+                yield attended(in[int8 ? 6 : 4], in[int8 ? 7 : 5], Integer.MAX_VALUE) * q[1] * (q[2] + v[3]);
+            }
+            case FUSED_INFER_ATTENTION_MLA, MLA_ATTENTION, SPARSE_FLASH_ATTENTION, MLA_ATTENTION_SPARSE -> {
+                int[] qn = in[0].shape(), qp = in[1].shape(), w = in[3].shape();
+                int heads = qn[1], dn = qn[2], dr = qp[2], c = w[1], v = w[0] / heads - dn;
+                boolean sparse = in.length > 7;
+                long keys = attended(in[5], in[6], sparse ? in[7].shape()[1] : Integer.MAX_VALUE);
+                yield (long) qn[0] * heads * (dn + v) * c + keys * heads * (2L * c + dr);
+            }
+            default -> 0;
+        };
+    }
+
+    /** Positions the tokens attend to: each live token (slot >= 0) its positions 0..p, at most {@code limit}. */
+    private static long attended(Buf slots, Buf positions, int limit) {
+        int[] s = slots.ints(), p = positions.ints();
+        long n = 0;
+        for (int t = 0; t < s.length; t++) if (s[t] >= 0) n += Math.min(limit, p[t] + 1L);
+        return n;
+    }
+
+    /** Multiply-accumulates so far, over all observed steps (see {@link #macs(Kernel, Buf[])}). */
+    public long macs() { return macs; }
 
     /** Weight bytes read so far, over all observed steps. */
     public long weightBytes() { return weightBytes; }

@@ -37,6 +37,11 @@ public final class Simd {
             ? java.util.stream.IntStream.iterate(L / 2, w -> w >= 1, w -> w / 2).mapToObj(w -> VectorShuffle.iota(F, w, 1, true)).toArray(VectorShuffle[]::new)
             : null;
 
+    private static final VectorShuffle<Float> ROTATE_8 = L >= 16 ? VectorShuffle.iota(F, 8, 1, true) : null;
+    private static final VectorShuffle<Float> ROTATE_4 = ENABLED ? VectorShuffle.iota(F, 4, 1, true) : null;
+    private static final VectorShuffle<Float> ROTATE_2 = ENABLED ? VectorShuffle.iota(F, 2, 1, true) : null;
+    private static final VectorShuffle<Float> ROTATE_1 = ENABLED ? VectorShuffle.iota(F, 1, 1, true) : null;
+
     /** sum_j a[ao + j] * b[bo + j], j < n. */
     public static float dot(float[] a, int ao, float[] b, int bo, int n) {
         int j = 0;
@@ -212,6 +217,173 @@ public final class Simd {
         out[oo + 1] = s1;
         out[oo + 2] = s2;
         out[oo + 3] = s3;
+    }
+
+    /**
+     * Elements one panel dot product may span: each of its L lanes sums at most 1024 int8 products
+     * (|product| <= 2^14), so every partial sum is an integer below 2^24 and exact in float.
+     */
+    static final int PANEL_CHUNK = ENABLED ? 1024 * L : 1024;
+
+    /** Floats of scratch {@link #dot4x4} needs. */
+    public static final int SPILL = 16 * L;
+
+    /**
+     * Sixteen dot products from a panel: four activation rows (x rows xo + c * xs) by four weight rows
+     * (w rows wo + d * ws) widened into floats, each vector loaded used four times (eight loads feed
+     * sixteen FMAs, which is what lets a prefill's or a batch's matmul approach the FMA peak). Results go
+     * to out index oo + c * os + d: as floats into {@code fout} (lanes added along {@link #sum}'s tree),
+     * or, for int8 values held as floats, added exactly in int32 into {@code iout} (n at most
+     * {@link #PANEL_CHUNK}, so every float lane sum is an exact integer). Exactly one of the two is given.
+     * {@code spill}: scratch of at least {@link #SPILL} floats.
+     */
+    public static void dot4x4(float[] x, int xo, int xs, float[] w, int wo, int ws, int n, int[] iout, float[] fout, int oo, int os, float[] spill) {
+        if (iout != null && n > PANEL_CHUNK) throw new IllegalArgumentException("an exact panel dot product spans at most " + PANEL_CHUNK + " elements, not " + n);
+        int j = 0;
+        if (ENABLED) {
+            FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+            FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+            for (; j + L <= n; j += L) {
+                FloatVector w0 = FloatVector.fromArray(F, w, wo + j), w1 = FloatVector.fromArray(F, w, wo + ws + j);
+                FloatVector w2 = FloatVector.fromArray(F, w, wo + 2 * ws + j), w3 = FloatVector.fromArray(F, w, wo + 3 * ws + j);
+                FloatVector x0 = FloatVector.fromArray(F, x, xo + j);
+                a00 = x0.fma(w0, a00); a01 = x0.fma(w1, a01); a02 = x0.fma(w2, a02); a03 = x0.fma(w3, a03);
+                FloatVector x1 = FloatVector.fromArray(F, x, xo + xs + j);
+                a10 = x1.fma(w0, a10); a11 = x1.fma(w1, a11); a12 = x1.fma(w2, a12); a13 = x1.fma(w3, a13);
+                FloatVector x2 = FloatVector.fromArray(F, x, xo + 2 * xs + j);
+                a20 = x2.fma(w0, a20); a21 = x2.fma(w1, a21); a22 = x2.fma(w2, a22); a23 = x2.fma(w3, a23);
+                FloatVector x3 = FloatVector.fromArray(F, x, xo + 3 * xs + j);
+                a30 = x3.fma(w0, a30); a31 = x3.fma(w1, a31); a32 = x3.fma(w2, a32); a33 = x3.fma(w3, a33);
+            }
+            // The sixteen sums go through memory and one small loop: sixteen inlined reductions made the
+            // method too large for the JIT to keep its vectors in registers (the bf16 batch matmul ran 1.7x slower).
+            a00.intoArray(spill, 0); a01.intoArray(spill, L); a02.intoArray(spill, 2 * L); a03.intoArray(spill, 3 * L);
+            a10.intoArray(spill, 4 * L); a11.intoArray(spill, 5 * L); a12.intoArray(spill, 6 * L); a13.intoArray(spill, 7 * L);
+            a20.intoArray(spill, 8 * L); a21.intoArray(spill, 9 * L); a22.intoArray(spill, 10 * L); a23.intoArray(spill, 11 * L);
+            a30.intoArray(spill, 12 * L); a31.intoArray(spill, 13 * L); a32.intoArray(spill, 14 * L); a33.intoArray(spill, 15 * L);
+            spilled(spill, iout, fout, oo, os);
+        } else if (fout != null) {
+            for (int c = 0; c < 4; c++) for (int d = 0; d < 4; d++) fout[oo + c * os + d] = 0;
+        }
+        for (; j < n; j++) {
+            for (int c = 0; c < 4; c++) {
+                for (int d = 0; d < 4; d++) {
+                    if (iout != null) iout[oo + c * os + d] += (int) x[xo + c * xs + j] * (int) w[wo + d * ws + j];
+                    else fout[oo + c * os + d] += x[xo + c * xs + j] * w[wo + d * ws + j];
+                }
+            }
+        }
+    }
+
+    /** The sixteen spilled accumulators of a 4 x 4 loop into their outputs (see {@link #dot4x4}). */
+    private static void spilled(float[] spill, int[] iout, float[] fout, int oo, int os) {
+        for (int q = 0; q < 16; q++) {
+            FloatVector v = FloatVector.fromArray(F, spill, q * L);
+            int at = oo + (q >> 2) * os + (q & 3);
+            if (iout != null) iout[at] += lanes(v);
+            else fout[at] = sum(v);
+        }
+    }
+
+    /**
+     * {@link #dot4x4} with four bf16 weight rows (elements we + d * ws on) read in place from the mapping
+     * and widened in registers, into floats: for a batch's few rows, where the weights stream from memory
+     * and a panel's separate widening pass would stop the loads overlapping the FMAs. (One method for
+     * bf16 and int8 merged two kinds of vector in one variable, and the JIT then allocated every vector:
+     * the batch-8 step ran three times slower; so each width has its own loop.)
+     */
+    public static void dot4x4Bf16(float[] x, int xo, int xs, MemorySegment w, long we, long ws, int n, float[] fout, int oo, int os, float[] spill) {
+        int j = 0;
+        long b0 = we * 2, b1 = (we + ws) * 2, b2 = (we + 2 * ws) * 2, b3 = (we + 3 * ws) * 2;
+        if (ENABLED) {
+            FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+            FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+            for (; j + L <= n; j += L) {
+                long o = 2L * j;
+                FloatVector w0 = bf16(w, b0 + o), w1 = bf16(w, b1 + o), w2 = bf16(w, b2 + o), w3 = bf16(w, b3 + o);
+                FloatVector x0 = FloatVector.fromArray(F, x, xo + j);
+                a00 = x0.fma(w0, a00); a01 = x0.fma(w1, a01); a02 = x0.fma(w2, a02); a03 = x0.fma(w3, a03);
+                FloatVector x1 = FloatVector.fromArray(F, x, xo + xs + j);
+                a10 = x1.fma(w0, a10); a11 = x1.fma(w1, a11); a12 = x1.fma(w2, a12); a13 = x1.fma(w3, a13);
+                FloatVector x2 = FloatVector.fromArray(F, x, xo + 2 * xs + j);
+                a20 = x2.fma(w0, a20); a21 = x2.fma(w1, a21); a22 = x2.fma(w2, a22); a23 = x2.fma(w3, a23);
+                FloatVector x3 = FloatVector.fromArray(F, x, xo + 3 * xs + j);
+                a30 = x3.fma(w0, a30); a31 = x3.fma(w1, a31); a32 = x3.fma(w2, a32); a33 = x3.fma(w3, a33);
+            }
+            a00.intoArray(spill, 0); a01.intoArray(spill, L); a02.intoArray(spill, 2 * L); a03.intoArray(spill, 3 * L);
+            a10.intoArray(spill, 4 * L); a11.intoArray(spill, 5 * L); a12.intoArray(spill, 6 * L); a13.intoArray(spill, 7 * L);
+            a20.intoArray(spill, 8 * L); a21.intoArray(spill, 9 * L); a22.intoArray(spill, 10 * L); a23.intoArray(spill, 11 * L);
+            a30.intoArray(spill, 12 * L); a31.intoArray(spill, 13 * L); a32.intoArray(spill, 14 * L); a33.intoArray(spill, 15 * L);
+            spilled(spill, null, fout, oo, os);
+        } else {
+            for (int c = 0; c < 4; c++) for (int d = 0; d < 4; d++) fout[oo + c * os + d] = 0;
+        }
+        for (; j < n; j++) {
+            for (int d = 0; d < 4; d++) {
+                long e = we + d * ws + j;
+                float wj = Float.intBitsToFloat(w.getAtIndex(SHORT_LE, e) << 16);
+                for (int c = 0; c < 4; c++) fout[oo + c * os + d] += x[xo + c * xs + j] * wj;
+            }
+        }
+    }
+
+    /** {@link #dot4x4Bf16} for int8 weight rows and int8 activations held as floats: added exactly into {@code iout} (n at most PANEL_CHUNK). */
+    public static void dot4x4I8(float[] x, int xo, int xs, MemorySegment w, long we, long ws, int n, int[] iout, int oo, int os, float[] spill) {
+        if (n > PANEL_CHUNK) throw new IllegalArgumentException("an exact panel dot product spans at most " + PANEL_CHUNK + " elements, not " + n);
+        int j = 0;
+        long b0 = we, b1 = we + ws, b2 = we + 2 * ws, b3 = we + 3 * ws;
+        if (ENABLED) {
+            FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+            FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+            for (; j + L <= n; j += L) {
+                FloatVector w0 = i8(w, b0 + j), w1 = i8(w, b1 + j), w2 = i8(w, b2 + j), w3 = i8(w, b3 + j);
+                FloatVector x0 = FloatVector.fromArray(F, x, xo + j);
+                a00 = x0.fma(w0, a00); a01 = x0.fma(w1, a01); a02 = x0.fma(w2, a02); a03 = x0.fma(w3, a03);
+                FloatVector x1 = FloatVector.fromArray(F, x, xo + xs + j);
+                a10 = x1.fma(w0, a10); a11 = x1.fma(w1, a11); a12 = x1.fma(w2, a12); a13 = x1.fma(w3, a13);
+                FloatVector x2 = FloatVector.fromArray(F, x, xo + 2 * xs + j);
+                a20 = x2.fma(w0, a20); a21 = x2.fma(w1, a21); a22 = x2.fma(w2, a22); a23 = x2.fma(w3, a23);
+                FloatVector x3 = FloatVector.fromArray(F, x, xo + 3 * xs + j);
+                a30 = x3.fma(w0, a30); a31 = x3.fma(w1, a31); a32 = x3.fma(w2, a32); a33 = x3.fma(w3, a33);
+            }
+            a00.intoArray(spill, 0); a01.intoArray(spill, L); a02.intoArray(spill, 2 * L); a03.intoArray(spill, 3 * L);
+            a10.intoArray(spill, 4 * L); a11.intoArray(spill, 5 * L); a12.intoArray(spill, 6 * L); a13.intoArray(spill, 7 * L);
+            a20.intoArray(spill, 8 * L); a21.intoArray(spill, 9 * L); a22.intoArray(spill, 10 * L); a23.intoArray(spill, 11 * L);
+            a30.intoArray(spill, 12 * L); a31.intoArray(spill, 13 * L); a32.intoArray(spill, 14 * L); a33.intoArray(spill, 15 * L);
+            spilled(spill, iout, null, oo, os);
+        }
+        for (; j < n; j++) {
+            for (int d = 0; d < 4; d++) {
+                long e = we + d * ws + j;
+                int wj = w.get(ValueLayout.JAVA_BYTE, e);
+                for (int c = 0; c < 4; c++) iout[oo + c * os + d] += (int) x[xo + c * xs + j] * wj;
+            }
+        }
+    }
+
+    /** One int8 dot product from a panel (both rows exact floats, n <= PANEL_CHUNK), in int32: the tails of {@link #dot4x4} on int8 values. */
+    public static int dotI8f(float[] x, int xo, float[] w, int wo, int n) {
+        if (n > PANEL_CHUNK) throw new IllegalArgumentException("a panel dot product spans at most " + PANEL_CHUNK + " elements, not " + n);
+        int j = 0, s = 0;
+        if (ENABLED) {
+            FloatVector acc = FloatVector.zero(F);
+            for (; j + L <= n; j += L) acc = FloatVector.fromArray(F, x, xo + j).fma(FloatVector.fromArray(F, w, wo + j), acc);
+            s = lanes(acc);
+        }
+        for (; j < n; j++) s += (int) x[xo + j] * (int) w[wo + j];
+        return s;
+    }
+
+    /** The lanes of an exact integer-valued float vector (each below 2^24), added in int32. */
+    private static int lanes(FloatVector v) {
+        return ((IntVector) v.convertShape(VectorOperators.F2I, I, 0)).reduceLanes(VectorOperators.ADD);
+    }
+
+    /** n int8 weights from byte we on, as exact floats into dst from element do_: a weight panel. */
+    public static void widenI8(MemorySegment w, long we, int n, float[] dst, int d0) {
+        int j = 0;
+        if (ENABLED) for (; j + L <= n; j += L) i8(w, we + j).intoArray(dst, d0 + j);
+        for (; j < n; j++) dst[d0 + j] = w.get(ValueLayout.JAVA_BYTE, we + j);
     }
 
     /** Elements per float-accumulated chunk: each lane sums at most EXACT_CHUNK / L products of magnitude <= 2^14. */
@@ -461,7 +633,15 @@ public final class Simd {
      * warm the JVM is; this tree is the same in both, so a run is reproducible bit for bit.
      */
     static float sum(FloatVector v) {
-        for (VectorShuffle<Float> rotation : HALVES) v = v.add(v.rearrange(rotation));
+        if (L == 16) {                    // the usual widths with each rotation a constant the JIT folds: from an array, 1.7x slower
+            v = v.add(v.rearrange(ROTATE_8));
+        } else if (L != 8) {
+            for (VectorShuffle<Float> rotation : HALVES) v = v.add(v.rearrange(rotation));
+            return v.lane(0);
+        }
+        v = v.add(v.rearrange(ROTATE_4));
+        v = v.add(v.rearrange(ROTATE_2));
+        v = v.add(v.rearrange(ROTATE_1));
         return v.lane(0);
     }
 

@@ -57,6 +57,36 @@ class KernelMatrixTest {
     }
 
     /**
+     * Prefill-sized int8 matmuls take the float-panel path (at least {@link CpuKernels#PANEL_ROWS} rows):
+     * with rows longer than one panel chunk, of the largest products, the results are still the op's to the
+     * bit, dense and grouped.
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"QUANT_MATMUL", "GROUPED_QUANT_MATMUL"})
+    void panelInt8MatmulsAreExactPastOneChunk(Kernel kernel) {
+        int k = Simd.PANEL_CHUNK + 40, n = 6, rows = CpuKernels.PANEL_ROWS + 3;
+        SplittableRandom r = new SplittableRandom(kernel.ordinal());
+        try (Arena arena = Arena.ofShared()) {
+            Buf x = int8("x", r, rows, k);
+            for (int j = 0; j < x.i.length; j++) if (j % 7 != 0) x.i[j] = -128;
+            boolean grouped = kernel == Kernel.GROUPED_QUANT_MATMUL;
+            Buf w = grouped ? weight("w", DType.I8, r, arena, 2, n, k) : weight("w", DType.I8, r, arena, n, k);
+            for (long j = 0; j < w.w.byteSize(); j++) if (j % 5 != 0) w.w.set(ValueLayout.JAVA_BYTE, j, (byte) -128);
+            Buf xs = positive("xs", r, rows);
+            Buf[] in = grouped
+                    ? new Buf[] {x, xs, w, positive("ws", r, 2, n), new Buf("counts", DType.I32, new int[] {2}, null, new int[] {rows - 1, 1}, null)}
+                    : new Buf[] {x, xs, w, positive("ws", r, n)};
+            Buf fast = new Buf("out", DType.F32, new int[] {rows, n}, new float[rows * n], null, null);
+            Buf oracle = new Buf("out", DType.F32, new int[] {rows, n}, new float[rows * n], null, null);
+            CpuKernels cpu = new CpuKernels(new Parallel(2));
+            cpu.launch(kernel, in, new Buf[] {fast}, Attrs.of());
+            cpu.reference(kernel, in, new Buf[] {oracle}, Attrs.of());
+            cpu.close();
+            org.junit.jupiter.api.Assertions.assertArrayEquals(oracle.f, fast.f);
+        }
+    }
+
+    /**
      * The absorbed MLA kernel (W_UK into the query, W_UV after the latent sum) against the op's un-absorbed
      * definition: three tokens of two sequences over a paged latent cache (blocks out of order), one padding
      * token, and for the sparse form index lists with repeats, future and -1 entries, one of them empty.

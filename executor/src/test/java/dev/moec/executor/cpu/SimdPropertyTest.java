@@ -189,6 +189,67 @@ class SimdPropertyTest {
         }
     }
 
+    /** The 4 x 4 loops, from a panel or in place, give each pair's dot product: int8 values exactly in int32 (added into out), floats and bf16 to rounding. */
+    @Property(tries = 100)
+    void panelInt8DotsAreExact(@ForAll @IntRange(min = 0, max = 300) int n, @ForAll @IntRange(min = 0, max = 40) int offset, @ForAll long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        int[] xi = new int[offset + 4 * n], wi = new int[offset + 4 * n];
+        for (int j = 0; j < xi.length; j++) {
+            xi[j] = r.nextInt(-128, 128);
+            wi[j] = r.nextInt(-128, 128);
+        }
+        float[] x = Simd.exact(xi, xi.length), w = Simd.exact(wi, wi.length);
+        int[] out = new int[2 + 4 * 5];
+        java.util.Arrays.fill(out, 3);                                // the loops add to what is there
+        Simd.dot4x4(x, offset, n, w, offset, n, n, out, null, 2, 5, new float[Simd.SPILL]);
+        for (int c = 0; c < 4; c++) {
+            for (int d = 0; d < 4; d++) {
+                int exact = 0;
+                for (int j = 0; j < n; j++) exact += xi[offset + c * n + j] * wi[offset + d * n + j];
+                assertEquals(3 + exact, out[2 + c * 5 + d], "rows " + c + ", " + d);
+                if (c == d) assertEquals(exact, Simd.dotI8f(x, offset + c * n, w, offset + d * n, n));
+            }
+        }
+        MemorySegment wb = MemorySegment.ofArray(new byte[offset + 4 * n]), wh = MemorySegment.ofArray(new byte[2 * (offset + 4 * n)]);
+        for (int j = 0; j < wi.length; j++) wb.set(ValueLayout.JAVA_BYTE, j, (byte) wi[j]);
+        int[] inPlace = new int[16];                                  // the in-place int8 form: the same exact sums
+        Simd.dot4x4I8(x, offset, n, wb, offset, n, n, inPlace, 0, 4, new float[Simd.SPILL]);
+        for (int q = 0; q < 16; q++) assertEquals(out[2 + (q / 4) * 5 + q % 4] - 3, inPlace[q], "in place, pair " + q);
+        float[] g = new float[offset + 4 * n], fout = new float[16];               // the float form: each pair's dot, to rounding
+        for (int j = 0; j < g.length; j++) g[j] = (float) r.nextGaussian();
+        Simd.dot4x4(g, offset, n, x, offset, n, n, null, fout, 0, 4, new float[Simd.SPILL]);
+        for (int c = 0; c < 4; c++) {
+            for (int d = 0; d < 4; d++) {
+                float one = Simd.dot(g, offset + c * n, x, offset + d * n, n);
+                assertEquals(one, fout[c * 4 + d], 1e-4f * (1 + Math.abs(one)) * (1 + n / 16f), "float rows " + c + ", " + d);
+            }
+        }
+        for (int j = 0; j < wi.length; j++) wh.setAtIndex(SHORT_LE, j, (short) (Float.floatToIntBits(g[j] * 0.5f) >>> 16));
+        Simd.dot4x4Bf16(g, offset, n, wh, offset, n, n, fout, 0, 4, new float[Simd.SPILL]);   // bf16 read in place
+        for (int c = 0; c < 4; c++) {
+            for (int d = 0; d < 4; d++) {
+                float one = Simd.dotBf16(g, offset + c * n, wh, offset + d * n, n);
+                assertEquals(one, fout[c * 4 + d], 1e-4f * (1 + Math.abs(one)) * (1 + n / 16f), "bf16 rows " + c + ", " + d);
+            }
+        }
+    }
+
+    /** A whole panel chunk of the largest products: every lane reaches 2^24 and stays exact. */
+    @net.jqwik.api.Example
+    void panelDotsAreExactUpToAWholeChunk() {
+        int n = Simd.PANEL_CHUNK;
+        float[] x = new float[4 * n], w = new float[4 * n];
+        java.util.Arrays.fill(x, -128);
+        java.util.Arrays.fill(w, -128);
+        x[3] = 127;                                                   // an odd term, so rounding would show
+        int[] out = new int[16];
+        Simd.dot4x4(x, 0, n, w, 0, n, n, out, null, 0, 4, new float[Simd.SPILL]);
+        for (int d = 0; d < 4; d++) assertEquals(16384 * (n - 1) + 127 * -128, out[d]);
+        for (int j = 4; j < 16; j++) assertEquals(16384 * n, out[j]);
+        assertEquals(16384 * n, Simd.dotI8f(x, n, w, 0, n));
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> Simd.dotI8f(x, 0, w, 0, n + 1));
+    }
+
     /** Long rows of extreme values: sums far past 2^24 stay exact, chunk by chunk. */
     @net.jqwik.api.Example
     void floatAccumulatedInt8DotsAreExactPastTwoToThe24() {
