@@ -125,12 +125,8 @@ public final class CompiledModel implements StepModel {
         if (paged) inputs.put(StepAbi.BLOCK_TABLE, kv.table());
         graph.run(kernels, inputs, observer);
         lastGraph = graph.name();
-        float[] logits = graph.floats(StepAbi.LOGITS);
         float[][] out = new float[logitRows.length][];
-        for (int r = 0; r < out.length; r++) {
-            int row = captured != null ? logitRows[r] : r;
-            out[r] = java.util.Arrays.copyOfRange(logits, row * vocab, (row + 1) * vocab);
-        }
+        for (int r = 0; r < out.length; r++) out[r] = graph.row(StepAbi.LOGITS, captured != null ? logitRows[r] : r, vocab);
         return out;
     }
 

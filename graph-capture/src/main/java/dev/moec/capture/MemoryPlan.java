@@ -25,12 +25,22 @@ import java.util.Map;
 public record MemoryPlan(Map<String, Long> offsets, Map<String, Long> sizes, Map<String, int[]> lifetimes, long peakBytes, long naiveBytes) {
 
     public static MemoryPlan of(KernelGraph g) {
+        return of(g, b -> true, b -> b.type().bytes());
+    }
+
+    /**
+     * The plan of the activations and inputs that {@code planned} selects, each taking {@code bytes} (an
+     * executor that stores elements wider than their dtype plans with its own sizes; one that keeps two
+     * kinds of storage plans each kind on its own).
+     */
+    public static MemoryPlan of(KernelGraph g, java.util.function.Predicate<KernelGraph.Buffer> planned, java.util.function.ToLongFunction<KernelGraph.Buffer> bytes) {
         // 1. Root of every buffer (aliases share their source's memory) and activation sizes.
         Map<String, KernelGraph.Buffer> byName = new HashMap<>();
         for (KernelGraph.Buffer b : g.buffers()) byName.put(b.name(), b);
         Map<String, Long> sizes = new LinkedHashMap<>();
         for (KernelGraph.Buffer b : g.buffers()) {
-            if (b.role() == KernelGraph.Role.ACTIVATION || b.role() == KernelGraph.Role.INPUT) sizes.put(b.name(), b.type().bytes());
+            boolean activation = b.role() == KernelGraph.Role.ACTIVATION || b.role() == KernelGraph.Role.INPUT;
+            if (activation && planned.test(b)) sizes.put(b.name(), bytes.applyAsLong(b));
         }
         // 2. Lifetimes in launch indices: inputs from -1, outputs to the end.
         Map<String, int[]> life = new LinkedHashMap<>();

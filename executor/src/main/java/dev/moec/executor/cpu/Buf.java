@@ -8,11 +8,13 @@ import java.nio.ByteOrder;
 import java.util.Arrays;
 
 /**
- * A bound buffer of a CPU graph, its values the first {@link #elements()} of its array (an activation's
- * array is its memory-plan slot, which may be longer): f32 activations and state in {@code f}, integer inputs and indices in
- * {@code i}, a weight read in place from the artifact's mapping ({@code w}, stored {@code dtype}), or a
- * packed cache state (bf16 or int8, {@code w} over a byte[] the kernels write: {@code writable}).
- * Aliases share the storage of their source under their own shape.
+ * A bound buffer of a CPU graph: its values are the {@link #elements()} elements of its array from
+ * element {@code off} on. Float activations and state are in {@code f}, integer inputs and indices in
+ * {@code i}; an activation's array is its graph's arena (float or integer region) and {@code off} its
+ * constant offset there, fixed by the graph's memory plan when the graph is bound; state has an array of
+ * its own (off 0). A weight is read in place from the artifact's mapping ({@code w}, stored
+ * {@code dtype}); a packed cache state (bf16 or int8) is {@code w} over a byte[] the kernels write
+ * ({@code writable}). Aliases share the storage and offset of their source under their own shape.
  */
 public final class Buf {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -21,28 +23,49 @@ public final class Buf {
     final String name;
     final DType dtype;
     final int[] shape;
-    float[] f;
-    int[] i;
+    final float[] f;
+    final int[] i;
+    final int off;                           // element 0 is f[off] or i[off]
     final MemorySegment w;
     final boolean writable;                  // w is packed state, not a weight
 
     Buf(String name, DType dtype, int[] shape, float[] f, int[] i, MemorySegment w) {
-        this(name, dtype, shape, f, i, w, false);
+        this(name, dtype, shape, f, i, 0, w, false);
     }
 
-    Buf(String name, DType dtype, int[] shape, float[] f, int[] i, MemorySegment w, boolean writable) {
+    Buf(String name, DType dtype, int[] shape, float[] f, int[] i, int off, MemorySegment w, boolean writable) {
         this.name = name;
         this.dtype = dtype;
         this.shape = shape;
         this.f = f;
         this.i = i;
+        this.off = off;
         this.w = w;
         this.writable = writable;
+        int n = elements();
+        if (off < 0 || (f != null && off + n > f.length) || (i != null && off + n > i.length)) {
+            throw new IllegalArgumentException("buffer " + name + " of " + n + " elements at offset " + off + " overruns its array");
+        }
     }
 
     /** A packed cache state over {@code bytes}: bf16 (two bytes an element) or int8. */
     static Buf packed(String name, DType dtype, int[] shape, byte[] bytes) {
-        return new Buf(name, dtype, shape, null, null, MemorySegment.ofArray(bytes), true);
+        return new Buf(name, dtype, shape, null, null, 0, MemorySegment.ofArray(bytes), true);
+    }
+
+    /** A float activation at element {@code off} of an arena's float region. */
+    static Buf floatsAt(String name, DType dtype, int[] shape, float[] arena, int off) {
+        return new Buf(name, dtype, shape, arena, null, off, null, false);
+    }
+
+    /** An integer activation at element {@code off} of an arena's integer region. */
+    static Buf intsAt(String name, DType dtype, int[] shape, int[] arena, int off) {
+        return new Buf(name, dtype, shape, null, arena, off, null, false);
+    }
+
+    /** This buffer's storage under another name and shape: an alias. */
+    Buf alias(String name, DType dtype, int[] shape) {
+        return new Buf(name, dtype, shape, f, i, off, writable ? w : null, writable);
     }
 
     int dim(int k) { return shape[k < 0 ? shape.length + k : k]; }
@@ -63,7 +86,7 @@ public final class Buf {
             }
             case F32 -> {
                 if (w != null) for (int j = 0; j < cols; j++) dst[j] = w.getAtIndex(FLOAT_LE, base + j);
-                else System.arraycopy(f, (int) base, dst, 0, cols);
+                else System.arraycopy(f, off + (int) base, dst, 0, cols);
             }
             default -> throw new IllegalStateException("weight " + name + " has unsupported dtype " + dtype);
         }
@@ -73,7 +96,7 @@ public final class Buf {
     void intRow(long row, int cols, int[] dst) {
         long base = row * cols;
         if (w == null) {
-            System.arraycopy(i, (int) base, dst, 0, cols);
+            System.arraycopy(i, off + (int) base, dst, 0, cols);
             return;
         }
         switch (dtype) {
@@ -90,9 +113,9 @@ public final class Buf {
         }
     }
 
-    /** All values of a small float vector (weight or activation), e.g. per-channel scales. */
+    /** All values of a small float vector (weight or activation), e.g. per-channel scales: a copy, or f itself when it is exactly the values. */
     float[] floats() {
-        if (w == null) return f;
+        if (w == null) return off == 0 && f.length == elements() ? f : Arrays.copyOfRange(f, off, off + elements());
         float[] out = new float[elements()];
         weightRow(0, out.length, out);
         return out;
@@ -112,7 +135,7 @@ public final class Buf {
     /** The integer contents of an index or count buffer (not a weight): a copy of its elements. */
     public int[] ints() {
         if (i == null) throw new IllegalStateException(name + " is not an integer activation");
-        return Arrays.copyOf(i, elements());
+        return Arrays.copyOfRange(i, off, off + elements());
     }
 
     @Override public String toString() { return name + ":" + dtype + Arrays.toString(shape); }

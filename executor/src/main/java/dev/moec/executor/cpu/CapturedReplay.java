@@ -13,7 +13,8 @@ import java.lang.invoke.MethodHandles;
  * A bound decode graph's launch list compiled, with ASM, into a hidden class whose {@code run} method is
  * the straight-line launch sequence: each launch a direct call of {@link CpuKernels#launch} with its
  * kernel as a constant and its bound buffers and attributes loaded from fixed slots, with no loop and no
- * per-step lookups. The class is generated once per graph at load; {@code --no-capture} replays the same
+ * per-step lookups. The buffers are the graph's, bound once: each activation a constant offset in the
+ * graph's arena (see {@link CpuGraph}). The class is generated once per graph at load; {@code --no-capture} replays the same
  * launches from the interpreted loop in {@link CpuGraph} instead, so the two can be compared.
  */
 final class CapturedReplay {

@@ -14,11 +14,13 @@ import java.util.Map;
 
 /**
  * A kernel graph bound to concrete sizes and to memory: weights are mapped, state and aliases shared, and
- * the activations (and integer inputs) placed as the graph's static {@link MemoryPlan} places them: the
- * plan colours buffers whose lifetimes never overlap into the same slot, and each slot is one array that
- * all its buffers use in turn, so a step's activations take the planned peak, not the sum of their sizes.
- * Every buffer's storage is fixed when the graph is bound, and {@link #run} replays the launch list over
- * them. A decode graph is bound once at load and replayed every step.
+ * the activations (and integer inputs) placed in one arena at the constant offsets of the graph's static
+ * {@link MemoryPlan}: the plan colours buffers whose lifetimes never overlap into the same slot, so a
+ * step's activations take the planned peak, not the sum of their sizes. The arena has a float region
+ * (float activations of any width, held as f32) and an integer region (indices and int8 activations, held
+ * as int32), each laid out by its own plan, because a Java array holds one kind. Every buffer's storage
+ * and offset is fixed when the graph is bound, and {@link #run} replays the launch list over them. A
+ * decode graph is bound once at load and replayed every step.
  */
 public final class CpuGraph {
     private final String name;
@@ -36,7 +38,7 @@ public final class CpuGraph {
     public CpuGraph(KernelGraph g, Map<String, Long> bindings, TensorStore weights, Map<String, Object> state) {
         this.name = g.name();
         KernelGraph bound = g.bind(g.name(), bindings);                  // every buffer's type at these sizes
-        PlanSlots plan = new PlanSlots(bound);
+        ActivationArena arena = new ActivationArena(bound);
         for (KernelGraph.Buffer b : bound.buffers()) {
             TensorType t = b.type();
             if (!t.shape().isStatic()) throw new IllegalArgumentException("graph " + name + ": buffer " + b.name() + " " + t + " has unbound dims");
@@ -59,15 +61,15 @@ public final class CpuGraph {
                 case ALIAS -> {
                     Buf src = buffers.get(b.source());
                     if (src == null) throw new IllegalArgumentException("alias " + b.name() + " of unknown buffer " + b.source());
-                    yield new Buf(b.name(), t.dtype(), shape, src.f, src.i, src.writable ? src.w : null, src.writable);
+                    yield src.alias(b.name(), t.dtype(), shape);
                 }
                 case INPUT, ACTIVATION -> t.dtype().isFloating()          // bf16 / f16 activations (a cast's) hold rounded floats
-                        ? new Buf(b.name(), t.dtype(), shape, plan.floats(b.name()), null, null)
-                        : new Buf(b.name(), t.dtype(), shape, null, plan.ints(b.name()), null);
+                        ? Buf.floatsAt(b.name(), t.dtype(), shape, arena.floats, arena.offset(b.name()))
+                        : Buf.intsAt(b.name(), t.dtype(), shape, arena.ints, arena.offset(b.name()));
             };
             buffers.put(b.name(), buf);
         }
-        this.activationBytes = plan.bytes();
+        this.activationBytes = arena.bytes();
         int count = g.launches().size();
         kernels = new Kernel[count];
         ins = new Buf[count][];
@@ -126,7 +128,7 @@ public final class CpuGraph {
             if (b == null || b.i == null || b.elements() != data.length) {
                 throw new IllegalArgumentException("graph " + name + ": input " + n + " expects " + (b == null ? "nothing" : b.elements() + " ints") + ", got " + data.length);
             }
-            System.arraycopy(data, 0, b.i, 0, data.length);
+            System.arraycopy(data, 0, b.i, b.off, data.length);
         });
         if (observer == null && captured != null) {
             captured.run(k, ins, outs, attrs);
@@ -143,43 +145,44 @@ public final class CpuGraph {
         }
     }
 
-    /** The storage of an f32 buffer: its values are the first {@code elements} of the array (a slot may be larger). */
-    public float[] floats(String buffer) { return buffers.get(buffer).f; }
+    /** Row {@code row} of a float buffer seen as rows of {@code width} values: a copy. */
+    public float[] row(String buffer, int row, int width) {
+        Buf b = buffers.get(buffer);
+        int from = b.off + row * width;
+        return java.util.Arrays.copyOfRange(b.f, from, from + width);
+    }
 
-    /** Bytes the activations and inputs take: the plan's slots, as this executor stores them (4 bytes an element). */
+    /** Bytes the activations and inputs take: the arena, as this executor stores them (4 bytes an element). */
     public long activationBytes() { return activationBytes; }
 
     /**
-     * The slots of a bound graph's memory plan, one float[] and/or int[] per slot, each as long as the
-     * largest buffer of that kind the slot holds (float activations of any width in floats, integer ones,
-     * int8 included, in ints).
+     * The arena of a bound graph: a float region and an integer region, each laid out by a memory plan of
+     * the activations and inputs of its kind at 4 bytes an element (slots rounded to 64 bytes), and each
+     * buffer's constant element offset in its region.
      */
-    private static final class PlanSlots {
-        private final Map<String, Long> slotOf;
-        private final Map<Long, float[]> floats = new HashMap<>();
-        private final Map<Long, int[]> ints = new HashMap<>();
+    private static final class ActivationArena {
+        private static final long SLOT_ALIGN = 64;
+        private final Map<String, Long> offsets = new HashMap<>();
+        final float[] floats;
+        final int[] ints;
 
-        PlanSlots(KernelGraph bound) {
-            MemoryPlan plan = MemoryPlan.of(bound);
-            slotOf = plan.offsets();                                  // buffers sharing a slot share its offset
-            Map<Long, Integer> floatLen = new HashMap<>(), intLen = new HashMap<>();
-            for (KernelGraph.Buffer b : bound.buffers()) {
-                Long slot = slotOf.get(b.name());
-                if (slot == null) continue;
-                int n = Math.toIntExact(b.type().shape().elements());
-                (b.type().dtype().isFloating() ? floatLen : intLen).merge(slot, n, Math::max);
-            }
-            floatLen.forEach((slot, n) -> floats.put(slot, new float[n]));
-            intLen.forEach((slot, n) -> ints.put(slot, new int[n]));
+        ActivationArena(KernelGraph bound) {
+            MemoryPlan f = MemoryPlan.of(bound, b -> b.type().dtype().isFloating(), ActivationArena::bytes);
+            MemoryPlan i = MemoryPlan.of(bound, b -> !b.type().dtype().isFloating(), ActivationArena::bytes);
+            offsets.putAll(f.offsets());
+            offsets.putAll(i.offsets());
+            floats = new float[Math.toIntExact(f.peakBytes() / 4)];
+            ints = new int[Math.toIntExact(i.peakBytes() / 4)];
         }
 
-        float[] floats(String buffer) { return floats.get(slotOf.get(buffer)); }
-
-        int[] ints(String buffer) { return ints.get(slotOf.get(buffer)); }
-
-        long bytes() {
-            return 4L * (floats.values().stream().mapToLong(a -> a.length).sum() + ints.values().stream().mapToLong(a -> a.length).sum());
+        private static long bytes(KernelGraph.Buffer b) {
+            long bytes = 4 * b.type().shape().elements();
+            return (bytes + SLOT_ALIGN - 1) / SLOT_ALIGN * SLOT_ALIGN;
         }
+
+        int offset(String buffer) { return Math.toIntExact(offsets.get(buffer) / 4); }
+
+        long bytes() { return 4L * (floats.length + ints.length); }
     }
 
     public int launchCount() { return kernels.length; }

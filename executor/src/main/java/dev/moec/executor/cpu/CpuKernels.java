@@ -115,16 +115,16 @@ public final class CpuKernels implements AutoCloseable {
             case SILU -> silu(in[0], out[0]);
             case MUL -> mul(in[0], in[1], out[0]);
             case ADD -> add(in[0], in[1], out[0]);
-            case SUB -> elementwise(out[0], j -> in[0].f[j] - in[1].f[j]);
-            case DIV -> elementwise(out[0], j -> in[0].f[j] / in[1].f[j]);
-            case SIGMOID -> elementwise(out[0], j -> (float) dev.moec.ir.interp.Reference.sigmoidOf(in[0].f[j]));
-            case SOFTPLUS -> elementwise(out[0], j -> (float) dev.moec.ir.interp.Reference.softplusOf(in[0].f[j]));
-            case EXP -> elementwise(out[0], j -> (float) Math.exp(in[0].f[j]));
-            case NEG -> elementwise(out[0], j -> -in[0].f[j]);
-            case RELU -> elementwise(out[0], j -> Math.max(in[0].f[j], 0f));
+            case SUB -> binary(in[0], in[1], out[0], (p, q) -> p - q);
+            case DIV -> binary(in[0], in[1], out[0], (p, q) -> p / q);
+            case SIGMOID -> unary(in[0], out[0], v -> (float) dev.moec.ir.interp.Reference.sigmoidOf(v));
+            case SOFTPLUS -> unary(in[0], out[0], v -> (float) dev.moec.ir.interp.Reference.softplusOf(v));
+            case EXP -> unary(in[0], out[0], v -> (float) Math.exp(v));
+            case NEG -> unary(in[0], out[0], v -> -v);
+            case RELU -> unary(in[0], out[0], v -> Math.max(v, 0f));
             case SCALE -> {
                 double f = a.f("factor");
-                elementwise(out[0], j -> (float) (in[0].f[j] * f));
+                unary(in[0], out[0], v -> (float) (v * f));
             }
             case L2_NORM -> l2Norm(in[0], out[0], a.f("eps"));
             case SLICE -> slice(in[0], out[0], (int) a.i("axis"), (int) a.i("start"), (int) a.i("end"));
@@ -139,7 +139,7 @@ public final class CpuKernels implements AutoCloseable {
             case MOE_EXPERTS_QUANT -> moeExpertsQuant(in, out[0]);
             case CAST -> {
                 DType to = DType.parse(a.s("dtype"));
-                elementwise(out[0], j -> dev.moec.ir.interp.Reference.roundTo(to, in[0].f[j]));
+                unary(in[0], out[0], v -> dev.moec.ir.interp.Reference.roundTo(to, v));
             }
             case INDEXER_TOPK -> indexerTopk(in[0], in[1], in[2], in[3], in[4], in[5], out[0], (int) a.i("topk"), a.f("scale"));
             case STATIC_QUANT -> staticQuant(in[0], in[1], in[2], out[0]);
@@ -188,8 +188,8 @@ public final class CpuKernels implements AutoCloseable {
         for (int r = 0; r < out.length; r++) {
             RefTensor t = results.get(r);
             if (out[r].isPacked()) pack(t, out[r]);
-            else if (t.isInt()) System.arraycopy(t.i(), 0, out[r].i, 0, t.size());
-            else System.arraycopy(t.f(), 0, out[r].f, 0, t.size());
+            else if (t.isInt()) System.arraycopy(t.i(), 0, out[r].i, out[r].off, t.size());
+            else System.arraycopy(t.f(), 0, out[r].f, out[r].off, t.size());
         }
     }
 
@@ -209,9 +209,9 @@ public final class CpuKernels implements AutoCloseable {
             Simd.widenI8(b.w, 0, n, i);
             return RefTensor.ofInts(b.dtype, b.shape, i);
         }
-        int n = b.elements();                           // a plan slot may be longer than the buffer
-        if (b.f != null) return RefTensor.of(b.dtype, b.shape, b.f.length == n ? b.f : Arrays.copyOf(b.f, n));
-        return RefTensor.ofInts(b.dtype, b.shape, b.i.length == n ? b.i : Arrays.copyOf(b.i, n));
+        int n = b.elements();                           // an activation is a range of its arena
+        if (b.f != null) return RefTensor.of(b.dtype, b.shape, b.off == 0 && b.f.length == n ? b.f : Arrays.copyOfRange(b.f, b.off, b.off + n));
+        return RefTensor.ofInts(b.dtype, b.shape, b.off == 0 && b.i.length == n ? b.i : Arrays.copyOfRange(b.i, b.off, b.off + n));
     }
 
     /** A semantics result into a packed cache buffer. */
@@ -247,14 +247,14 @@ public final class CpuKernels implements AutoCloseable {
         int rows = table.dim(0), width = out.elements() / Math.max(1, index.elements());
         float[] dst = out.f;
         for (int t = 0; t < index.elements(); t++) {
-            int r = index.i[t];
+            int r = index.i[index.off + t];
             if (r < 0 || r >= rows) throw new IndexOutOfBoundsException("embedding index " + r + " outside table " + table);
             if (table.isWeight()) {
                 float[] row = new float[width];
                 table.weightRow(r, width, row);
-                System.arraycopy(row, 0, dst, t * width, width);
+                System.arraycopy(row, 0, dst, out.off + t * width, width);
             } else {
-                System.arraycopy(table.f, r * width, dst, t * width, width);
+                System.arraycopy(table.f, table.off + r * width, dst, out.off + t * width, width);
             }
         }
     }
@@ -267,16 +267,17 @@ public final class CpuKernels implements AutoCloseable {
         for (int j = 0; j < d; j++) weight[j] += offset;
         float[] xs = x.f, dst = out.f;
         for (int r = 0; r < rows; r++) {
+            int xr = x.off + r * d, or = out.off + r * d;
             double ss = 0;
-            for (int j = 0; j < d; j++) ss += xs[r * d + j] * xs[r * d + j];
+            for (int j = 0; j < d; j++) ss += xs[xr + j] * xs[xr + j];
             float inv = (float) (1.0 / Math.sqrt(ss / d + eps));
-            for (int j = 0; j < d; j++) dst[r * d + j] = xs[r * d + j] * inv * weight[j];
+            for (int j = 0; j < d; j++) dst[or + j] = xs[xr + j] * inv * weight[j];
         }
     }
 
     /** out[r, n] = sum_k x[r, k] * w[n, k]; each weight row is read once for all rows of x. */
     void matmul(Buf x, Buf w, Buf out) {
-        int n = w.dim(0), k = w.dim(1), rows = x.elements() / k;
+        int n = w.dim(0), k = w.dim(1), rows = x.elements() / k, xo = x.off, oo = out.off;
         float[] xs = x.f, dst = out.f;
         int blocks = (n + ROW_BLOCK - 1) / ROW_BLOCK;
         boolean inPlace = inPlaceBf16(w);
@@ -287,30 +288,30 @@ public final class CpuKernels implements AutoCloseable {
                 float[] panel = scratch.panel(m * k), spill = scratch.spill;   // panel [m, k]
                 Simd.widenBf16(w.w, (long) o0 * k, m * k, panel);
                 for (int r = 0; r < r4; r += 4) {
-                    for (int d = 0; d < m4; d += 4) Simd.dot4x4(xs, r * k, k, panel, d * k, k, k, null, dst, r * n + o0 + d, n, spill);
-                    for (int d = m4; d < m; d++) for (int c = 0; c < 4; c++) dst[(r + c) * n + o0 + d] = dot(xs, (r + c) * k, panel, d * k, k);
+                    for (int d = 0; d < m4; d += 4) Simd.dot4x4(xs, xo + r * k, k, panel, d * k, k, k, null, dst, oo + r * n + o0 + d, n, spill);
+                    for (int d = m4; d < m; d++) for (int c = 0; c < 4; c++) dst[oo + (r + c) * n + o0 + d] = dot(xs, xo + (r + c) * k, panel, d * k, k);
                 }
-                for (int r = r4; r < rows; r++) for (int d = 0; d < m; d++) dst[r * n + o0 + d] = dot(xs, r * k, panel, d * k, k);
+                for (int r = r4; r < rows; r++) for (int d = 0; d < m; d++) dst[oo + r * n + o0 + d] = dot(xs, xo + r * k, panel, d * k, k);
             });
             return;
         }
         par.forEach(blocks, 1, b -> {
             float[] row = inPlace ? null : new float[k];
+            int end = Math.min(n, (b + 1) * ROW_BLOCK);
             if (inPlace) {
                 float[] spill = PanelScratch.get().spill;
-                int end = Math.min(n, (b + 1) * ROW_BLOCK);
                 for (int t0 = 0; t0 < rows; t0 += ROW_TILE) {
                     int t1 = Math.min(rows, t0 + ROW_TILE), o = b * ROW_BLOCK;
                     if (t1 - t0 == 4) {                                      // four rows by four channels in registers
-                        for (; o + 4 <= end; o += 4) Simd.dot4x4Bf16(xs, t0 * k, k, w.w, (long) o * k, k, k, dst, t0 * n + o, n, spill);
+                        for (; o + 4 <= end; o += 4) Simd.dot4x4Bf16(xs, xo + t0 * k, k, w.w, (long) o * k, k, k, dst, oo + t0 * n + o, n, spill);
                     }
-                    for (; o < end; o++) bf16Rows(xs, k, t0, t1, w.w, o, dst, n, o);
+                    for (; o < end; o++) bf16Rows(xs, xo, k, t0, t1, w.w, o, dst, oo, n, o);
                 }
                 return;
             }
-            for (int o = b * ROW_BLOCK; o < Math.min(n, (b + 1) * ROW_BLOCK); o++) {
+            for (int o = b * ROW_BLOCK; o < end; o++) {
                 w.weightRow(o, k, row);
-                for (int r = 0; r < rows; r++) dst[r * n + o] = dot(xs, r * k, row, 0, k);
+                for (int r = 0; r < rows; r++) dst[oo + r * n + o] = dot(xs, xo + r * k, row, 0, k);
             }
         });
     }
@@ -330,9 +331,9 @@ public final class CpuKernels implements AutoCloseable {
         int half = invFreq.length;
         for (int t = 0; t < positions.elements(); t++) {
             for (int i = 0; i < half; i++) {
-                double angle = positions.i[t] * invFreq[i];
-                cos.f[t * half + i] = (float) Math.cos(angle);
-                sin.f[t * half + i] = (float) Math.sin(angle);
+                double angle = positions.i[positions.off + t] * invFreq[i];
+                cos.f[cos.off + t * half + i] = (float) Math.cos(angle);
+                sin.f[sin.off + t * half + i] = (float) Math.sin(angle);
             }
         }
     }
@@ -341,15 +342,16 @@ public final class CpuKernels implements AutoCloseable {
     void applyRotary(Buf x, Buf cos, Buf sin, Buf out, int rotaryDim, boolean interleaved) {
         int tokens = x.dim(0), heads = x.dim(1), hd = x.dim(2), half = rotaryDim / 2;
         float[] xs = x.f, dst = out.f;
-        if (dst != xs) System.arraycopy(xs, 0, dst, 0, x.elements());
+        int shift = out.off - x.off;                                    // out element j is dst[x.off + j + shift]
+        if (dst != xs || shift != 0) System.arraycopy(xs, x.off, dst, out.off, x.elements());
         for (int t = 0; t < tokens; t++) {
             for (int h = 0; h < heads; h++) {
-                int base = (t * heads + h) * hd;
+                int base = x.off + (t * heads + h) * hd;
                 for (int i = 0; i < half; i++) {
                     int p = base + (interleaved ? 2 * i : i), q = base + (interleaved ? 2 * i + 1 : i + half);
-                    float c = cos.f[t * half + i], s = sin.f[t * half + i], x1 = xs[p], x2 = xs[q];
-                    dst[p] = x1 * c - x2 * s;
-                    dst[q] = x2 * c + x1 * s;
+                    float c = cos.f[cos.off + t * half + i], s = sin.f[sin.off + t * half + i], x1 = xs[p], x2 = xs[q];
+                    dst[p + shift] = x1 * c - x2 * s;
+                    dst[q + shift] = x2 * c + x1 * s;
                 }
             }
         }
@@ -357,7 +359,9 @@ public final class CpuKernels implements AutoCloseable {
 
     /** The addressing of a paged cache [NB, BS, ...] through its block table [S, MB]. */
     private static PagedCache paged(String op, Buf cache, Buf table) {
-        return new PagedCache(op, table.i, table.dim(1), cache.dim(1), cache.dim(0));
+        int n = table.elements();
+        int[] rows = table.off == 0 && table.i.length == n ? table.i : Arrays.copyOfRange(table.i, table.off, table.off + n);
+        return new PagedCache(op, rows, table.dim(1), cache.dim(1), cache.dim(0));
     }
 
     /**
@@ -369,11 +373,11 @@ public final class CpuKernels implements AutoCloseable {
         int row = cache.dim(2) * cache.dim(3);
         boolean bf16 = cache.dtype == DType.BF16;
         for (int t = 0; t < slots.elements(); t++) {
-            int s = slots.i[t];
+            int s = slots.i[slots.off + t];
             if (s < 0) continue;
-            int at = paged.row(s, positions.i[t]) * row;
-            if (!bf16) System.arraycopy(kv.f, t * row, cache.f, at, row);
-            else for (int j = 0; j < row; j++) cache.w.setAtIndex(SHORT_LE, at + j, Simd.toBf16(kv.f[t * row + j]));
+            int at = paged.row(s, positions.i[positions.off + t]) * row, src = kv.off + t * row;
+            if (!bf16) System.arraycopy(kv.f, src, cache.f, cache.off + at, row);
+            else for (int j = 0; j < row; j++) cache.w.setAtIndex(SHORT_LE, at + j, Simd.toBf16(kv.f[src + j]));
         }
     }
 
@@ -394,10 +398,11 @@ public final class CpuKernels implements AutoCloseable {
         int kvHeads = kc.dim(2), vd = vc.dim(3), group = heads / kvHeads;
         boolean bf16 = kc.dtype == DType.BF16;
         float[] qs = q.f, dst = out.f;
+        int qo = q.off, oo = out.off;
         int wanted = Math.ceilDiv(2 * par.threads(), tokens);          // parts a token needs for every thread to work
         int[] parts = new int[tokens], first = new int[tokens + 1];
         for (int t = 0; t < tokens; t++) {
-            int n = slots.i[t] < 0 ? 0 : positions.i[t] + 1;
+            int n = slots.i[slots.off + t] < 0 ? 0 : positions.i[positions.off + t] + 1;
             parts[t] = n == 0 ? 1 : Math.min(n, Math.max(wanted, Math.ceilDiv(n, ATTENTION_PART)));
             first[t + 1] = first[t] + parts[t];
         }
@@ -405,27 +410,27 @@ public final class CpuKernels implements AutoCloseable {
         par.forEach(first[tokens], 1, task -> {
             int t = 0;
             while (first[t + 1] <= task) t++;
-            int s = slots.i[t], part = task - first[t];
+            int s = slots.i[slots.off + t], part = task - first[t];
             if (s < 0) {
-                Arrays.fill(dst, t * heads * vd, (t + 1) * heads * vd, 0f);
+                Arrays.fill(dst, oo + t * heads * vd, oo + (t + 1) * heads * vd, 0f);
                 return;
             }
-            int n = positions.i[t] + 1, from = (int) ((long) n * part / parts[t]), to = (int) ((long) n * (part + 1) / parts[t]), m = to - from;
+            int n = positions.i[positions.off + t] + 1, from = (int) ((long) n * part / parts[t]), to = (int) ((long) n * (part + 1) / parts[t]), m = to - from;
             float[][] score = new float[heads][m];
             float[] max = new float[heads], four = new float[4];
             Arrays.fill(max, Float.NEGATIVE_INFINITY);
             for (int j = from; j < to; j++) {
                 int at = paged.row(s, j) * kvHeads;
                 for (int kvh = 0; kvh < kvHeads; kvh++) {
-                    int kb = (at + kvh) * hd, h0 = kvh * group, g = 0;
+                    int kb = kc.off + (at + kvh) * hd, h0 = kvh * group, g = 0;
                     for (; g + 4 <= group; g += 4) {                     // four query heads per load of the K row
-                        int qb = (t * heads + h0 + g) * hd;
+                        int qb = qo + (t * heads + h0 + g) * hd;
                         if (bf16) Simd.dotBf16x4(qs, qb, hd, kc.w, kb, hd, four, 0, 1);
                         else Simd.dotx4(qs, qb, hd, kc.f, kb, hd, four, 0);
                         for (int c = 0; c < 4; c++) score[h0 + g + c][j - from] = four[c] * scale;
                     }
                     for (; g < group; g++) {
-                        int qb = (t * heads + h0 + g) * hd;
+                        int qb = qo + (t * heads + h0 + g) * hd;
                         score[h0 + g][j - from] = (bf16 ? Simd.dotBf16(qs, qb, kc.w, kb, hd) : Simd.dot(qs, qb, kc.f, kb, hd)) * scale;
                     }
                 }
@@ -439,14 +444,14 @@ public final class CpuKernels implements AutoCloseable {
             for (int j = from; j < to; j++) {
                 int at = paged.row(s, j) * kvHeads;
                 for (int h = 0; h < heads; h++) {
-                    int vb = (at + h / group) * vd;
+                    int vb = vc.off + (at + h / group) * vd;
                     if (bf16) Simd.axpyBf16(score[h][j - from], vc.w, vb, acc, h * vd, vd);
                     else Simd.axpy(score[h][j - from], vc.f, vb, acc, h * vd, vd);
                 }
             }
             if (parts[t] == 1) {
                 for (int h = 0; h < heads; h++) {
-                    for (int d = 0; d < vd; d++) dst[(t * heads + h) * vd + d] = acc[h * vd + d] / sum[h];
+                    for (int d = 0; d < vd; d++) dst[oo + (t * heads + h) * vd + d] = acc[h * vd + d] / sum[h];
                 }
                 return;
             }
@@ -459,7 +464,7 @@ public final class CpuKernels implements AutoCloseable {
             partial[task] = p;
         });
         for (int t = 0; t < tokens; t++) {                              // merge the parts of split tokens
-            if (parts[t] == 1 || slots.i[t] < 0) continue;
+            if (parts[t] == 1 || slots.i[slots.off + t] < 0) continue;
             for (int h = 0; h < heads; h++) {
                 float max = Float.NEGATIVE_INFINITY, sum = 0;
                 for (int part = 0; part < parts[t]; part++) max = Math.max(max, partial[first[t] + part][h * (vd + 2)]);
@@ -470,7 +475,7 @@ public final class CpuKernels implements AutoCloseable {
                     sum += p[h * (vd + 2) + 1] * w;
                     Simd.axpy(w, p, h * (vd + 2) + 2, acc, 0, vd);
                 }
-                for (int d = 0; d < vd; d++) dst[(t * heads + h) * vd + d] = acc[d] / sum;
+                for (int d = 0; d < vd; d++) dst[oo + (t * heads + h) * vd + d] = acc[d] / sum;
             }
         }
     }
@@ -490,14 +495,14 @@ public final class CpuKernels implements AutoCloseable {
         float scale = (float) a.f("scale");
         boolean inPlace = inPlaceBf16(w);
         par.forEach(tokens * heads, 1, th -> {
-            int t = th / heads, h = th % heads, s = slots.i[t], ob = (t * heads + h) * v;
+            int t = th / heads, h = th % heads, s = slots.i[slots.off + t], ob = out.off + (t * heads + h) * v;
             if (s < 0) {
                 Arrays.fill(out.f, ob, ob + v, 0f);
                 return;
             }
             float[] wRow = inPlace ? null : new float[c], qL = new float[c];
             for (int d = 0; d < dn; d++) {                       // qL = sum_d q_nope[d] * W_UK row d
-                float q = qn.f[(t * heads + h) * dn + d];
+                float q = qn.f[qn.off + (t * heads + h) * dn + d];
                 long wr = (long) h * per + d;
                 if (inPlace) Simd.axpyBf16(q, w.w, wr * c, qL, 0, c);
                 else {
@@ -508,13 +513,13 @@ public final class CpuKernels implements AutoCloseable {
             int[] keys;
             int n = 0;
             if (indices == null) {
-                keys = new int[positions.i[t] + 1];
-                for (int j = 0; j <= positions.i[t]; j++) keys[n++] = j;
+                keys = new int[positions.i[positions.off + t] + 1];
+                for (int j = 0; j <= positions.i[positions.off + t]; j++) keys[n++] = j;
             } else {
                 keys = new int[k];
                 for (int m = 0; m < k; m++) {
-                    int j = indices.i[t * k + m];
-                    if (j >= 0 && j <= positions.i[t]) keys[n++] = j;
+                    int j = indices.i[indices.off + t * k + m];
+                    if (j >= 0 && j <= positions.i[positions.off + t]) keys[n++] = j;
                 }
             }
             if (n == 0) {                                        // no position to attend: zeros, as the definition gives
@@ -524,13 +529,13 @@ public final class CpuKernels implements AutoCloseable {
             float[] score = new float[n];
             float max = Float.NEGATIVE_INFINITY;
             for (int m = 0; m < n; m++) {
-                int base = paged.row(s, keys[m]) * row;
-                score[m] = (Simd.dot(qL, 0, cache.f, base, c) + Simd.dot(qp.f, (t * heads + h) * dr, cache.f, base + c, dr)) * scale;
+                int base = cache.off + paged.row(s, keys[m]) * row;
+                score[m] = (Simd.dot(qL, 0, cache.f, base, c) + Simd.dot(qp.f, qp.off + (t * heads + h) * dr, cache.f, base + c, dr)) * scale;
                 max = Math.max(max, score[m]);
             }
             float sum = Simd.expShifted(score, 0, n, max);
             float[] latent = new float[c];
-            for (int m = 0; m < n; m++) Simd.axpy(score[m] / sum, cache.f, paged.row(s, keys[m]) * row, latent, 0, c);
+            for (int m = 0; m < n; m++) Simd.axpy(score[m] / sum, cache.f, cache.off + paged.row(s, keys[m]) * row, latent, 0, c);
             for (int d = 0; d < v; d++) {                        // out = W_UV(h) latent
                 long wr = (long) h * per + dn + d;
                 if (inPlace) out.f[ob + d] = Simd.dotBf16(latent, 0, w.w, wr * c, c);
@@ -547,15 +552,15 @@ public final class CpuKernels implements AutoCloseable {
         PagedCache paged = paged("kv_write_int8", cache, table);
         int heads = cache.dim(2), d = cache.dim(3);
         for (int t = 0; t < slots.elements(); t++) {
-            int s = slots.i[t];
+            int s = slots.i[slots.off + t];
             if (s < 0) continue;
-            int at = paged.row(s, positions.i[t]);
+            int at = paged.row(s, positions.i[positions.off + t]);
             for (int h = 0; h < heads; h++) {
-                int src = (t * heads + h) * d, row = at * heads + h;
+                int src = kv.off + (t * heads + h) * d, row = at * heads + h;
                 float max = 0;
                 for (int j = 0; j < d; j++) max = Math.max(max, Math.abs(kv.f[src + j]));
                 float sc = max / 127f;
-                scale.f[row] = sc;
+                scale.f[scale.off + row] = sc;
                 for (int j = 0; j < d; j++) {
                     int v = max == 0 ? 0 : (int) Math.max(-127, Math.min(127, Math.rint(kv.f[src + j] / sc)));
                     cache.w.set(ValueLayout.JAVA_BYTE, (long) row * d + j, (byte) v);
@@ -570,25 +575,25 @@ public final class CpuKernels implements AutoCloseable {
         int tokens = q.dim(0), heads = q.dim(1), hd = q.dim(2);
         int kvHeads = kc.dim(2), vd = vc.dim(3), group = heads / kvHeads;
         par.forEach(tokens * heads, 1, th -> {
-            int t = th / heads, h = th % heads, kvh = h / group, s = slots.i[t];
-            int ob = (t * heads + h) * vd;
+            int t = th / heads, h = th % heads, kvh = h / group, s = slots.i[slots.off + t];
+            int ob = out.off + (t * heads + h) * vd;
             if (s < 0) {
                 Arrays.fill(out.f, ob, ob + vd, 0f);
                 return;
             }
-            int n = positions.i[t] + 1;
+            int n = positions.i[positions.off + t] + 1;
             float[] score = new float[n];
             float max = Float.NEGATIVE_INFINITY;
             for (int j = 0; j < n; j++) {
                 int row = paged.row(s, j) * kvHeads + kvh;
-                score[j] = Simd.dotF32I8(q.f, (t * heads + h) * hd, kc.w, (long) row * hd, hd) * ks.f[row] * scale;
+                score[j] = Simd.dotF32I8(q.f, q.off + (t * heads + h) * hd, kc.w, (long) row * hd, hd) * ks.f[ks.off + row] * scale;
                 max = Math.max(max, score[j]);
             }
             float sum = Simd.expShifted(score, 0, n, max);
             float[] acc = new float[vd];
             for (int j = 0; j < n; j++) {
                 int row = paged.row(s, j) * kvHeads + kvh;
-                Simd.axpyI8(score[j] * vs.f[row], vc.w, (long) row * vd, acc, 0, vd);
+                Simd.axpyI8(score[j] * vs.f[vs.off + row], vc.w, (long) row * vd, acc, 0, vd);
             }
             for (int d = 0; d < vd; d++) out.f[ob + d] = acc[d] / sum;
         });
@@ -598,11 +603,12 @@ public final class CpuKernels implements AutoCloseable {
         int n = x.dim(-1);
         float[] xs = x.f, dst = out.f;
         for (int r = 0; r < x.elements() / n; r++) {
+            int xr = x.off + r * n, or = out.off + r * n;
             float max = Float.NEGATIVE_INFINITY;
-            for (int j = 0; j < n; j++) max = Math.max(max, xs[r * n + j]);
+            for (int j = 0; j < n; j++) max = Math.max(max, xs[xr + j]);
             double sum = 0;
-            for (int j = 0; j < n; j++) sum += Math.exp(xs[r * n + j] - max);
-            for (int j = 0; j < n; j++) dst[r * n + j] = (float) (Math.exp(xs[r * n + j] - max) / sum);
+            for (int j = 0; j < n; j++) sum += Math.exp(xs[xr + j] - max);
+            for (int j = 0; j < n; j++) dst[or + j] = (float) (Math.exp(xs[xr + j] - max) / sum);
         }
     }
 
@@ -610,17 +616,18 @@ public final class CpuKernels implements AutoCloseable {
     void topk(Buf x, Buf values, Buf indices, int k) {
         int n = x.dim(-1);
         float[] xs = x.f;
+        int[] best = indices.i;
         for (int r = 0; r < x.elements() / n; r++) {
-            int[] best = indices.i;
+            int xr = x.off + r * n, br = indices.off + r * k;
             for (int s = 0; s < k; s++) {
                 int pick = -1;
                 for (int j = 0; j < n; j++) {
                     boolean taken = false;
-                    for (int u = 0; u < s; u++) taken |= best[r * k + u] == j;
-                    if (!taken && (pick < 0 || xs[r * n + j] > xs[r * n + pick])) pick = j;
+                    for (int u = 0; u < s; u++) taken |= best[br + u] == j;
+                    if (!taken && (pick < 0 || xs[xr + j] > xs[xr + pick])) pick = j;
                 }
-                best[r * k + s] = pick;
-                values.f[r * k + s] = xs[r * n + pick];
+                best[br + s] = pick;
+                values.f[values.off + r * k + s] = xs[xr + pick];
             }
         }
     }
@@ -628,9 +635,10 @@ public final class CpuKernels implements AutoCloseable {
     void renorm(Buf x, Buf out) {
         int n = x.dim(-1);
         for (int r = 0; r < x.elements() / n; r++) {
+            int xr = x.off + r * n, or = out.off + r * n;
             float sum = 0;
-            for (int j = 0; j < n; j++) sum += x.f[r * n + j];
-            for (int j = 0; j < n; j++) out.f[r * n + j] = x.f[r * n + j] / sum;
+            for (int j = 0; j < n; j++) sum += x.f[xr + j];
+            for (int j = 0; j < n; j++) out.f[or + j] = x.f[xr + j] / sum;
         }
     }
 
@@ -639,21 +647,21 @@ public final class CpuKernels implements AutoCloseable {
      * weights are read once for all of them, then its down projection, scaled by the router weight.
      */
     void moeExperts(Buf x, Buf weights, Buf experts, Buf gate, Buf up, Buf down, Buf out) {
-        int tokens = x.dim(0), hidden = x.dim(1), k = weights.dim(1);
+        int tokens = x.dim(0), hidden = x.dim(1), k = weights.dim(1), xo = x.off, oo = out.off;
         int expertCount = gate.dim(0), inter = gate.dim(1);
         float[] dst = out.f;
-        Arrays.fill(dst, 0, tokens * hidden, 0f);
+        Arrays.fill(dst, oo, oo + tokens * hidden, 0f);
         for (int e = 0; e < expertCount; e++) {
             int[] routed = new int[tokens * k];
             float[] scale = new float[tokens * k];
             int m = 0;
             for (int t = 0; t < tokens; t++) {
                 for (int s = 0; s < k; s++) {
-                    int ex = experts.i[t * k + s];
+                    int ex = experts.i[experts.off + t * k + s];
                     if (ex < 0 || ex >= expertCount) throw new IndexOutOfBoundsException("expert " + ex + " outside 0.." + (expertCount - 1));
                     if (ex == e) {
                         routed[m] = t;
-                        scale[m++] = weights.f[t * k + s];
+                        scale[m++] = weights.f[weights.off + t * k + s];
                     }
                 }
             }
@@ -666,7 +674,7 @@ public final class CpuKernels implements AutoCloseable {
                     gate.weightRow((long) expert * inter + i, hidden, g);
                     up.weightRow((long) expert * inter + i, hidden, u);
                     for (int r = 0; r < count; r++) {
-                        float gv = dot(x.f, routed[r] * hidden, g, 0, hidden), uv = dot(x.f, routed[r] * hidden, u, 0, hidden);
+                        float gv = dot(x.f, xo + routed[r] * hidden, g, 0, hidden), uv = dot(x.f, xo + routed[r] * hidden, u, 0, hidden);
                         act[r * inter + i] = gv / (1f + (float) Math.exp(-gv)) * uv;
                     }
                 }
@@ -675,7 +683,7 @@ public final class CpuKernels implements AutoCloseable {
                 float[] d = new float[inter];
                 for (int o = b * ROW_BLOCK; o < Math.min(hidden, (b + 1) * ROW_BLOCK); o++) {
                     down.weightRow((long) expert * hidden + o, inter, d);
-                    for (int r = 0; r < count; r++) dst[routed[r] * hidden + o] += scale[r] * dot(act, r * inter, d, 0, inter);
+                    for (int r = 0; r < count; r++) dst[oo + routed[r] * hidden + o] += scale[r] * dot(act, r * inter, d, 0, inter);
                 }
             });
         }
@@ -691,35 +699,37 @@ public final class CpuKernels implements AutoCloseable {
     /** Rows (t, k) sorted stably by expert: a counting sort over the expert ids. */
     void moeDispatch(Buf x, Buf experts, Buf rowsX, Buf rows, Buf counts) {
         int k = experts.dim(1), n = experts.elements(), hidden = x.dim(1), e = counts.elements();
-        java.util.Arrays.fill(counts.i, 0, e, 0);
+        int[] ids = experts.i, count = counts.i;
+        int io = experts.off, co = counts.off;
+        Arrays.fill(count, co, co + e, 0);
         for (int s = 0; s < n; s++) {
-            int ex = experts.i[s];
+            int ex = ids[io + s];
             if (ex < 0 || ex >= e) throw new IndexOutOfBoundsException("expert " + ex + " outside 0.." + (e - 1));
-            counts.i[ex]++;
+            count[co + ex]++;
         }
         int[] next = new int[e];
-        for (int j = 1; j < e; j++) next[j] = next[j - 1] + counts.i[j - 1];
+        for (int j = 1; j < e; j++) next[j] = next[j - 1] + count[co + j - 1];
         for (int src = 0; src < n; src++) {
-            int r = next[experts.i[src]]++;
-            rows.i[r] = src;
-            System.arraycopy(x.f, (src / k) * hidden, rowsX.f, r * hidden, hidden);
+            int r = next[ids[io + src]]++;
+            rows.i[rows.off + r] = src;
+            System.arraycopy(x.f, x.off + (src / k) * hidden, rowsX.f, rowsX.off + r * hidden, hidden);
         }
     }
 
     /** Consecutive row groups times each expert's weight [N, K]; each expert's rows are read once per group. */
     void groupedMatmul(Buf x, Buf w, Buf counts, Buf out) {
-        int k = x.dim(1), n = w.dim(1);
+        int k = x.dim(1), n = w.dim(1), xo = x.off, oo = out.off;
         boolean inPlace = inPlaceBf16(w);
         forEachGroupBlock(x, w, counts, out, n, (expert, from, count, b) -> {
             float[] row = inPlace ? null : new float[k];
             for (int o = b * ROW_BLOCK; o < Math.min(n, (b + 1) * ROW_BLOCK); o++) {
                 long wr = (long) expert * n + o;
                 if (inPlace) {
-                    bf16Rows(x.f, k, from, from + count, w.w, wr, out.f, n, o);
+                    bf16Rows(x.f, xo, k, from, from + count, w.w, wr, out.f, oo, n, o);
                     continue;
                 }
                 w.weightRow(wr, k, row);
-                for (int r = from; r < from + count; r++) out.f[r * n + o] = dot(x.f, r * k, row, 0, k);
+                for (int r = from; r < from + count; r++) out.f[oo + r * n + o] = dot(x.f, xo + r * k, row, 0, k);
             }
         });
     }
@@ -733,11 +743,11 @@ public final class CpuKernels implements AutoCloseable {
      */
     private void forEachGroupBlock(Buf x, Buf w, Buf counts, Buf out, int n, GroupBlock body) {
         int m = x.dim(0), experts = w.dim(0);
-        Arrays.fill(out.f, 0, out.elements(), 0f);
+        Arrays.fill(out.f, out.off, out.off + out.elements(), 0f);
         int[] expert = new int[experts], from = new int[experts], count = new int[experts];
         int groups = 0, start = 0;
         for (int e = 0; e < experts; e++) {
-            int c = Math.min(counts.i[e], m - start);
+            int c = Math.min(counts.i[counts.off + e], m - start);
             if (c > 0) {
                 expert[groups] = e;
                 from[groups] = start;
@@ -752,32 +762,33 @@ public final class CpuKernels implements AutoCloseable {
     void swiglu(Buf x, Buf out) {
         int n = out.dim(-1), rows = out.elements() / n;
         for (int r = 0; r < rows; r++) {
-            Simd.swiglu(x.f, r * 2 * n, x.f, r * 2 * n + n, out.f, r * n, n);
+            int xr = x.off + r * 2 * n;
+            Simd.swiglu(x.f, xr, x.f, xr + n, out.f, out.off + r * n, n);
         }
     }
 
     /** out[t] = sum_k weights[t, k] * y[row of (t, k)]. */
     void moeCombine(Buf y, Buf rows, Buf weights, Buf out) {
         int k = weights.dim(1), hidden = y.dim(1);
-        java.util.Arrays.fill(out.f, 0, out.elements(), 0f);
+        Arrays.fill(out.f, out.off, out.off + out.elements(), 0f);
         for (int r = 0; r < rows.elements(); r++) {
-            int src = rows.i[r], t = src / k;
-            float w = weights.f[src];
-            for (int o = 0; o < hidden; o++) out.f[t * hidden + o] += w * y.f[r * hidden + o];
+            int src = rows.i[rows.off + r], t = src / k, ob = out.off + t * hidden, yb = y.off + r * hidden;
+            float w = weights.f[weights.off + src];
+            for (int o = 0; o < hidden; o++) out.f[ob + o] += w * y.f[yb + o];
         }
     }
 
     /** Per row: scale = max|x| / 127, q = round(x / scale). */
     void dynamicQuant(Buf x, Buf q, Buf scale) {
         int n = x.dim(-1), rows = x.elements() / n;
-        for (int r = 0; r < rows; r++) scale.f[r] = dev.moec.ir.interp.Reference.quantizeRow(x.f, r * n, n, q.i, r * n);
+        for (int r = 0; r < rows; r++) scale.f[scale.off + r] = dev.moec.ir.interp.Reference.quantizeRow(x.f, x.off + r * n, n, q.i, q.off + r * n);
     }
 
     /** int8 x int8 accumulated in int, times the row's and the channel's scales. */
     void quantMatmul(Buf x, Buf xs, Buf w, Buf ws, Buf out) {
-        int n = w.dim(0), k = w.dim(1), rows = x.elements() / k;
+        int n = w.dim(0), k = w.dim(1), rows = x.elements() / k, xo = x.off, so = xs.off, oo = out.off;
         float[] wScale = scales(ws);
-        float[] xf = rows >= 4 ? Simd.exact(x.i, rows * k) : null;
+        float[] xf = rows >= 4 ? Simd.exact(x.i, xo, rows * k) : null;
         boolean inPlace = inPlaceI8(w);
         if (inPlace && rows >= PANEL_ROWS) {
             par.forEach(Math.ceilDiv(n, ROW_BLOCK), 1, b -> {
@@ -785,7 +796,7 @@ public final class CpuKernels implements AutoCloseable {
                 int[] acc = PanelScratch.get().acc(rows * m);
                 i8Panel(xf, k, 0, rows, w.w, o0, m, acc);
                 for (int r = 0; r < rows; r++) {
-                    for (int d = 0; d < m; d++) out.f[r * n + o0 + d] = (float) (acc[r * m + d] * (double) xs.f[r] * wScale[o0 + d]);
+                    for (int d = 0; d < m; d++) out.f[oo + r * n + o0 + d] = (float) (acc[r * m + d] * (double) xs.f[so + r] * wScale[o0 + d]);
                 }
             });
             return;
@@ -798,16 +809,16 @@ public final class CpuKernels implements AutoCloseable {
                 if (inPlace && t1 - t0 == 4) {                           // four rows by four channels in registers
                     for (; o + 4 <= end; o += 4) {
                         i8Quad(xf, k, t0, w.w, o, acc);
-                        for (int c = 0; c < 16; c++) out.f[(t0 + c / 4) * n + o + c % 4] = (float) (acc[c] * (double) xs.f[t0 + c / 4] * wScale[o + c % 4]);
+                        for (int c = 0; c < 16; c++) out.f[oo + (t0 + c / 4) * n + o + c % 4] = (float) (acc[c] * (double) xs.f[so + t0 + c / 4] * wScale[o + c % 4]);
                     }
                 }
                 for (; o < end; o++) {
-                    if (inPlace) i8Rows(x.i, xf, k, t0, t1, w.w, o, acc);
+                    if (inPlace) i8Rows(x.i, xo, xf, k, t0, t1, w.w, o, acc);
                     else {
                         w.intRow(o, k, row);
-                        for (int r = t0; r < t1; r++) acc[r - t0] = Simd.dotI8(x.i, r * k, row, k);
+                        for (int r = t0; r < t1; r++) acc[r - t0] = Simd.dotI8(x.i, xo + r * k, row, k);
                     }
-                    for (int r = t0; r < t1; r++) out.f[r * n + o] = (float) (acc[r - t0] * (double) xs.f[r] * wScale[o]);
+                    for (int r = t0; r < t1; r++) out.f[oo + r * n + o] = (float) (acc[r - t0] * (double) xs.f[so + r] * wScale[o]);
                 }
             }
         });
@@ -815,11 +826,11 @@ public final class CpuKernels implements AutoCloseable {
 
     /** Grouped int8 rows times int8 or int4 expert weights, with per-row and per-(expert, channel) scales. */
     void groupedQuantMatmul(Buf x, Buf xs, Buf w, Buf ws, Buf counts, Buf out) {
-        int k = x.dim(1), n = w.dim(1);
+        int k = x.dim(1), n = w.dim(1), xo = x.off, so = xs.off, oo = out.off;
         float[] wScale = scales(ws);
-        float[] xf = Simd.exact(x.i, x.elements());
+        float[] xf = Simd.exact(x.i, xo, x.elements());
         boolean inPlace = inPlaceI8(w), int4 = inPlaceI4(w, k);
-        int[][] split = int4 ? Simd.splitEvenOdd(x.i, x.dim(0), k) : null;        // W4A8: activations by even / odd element
+        int[][] split = int4 ? Simd.splitEvenOdd(x.i, xo, x.dim(0), k) : null;        // W4A8: activations by even / odd element
         forEachGroupBlock(x, w, counts, out, n, (expert, from, count, b) -> {
             if (inPlace && count >= PANEL_ROWS) {
                 int o0 = b * ROW_BLOCK, m = Math.min(n, o0 + ROW_BLOCK) - o0;
@@ -827,7 +838,7 @@ public final class CpuKernels implements AutoCloseable {
                 i8Panel(xf, k, from, from + count, w.w, (long) expert * n + o0, m, acc);
                 for (int r = 0; r < count; r++) {
                     for (int d = 0; d < m; d++) {
-                        out.f[(from + r) * n + o0 + d] = (float) (acc[r * m + d] * (double) xs.f[from + r] * wScale[expert * n + o0 + d]);
+                        out.f[oo + (from + r) * n + o0 + d] = (float) (acc[r * m + d] * (double) xs.f[so + from + r] * wScale[expert * n + o0 + d]);
                     }
                 }
                 return;
@@ -840,20 +851,20 @@ public final class CpuKernels implements AutoCloseable {
                     for (; o + 4 <= end; o += 4) {
                         i8Quad(xf, k, t0, w.w, (long) expert * n + o, acc);
                         for (int c = 0; c < 16; c++) {
-                            out.f[(t0 + c / 4) * n + o + c % 4] = (float) (acc[c] * (double) xs.f[t0 + c / 4] * wScale[expert * n + o + c % 4]);
+                            out.f[oo + (t0 + c / 4) * n + o + c % 4] = (float) (acc[c] * (double) xs.f[so + t0 + c / 4] * wScale[expert * n + o + c % 4]);
                         }
                     }
                 }
                 for (; o < end; o++) {
                     long wr = (long) expert * n + o;
-                    if (inPlace) i8Rows(x.i, xf, k, t0, t1, w.w, wr, acc);
+                    if (inPlace) i8Rows(x.i, xo, xf, k, t0, t1, w.w, wr, acc);
                     else if (int4) {
                         for (int r = t0; r < t1; r++) acc[r - t0] = Simd.dotI4(split[0], split[1], r * (k / 2), w.w, wr * k, k);
                     } else {
                         w.intRow(wr, k, row);
-                        for (int r = t0; r < t1; r++) acc[r - t0] = Simd.dotI8(x.i, r * k, row, k);
+                        for (int r = t0; r < t1; r++) acc[r - t0] = Simd.dotI8(x.i, xo + r * k, row, k);
                     }
-                    for (int r = t0; r < t1; r++) out.f[r * n + o] = (float) (acc[r - t0] * (double) xs.f[r] * wScale[expert * n + o]);
+                    for (int r = t0; r < t1; r++) out.f[oo + r * n + o] = (float) (acc[r - t0] * (double) xs.f[so + r] * wScale[expert * n + o]);
                 }
             }
         });
@@ -861,8 +872,8 @@ public final class CpuKernels implements AutoCloseable {
 
     /** n elements from src at so to dst at dst0, float or integer storage alike. */
     private static void copy(Buf src, int so, Buf dst, int d0, int n) {
-        if (src.f != null) System.arraycopy(src.f, so, dst.f, d0, n);
-        else System.arraycopy(src.i, so, dst.i, d0, n);
+        if (src.f != null) System.arraycopy(src.f, src.off + so, dst.f, dst.off + d0, n);
+        else System.arraycopy(src.i, src.off + so, dst.i, dst.off + d0, n);
     }
 
     /** Dims before and after {@code axis} multiplied: the outer blocks and the inner run of a data-movement op. */
@@ -906,9 +917,9 @@ public final class CpuKernels implements AutoCloseable {
         int n = x.dim(-1), k = index.dim(-1);
         for (int r = 0; r < index.elements() / k; r++) {
             for (int s = 0; s < k; s++) {
-                int j = index.i[r * k + s];
+                int j = index.i[index.off + r * k + s];
                 if (j < 0 || j >= n) throw new IndexOutOfBoundsException("take_along index " + j + " outside 0.." + (n - 1));
-                out.f[r * k + s] = x.f[r * n + j];
+                out.f[out.off + r * k + s] = x.f[x.off + r * n + j];
             }
         }
     }
@@ -918,9 +929,9 @@ public final class CpuKernels implements AutoCloseable {
         int n = x.dim(-1);
         par.forEach(x.elements() / n, 4, r -> {
             double[] v = new double[n];
-            for (int j = 0; j < n; j++) v[j] = x.f[r * n + j];
+            for (int j = 0; j < n; j++) v[j] = x.f[x.off + r * n + j];
             dev.moec.ir.interp.Reference.hadamardInPlace(v);
-            for (int j = 0; j < n; j++) out.f[r * n + j] = (float) (v[j] * scale);
+            for (int j = 0; j < n; j++) out.f[out.off + r * n + j] = (float) (v[j] * scale);
         });
     }
 
@@ -934,28 +945,29 @@ public final class CpuKernels implements AutoCloseable {
     void gatedDeltaRule(Buf q, Buf k, Buf v, Buf g, Buf beta, Buf state, Buf slots, Buf positions, Buf out, Buf stateOut) {
         int tokens = q.dim(0), heads = q.dim(1), dk = q.dim(2), dv = v.dim(2), slotCount = state.dim(0);
         float[] st = stateOut.f;
-        if (st != state.f) System.arraycopy(state.f, 0, st, 0, state.elements());
+        int so = stateOut.off;                                          // 0 when the output state aliases the state, as graphs bind it
+        if (st != state.f || so != state.off) System.arraycopy(state.f, state.off, st, so, state.elements());
         par.forEach(heads, 1, h -> {
             float[] mem = new float[dv];
             for (int t = 0; t < tokens; t++) {
-                int s = slots.i[t], ob = (t * heads + h) * dv;
+                int s = slots.i[slots.off + t], ob = out.off + (t * heads + h) * dv, vb = v.off + (t * heads + h) * dv;
                 if (s < 0) {
                     Arrays.fill(out.f, ob, ob + dv, 0f);
                     continue;
                 }
                 if (s >= slotCount) throw new IndexOutOfBoundsException("gated_delta_rule slot " + s + " outside state [" + slotCount + "]");
-                int sb = (s * heads + h) * dk * dv, qb = (t * heads + h) * dk;
-                if (positions.i[t] == 0) Arrays.fill(st, sb, sb + dk * dv, 0f);
-                float decay = (float) Math.exp(g.f[t * heads + h]), b = beta.f[t * heads + h];
+                int sb = so + (s * heads + h) * dk * dv, qb = q.off + (t * heads + h) * dk, kb = k.off + (t * heads + h) * dk;
+                if (positions.i[positions.off + t] == 0) Arrays.fill(st, sb, sb + dk * dv, 0f);
+                float decay = (float) Math.exp(g.f[g.off + t * heads + h]), b = beta.f[beta.off + t * heads + h];
                 Arrays.fill(mem, 0f);
                 for (int i = 0; i < dk; i++) {                          // decay, and mem = S^T k on the decayed S
                     Simd.scale(decay, st, sb + i * dv, dv);
-                    Simd.axpy(k.f[qb + i], st, sb + i * dv, mem, 0, dv);
+                    Simd.axpy(k.f[kb + i], st, sb + i * dv, mem, 0, dv);
                 }
-                for (int j = 0; j < dv; j++) mem[j] = (v.f[ob + j] - mem[j]) * b;     // the update, delta
+                for (int j = 0; j < dv; j++) mem[j] = (v.f[vb + j] - mem[j]) * b;     // the update, delta
                 Arrays.fill(out.f, ob, ob + dv, 0f);
                 for (int i = 0; i < dk; i++) {                          // S += k delta^T, and o = S^T q
-                    Simd.axpy(k.f[qb + i], mem, 0, st, sb + i * dv, dv);
+                    Simd.axpy(k.f[kb + i], mem, 0, st, sb + i * dv, dv);
                     Simd.axpy(q.f[qb + i], st, sb + i * dv, out.f, ob, dv);
                 }
             }
@@ -970,7 +982,8 @@ public final class CpuKernels implements AutoCloseable {
     void causalConv1d(Buf x, Buf w, Buf state, Buf slots, Buf positions, Buf out, Buf stateOut) {
         int tokens = x.dim(0), channels = x.dim(1), k = w.dim(1), hist = k - 1, slotCount = state.dim(0), run = 256;
         float[] st = stateOut.f, ws = new float[channels * k];
-        if (st != state.f) System.arraycopy(state.f, 0, st, 0, state.elements());
+        int so = stateOut.off;                                          // 0 when the output state aliases the state, as graphs bind it
+        if (st != state.f || so != state.off) System.arraycopy(state.f, state.off, st, so, state.elements());
         for (int ch = 0; ch < channels; ch++) {                   // the weight [C, K], widened once
             float[] row = new float[k];
             w.weightRow(ch, k, row);
@@ -979,19 +992,19 @@ public final class CpuKernels implements AutoCloseable {
         par.forEach(Math.ceilDiv(channels, run), 1, c -> {
             int c0 = c * run, c1 = Math.min(channels, c0 + run);
             for (int t = 0; t < tokens; t++) {
-                int s = slots.i[t];
+                int s = slots.i[slots.off + t];
                 if (s < 0) {
-                    Arrays.fill(out.f, t * channels + c0, t * channels + c1, 0f);
+                    Arrays.fill(out.f, out.off + t * channels + c0, out.off + t * channels + c1, 0f);
                     continue;
                 }
                 if (s >= slotCount) throw new IndexOutOfBoundsException("causal_conv1d slot " + s + " outside state [" + slotCount + "]");
-                int base = s * hist * channels;
-                if (positions.i[t] == 0) for (int i = 0; i < hist; i++) Arrays.fill(st, base + i * channels + c0, base + i * channels + c1, 0f);
+                int base = so + s * hist * channels;
+                if (positions.i[positions.off + t] == 0) for (int i = 0; i < hist; i++) Arrays.fill(st, base + i * channels + c0, base + i * channels + c1, 0f);
                 for (int ch = c0; ch < c1; ch++) {
-                    out.f[t * channels + ch] = dev.moec.ir.interp.Reference.causalConvAt(ws, k, ch, x.f[t * channels + ch], st, base, channels);
+                    out.f[out.off + t * channels + ch] = dev.moec.ir.interp.Reference.causalConvAt(ws, k, ch, x.f[x.off + t * channels + ch], st, base, channels);
                 }
                 for (int i = 0; i + 1 < hist; i++) System.arraycopy(st, base + (i + 1) * channels + c0, st, base + i * channels + c0, c1 - c0);
-                if (hist > 0) System.arraycopy(x.f, t * channels + c0, st, base + (hist - 1) * channels + c0, c1 - c0);
+                if (hist > 0) System.arraycopy(x.f, x.off + t * channels + c0, st, base + (hist - 1) * channels + c0, c1 - c0);
             }
         });
     }
@@ -1002,7 +1015,7 @@ public final class CpuKernels implements AutoCloseable {
         par.forEach(rows, 16, r -> {
             float[] row = new float[k];
             w.weightRow(r, k, row);
-            scale.f[r] = dev.moec.ir.interp.Reference.weightQuantRow(row, 0, k, qmax, q.i, r * k);
+            scale.f[scale.off + r] = dev.moec.ir.interp.Reference.weightQuantRow(row, 0, k, qmax, q.i, q.off + r * k);
         });
     }
 
@@ -1018,11 +1031,11 @@ public final class CpuKernels implements AutoCloseable {
         int tokens = x.dim(0), hidden = x.dim(1), k = weights.dim(1), inter = gate.dim(1), count = gate.dim(0);
         par.forEach(tokens, 1, t -> {
             int[] qx = new int[hidden], qa = new int[inter], row = new int[Math.max(hidden, inter)];
-            double xs = dev.moec.ir.interp.Reference.quantizeRow(x.f, t * hidden, hidden, qx, 0);
+            double xs = dev.moec.ir.interp.Reference.quantizeRow(x.f, x.off + t * hidden, hidden, qx, 0);
             double[] acc = new double[hidden];
             float[] act = new float[inter];
             for (int s = 0; s < k; s++) {
-                int e = experts.i[t * k + s];
+                int e = experts.i[experts.off + t * k + s];
                 if (e < 0 || e >= count) throw new IndexOutOfBoundsException("expert " + e + " outside 0.." + (count - 1));
                 for (int i = 0; i < inter; i++) {
                     long r = (long) e * inter + i;
@@ -1031,10 +1044,10 @@ public final class CpuKernels implements AutoCloseable {
                 }
                 double as = dev.moec.ir.interp.Reference.quantizeRow(act, 0, inter, qa, 0);
                 for (int o = 0; o < hidden; o++) {
-                    acc[o] += weights.f[t * k + s] * (int8Dot(qa, down, (long) e * hidden + o, inter, row) * as * sd[e * hidden + o]);
+                    acc[o] += weights.f[weights.off + t * k + s] * (int8Dot(qa, down, (long) e * hidden + o, inter, row) * as * sd[e * hidden + o]);
                 }
             }
-            for (int o = 0; o < hidden; o++) out.f[t * hidden + o] = (float) acc[o];
+            for (int o = 0; o < hidden; o++) out.f[out.off + t * hidden + o] = (float) acc[o];
         });
     }
 
@@ -1050,9 +1063,9 @@ public final class CpuKernels implements AutoCloseable {
         int e = x.dim(-1);
         par.forEach(x.elements() / e, 8, r -> {
             double[] row = new double[e];
-            for (int j = 0; j < e; j++) row[j] = x.f[r * e + j];
+            for (int j = 0; j < e; j++) row[j] = x.f[x.off + r * e + j];
             boolean[] kept = dev.moec.ir.interp.Reference.keptExperts(row, groups, keep, select);
-            for (int j = 0; j < e; j++) out.f[r * e + j] = kept[j] ? x.f[r * e + j] : Float.NEGATIVE_INFINITY;
+            for (int j = 0; j < e; j++) out.f[out.off + r * e + j] = kept[j] ? x.f[x.off + r * e + j] : Float.NEGATIVE_INFINITY;
         });
     }
 
@@ -1066,7 +1079,7 @@ public final class CpuKernels implements AutoCloseable {
                 System.arraycopy(row, 0, rows, o * k, k);
             }
             for (int t = 0; t < tokens; t++) {
-                for (int o = 0; o < n; o++) out.f[(t * heads + h) * n + o] = (float) dev.moec.ir.interp.Reference.dot(x.f, (t * heads + h) * k, rows, o * k, k);
+                for (int o = 0; o < n; o++) out.f[out.off + (t * heads + h) * n + o] = (float) dev.moec.ir.interp.Reference.dot(x.f, x.off + (t * heads + h) * k, rows, o * k, k);
             }
         });
     }
@@ -1079,7 +1092,7 @@ public final class CpuKernels implements AutoCloseable {
         int tokens = x.dim(0), e = x.dim(1), k = (int) a.i("k");
         float[] scores = dev.moec.ir.interp.Reference.gatingScores(view(x), a);
         float[] b = scales(bias);
-        par.forEach(tokens, 8, t -> dev.moec.ir.interp.Reference.gatingChoice(scores, t * e, e, b, a, weights.f, experts.i, t * k));
+        par.forEach(tokens, 8, t -> dev.moec.ir.interp.Reference.gatingChoice(scores, t * e, e, b, a, weights.f, weights.off + t * k, experts.i, experts.off + t * k));
     }
 
     /**
@@ -1092,18 +1105,18 @@ public final class CpuKernels implements AutoCloseable {
         PagedCache paged = paged("indexer_topk", kc, table);
         int tokens = q.dim(0), heads = q.dim(1), d = q.dim(2);
         par.forEach(tokens, 1, t -> {
-            Arrays.fill(out.i, t * topk, (t + 1) * topk, -1);
-            if (slots.i[t] < 0) return;
-            int n = positions.i[t] + 1;
+            Arrays.fill(out.i, out.off + t * topk, out.off + (t + 1) * topk, -1);
+            if (slots.i[slots.off + t] < 0) return;
+            int n = positions.i[positions.off + t] + 1;
             double[] score = new double[n];
             for (int s = 0; s < n; s++) {
-                int kb = paged.row(slots.i[t], s) * d;
+                int kb = kc.off + paged.row(slots.i[slots.off + t], s) * d;
                 double acc = 0;
-                for (int h = 0; h < heads; h++) acc += w.f[t * heads + h] * Math.max(0, dev.moec.ir.interp.Reference.dot(q.f, (t * heads + h) * d, kc.f, kb, d));
+                for (int h = 0; h < heads; h++) acc += w.f[w.off + t * heads + h] * Math.max(0, dev.moec.ir.interp.Reference.dot(q.f, q.off + (t * heads + h) * d, kc.f, kb, d));
                 score[s] = acc * scale;
             }
             int[] best = dev.moec.ir.interp.Reference.topIndices(score, Math.min(topk, n));
-            System.arraycopy(best, 0, out.i, t * topk, best.length);
+            System.arraycopy(best, 0, out.i, out.off + t * topk, best.length);
         });
     }
 
@@ -1112,7 +1125,7 @@ public final class CpuKernels implements AutoCloseable {
         double sc = scales(scale)[0], off = scales(offset)[0];
         int n = x.elements(), chunk = 1 << 14;
         par.forEach(Math.ceilDiv(n, chunk), 1, c -> {
-            for (int j = c * chunk; j < Math.min(n, (c + 1) * chunk); j++) out.i[j] = dev.moec.ir.interp.Reference.staticQuantOf(x.f[j], sc, off);
+            for (int j = c * chunk; j < Math.min(n, (c + 1) * chunk); j++) out.i[out.off + j] = dev.moec.ir.interp.Reference.staticQuantOf(x.f[x.off + j], sc, off);
         });
     }
 
@@ -1125,16 +1138,16 @@ public final class CpuKernels implements AutoCloseable {
         float[] deqScale = scales(deq);
         int[] qBias = quantBias(bias);
         boolean inPlace = inPlaceI8(w);
-        float[] xf = inPlace && rows >= 4 ? Simd.exact(x.i, rows * k) : null;
+        float[] xf = inPlace && rows >= 4 ? Simd.exact(x.i, x.off, rows * k) : null;
         par.forEach(Math.ceilDiv(n, ROW_BLOCK), 1, b -> {
             int[] row = inPlace ? null : new int[k], acc = new int[rows];
             for (int o = b * ROW_BLOCK; o < Math.min(n, (b + 1) * ROW_BLOCK); o++) {
-                if (inPlace) i8Rows(x.i, xf, k, 0, rows, w.w, o, acc);
+                if (inPlace) i8Rows(x.i, x.off, xf, k, 0, rows, w.w, o, acc);
                 else {
                     w.intRow(o, k, row);
-                    for (int r = 0; r < rows; r++) acc[r] = Simd.dotI8(x.i, r * k, row, k);
+                    for (int r = 0; r < rows; r++) acc[r] = Simd.dotI8(x.i, x.off + r * k, row, k);
                 }
-                for (int r = 0; r < rows; r++) out.f[r * n + o] = (float) (((long) acc[r] + qBias[o]) * (double) deqScale[o]);
+                for (int r = 0; r < rows; r++) out.f[out.off + r * n + o] = (float) (((long) acc[r] + qBias[o]) * (double) deqScale[o]);
             }
         });
     }
@@ -1151,20 +1164,30 @@ public final class CpuKernels implements AutoCloseable {
         return bias.isWeight() ? biasCache.computeIfAbsent(bias, read) : read.apply(bias);
     }
 
-    private interface Element { float at(int j); }
+    private interface Unary { float of(float v); }
 
-    /** out[j] = f(j) for every element, in chunks over the threads: the elementwise ops, each as its op defines it. */
-    void elementwise(Buf out, Element f) {
-        int n = out.elements(), chunk = 1 << 14;
+    private interface Binary { float of(float p, float q); }
+
+    /** out = f(x) element by element, in chunks over the threads: the unary elementwise ops, each as its op defines it. */
+    void unary(Buf x, Buf out, Unary f) {
+        int n = out.elements(), chunk = 1 << 14, xo = x.off, oo = out.off;
         par.forEach((n + chunk - 1) / chunk, 1, c -> {
-            for (int j = c * chunk; j < Math.min(n, (c + 1) * chunk); j++) out.f[j] = f.at(j);
+            for (int j = c * chunk; j < Math.min(n, (c + 1) * chunk); j++) out.f[oo + j] = f.of(x.f[xo + j]);
+        });
+    }
+
+    /** out = f(a, b) element by element (same shapes), in chunks over the threads. */
+    void binary(Buf a, Buf b, Buf out, Binary f) {
+        int n = out.elements(), chunk = 1 << 14, ao = a.off, bo = b.off, oo = out.off;
+        par.forEach((n + chunk - 1) / chunk, 1, c -> {
+            for (int j = c * chunk; j < Math.min(n, (c + 1) * chunk); j++) out.f[oo + j] = f.of(a.f[ao + j], b.f[bo + j]);
         });
     }
 
     /** x / sqrt(sum(x^2) + eps) per row of the last dimension, summed in double as the op defines it. */
     void l2Norm(Buf x, Buf out, double eps) {
         int d = x.dim(-1), rows = x.elements() / d;
-        par.forEach(rows, 4, r -> dev.moec.ir.interp.Reference.l2NormRow(x.f, r * d, d, eps, out.f, r * d));
+        par.forEach(rows, 4, r -> dev.moec.ir.interp.Reference.l2NormRow(x.f, x.off + r * d, d, eps, out.f, out.off + r * d));
     }
 
     /** (x - mean) / sqrt(var + eps) * w + b per row, in double as the op defines it; w and b widened once. */
@@ -1173,14 +1196,14 @@ public final class CpuKernels implements AutoCloseable {
         float[] ws = new float[d], bs = new float[d];
         w.weightRow(0, d, ws);
         b.weightRow(0, d, bs);
-        par.forEach(rows, 4, r -> dev.moec.ir.interp.Reference.layerNormRow(x.f, r * d, ws, bs, eps, out.f, r * d));
+        par.forEach(rows, 4, r -> dev.moec.ir.interp.Reference.layerNormRow(x.f, x.off + r * d, ws, bs, eps, out.f, out.off + r * d));
     }
 
-    void silu(Buf x, Buf out) { elementwise(out, j -> x.f[j] / (1f + (float) Math.exp(-x.f[j]))); }
+    void silu(Buf x, Buf out) { unary(x, out, v -> v / (1f + (float) Math.exp(-v))); }
 
-    void mul(Buf a, Buf b, Buf out) { elementwise(out, j -> a.f[j] * b.f[j]); }
+    void mul(Buf a, Buf b, Buf out) { binary(a, b, out, (p, q) -> p * q); }
 
-    void add(Buf a, Buf b, Buf out) { elementwise(out, j -> a.f[j] + b.f[j]); }
+    void add(Buf a, Buf b, Buf out) { binary(a, b, out, (p, q) -> p + q); }
 
     static float dot(float[] a, int ao, float[] b, int bo, int n) {
         return Simd.dot(a, ao, b, bo, n);
@@ -1194,11 +1217,11 @@ public final class CpuKernels implements AutoCloseable {
     /** int4 weights are read in place, two a byte, when every row starts on a byte (an even row length). */
     private static boolean inPlaceI4(Buf w, int cols) { return w.isWeight() && w.dtype == DType.I4 && cols % 2 == 0; }
 
-    /** dst[r * n + o] = x row r . bf16 weight row wr, for r in [r0, r1): four activation rows per weight load. */
-    private static void bf16Rows(float[] x, int k, int r0, int r1, java.lang.foreign.MemorySegment w, long wr, float[] dst, int n, int o) {
+    /** dst[d0 + r * n + o] = x row r (at x0 + r * k) . bf16 weight row wr, for r in [r0, r1): four activation rows per weight load. */
+    private static void bf16Rows(float[] x, int x0, int k, int r0, int r1, java.lang.foreign.MemorySegment w, long wr, float[] dst, int d0, int n, int o) {
         int r = r0;
-        for (; r + 4 <= r1; r += 4) Simd.dotBf16x4(x, r * k, k, w, wr * k, k, dst, r * n + o, n);
-        for (; r < r1; r++) dst[r * n + o] = Simd.dotBf16(x, r * k, w, wr * k, k);
+        for (; r + 4 <= r1; r += 4) Simd.dotBf16x4(x, x0 + r * k, k, w, wr * k, k, dst, d0 + r * n + o, n);
+        for (; r < r1; r++) dst[d0 + r * n + o] = Simd.dotBf16(x, x0 + r * k, w, wr * k, k);
     }
 
     /**
@@ -1272,13 +1295,13 @@ public final class CpuKernels implements AutoCloseable {
     }
 
     /**
-     * acc[r - r0] = int8 x row r . int8 weight row wr in int32, for r in [r0, r1). Four rows at a time share each weight load (float-accumulated, exact; {@code xf} is x as
+     * acc[r - r0] = int8 x row r (ints from x0 on; floats from 0 in xf) . int8 weight row wr in int32, for r in [r0, r1). Four rows at a time share each weight load (float-accumulated, exact; {@code xf} is x as
      * floats); two remaining rows share it in int32, and a last one runs the single-row int32 loop on {@code x}.
      */
-    private static void i8Rows(int[] x, float[] xf, int k, int r0, int r1, java.lang.foreign.MemorySegment w, long wr, int[] acc) {
+    private static void i8Rows(int[] x, int x0, float[] xf, int k, int r0, int r1, java.lang.foreign.MemorySegment w, long wr, int[] acc) {
         int r = r0;
         for (; r + 4 <= r1; r += 4) Simd.dotI8x4(xf, r * k, k, w, wr * k, k, acc, r - r0);
-        for (; r + 2 <= r1; r += 2) Simd.dotI8x2(x, r * k, k, w, wr * k, k, acc, r - r0);
-        for (; r < r1; r++) acc[r - r0] = Simd.dotI8(x, r * k, w, wr * k, k);
+        for (; r + 2 <= r1; r += 2) Simd.dotI8x2(x, x0 + r * k, k, w, wr * k, k, acc, r - r0);
+        for (; r < r1; r++) acc[r - r0] = Simd.dotI8(x, x0 + r * k, w, wr * k, k);
     }
 }

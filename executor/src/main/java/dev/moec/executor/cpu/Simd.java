@@ -468,9 +468,12 @@ public final class Simd {
     }
 
     /** int8 values held in ints, as floats (exact): the activation form of the float-accumulated int8 loops. */
-    public static float[] exact(int[] x, int n) {
+    public static float[] exact(int[] x, int n) { return exact(x, 0, n); }
+
+    /** x[xo, xo + n) as floats (exact). */
+    public static float[] exact(int[] x, int xo, int n) {
         float[] out = new float[n];
-        for (int j = 0; j < n; j++) out[j] = x[j];
+        for (int j = 0; j < n; j++) out[j] = x[xo + j];
         return out;
     }
 
@@ -531,13 +534,16 @@ public final class Simd {
     }
 
     /** Rows of {@code cols} (even) ints split into even and odd elements: the activation form of {@link #dotI4}. */
-    public static int[][] splitEvenOdd(int[] x, int rows, int cols) {
+    public static int[][] splitEvenOdd(int[] x, int rows, int cols) { return splitEvenOdd(x, 0, rows, cols); }
+
+    /** {@link #splitEvenOdd(int[], int, int)} of the rows from element xo on. */
+    public static int[][] splitEvenOdd(int[] x, int xo, int rows, int cols) {
         int half = cols / 2;
         int[] even = new int[rows * half], odd = new int[rows * half];
         for (int r = 0; r < rows; r++) {
             for (int b = 0; b < half; b++) {
-                even[r * half + b] = x[r * cols + 2 * b];
-                odd[r * half + b] = x[r * cols + 2 * b + 1];
+                even[r * half + b] = x[xo + r * cols + 2 * b];
+                odd[r * half + b] = x[xo + r * cols + 2 * b + 1];
             }
         }
         return new int[][]{even, odd};

@@ -12,6 +12,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.List;
+import java.util.Arrays;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -53,6 +54,7 @@ class KernelMatrixTest {
             for (int j = 0; j < fast.f.length; j++) {
                 assertEquals(oracle.f[j], fast.f[j], 1e-4f * (1 + Math.abs(oracle.f[j])), kernel + " " + weight + " element " + j);
             }
+            assertSameAtArenaOffsets(k, kernel, in, new Buf[] {fast}, Attrs.of());
         }
     }
 
@@ -116,10 +118,11 @@ class KernelMatrixTest {
             CpuKernels k = new CpuKernels(new Parallel(2));
             k.launch(kernel, in, new Buf[] {fast}, a);
             k.reference(kernel, in, new Buf[] {oracle}, a);
-            k.close();
             for (int j = 0; j < fast.f.length; j++) {
                 assertEquals(oracle.f[j], fast.f[j], 1e-4f * (1 + Math.abs(oracle.f[j])), kernel + " " + weight + " element " + j);
             }
+            assertSameAtArenaOffsets(k, kernel, in, new Buf[] {fast}, a);
+            k.close();
         }
     }
 
@@ -147,8 +150,9 @@ class KernelMatrixTest {
             CpuKernels k = new CpuKernels(new Parallel(2));
             k.launch(kernel, in, new Buf[] {fast}, a);
             k.reference(kernel, in, new Buf[] {oracle}, a);
-            k.close();
             assertArrayEquals(oracle.f, fast.f, kernel.name());
+            assertSameAtArenaOffsets(k, kernel, in, new Buf[] {fast}, a);
+            k.close();
         }
     }
 
@@ -165,6 +169,7 @@ class KernelMatrixTest {
             CpuKernels kernels = new CpuKernels(new Parallel(2));
             kernels.launch(Kernel.WEIGHT_QUANT, new Buf[] {w}, new Buf[] {fq, fs}, Attrs.of("bits", (long) bits));
             kernels.reference(Kernel.WEIGHT_QUANT, new Buf[] {w}, new Buf[] {oq, os}, Attrs.of("bits", (long) bits));
+            assertSameAtArenaOffsets(kernels, Kernel.WEIGHT_QUANT, new Buf[] {w}, new Buf[] {fq, fs}, Attrs.of("bits", (long) bits));
             kernels.close();
             assertArrayEquals(oq.i, fq.i);
             assertArrayEquals(os.f, fs.f);
@@ -191,6 +196,7 @@ class KernelMatrixTest {
             CpuKernels kernels = new CpuKernels(new Parallel(2));
             kernels.launch(Kernel.MOE_EXPERTS_QUANT, in, new Buf[] {fast}, Attrs.of());
             kernels.reference(Kernel.MOE_EXPERTS_QUANT, in, new Buf[] {oracle}, Attrs.of());
+            assertSameAtArenaOffsets(kernels, Kernel.MOE_EXPERTS_QUANT, in, new Buf[] {fast}, Attrs.of());
             kernels.close();
             assertArrayEquals(oracle.f, fast.f);
         }
@@ -206,6 +212,7 @@ class KernelMatrixTest {
             CpuKernels kernels = new CpuKernels(new Parallel(2));
             kernels.launch(Kernel.HEAD_MATMUL, new Buf[] {x, w}, new Buf[] {fast}, Attrs.of());
             kernels.reference(Kernel.HEAD_MATMUL, new Buf[] {x, w}, new Buf[] {oracle}, Attrs.of());
+            assertSameAtArenaOffsets(kernels, Kernel.HEAD_MATMUL, new Buf[] {x, w}, new Buf[] {fast}, Attrs.of());
             kernels.close();
             assertArrayEquals(oracle.f, fast.f);
         }
@@ -226,6 +233,7 @@ class KernelMatrixTest {
             CpuKernels kernels = new CpuKernels(new Parallel(2));
             kernels.launch(Kernel.MOE_GATING_TOPK, new Buf[] {x, bias}, new Buf[] {fw, fe}, a);
             kernels.reference(Kernel.MOE_GATING_TOPK, new Buf[] {x, bias}, new Buf[] {ow, oe}, a);
+            assertSameAtArenaOffsets(kernels, Kernel.MOE_GATING_TOPK, new Buf[] {x, bias}, new Buf[] {fw, fe}, a);
             kernels.close();
             assertArrayEquals(oe.i, fe.i);
             assertArrayEquals(ow.f, fw.f);
@@ -247,6 +255,7 @@ class KernelMatrixTest {
         CpuKernels kernels = new CpuKernels(new Parallel(2));
         kernels.launch(Kernel.INDEXER_TOPK, new Buf[] {q, kc, w, table, slots, positions}, new Buf[] {fast}, a);
         kernels.reference(Kernel.INDEXER_TOPK, new Buf[] {q, kc, w, table, slots, positions}, new Buf[] {oracle}, a);
+        assertSameAtArenaOffsets(kernels, Kernel.INDEXER_TOPK, new Buf[] {q, kc, w, table, slots, positions}, new Buf[] {fast}, a);
         kernels.close();
         assertArrayEquals(oracle.i, fast.i);
         assertEquals(-1, fast.i[3], "position 2: three candidates, the rest -1");
@@ -265,6 +274,7 @@ class KernelMatrixTest {
             CpuKernels kernels = new CpuKernels(new Parallel(2));
             kernels.launch(Kernel.STATIC_QUANT, new Buf[] {x, scale, offset}, new Buf[] {fast}, Attrs.of());
             kernels.reference(Kernel.STATIC_QUANT, new Buf[] {x, scale, offset}, new Buf[] {oracle}, Attrs.of());
+            assertSameAtArenaOffsets(kernels, Kernel.STATIC_QUANT, new Buf[] {x, scale, offset}, new Buf[] {fast}, Attrs.of());
             kernels.close();
             assertArrayEquals(oracle.i, fast.i);
             assertTrue(java.util.Arrays.stream(fast.i).anyMatch(v -> v == 127) && java.util.Arrays.stream(fast.i).anyMatch(v -> v == -128), "clamped both ways");
@@ -307,6 +317,7 @@ class KernelMatrixTest {
         CpuKernels k = new CpuKernels(new Parallel(2));
         k.launch(kernel, in, new Buf[] {fast}, a);
         k.reference(kernel, in, new Buf[] {oracle}, a);
+        assertSameAtArenaOffsets(k, kernel, in, new Buf[] {fast}, a);
         k.close();
         if (ints) assertArrayEquals(oracle.i, fast.i, kernel.name());
         else assertArrayEquals(oracle.f, fast.f, kernel.name());
@@ -413,6 +424,49 @@ class KernelMatrixTest {
     private static Buf counts(int rows) {
         int[] c = {rows / 2, 0, rows - rows / 2 - 1, 1};
         return new Buf("counts", DType.I32, new int[] {EXPERTS}, null, c, null);
+    }
+
+    /**
+     * A copy of an activation at element {@code off} of a larger array, as a bound graph's arena places it,
+     * the elements around it NaN (or -99 for integers) so a kernel that reads or writes outside its
+     * buffer shows. Weights and packed state are returned as they are.
+     */
+    private static Buf relocated(Buf b, int off) {
+        if (b.w != null) return b;
+        int n = b.elements();
+        if (b.f != null) {
+            float[] arena = new float[off + n + 7];
+            Arrays.fill(arena, Float.NaN);
+            System.arraycopy(b.f, b.off, arena, off, n);
+            return Buf.floatsAt(b.name, b.dtype, b.shape, arena, off);
+        }
+        int[] arena = new int[off + n + 7];
+        Arrays.fill(arena, -99);
+        System.arraycopy(b.i, b.off, arena, off, n);
+        return Buf.intsAt(b.name, b.dtype, b.shape, arena, off);
+    }
+
+    /**
+     * Runs {@code kernel} again on every activation operand and output relocated to its own offset in a
+     * larger array, and asserts the outputs are the ones it gave at offset 0, bit for bit, with nothing
+     * written around them.
+     */
+    private static void assertSameAtArenaOffsets(CpuKernels k, Kernel kernel, Buf[] in, Buf[] expected, Attrs a) {
+        Buf[] movedIn = new Buf[in.length], movedOut = new Buf[expected.length];
+        for (int j = 0; j < in.length; j++) movedIn[j] = relocated(in[j], 3 + 5 * j);
+        for (int j = 0; j < expected.length; j++) movedOut[j] = relocated(expected[j], 11 + 7 * j);
+        k.launch(kernel, movedIn, movedOut, a);
+        for (int j = 0; j < expected.length; j++) {
+            Buf e = expected[j], m = movedOut[j];
+            int n = e.elements();
+            if (e.f != null) {
+                assertArrayEquals(Arrays.copyOfRange(e.f, e.off, e.off + n), Arrays.copyOfRange(m.f, m.off, m.off + n), kernel + " output " + j + " at an offset");
+                for (int q = 0; q < m.f.length; q++) if (q < m.off || q >= m.off + n) assertTrue(Float.isNaN(m.f[q]), kernel + " wrote outside output " + j);
+            } else {
+                assertArrayEquals(Arrays.copyOfRange(e.i, e.off, e.off + n), Arrays.copyOfRange(m.i, m.off, m.off + n), kernel + " output " + j + " at an offset");
+                for (int q = 0; q < m.i.length; q++) if (q < m.off || q >= m.off + n) assertEquals(-99, m.i[q], kernel + " wrote outside output " + j);
+            }
+        }
     }
 
     private static Buf floats(String name, SplittableRandom r, int... shape) {

@@ -707,7 +707,7 @@ public final class Reference {
         float[] scores = gatingScores(x, a);
         float[] w = new float[tokens * k];
         int[] idx = new int[tokens * k];
-        for (int t = 0; t < tokens; t++) gatingChoice(scores, t * e, e, bias, a, w, idx, t * k);
+        for (int t = 0; t < tokens; t++) gatingChoice(scores, t * e, e, bias, a, w, t * k, idx, t * k);
         return List.of(RefTensor.f32(new int[]{tokens, k}, w), RefTensor.i32(new int[]{tokens, k}, idx));
     }
 
@@ -718,10 +718,11 @@ public final class Reference {
 
     /**
      * moe_gating_topk's choice for one token from its scores [so, so + e): top k of score + bias within the
-     * kept groups; weights the unbiased scores, normalized (sigmoid, or renorm) and scaled, into w and idx
-     * at oo. Shared with the CPU kernel, so both choose the same experts with the same weights.
+     * kept groups; weights the unbiased scores, normalized (sigmoid, or renorm) and scaled, into w from wo
+     * and the experts into idx from io. Shared with the CPU kernel, so both choose the same experts with
+     * the same weights.
      */
-    public static void gatingChoice(float[] scores, int so, int e, float[] bias, Attrs a, float[] w, int[] idx, int oo) {
+    public static void gatingChoice(float[] scores, int so, int e, float[] bias, Attrs a, float[] w, int wo, int[] idx, int io) {
         int k = (int) a.i("k");
         boolean normalize = a.s("norm_type").equals("sigmoid") || a.b("renorm");
         double[] choice = new double[e];
@@ -734,8 +735,8 @@ public final class Reference {
         for (int s = 0; s < k; s++) {
             double v = scores[so + best[s]];
             if (normalize) v /= sum + a.f("eps");
-            w[oo + s] = (float) (v * a.f("routed_scaling"));
-            idx[oo + s] = best[s];
+            w[wo + s] = (float) (v * a.f("routed_scaling"));
+            idx[io + s] = best[s];
         }
     }
 
