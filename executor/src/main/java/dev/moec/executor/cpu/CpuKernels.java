@@ -390,12 +390,15 @@ public final class CpuKernels implements AutoCloseable {
      * every head of the token: it reads the part's K and V rows position by position (all KV heads of a
      * position lie together), scoring the query heads that share a KV head four at a time. A token in one
      * part is finished by its task; otherwise each part leaves its running max, sum and weighted values,
-     * and the parts are merged (flash-decoding). Positions are found through the block table.
+     * and the parts are merged (flash-decoding). Positions are found through the block table, and walked
+     * in runs that lie in one cache block, whose rows are consecutive: over an f32 cache, four query heads
+     * score four positions at a time ({@link Simd#dot4x4}) and sum four heads' values at a time
+     * ({@link Simd#pv4}), so a prompt's attention is not bound by loads and stores.
      */
     void attention(Buf q, Buf kc, Buf vc, Buf table, Buf slots, Buf positions, Buf out, float scale) {
         PagedCache paged = paged("attention", kc, table);
         int tokens = q.dim(0), heads = q.dim(1), hd = q.dim(2);
-        int kvHeads = kc.dim(2), vd = vc.dim(3), group = heads / kvHeads;
+        int kvHeads = kc.dim(2), vd = vc.dim(3), group = heads / kvHeads, bs = kc.dim(1);
         boolean bf16 = kc.dtype == DType.BF16;
         float[] qs = q.f, dst = out.f;
         int qo = q.off, oo = out.off;
@@ -416,38 +419,59 @@ public final class CpuKernels implements AutoCloseable {
                 return;
             }
             int n = positions.i[positions.off + t] + 1, from = (int) ((long) n * part / parts[t]), to = (int) ((long) n * (part + 1) / parts[t]), m = to - from;
-            float[][] score = new float[heads][m];
-            float[] max = new float[heads], four = new float[4];
+            float[] score = new float[heads * m], max = new float[heads], four = new float[4];   // score [heads, m]
+            float[] spill = PanelScratch.get().spill;
             Arrays.fill(max, Float.NEGATIVE_INFINITY);
-            for (int j = from; j < to; j++) {
-                int at = paged.row(s, j) * kvHeads;
+            for (int j0 = from; j0 < to; ) {                             // runs of positions within one cache block
+                int base = paged.row(s, j0), run = Math.min(to - j0, bs - j0 % bs);
                 for (int kvh = 0; kvh < kvHeads; kvh++) {
-                    int kb = kc.off + (at + kvh) * hd, h0 = kvh * group, g = 0;
-                    for (; g + 4 <= group; g += 4) {                     // four query heads per load of the K row
-                        int qb = qo + (t * heads + h0 + g) * hd;
-                        if (bf16) Simd.dotBf16x4(qs, qb, hd, kc.w, kb, hd, four, 0, 1);
-                        else Simd.dotx4(qs, qb, hd, kc.f, kb, hd, four, 0);
-                        for (int c = 0; c < 4; c++) score[h0 + g + c][j - from] = four[c] * scale;
+                    int h0 = kvh * group, g = 0;
+                    for (; g + 4 <= group; g += 4) {                     // four query heads share each K row
+                        int qb = qo + (t * heads + h0 + g) * hd, sb = (h0 + g) * m + j0 - from, jj = 0;
+                        if (!bf16) {                                     // and four K rows each query row: 16 FMAs per 8 loads
+                            for (; jj + 4 <= run; jj += 4) {
+                                Simd.dot4x4(qs, qb, hd, kc.f, kc.off + ((base + jj) * kvHeads + kvh) * hd, kvHeads * hd, hd, null, score, sb + jj, m, spill);
+                            }
+                        }
+                        for (; jj < run; jj++) {
+                            int kb = kc.off + ((base + jj) * kvHeads + kvh) * hd;
+                            if (bf16) Simd.dotBf16x4(qs, qb, hd, kc.w, kb, hd, four, 0, 1);
+                            else Simd.dotx4(qs, qb, hd, kc.f, kb, hd, four, 0);
+                            for (int c = 0; c < 4; c++) score[sb + c * m + jj] = four[c];
+                        }
                     }
                     for (; g < group; g++) {
                         int qb = qo + (t * heads + h0 + g) * hd;
-                        score[h0 + g][j - from] = (bf16 ? Simd.dotBf16(qs, qb, kc.w, kb, hd) : Simd.dot(qs, qb, kc.f, kb, hd)) * scale;
+                        for (int jj = 0; jj < run; jj++) {
+                            int kb = kc.off + ((base + jj) * kvHeads + kvh) * hd;
+                            score[(h0 + g) * m + j0 - from + jj] = bf16 ? Simd.dotBf16(qs, qb, kc.w, kb, hd) : Simd.dot(qs, qb, kc.f, kb, hd);
+                        }
                     }
                 }
+                j0 += run;
             }
             float[] sum = new float[heads];
             for (int h = 0; h < heads; h++) {
-                for (int j = 0; j < m; j++) max[h] = Math.max(max[h], score[h][j]);
-                sum[h] = Simd.expShifted(score[h], 0, m, max[h]);
+                for (int j = 0; j < m; j++) max[h] = Math.max(max[h], score[h * m + j] *= scale);
+                sum[h] = Simd.expShifted(score, h * m, m, max[h]);
             }
             float[] acc = new float[heads * vd];
-            for (int j = from; j < to; j++) {
-                int at = paged.row(s, j) * kvHeads;
-                for (int h = 0; h < heads; h++) {
-                    int vb = vc.off + (at + h / group) * vd;
-                    if (bf16) Simd.axpyBf16(score[h][j - from], vc.w, vb, acc, h * vd, vd);
-                    else Simd.axpy(score[h][j - from], vc.f, vb, acc, h * vd, vd);
+            for (int j0 = from; j0 < to; ) {
+                int base = paged.row(s, j0), run = Math.min(to - j0, bs - j0 % bs);
+                for (int kvh = 0; kvh < kvHeads; kvh++) {
+                    int h0 = kvh * group, g = 0, vb = vc.off + (base * kvHeads + kvh) * vd;
+                    if (!bf16) {                                         // four heads share each V row, their sums in registers
+                        for (; g + 4 <= group; g += 4) Simd.pv4(score, (h0 + g) * m + j0 - from, m, vc.f, vb, kvHeads * vd, run, vd, acc, (h0 + g) * vd, vd);
+                    }
+                    for (; g < group; g++) {
+                        for (int jj = 0; jj < run; jj++) {
+                            float w = score[(h0 + g) * m + j0 - from + jj];
+                            if (bf16) Simd.axpyBf16(w, vc.w, vb + jj * kvHeads * vd, acc, (h0 + g) * vd, vd);
+                            else Simd.axpy(w, vc.f, vb + jj * kvHeads * vd, acc, (h0 + g) * vd, vd);
+                        }
+                    }
                 }
+                j0 += run;
             }
             if (parts[t] == 1) {
                 for (int h = 0; h < heads; h++) {

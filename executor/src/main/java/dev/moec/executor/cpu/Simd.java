@@ -429,6 +429,47 @@ public final class Simd {
         return (FloatVector) ByteVector.fromMemorySegment(B, w, byteOffset, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F, 0);
     }
 
+    /**
+     * Attention's weighted sum of value rows for four query heads at once: out[oo + c * os + d] +=
+     * sum_{j < m} p[po + c * ps + j] * v[vo + j * vs + d], c < 4, d < n. The four heads share each V row
+     * load: four rows' vectors and four broadcast weights feed sixteen FMAs held in registers across the
+     * positions, where one head at a time ({@link #axpy}) loads and stores its sums for every FMA. Each
+     * output is accumulated in the same order with the same fused multiply-adds as {@code axpy} position
+     * by position, so the results are the same bits.
+     */
+    public static void pv4(float[] p, int po, int ps, float[] v, int vo, int vs, int m, int n, float[] out, int oo, int os) {
+        int d = 0;
+        if (ENABLED) {
+            for (; d + 4 * L <= n; d += 4 * L) {
+                int o0 = oo + d, o1 = oo + os + d, o2 = oo + 2 * os + d, o3 = oo + 3 * os + d;
+                FloatVector a00 = FloatVector.fromArray(F, out, o0), a01 = FloatVector.fromArray(F, out, o0 + L), a02 = FloatVector.fromArray(F, out, o0 + 2 * L), a03 = FloatVector.fromArray(F, out, o0 + 3 * L);
+                FloatVector a10 = FloatVector.fromArray(F, out, o1), a11 = FloatVector.fromArray(F, out, o1 + L), a12 = FloatVector.fromArray(F, out, o1 + 2 * L), a13 = FloatVector.fromArray(F, out, o1 + 3 * L);
+                FloatVector a20 = FloatVector.fromArray(F, out, o2), a21 = FloatVector.fromArray(F, out, o2 + L), a22 = FloatVector.fromArray(F, out, o2 + 2 * L), a23 = FloatVector.fromArray(F, out, o2 + 3 * L);
+                FloatVector a30 = FloatVector.fromArray(F, out, o3), a31 = FloatVector.fromArray(F, out, o3 + L), a32 = FloatVector.fromArray(F, out, o3 + 2 * L), a33 = FloatVector.fromArray(F, out, o3 + 3 * L);
+                for (int j = 0; j < m; j++) {
+                    int vr = vo + j * vs + d;
+                    FloatVector v0 = FloatVector.fromArray(F, v, vr), v1 = FloatVector.fromArray(F, v, vr + L);
+                    FloatVector v2 = FloatVector.fromArray(F, v, vr + 2 * L), v3 = FloatVector.fromArray(F, v, vr + 3 * L);
+                    FloatVector p0 = FloatVector.broadcast(F, p[po + j]);
+                    a00 = v0.fma(p0, a00); a01 = v1.fma(p0, a01); a02 = v2.fma(p0, a02); a03 = v3.fma(p0, a03);
+                    FloatVector p1 = FloatVector.broadcast(F, p[po + ps + j]);
+                    a10 = v0.fma(p1, a10); a11 = v1.fma(p1, a11); a12 = v2.fma(p1, a12); a13 = v3.fma(p1, a13);
+                    FloatVector p2 = FloatVector.broadcast(F, p[po + 2 * ps + j]);
+                    a20 = v0.fma(p2, a20); a21 = v1.fma(p2, a21); a22 = v2.fma(p2, a22); a23 = v3.fma(p2, a23);
+                    FloatVector p3 = FloatVector.broadcast(F, p[po + 3 * ps + j]);
+                    a30 = v0.fma(p3, a30); a31 = v1.fma(p3, a31); a32 = v2.fma(p3, a32); a33 = v3.fma(p3, a33);
+                }
+                a00.intoArray(out, o0); a01.intoArray(out, o0 + L); a02.intoArray(out, o0 + 2 * L); a03.intoArray(out, o0 + 3 * L);
+                a10.intoArray(out, o1); a11.intoArray(out, o1 + L); a12.intoArray(out, o1 + 2 * L); a13.intoArray(out, o1 + 3 * L);
+                a20.intoArray(out, o2); a21.intoArray(out, o2 + L); a22.intoArray(out, o2 + 2 * L); a23.intoArray(out, o2 + 3 * L);
+                a30.intoArray(out, o3); a31.intoArray(out, o3 + L); a32.intoArray(out, o3 + 2 * L); a33.intoArray(out, o3 + 3 * L);
+            }
+        }
+        for (int c = 0; c < 4; c++) {                                   // the columns past a multiple of 4L, head by head
+            for (int j = 0; j < m && d < n; j++) axpy(p[po + c * ps + j], v, vo + j * vs + d, out, oo + c * os + d, n - d);
+        }
+    }
+
     /** y[yo + j] += alpha * bf16(x at element xe + j), j < n: a bf16 cache row read in place. */
     public static void axpyBf16(float alpha, MemorySegment x, long xe, float[] y, int yo, int n) {
         int j = 0;

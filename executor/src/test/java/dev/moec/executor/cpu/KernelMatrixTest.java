@@ -89,6 +89,48 @@ class KernelMatrixTest {
     }
 
     /**
+     * Grouped-query attention over a paged cache against its op's definition: groups of 4 and 8 query
+     * heads per KV head (the four-head and four-position loops) and of 1, head and value widths off the
+     * vector width (the loops' tails), blocks of 8 out of order so the position runs break at block ends,
+     * several tokens of one sequence (a prompt) beside a decode token of another and a padding token;
+     * f32 and bf16 caches.
+     */
+    @ParameterizedTest(name = "{0} heads over {1} KV heads, {2} cache")
+    @CsvSource({"8, 2, F32", "8, 1, F32", "3, 3, F32", "8, 2, BF16"})
+    void attentionMatchesItsDefinition(int heads, int kvHeads, DType cache) {
+        int hd = 40, vd = 72, bs = 8, blocks = 7, tokens = 6;
+        SplittableRandom r = new SplittableRandom(heads * 31L + kvHeads + cache.ordinal());
+        Buf q = floats("q", r, tokens, heads, hd);
+        Buf kc = floats("k_cache", r, blocks, bs, kvHeads, hd), vc = floats("v_cache", r, blocks, bs, kvHeads, vd);
+        if (cache == DType.BF16) {
+            kc = packedBf16(kc);
+            vc = packedBf16(vc);
+        }
+        Buf table = new Buf("block_table", DType.I32, new int[] {2, 4}, null, new int[] {5, 2, 6, 0, 3, 1, -1, -1}, null);
+        Buf slots = new Buf("slots", DType.I32, new int[] {tokens}, null, new int[] {0, 0, 0, 0, 1, -1}, null);
+        Buf positions = new Buf("positions", DType.I32, new int[] {tokens}, null, new int[] {3, 13, 20, 29, 11, 0}, null);
+        Buf[] in = {q, kc, vc, table, slots, positions};
+        Attrs a = Attrs.of("scale", 0.15);
+        Buf fast = floats("out", r, tokens, heads, vd), oracle = floats("out", r, tokens, heads, vd);
+        CpuKernels k = new CpuKernels(new Parallel(2));
+        k.launch(Kernel.ATTENTION, in, new Buf[] {fast}, a);
+        k.reference(Kernel.ATTENTION, in, new Buf[] {oracle}, a);
+        for (int j = 0; j < fast.f.length; j++) {
+            assertEquals(oracle.f[j], fast.f[j], 1e-5f * (1 + Math.abs(oracle.f[j])), "element " + j);
+        }
+        assertSameAtArenaOffsets(k, Kernel.ATTENTION, in, new Buf[] {fast}, a);
+        k.close();
+    }
+
+    /** An f32 buffer's values as a packed bf16 cache (rounded to nearest even, as a bf16 cache stores them). */
+    private static Buf packedBf16(Buf f32) {
+        byte[] bytes = new byte[2 * f32.elements()];
+        MemorySegment seg = MemorySegment.ofArray(bytes);
+        for (int j = 0; j < f32.elements(); j++) seg.setAtIndex(SHORT_LE, j, Simd.toBf16(f32.f[j]));
+        return Buf.packed(f32.name, DType.BF16, f32.shape, bytes);
+    }
+
+    /**
      * The absorbed MLA kernel (W_UK into the query, W_UV after the latent sum) against the op's un-absorbed
      * definition: three tokens of two sequences over a paged latent cache (blocks out of order), one padding
      * token, and for the sparse form index lists with repeats, future and -1 entries, one of them empty.
