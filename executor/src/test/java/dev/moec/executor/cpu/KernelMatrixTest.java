@@ -29,7 +29,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class KernelMatrixTest {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfFloat FLOAT_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final int K = 72, N = 42, EXPERTS = 4;           // N: a last block of 10 outputs, not a multiple of 4
+    private static final int K = 72, N = 170, EXPERTS = 4;          // N: last blocks of 42 streamed and 10 paneled outputs, not multiples of 4
 
     @ParameterizedTest(name = "{0} with {1} weights, {2} rows")
     @CsvSource({
