@@ -837,17 +837,11 @@ public final class CpuKernels implements AutoCloseable {
             return;
         }
         par.forEach(Math.ceilDiv(n, STREAM_BLOCK), 1, b -> {
-            int[] row = inPlace ? null : new int[k], acc = new int[Math.max(rows, 16)];
+            int[] row = inPlace ? null : new int[k], acc = new int[rows];
             int tile = inPlace ? ROW_TILE : rows, end = Math.min(n, (b + 1) * STREAM_BLOCK);
             for (int t0 = 0; t0 < rows; t0 += tile) {
-                int t1 = Math.min(rows, t0 + tile), o = b * STREAM_BLOCK;
-                if (inPlace && t1 - t0 == 4) {                           // four rows by four channels in registers
-                    for (; o + 4 <= end; o += 4) {
-                        i8Quad(xf, k, t0, w.w, o, acc);
-                        for (int c = 0; c < 16; c++) out.f[oo + (t0 + c / 4) * n + o + c % 4] = (float) (acc[c] * (double) xs.f[so + t0 + c / 4] * wScale[o + c % 4]);
-                    }
-                }
-                for (; o < end; o++) {
+                int t1 = Math.min(rows, t0 + tile);
+                for (int o = b * STREAM_BLOCK; o < end; o++) {
                     if (inPlace) i8Rows(x.i, xo, xf, k, t0, t1, w.w, o, acc);
                     else {
                         w.intRow(o, k, row);
@@ -878,19 +872,11 @@ public final class CpuKernels implements AutoCloseable {
                 }
                 return;
             }
-            int[] row = inPlace || int4 ? null : new int[k], acc = new int[Math.max(count, 16)];
+            int[] row = inPlace || int4 ? null : new int[k], acc = new int[count];
             int tile = inPlace || int4 ? ROW_TILE : count, end = o1;
             for (int t0 = from; t0 < from + count; t0 += tile) {
-                int t1 = Math.min(from + count, t0 + tile), o = o0;
-                if (inPlace && t1 - t0 == 4) {                           // four rows by four channels in registers
-                    for (; o + 4 <= end; o += 4) {
-                        i8Quad(xf, k, t0, w.w, (long) expert * n + o, acc);
-                        for (int c = 0; c < 16; c++) {
-                            out.f[oo + (t0 + c / 4) * n + o + c % 4] = (float) (acc[c] * (double) xs.f[so + t0 + c / 4] * wScale[expert * n + o + c % 4]);
-                        }
-                    }
-                }
-                for (; o < end; o++) {
+                int t1 = Math.min(from + count, t0 + tile);
+                for (int o = o0; o < end; o++) {
                     long wr = (long) expert * n + o;
                     if (inPlace) i8Rows(x.i, xo, xf, k, t0, t1, w.w, wr, acc);
                     else if (int4) {
@@ -1266,18 +1252,6 @@ public final class CpuKernels implements AutoCloseable {
      * rows: 442 to 338 µs in int8).
      */
     static final int PANEL_ROWS = 16;
-
-    /**
-     * acc[c * 4 + d] = int8 x row r0 + c . int8 weight row wr0 + d in int32, exact, c, d < 4: the weight rows
-     * read in place ({@link Simd#dot4x4I8}), over chunks of at most {@link Simd#PANEL_CHUNK} elements.
-     */
-    private static void i8Quad(float[] xf, int k, int r0, java.lang.foreign.MemorySegment w, long wr0, int[] acc) {
-        float[] spill = PanelScratch.get().spill;
-        Arrays.fill(acc, 0, 16, 0);
-        for (int c0 = 0; c0 < k; c0 += Simd.PANEL_CHUNK) {
-            Simd.dot4x4I8(xf, r0 * k + c0, k, w, wr0 * k + c0, k, Math.min(k - c0, Simd.PANEL_CHUNK), acc, 0, 4, spill);
-        }
-    }
 
     /**
      * A thread's panel and panel results, kept between launches: a prefill's grouped matmul runs a thousand
