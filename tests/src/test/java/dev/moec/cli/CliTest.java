@@ -215,14 +215,17 @@ class CliTest {
 
     @Test void benchReportsThroughputAndTheRoofline() {
         Run d = run("bench", "decode", "--model", demo().toString(), "--batch", "2", "--tokens", "2", "--prompt-len", "4",
-                "--warmup", "1", "--threads", "1", "--bandwidth", "10");
+                "--warmup", "1", "--threads", "1", "--bandwidth", "10", "--compute-peak", "20");
         assertEquals(0, d.exit(), d.err());
         assertTrue(d.out().contains("batch 2 on decode_bs2"), d.out());
         assertTrue(d.out().contains("bandwidth    10.00 GB/s (given)"), d.out());
         assertTrue(d.out().matches("(?s).*roofline     [0-9.]+ ms per step; achieved [0-9.]+ % of it.*"), d.out());
+        assertTrue(d.out().matches("(?s).*compute      [0-9.]+ GMAC per step: [0-9.]+ ms at the f32 FMA peak of 20.0 GMAC/s \\(given\\).*"), d.out());
+        assertTrue(d.out().matches("(?s).*bound        (memory|compute): [0-9.]+ ms per step at best.*"), d.out());
         Run p = run("bench", "prefill", "--model", demo().toString(), "--tokens", "16", "--runs", "1", "--threads", "1");
         assertEquals(0, p.exit(), p.err());
         assertTrue(p.out().contains("prefill      16 tokens on prefill"), p.out());
+        assertTrue(p.out().matches("(?s).*compute      [0-9.]+ GMAC per prompt: .* \\(measured, 1 threads\\), at most [0-9]+ tokens/s.*"), p.out());
         Run bad = run("bench", "decode", "--model", demo().toString(), "--batch", "0");
         assertEquals(1, bad.exit());
         assertTrue(bad.err().contains("batch 0"), bad.err());
