@@ -813,10 +813,10 @@ public final class CpuKernels implements AutoCloseable {
         }
     }
 
-    /** Per row: scale = max|x| / 127, q = round(x / scale). */
+    /** Per row: scale = max|x| / 127, q = round(x / scale), the rows over the threads. */
     void dynamicQuant(Buf x, Buf q, Buf scale) {
         int n = x.dim(-1), rows = x.elements() / n;
-        for (int r = 0; r < rows; r++) scale.f[scale.off + r] = dev.moec.ir.interp.Reference.quantizeRow(x.f, x.off + r * n, n, q.i, q.off + r * n);
+        par.forEach(rows, 8, r -> scale.f[scale.off + r] = Simd.quantizeRow(x.f, x.off + r * n, n, q.i, q.off + r * n));
     }
 
     /** int8 x int8 accumulated in int, times the row's and the channel's scales. */

@@ -470,6 +470,40 @@ public final class Simd {
         for (; j < n; j++) y[yo + j] += alpha * x.get(ValueLayout.JAVA_BYTE, xe + j);
     }
 
+    private static final float ROUND_HALF_EVEN = 12582912f;           // 1.5 * 2^23: v + it - it rounds |v| < 2^22 to nearest even
+
+    /**
+     * Dynamic int8 quantization of one row, exactly as {@link dev.moec.ir.interp.Reference#quantizeRow}
+     * defines it: scale = max|x| / 127 and q = clamp(rint(x / scale), -127, 127), all zeros for a zero
+     * row; returns the scale. The maximum is order-free, the division the same IEEE float division in a
+     * lane, and rint of a value within +-128 is adding and subtracting 1.5 * 2^23 (the float addition
+     * rounds to nearest even), so every q is the definition's.
+     */
+    public static float quantizeRow(float[] x, int xo, int n, int[] q, int qo) {
+        int j = 0;
+        float max = 0;
+        if (ENABLED) {
+            FloatVector m = FloatVector.zero(F);
+            for (; j + L <= n; j += L) m = m.max(FloatVector.fromArray(F, x, xo + j).abs());
+            max = m.reduceLanes(VectorOperators.MAX);
+        }
+        for (; j < n; j++) max = Math.max(max, Math.abs(x[xo + j]));
+        float scale = max / 127f;
+        if (max == 0) {
+            java.util.Arrays.fill(q, qo, qo + n, 0);
+            return scale;
+        }
+        j = 0;
+        if (ENABLED) {
+            for (; j + L <= n; j += L) {
+                FloatVector v = FloatVector.fromArray(F, x, xo + j).div(scale).add(ROUND_HALF_EVEN).sub(ROUND_HALF_EVEN).max(-127f).min(127f);
+                ((IntVector) v.convertShape(VectorOperators.F2I, I, 0)).intoArray(q, qo + j);
+            }
+        }
+        for (; j < n; j++) q[qo + j] = (int) Math.max(-127, Math.min(127, Math.rint(x[xo + j] / scale)));
+        return scale;
+    }
+
     /** The bf16 bits of v rounded as the op semantics round (nearest, ties to even): how a bf16 cache stores a value. */
     public static short toBf16(float v) {
         return (short) (Float.floatToRawIntBits(dev.moec.ir.interp.Reference.roundTo(dev.moec.ir.DType.BF16, v)) >>> 16);

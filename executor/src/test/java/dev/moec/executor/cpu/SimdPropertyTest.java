@@ -246,6 +246,26 @@ class SimdPropertyTest {
         org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> Simd.dotI8f(x, 0, w, 0, n + 1));
     }
 
+    /** The vector row quantization is the definition's to the bit: the scale and every q, ties and zero rows included. */
+    @Property(tries = 300)
+    void rowQuantizationIsTheDefinition(@ForAll @IntRange(min = 0, max = 200) int n, @ForAll @IntRange(min = 0, max = 20) int offset,
+                                         @ForAll @IntRange(min = 0, max = 3) int kind, @ForAll long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        float[] x = new float[offset + n];
+        for (int j = offset; j < x.length; j++) {
+            x[j] = switch (kind) {
+                case 0 -> (float) r.nextGaussian();
+                case 1 -> j == offset ? 127f : r.nextInt(-127, 127) + 0.5f;   // scale 1 and every x / scale a tie: to even
+                case 2 -> 0f;                                                // a zero row
+                default -> (float) (r.nextGaussian() * 1e-30);               // tiny values
+            };
+        }
+        int[] fast = new int[offset + n], oracle = new int[offset + n];
+        float s1 = Simd.quantizeRow(x, offset, n, fast, offset), s2 = dev.moec.ir.interp.Reference.quantizeRow(x, offset, n, oracle, offset);
+        assertEquals(Float.floatToIntBits(s2), Float.floatToIntBits(s1));
+        assertArrayEquals(oracle, fast);
+    }
+
     /** Long rows of extreme values: sums far past 2^24 stay exact, chunk by chunk. */
     @net.jqwik.api.Example
     void floatAccumulatedInt8DotsAreExactPastTwoToThe24() {
