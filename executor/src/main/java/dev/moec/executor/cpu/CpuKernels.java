@@ -273,13 +273,13 @@ public final class CpuKernels implements AutoCloseable {
         w.weightRow(0, d, weight);
         for (int j = 0; j < d; j++) weight[j] += offset;
         float[] xs = x.f, dst = out.f;
-        for (int r = 0; r < rows; r++) {
+        par.forEach(rows, 8, r -> {
             int xr = x.off + r * d, or = out.off + r * d;
             double ss = 0;
             for (int j = 0; j < d; j++) ss += xs[xr + j] * xs[xr + j];
             float inv = (float) (1.0 / Math.sqrt(ss / d + eps));
             for (int j = 0; j < d; j++) dst[or + j] = xs[xr + j] * inv * weight[j];
-        }
+        });
     }
 
     /** out[r, n] = sum_k x[r, k] * w[n, k]; each weight row is read once for all rows of x. */
@@ -819,11 +819,23 @@ public final class CpuKernels implements AutoCloseable {
         par.forEach(rows, 8, r -> scale.f[scale.off + r] = Simd.quantizeRow(x.f, x.off + r * n, n, q.i, q.off + r * n));
     }
 
+    /**
+     * The first n int8 values of x as exact floats, for the float-accumulated int8 loops: converted in
+     * chunks over the threads into the launching thread's scratch array (a prompt's grouped matmul
+     * converts 4096 rows, 16 MB, per launch).
+     */
+    private float[] exact(Buf x, int n) {
+        float[] xf = PanelScratch.get().exact(n);
+        int chunk = 1 << 15;
+        par.forEach(Math.ceilDiv(n, chunk), 1, c -> Simd.exact(x.i, x.off + c * chunk, xf, c * chunk, Math.min(chunk, n - c * chunk)));
+        return xf;
+    }
+
     /** int8 x int8 accumulated in int, times the row's and the channel's scales. */
     void quantMatmul(Buf x, Buf xs, Buf w, Buf ws, Buf out) {
         int n = w.dim(0), k = w.dim(1), rows = x.elements() / k, xo = x.off, so = xs.off, oo = out.off;
         float[] wScale = scales(ws);
-        float[] xf = rows >= 4 ? Simd.exact(x.i, xo, rows * k) : null;
+        float[] xf = rows >= 4 ? exact(x, rows * k) : null;
         boolean inPlace = inPlaceI8(w);
         if (inPlace && rows >= PANEL_ROWS) {
             par.forEach(Math.ceilDiv(n, PANEL_BLOCK), 1, b -> {
@@ -857,7 +869,7 @@ public final class CpuKernels implements AutoCloseable {
     void groupedQuantMatmul(Buf x, Buf xs, Buf w, Buf ws, Buf counts, Buf out) {
         int k = x.dim(1), n = w.dim(1), xo = x.off, so = xs.off, oo = out.off;
         float[] wScale = scales(ws);
-        float[] xf = Simd.exact(x.i, xo, x.elements());
+        float[] xf = exact(x, x.elements());
         boolean inPlace = inPlaceI8(w), int4 = inPlaceI4(w, k);
         int[][] split = int4 ? Simd.splitEvenOdd(x.i, xo, x.dim(0), k) : null;        // W4A8: activations by even / odd element
         forEachGroupBlock(x, w, counts, out, n, (expert, from, count, o0, o1) -> {
@@ -1159,7 +1171,7 @@ public final class CpuKernels implements AutoCloseable {
         float[] deqScale = scales(deq);
         int[] qBias = quantBias(bias);
         boolean inPlace = inPlaceI8(w);
-        float[] xf = inPlace && rows >= 4 ? Simd.exact(x.i, x.off, rows * k) : null;
+        float[] xf = inPlace && rows >= 4 ? exact(x, rows * k) : null;
         par.forEach(Math.ceilDiv(n, STREAM_BLOCK), 1, b -> {
             int[] row = inPlace ? null : new int[k], acc = new int[rows];
             for (int o = b * STREAM_BLOCK; o < Math.min(n, (b + 1) * STREAM_BLOCK); o++) {
@@ -1261,6 +1273,7 @@ public final class CpuKernels implements AutoCloseable {
         private static final ThreadLocal<PanelScratch> OF_THREAD = ThreadLocal.withInitial(PanelScratch::new);
         private float[] panel = new float[0];                               // [rows, k] of weights
         private int[] acc = new int[0];                                     // [activation rows, rows]
+        private float[] exact = new float[0];                               // [activation rows, k]: int8 activations as floats
         final float[] spill = new float[Simd.SPILL];
 
         static PanelScratch get() { return OF_THREAD.get(); }
@@ -1273,6 +1286,11 @@ public final class CpuKernels implements AutoCloseable {
         int[] acc(int n) {
             if (acc.length < n) acc = new int[n];
             return acc;
+        }
+
+        float[] exact(int n) {
+            if (exact.length < n) exact = new float[n];
+            return exact;
         }
     }
 

@@ -515,8 +515,17 @@ public final class Simd {
     /** x[xo, xo + n) as floats (exact). */
     public static float[] exact(int[] x, int xo, int n) {
         float[] out = new float[n];
-        for (int j = 0; j < n; j++) out[j] = x[xo + j];
+        exact(x, xo, out, 0, n);
         return out;
+    }
+
+    /** out[oo + j] = x[xo + j] as a float (exact for int8 values), j < n. */
+    public static void exact(int[] x, int xo, float[] out, int oo, int n) {
+        int j = 0;
+        if (ENABLED) {
+            for (; j + L <= n; j += L) ((FloatVector) IntVector.fromArray(I, x, xo + j).convertShape(VectorOperators.I2F, F, 0)).intoArray(out, oo + j);
+        }
+        for (; j < n; j++) out[oo + j] = x[xo + j];
     }
 
     /** bf16 elements [we, we + n) of w, widened into dst[0, n). */
