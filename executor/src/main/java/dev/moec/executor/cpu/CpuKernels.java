@@ -1266,8 +1266,9 @@ public final class CpuKernels implements AutoCloseable {
     static final int PANEL_ROWS = 16;
 
     /**
-     * A thread's panel and panel results, kept between launches: a prefill's grouped matmul runs a thousand
-     * (expert, block) tasks, and a fresh 128 KB panel for each was garbage enough to slow it by a third.
+     * A thread's scratch, kept between launches: a weight panel and its results, the int8 activations as
+     * floats, and the 4 x 4 loops' spill. A prefill's grouped matmul runs a thousand (expert, block) tasks,
+     * and a fresh 128 KB panel for each was garbage enough to slow it by a third.
      */
     private static final class PanelScratch {
         private static final ThreadLocal<PanelScratch> OF_THREAD = ThreadLocal.withInitial(PanelScratch::new);
@@ -1278,19 +1279,28 @@ public final class CpuKernels implements AutoCloseable {
 
         static PanelScratch get() { return OF_THREAD.get(); }
 
+        /** Arrays up to this many elements (16 MB) are kept for the next launch; a longer prompt's are not. */
+        private static final int KEEP = 1 << 22;
+
         float[] panel(int n) {
-            if (panel.length < n) panel = new float[n];
-            return panel;
+            if (panel.length >= n) return panel;
+            float[] a = new float[n];
+            if (n <= KEEP) panel = a;
+            return a;
         }
 
         int[] acc(int n) {
-            if (acc.length < n) acc = new int[n];
-            return acc;
+            if (acc.length >= n) return acc;
+            int[] a = new int[n];
+            if (n <= KEEP) acc = a;
+            return a;
         }
 
         float[] exact(int n) {
-            if (exact.length < n) exact = new float[n];
-            return exact;
+            if (exact.length >= n) return exact;
+            float[] a = new float[n];
+            if (n <= KEEP) exact = a;
+            return a;
         }
     }
 
