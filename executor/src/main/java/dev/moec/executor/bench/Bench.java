@@ -35,8 +35,8 @@ public final class Bench {
 
     /**
      * Fills {@code batch} slots with a prompt of {@code promptLen} tokens each, runs {@code warmup} untimed
-     * decode steps, {@code steps} timed ones, then {@code steps} profiled ones (each launch timed, the
-     * routed experts counted).
+     * decode steps, then {@code steps} timed ones alternating with {@code steps} profiled ones (each launch
+     * timed, the routed experts counted).
      */
     public static Decode decode(CompiledModel model, int batch, int promptLen, int warmup, int steps, long seed) {
         if (batch < 1 || batch > model.maxSlots()) throw new IllegalArgumentException("batch " + batch + " needs 1.." + model.maxSlots() + " slots");
@@ -58,21 +58,23 @@ public final class Bench {
             rows[b] = b;
         }
         for (int s = 0; s < warmup; s++) step(model, last, pos, slots, rows);
+        // Timed and profiled steps alternate, so both see the machine in the same state (its memory
+        // bandwidth moves from minute to minute) and the step's time compares with its kernels' own.
         long[] times = new long[steps];
-        for (int s = 0; s < steps; s++) {
-            long t0 = System.nanoTime();
-            step(model, last, pos, slots, rows);
-            times[s] = System.nanoTime() - t0;
-        }
-        String graph = model.lastGraph();
         Roofline roofline = new Roofline();
-        model.observe(roofline);
         long profiled = 0;
+        String graph = null;
         try {
             for (int s = 0; s < steps; s++) {
                 long t0 = System.nanoTime();
                 step(model, last, pos, slots, rows);
+                times[s] = System.nanoTime() - t0;
+                graph = model.lastGraph();
+                model.observe(roofline);
+                t0 = System.nanoTime();
+                step(model, last, pos, slots, rows);
                 profiled += System.nanoTime() - t0;
+                model.observe(null);
             }
         } finally {
             model.observe(null);
