@@ -726,7 +726,7 @@ public final class CpuKernels implements AutoCloseable {
         topk(new Buf("probs", DType.F32, x.shape, probs, null, null), values, indices, k);
     }
 
-    /** Rows (t, k) sorted stably by expert: a counting sort over the expert ids. */
+    /** Rows (t, k) sorted stably by expert: a counting sort over the expert ids, then the rows copied over the threads. */
     void moeDispatch(Buf x, Buf experts, Buf rowsX, Buf rows, Buf counts) {
         int k = experts.dim(1), n = experts.elements(), hidden = x.dim(1), e = counts.elements();
         int[] ids = experts.i, count = counts.i;
@@ -737,13 +737,14 @@ public final class CpuKernels implements AutoCloseable {
             if (ex < 0 || ex >= e) throw new IndexOutOfBoundsException("expert " + ex + " outside 0.." + (e - 1));
             count[co + ex]++;
         }
-        int[] next = new int[e];
+        int[] next = new int[e], dest = new int[n];
         for (int j = 1; j < e; j++) next[j] = next[j - 1] + count[co + j - 1];
         for (int src = 0; src < n; src++) {
             int r = next[ids[io + src]]++;
             rows.i[rows.off + r] = src;
-            System.arraycopy(x.f, x.off + (src / k) * hidden, rowsX.f, rowsX.off + r * hidden, hidden);
+            dest[src] = r;
         }
+        par.forEach(n, 16, src -> System.arraycopy(x.f, x.off + (src / k) * hidden, rowsX.f, rowsX.off + dest[src] * hidden, hidden));
     }
 
     /** Consecutive row groups times each expert's weight [N, K]; each expert's rows are read once per group. */
@@ -802,15 +803,29 @@ public final class CpuKernels implements AutoCloseable {
         }
     }
 
-    /** out[t] = sum_k weights[t, k] * y[row of (t, k)]. */
+    /**
+     * out[t] = sum_k weights[t, k] * y[row of (t, k)], as the op defines it: in double, each token's rows
+     * added in the order of the rows, so the result is the definition's to the bit; the tokens run over
+     * the threads.
+     */
     void moeCombine(Buf y, Buf rows, Buf weights, Buf out) {
-        int k = weights.dim(1), hidden = y.dim(1);
-        Arrays.fill(out.f, out.off, out.off + out.elements(), 0f);
-        for (int r = 0; r < rows.elements(); r++) {
-            int src = rows.i[rows.off + r], t = src / k, ob = out.off + t * hidden, yb = y.off + r * hidden;
-            float w = weights.f[weights.off + src];
-            for (int o = 0; o < hidden; o++) out.f[ob + o] += w * y.f[yb + o];
-        }
+        int tokens = weights.dim(0), k = weights.dim(1), hidden = y.dim(1), n = rows.elements();
+        int[] rowOf = new int[tokens * k];                               // the row holding source (t, k), or -1
+        Arrays.fill(rowOf, -1);
+        for (int r = 0; r < n; r++) rowOf[rows.i[rows.off + r]] = r;
+        par.forEach(tokens, 4, t -> {
+            int[] mine = new int[k];
+            int m = 0;
+            for (int s = 0; s < k; s++) if (rowOf[t * k + s] >= 0) mine[m++] = rowOf[t * k + s];
+            Arrays.sort(mine, 0, m);
+            double[] acc = new double[hidden];
+            for (int q = 0; q < m; q++) {
+                int r = mine[q], yb = y.off + r * hidden;
+                double w = weights.f[weights.off + rows.i[rows.off + r]];
+                for (int o = 0; o < hidden; o++) acc[o] += w * y.f[yb + o];
+            }
+            for (int o = 0; o < hidden; o++) out.f[out.off + t * hidden + o] = (float) acc[o];
+        });
     }
 
     /** Per row: scale = max|x| / 127, q = round(x / scale), the rows over the threads. */

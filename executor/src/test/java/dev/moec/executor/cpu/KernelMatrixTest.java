@@ -122,6 +122,35 @@ class KernelMatrixTest {
         k.close();
     }
 
+    /** Dispatch sorts rows by expert exactly as its op does, and combine sums them back as its op does, to the bit. */
+    @Test
+    void dispatchAndCombineAreTheirDefinitions() {
+        int tokens = 9, k = 3, hidden = 40, experts = 5;
+        SplittableRandom r = new SplittableRandom(5);
+        Buf x = floats("x", r, tokens, hidden), ids = new Buf("experts", DType.I32, new int[] {tokens, k}, null, new int[tokens * k], null);
+        for (int j = 0; j < ids.i.length; j++) ids.i[j] = r.nextInt(experts);
+        Attrs a = Attrs.of("num_experts", (long) experts);
+        Buf[] fast = {floats("rows_x", r, tokens * k, hidden), new Buf("rows", DType.I32, new int[] {tokens * k}, null, new int[tokens * k], null),
+                new Buf("counts", DType.I32, new int[] {experts}, null, new int[experts], null)};
+        Buf[] oracle = {floats("rows_x", r, tokens * k, hidden), new Buf("rows", DType.I32, new int[] {tokens * k}, null, new int[tokens * k], null),
+                new Buf("counts", DType.I32, new int[] {experts}, null, new int[experts], null)};
+        CpuKernels kernels = new CpuKernels(new Parallel(2));
+        kernels.launch(Kernel.MOE_DISPATCH, new Buf[] {x, ids}, fast, a);
+        kernels.reference(Kernel.MOE_DISPATCH, new Buf[] {x, ids}, oracle, a);
+        assertArrayEquals(oracle[0].f, fast[0].f);
+        assertArrayEquals(oracle[1].i, fast[1].i);
+        assertArrayEquals(oracle[2].i, fast[2].i);
+        assertSameAtArenaOffsets(kernels, Kernel.MOE_DISPATCH, new Buf[] {x, ids}, fast, a);
+        Buf y = floats("y", r, tokens * k, hidden), weights = positive("weights", r, tokens, k);
+        Buf[] in = {y, fast[1], weights};
+        Buf out = floats("out", r, tokens, hidden), expected = floats("out", r, tokens, hidden);
+        kernels.launch(Kernel.MOE_COMBINE, in, new Buf[] {out}, Attrs.of());
+        kernels.reference(Kernel.MOE_COMBINE, in, new Buf[] {expected}, Attrs.of());
+        assertArrayEquals(expected.f, out.f);
+        assertSameAtArenaOffsets(kernels, Kernel.MOE_COMBINE, in, new Buf[] {out}, Attrs.of());
+        kernels.close();
+    }
+
     /** An f32 buffer's values as a packed bf16 cache (rounded to nearest even, as a bf16 cache stores them). */
     private static Buf packedBf16(Buf f32) {
         byte[] bytes = new byte[2 * f32.elements()];
