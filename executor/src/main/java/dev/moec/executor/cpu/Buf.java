@@ -113,9 +113,25 @@ public final class Buf {
         }
     }
 
-    /** All values of a small float vector (weight or activation), e.g. per-channel scales: a copy, or f itself when it is exactly the values. */
+    /**
+     * The values of a float buffer held in {@code f} as an array of exactly {@link #elements()}: f itself
+     * when it holds just them (state, or an activation filling its array), else a copy of its range.
+     * Callers read it only.
+     */
+    float[] floatValues() {
+        int n = elements();
+        return off == 0 && f.length == n ? f : Arrays.copyOfRange(f, off, off + n);
+    }
+
+    /** {@link #floatValues()} for a buffer held in {@code i}. */
+    int[] intValues() {
+        int n = elements();
+        return off == 0 && i.length == n ? i : Arrays.copyOfRange(i, off, off + n);
+    }
+
+    /** All values of a small float vector (weight or activation), e.g. per-channel scales (see {@link #floatValues()}). */
     float[] floats() {
-        if (w == null) return off == 0 && f.length == elements() ? f : Arrays.copyOfRange(f, off, off + elements());
+        if (w == null) return floatValues();
         float[] out = new float[elements()];
         weightRow(0, out.length, out);
         return out;

@@ -216,9 +216,7 @@ public final class CpuKernels implements AutoCloseable {
             Simd.widenI8(b.w, 0, n, i);
             return RefTensor.ofInts(b.dtype, b.shape, i);
         }
-        int n = b.elements();                           // an activation is a range of its arena
-        if (b.f != null) return RefTensor.of(b.dtype, b.shape, b.off == 0 && b.f.length == n ? b.f : Arrays.copyOfRange(b.f, b.off, b.off + n));
-        return RefTensor.ofInts(b.dtype, b.shape, b.off == 0 && b.i.length == n ? b.i : Arrays.copyOfRange(b.i, b.off, b.off + n));
+        return b.f != null ? RefTensor.of(b.dtype, b.shape, b.floatValues()) : RefTensor.ofInts(b.dtype, b.shape, b.intValues());
     }
 
     /** A semantics result into a packed cache buffer. */
@@ -365,9 +363,7 @@ public final class CpuKernels implements AutoCloseable {
 
     /** The addressing of a paged cache [NB, BS, ...] through its block table [S, MB]. */
     private static PagedCache paged(String op, Buf cache, Buf table) {
-        int n = table.elements();
-        int[] rows = table.off == 0 && table.i.length == n ? table.i : Arrays.copyOfRange(table.i, table.off, table.off + n);
-        return new PagedCache(op, rows, table.dim(1), cache.dim(1), cache.dim(0));
+        return new PagedCache(op, table.intValues(), table.dim(1), cache.dim(1), cache.dim(0));
     }
 
     /**
@@ -848,74 +844,67 @@ public final class CpuKernels implements AutoCloseable {
 
     /** int8 x int8 accumulated in int, times the row's and the channel's scales. */
     void quantMatmul(Buf x, Buf xs, Buf w, Buf ws, Buf out) {
-        int n = w.dim(0), k = w.dim(1), rows = x.elements() / k, xo = x.off, so = xs.off, oo = out.off;
+        int n = w.dim(0), k = w.dim(1), rows = x.elements() / k;
         float[] wScale = scales(ws);
-        float[] xf = rows >= 4 ? exact(x, rows * k) : null;
         boolean inPlace = inPlaceI8(w);
-        if (inPlace && rows >= PANEL_ROWS) {
-            par.forEach(Math.ceilDiv(n, PANEL_BLOCK), 1, b -> {
-                int o0 = b * PANEL_BLOCK, m = Math.min(n, o0 + PANEL_BLOCK) - o0;
-                int[] acc = PanelScratch.get().acc(rows * m);
-                i8Panel(xf, k, 0, rows, w.w, o0, m, acc);
-                for (int r = 0; r < rows; r++) {
-                    for (int d = 0; d < m; d++) out.f[oo + r * n + o0 + d] = (float) (acc[r * m + d] * (double) xs.f[so + r] * wScale[o0 + d]);
-                }
-            });
-            return;
-        }
-        par.forEach(Math.ceilDiv(n, STREAM_BLOCK), 1, b -> {
-            int[] row = inPlace ? null : new int[k], acc = new int[rows];
-            int tile = inPlace ? ROW_TILE : rows, end = Math.min(n, (b + 1) * STREAM_BLOCK);
-            for (int t0 = 0; t0 < rows; t0 += tile) {
-                int t1 = Math.min(rows, t0 + tile);
-                for (int o = b * STREAM_BLOCK; o < end; o++) {
-                    if (inPlace) i8Rows(x.i, xo, xf, k, t0, t1, w.w, o, acc);
-                    else {
-                        w.intRow(o, k, row);
-                        for (int r = t0; r < t1; r++) acc[r - t0] = Simd.dotI8(x.i, xo + r * k, row, k);
-                    }
-                    for (int r = t0; r < t1; r++) out.f[oo + r * n + o] = (float) (acc[r - t0] * (double) xs.f[so + r] * wScale[o]);
-                }
-            }
-        });
+        float[] xf = inPlace && rows >= 4 ? exact(x, rows * k) : null;
+        int block = inPlace && rows >= PANEL_ROWS ? PANEL_BLOCK : STREAM_BLOCK;
+        par.forEach(Math.ceilDiv(n, block), 1, b -> quantRows(x, xf, null, xs, w, wScale, 0, k, n, 0, rows, b * block, Math.min(n, (b + 1) * block), out));
     }
 
     /** Grouped int8 rows times int8 or int4 expert weights, with per-row and per-(expert, channel) scales. */
     void groupedQuantMatmul(Buf x, Buf xs, Buf w, Buf ws, Buf counts, Buf out) {
-        int k = x.dim(1), n = w.dim(1), xo = x.off, so = xs.off, oo = out.off;
+        int k = x.dim(1), n = w.dim(1);
         float[] wScale = scales(ws);
-        float[] xf = exact(x, x.elements());
-        boolean inPlace = inPlaceI8(w), int4 = inPlaceI4(w, k);
-        int[][] split = int4 ? Simd.splitEvenOdd(x.i, xo, x.dim(0), k) : null;        // W4A8: activations by even / odd element
-        forEachGroupBlock(x, w, counts, out, n, (expert, from, count, o0, o1) -> {
-            if (inPlace && count >= PANEL_ROWS) {
-                int m = o1 - o0;
-                int[] acc = PanelScratch.get().acc(count * m);
-                i8Panel(xf, k, from, from + count, w.w, (long) expert * n + o0, m, acc);
-                for (int r = 0; r < count; r++) {
-                    for (int d = 0; d < m; d++) {
-                        out.f[oo + (from + r) * n + o0 + d] = (float) (acc[r * m + d] * (double) xs.f[so + from + r] * wScale[expert * n + o0 + d]);
-                    }
-                }
-                return;
+        boolean inPlace = inPlaceI8(w);
+        float[] xf = inPlace ? exact(x, x.elements()) : null;
+        int[][] split = inPlaceI4(w, k) ? Simd.splitEvenOdd(x.i, x.off, x.dim(0), k) : null;   // W4A8: activations by even / odd element
+        forEachGroupBlock(x, w, counts, out, n, (expert, from, count, o0, o1) ->
+                quantRows(x, xf, split, xs, w, wScale, (long) expert * n, k, n, from, from + count, o0, o1, out));
+    }
+
+    /**
+     * Rows [r0, r1) of an int8 matmul by its output channels [o0, o1), whose weight rows and scales are
+     * {@code base + o}: out[r, o] = (x row r . weight row) * x_scale[r] * w_scale, the dot exact in int32.
+     * From {@link #PANEL_ROWS} rows on, int8 weights go through a float panel ({@link #i8Panel}); fewer
+     * rows take tiles of {@link #ROW_TILE} against int8 weights read in place ({@link #i8Rows}), int4 ones
+     * read in place against the activations split by even and odd element ({@code split}), other widths
+     * widened a row at a time. {@code xf} is x as exact floats (needed by the panel and four-row tiles).
+     */
+    private static void quantRows(Buf x, float[] xf, int[][] split, Buf xs, Buf w, float[] wScale, long base, int k, int n,
+                                  int r0, int r1, int o0, int o1, Buf out) {
+        boolean inPlace = inPlaceI8(w), int4 = split != null;
+        int count = r1 - r0;
+        if (inPlace && count >= PANEL_ROWS) {
+            int m = o1 - o0;
+            int[] acc = PanelScratch.get().acc(count * m);
+            i8Panel(xf, k, r0, r1, w.w, base + o0, m, acc);
+            for (int r = 0; r < count; r++) {
+                for (int d = 0; d < m; d++) out.f[out.off + (r0 + r) * n + o0 + d] = dequant(acc[r * m + d], xs.f[xs.off + r0 + r], wScale[(int) base + o0 + d]);
             }
-            int[] row = inPlace || int4 ? null : new int[k], acc = new int[count];
-            int tile = inPlace || int4 ? ROW_TILE : count, end = o1;
-            for (int t0 = from; t0 < from + count; t0 += tile) {
-                int t1 = Math.min(from + count, t0 + tile);
-                for (int o = o0; o < end; o++) {
-                    long wr = (long) expert * n + o;
-                    if (inPlace) i8Rows(x.i, xo, xf, k, t0, t1, w.w, wr, acc);
-                    else if (int4) {
-                        for (int r = t0; r < t1; r++) acc[r - t0] = Simd.dotI4(split[0], split[1], r * (k / 2), w.w, wr * k, k);
-                    } else {
-                        w.intRow(wr, k, row);
-                        for (int r = t0; r < t1; r++) acc[r - t0] = Simd.dotI8(x.i, xo + r * k, row, k);
-                    }
-                    for (int r = t0; r < t1; r++) out.f[oo + r * n + o] = (float) (acc[r - t0] * (double) xs.f[so + r] * wScale[expert * n + o]);
+            return;
+        }
+        int[] row = inPlace || int4 ? null : new int[k], acc = new int[count];
+        int tile = inPlace || int4 ? ROW_TILE : count;
+        for (int t0 = r0; t0 < r1; t0 += tile) {
+            int t1 = Math.min(r1, t0 + tile);
+            for (int o = o0; o < o1; o++) {
+                long wr = base + o;
+                if (inPlace) i8Rows(x.i, x.off, xf, k, t0, t1, w.w, wr, acc);
+                else if (int4) {
+                    for (int r = t0; r < t1; r++) acc[r - t0] = Simd.dotI4(split[0], split[1], r * (k / 2), w.w, wr * k, k);
+                } else {
+                    w.intRow(wr, k, row);
+                    for (int r = t0; r < t1; r++) acc[r - t0] = Simd.dotI8(x.i, x.off + r * k, row, k);
                 }
+                for (int r = t0; r < t1; r++) out.f[out.off + r * n + o] = dequant(acc[r - t0], xs.f[xs.off + r], wScale[(int) wr]);
             }
-        });
+        }
+    }
+
+    /** An int32 dot of int8 values back to a float: acc * x_scale * w_scale, in double, as quant_matmul defines it. */
+    private static float dequant(int acc, float xScale, float wScale) {
+        return (float) (acc * (double) xScale * wScale);
     }
 
     /** n elements from src at so to dst at dst0, float or integer storage alike. */
@@ -1323,7 +1312,7 @@ public final class CpuKernels implements AutoCloseable {
      * acc[(r - r0) * m + d] = int8 x row r . int8 weight row wr0 + d in int32, exact, r in [r0, r1), d < m:
      * the m weight rows widened once into a float panel, then four activation rows by four weight rows at
      * a time ({@link Simd#dot4x4}, sixteen FMAs per eight loads), over chunks of at most
-     * {@link Simd#PANEL_CHUNK} elements; the rows and channels past a multiple of four take single dot
+     * {@link Simd#EXACT_CHUNK} elements; the rows and channels past a multiple of four take single dot
      * products. {@code xf} is x as exact floats. For prefill, where a weight block meets hundreds of rows.
      */
     private static void i8Panel(float[] xf, int k, int r0, int r1, java.lang.foreign.MemorySegment w, long wr0, int m, int[] acc) {
@@ -1332,8 +1321,8 @@ public final class CpuKernels implements AutoCloseable {
         Simd.widenI8(w, wr0 * k, m * k, panel, 0);
         int rows = r1 - r0, r4 = r0 + rows / 4 * 4, m4 = m / 4 * 4;
         Arrays.fill(acc, 0, rows * m, 0);
-        for (int c0 = 0; c0 < k; c0 += Simd.PANEL_CHUNK) {
-            int len = Math.min(k - c0, Simd.PANEL_CHUNK);
+        for (int c0 = 0; c0 < k; c0 += Simd.EXACT_CHUNK) {
+            int len = Math.min(k - c0, Simd.EXACT_CHUNK);
             for (int r = r0; r < r4; r += 4) {
                 for (int d = 0; d < m4; d += 4) Simd.dot4x4(xf, r * k + c0, k, panel, d * k + c0, k, len, acc, null, (r - r0) * m + d, m, spill);
                 for (int d = m4; d < m; d++) {

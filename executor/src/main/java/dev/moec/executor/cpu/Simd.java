@@ -219,11 +219,6 @@ public final class Simd {
         out[oo + 3] = s3;
     }
 
-    /**
-     * Elements one panel dot product may span: each of its L lanes sums at most 1024 int8 products
-     * (|product| <= 2^14), so every partial sum is an integer below 2^24 and exact in float.
-     */
-    static final int PANEL_CHUNK = ENABLED ? 1024 * L : 1024;
 
     /** Floats of scratch {@link #dot4x4} needs. */
     public static final int SPILL = 16 * L;
@@ -234,11 +229,11 @@ public final class Simd {
      * sixteen FMAs, which is what lets a prefill's or a batch's matmul approach the FMA peak). Results go
      * to out index oo + c * os + d: as floats into {@code fout} (lanes added along {@link #sum}'s tree),
      * or, for int8 values held as floats, added exactly in int32 into {@code iout} (n at most
-     * {@link #PANEL_CHUNK}, so every float lane sum is an exact integer). Exactly one of the two is given.
+     * {@link #EXACT_CHUNK}, so every float lane sum is an exact integer). Exactly one of the two is given.
      * {@code spill}: scratch of at least {@link #SPILL} floats.
      */
     public static void dot4x4(float[] x, int xo, int xs, float[] w, int wo, int ws, int n, int[] iout, float[] fout, int oo, int os, float[] spill) {
-        if (iout != null && n > PANEL_CHUNK) throw new IllegalArgumentException("an exact panel dot product spans at most " + PANEL_CHUNK + " elements, not " + n);
+        if (iout != null && n > EXACT_CHUNK) throw new IllegalArgumentException("an exact panel dot product spans at most " + EXACT_CHUNK + " elements, not " + n);
         int j = 0;
         if (ENABLED) {
             FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
@@ -330,9 +325,9 @@ public final class Simd {
         }
     }
 
-    /** One int8 dot product from a panel (both rows exact floats, n <= PANEL_CHUNK), in int32: the tails of {@link #dot4x4} on int8 values. */
+    /** One int8 dot product from a panel (both rows exact floats, n <= EXACT_CHUNK), in int32: the tails of {@link #dot4x4} on int8 values. */
     public static int dotI8f(float[] x, int xo, float[] w, int wo, int n) {
-        if (n > PANEL_CHUNK) throw new IllegalArgumentException("a panel dot product spans at most " + PANEL_CHUNK + " elements, not " + n);
+        if (n > EXACT_CHUNK) throw new IllegalArgumentException("a panel dot product spans at most " + EXACT_CHUNK + " elements, not " + n);
         int j = 0, s = 0;
         if (ENABLED) {
             FloatVector acc = FloatVector.zero(F);
@@ -355,8 +350,12 @@ public final class Simd {
         for (; j < n; j++) dst[d0 + j] = w.get(ValueLayout.JAVA_BYTE, we + j);
     }
 
-    /** Elements per float-accumulated chunk: each lane sums at most EXACT_CHUNK / L products of magnitude <= 2^14. */
-    static final int EXACT_CHUNK = 1024;
+    /**
+     * Elements a float-accumulated int8 dot product may span before its lanes go to int32: each of its L
+     * lanes then sums at most 1024 products of magnitude at most 2^14, so every partial sum is an integer
+     * below 2^24 and exact in float.
+     */
+    static final int EXACT_CHUNK = ENABLED ? 1024 * L : 1024;
 
     /**
      * Two int8 activation rows (held in ints) against one int8 weight row read in place, in int32:
@@ -472,14 +471,12 @@ public final class Simd {
         for (; j < n; j++) y[yo + j] += alpha * x.get(ValueLayout.JAVA_BYTE, xe + j);
     }
 
-    private static final float ROUND_HALF_EVEN = 12582912f;           // 1.5 * 2^23: v + it - it rounds |v| < 2^22 to nearest even
-
     /**
      * Dynamic int8 quantization of one row, exactly as {@link dev.moec.ir.interp.Reference#quantizeRow}
      * defines it: scale = max|x| / 127 and q = clamp(rint(x / scale), -127, 127), all zeros for a zero
      * row; returns the scale. The maximum is order-free, the division the same IEEE float division in a
-     * lane, and rint of a value within +-128 is adding and subtracting 1.5 * 2^23 (the float addition
-     * rounds to nearest even), so every q is the definition's.
+     * lane, and rint of a value within +-128 is adding and subtracting {@code ROUND}, 1.5 * 2^23 (the
+     * float addition rounds to nearest even, as in {@link #exp}), so every q is the definition's.
      */
     public static float quantizeRow(float[] x, int xo, int n, int[] q, int qo) {
         int j = 0;
@@ -498,7 +495,7 @@ public final class Simd {
         j = 0;
         if (ENABLED) {
             for (; j + L <= n; j += L) {
-                FloatVector v = FloatVector.fromArray(F, x, xo + j).div(scale).add(ROUND_HALF_EVEN).sub(ROUND_HALF_EVEN).max(-127f).min(127f);
+                FloatVector v = FloatVector.fromArray(F, x, xo + j).div(scale).add(ROUND).sub(ROUND).max(-127f).min(127f);
                 ((IntVector) v.convertShape(VectorOperators.F2I, I, 0)).intoArray(q, qo + j);
             }
         }
@@ -512,12 +509,9 @@ public final class Simd {
     }
 
     /** int8 values held in ints, as floats (exact): the activation form of the float-accumulated int8 loops. */
-    public static float[] exact(int[] x, int n) { return exact(x, 0, n); }
-
-    /** x[xo, xo + n) as floats (exact). */
-    public static float[] exact(int[] x, int xo, int n) {
+    public static float[] exact(int[] x, int n) {
         float[] out = new float[n];
-        exact(x, xo, out, 0, n);
+        exact(x, 0, out, 0, n);
         return out;
     }
 
@@ -586,10 +580,7 @@ public final class Simd {
         return s;
     }
 
-    /** Rows of {@code cols} (even) ints split into even and odd elements: the activation form of {@link #dotI4}. */
-    public static int[][] splitEvenOdd(int[] x, int rows, int cols) { return splitEvenOdd(x, 0, rows, cols); }
-
-    /** {@link #splitEvenOdd(int[], int, int)} of the rows from element xo on. */
+    /** Rows of {@code cols} (even) ints from element xo on, split into even and odd elements: the activation form of {@link #dotI4}. */
     public static int[][] splitEvenOdd(int[] x, int xo, int rows, int cols) {
         int half = cols / 2;
         int[] even = new int[rows * half], odd = new int[rows * half];

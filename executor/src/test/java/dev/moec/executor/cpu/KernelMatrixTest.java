@@ -66,7 +66,7 @@ class KernelMatrixTest {
     @ParameterizedTest(name = "{0}")
     @CsvSource({"QUANT_MATMUL", "GROUPED_QUANT_MATMUL"})
     void panelInt8MatmulsAreExactPastOneChunk(Kernel kernel) {
-        int k = Simd.PANEL_CHUNK + 40, n = 6, rows = CpuKernels.PANEL_ROWS + 3;
+        int k = Simd.EXACT_CHUNK + 40, n = 6, rows = CpuKernels.PANEL_ROWS + 3;
         SplittableRandom r = new SplittableRandom(kernel.ordinal());
         try (Arena arena = Arena.ofShared()) {
             Buf x = int8("x", r, rows, k);

@@ -146,7 +146,7 @@ class SimdPropertyTest {
         }
         int expected = 0;
         for (int j = 0; j < n; j++) expected += x[j] * w[offset + j];
-        int[][] split = Simd.splitEvenOdd(x, 1, n);
+        int[][] split = Simd.splitEvenOdd(x, 0, 1, n);
         assertEquals(expected, Simd.dotI4(split[0], split[1], 0, packed, offset, n));
     }
 
@@ -233,7 +233,7 @@ class SimdPropertyTest {
     /** A whole panel chunk of the largest products: every lane reaches 2^24 and stays exact. */
     @net.jqwik.api.Example
     void panelDotsAreExactUpToAWholeChunk() {
-        int n = Simd.PANEL_CHUNK;
+        int n = Simd.EXACT_CHUNK;
         float[] x = new float[4 * n], w = new float[4 * n];
         java.util.Arrays.fill(x, -128);
         java.util.Arrays.fill(w, -128);
@@ -269,7 +269,7 @@ class SimdPropertyTest {
     /** Long rows of extreme values: sums far past 2^24 stay exact, chunk by chunk. */
     @net.jqwik.api.Example
     void floatAccumulatedInt8DotsAreExactPastTwoToThe24() {
-        int n = 5000;
+        int n = Simd.EXACT_CHUNK + 5000;                             // a whole chunk, its lanes at 2^24, then part of another
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment w = arena.allocate(n);
             int[] x = new int[4 * n];
