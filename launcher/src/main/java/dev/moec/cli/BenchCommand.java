@@ -25,6 +25,9 @@ import java.util.concurrent.Callable;
         subcommands = {BenchCommand.Decode.class, BenchCommand.Prefill.class})
 final class BenchCommand {
 
+    /** A rate a roofline is drawn with (bytes or multiply-accumulates per second), and where it came from. */
+    record Rate(double perSecond, String source) {}
+
     static class Common {
         @Option(names = "--model", paramLabel = "DIR|ARTIFACT", description = "checkpoint (compiled first, with --quantization and --kv-cache-dtype) or artifact (compiled already; those flags do not apply) (default: the embedded demo model)")
         Path model;
@@ -47,17 +50,15 @@ final class BenchCommand {
             return MemoryBandwidth.measure(threads(), 1L << 30, 5);
         }
 
-        /** The compute ceiling in multiply-accumulates per second, and where it came from. */
-        double[] peak() throws Exception {
+        /** The compute ceiling in multiply-accumulates per second: --compute-peak, or measured with the threads. */
+        Rate computePeak() throws Exception {
             if (computePeak != null) {
                 if (!(computePeak > 0)) throw new IllegalArgumentException("--compute-peak must be positive GMAC/s");
-                return new double[] {computePeak * 1e9, 0};
+                return new Rate(computePeak * 1e9, "given");
             }
             Moec.progress("measuring the f32 FMA peak (" + threads() + " threads)");
-            return new double[] {ComputePeak.measure(threads(), 50_000_000L, 5), 1};
+            return new Rate(ComputePeak.measure(threads(), 50_000_000L, 5), "measured, " + threads() + " threads");
         }
-
-        String peakSource(double[] peak) { return peak[1] == 0 ? "given" : "measured, " + threads() + " threads"; }
 
         Models.Loaded load(int batch, int positions) throws Exception {
             Path path = model != null ? model : Models.demoModel();
@@ -99,21 +100,20 @@ final class BenchCommand {
                 Moec.progress("decoding " + tokens + " timed steps at batch " + batch + " after a " + promptLen + "-token prompt per sequence and " + warmup + " warm-up steps");
                 Bench.Decode d = Bench.decode(model, batch, promptLen, warmup, tokens, seed);
                 double after = bandwidth != null ? 0 : measureBandwidth();
-                double bytesPerSecond = bandwidth != null ? bandwidth * 1e9 : Math.max(before, after);
-                String source = bandwidth != null ? "given"
-                        : String.format("measured, %d threads, the higher of %.2f before and %.2f after the steps", threads(), before / 1e9, after / 1e9);
-                double[] peak = peak();
-                double rooflineMs = d.weightBytesPerStep() / bytesPerSecond * 1e3, computeMs = d.macsPerStep() / peak[0] * 1e3;
+                Rate bw = bandwidth != null ? new Rate(bandwidth * 1e9, "given") : new Rate(Math.max(before, after),
+                        String.format("measured, %d threads, the higher of %.2f before and %.2f after the steps", threads(), before / 1e9, after / 1e9));
+                Rate peak = computePeak();
+                double rooflineMs = d.weightBytesPerStep() / bw.perSecond() * 1e3, computeMs = d.macsPerStep() / peak.perSecond() * 1e3;
                 System.out.printf("model        %s (%s)%n", loaded.name(), model.artifact().manifest().pipeline());
                 System.out.printf("decode       batch %d on %s (%s), %d threads, %d steps%n", batch, d.graph(),
                         model.capturedReplay() ? "captured" : "not captured", threads(), d.steps());
                 System.out.printf("throughput   %.2f tokens/s, %.2f ms per step (median; mean %.2f)%n", d.tokensPerSecond(), d.medianMs(), d.meanMs());
                 System.out.printf("weights read %.1f MB per step (routed experts %.1f MB: %.1f of %.0f experts per MoE launch)%n",
                         d.weightBytesPerStep() / 1e6, d.expertBytesPerStep() / 1e6, d.expertsUsed(), d.experts());
-                System.out.printf("bandwidth    %.2f GB/s (%s)%n", bytesPerSecond / 1e9, source);
+                System.out.printf("bandwidth    %.2f GB/s (%s)%n", bw.perSecond() / 1e9, bw.source());
                 System.out.printf("roofline     %.2f ms per step; achieved %.1f %% of it%n", rooflineMs, 100 * rooflineMs / d.medianMs());
                 System.out.printf("compute      %.2f GMAC per step: %.2f ms at the f32 FMA peak of %.1f GMAC/s (%s); achieved %.1f %% of it%n",
-                        d.macsPerStep() / 1e9, computeMs, peak[0] / 1e9, peakSource(peak), 100 * computeMs / d.medianMs());
+                        d.macsPerStep() / 1e9, computeMs, peak.perSecond() / 1e9, peak.source(), 100 * computeMs / d.medianMs());
                 System.out.printf("bound        %s: %.2f ms per step at best%n", computeMs > rooflineMs ? "compute" : "memory", Math.max(computeMs, rooflineMs));
                 System.out.printf("kernels      %.2f ms per step of their own time (profiled steps: %.2f ms); the %s step is %+.1f %% of that%n",
                         d.kernelMsPerStep(), d.profiledMsPerStep(), model.capturedReplay() ? "captured" : "looped",
@@ -146,10 +146,10 @@ final class BenchCommand {
                 System.out.printf("model        %s (%s)%n", loaded.name(), model.artifact().manifest().pipeline());
                 System.out.printf("prefill      %d tokens on %s, %d threads, %d runs%n", p.tokens(), p.graph(), threads(), p.runs());
                 System.out.printf("throughput   %.1f tokens/s, %.1f ms per prompt (best; mean %.1f)%n", p.tokensPerSecond(), p.bestMs(), p.meanMs());
-                double[] peak = peak();
-                double computeMs = p.macsPerRun() / peak[0] * 1e3;
+                Rate peak = computePeak();
+                double computeMs = p.macsPerRun() / peak.perSecond() * 1e3;
                 System.out.printf("compute      %.1f GMAC per prompt: %.1f ms at the f32 FMA peak of %.1f GMAC/s (%s), at most %.0f tokens/s; achieved %.1f %% of it%n",
-                        p.macsPerRun() / 1e9, computeMs, peak[0] / 1e9, peakSource(peak), p.tokens() * 1e3 / computeMs, 100 * computeMs / p.bestMs());
+                        p.macsPerRun() / 1e9, computeMs, peak.perSecond() / 1e9, peak.source(), p.tokens() * 1e3 / computeMs, 100 * computeMs / p.bestMs());
                 System.out.printf("kernels      %.1f ms per prompt of their own time%n", p.kernelMsPerRun());
                 printTopKernels(p.nanosByKernel(), p.runs());
             }

@@ -3,12 +3,6 @@ package dev.moec.executor.bench;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
-import java.util.ArrayList;
-import java.util.List;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
-
 /**
  * Measures the compute ceiling a step's multiply-accumulates are drawn against: {@code threads} threads
  * each run twelve independent chains of f32 vector FMAs in registers (more chains than an FMA's latency
@@ -24,20 +18,7 @@ public final class ComputePeak {
 
     /** Multiply-accumulates per second that {@code threads} threads reach, each running {@code iterations} rounds of the chains. */
     public static double measure(int threads, long iterations, int passes) throws Exception {
-        try (ExecutorService pool = Executors.newFixedThreadPool(threads)) {
-            double best = 0;
-            float sink = 0;
-            for (int p = 0; p < passes; p++) {
-                List<Future<Float>> parts = new ArrayList<>();
-                long t0 = System.nanoTime();
-                for (int t = 0; t < threads; t++) parts.add(pool.submit(() -> chains(iterations)));
-                for (Future<Float> f : parts) sink += f.get();
-                double seconds = (System.nanoTime() - t0) / 1e9;
-                best = Math.max(best, (double) threads * iterations * CHAINS * F.length() / seconds);
-            }
-            if (sink == 42) System.out.print("");                            // keeps the chains alive
-            return best;
-        }
+        return BestRate.of(threads, passes, (double) threads * iterations * CHAINS * F.length(), t -> () -> chains(iterations));
     }
 
     /** Twelve FMA chains a += a * m (m just below one, so the values stay finite), summed at the end. */

@@ -3,11 +3,6 @@ package dev.moec.executor.bench;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.util.ArrayList;
-import java.util.List;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 
 /**
  * Measures the read bandwidth a roofline is drawn against: {@code threads} threads each sum their slice
@@ -19,25 +14,11 @@ public final class MemoryBandwidth {
     /** Bytes per second read by {@code threads} threads from a buffer of {@code bytes}. */
     public static double measure(int threads, long bytes, int passes) throws Exception {
         long longs = bytes / Long.BYTES;
-        try (Arena arena = Arena.ofShared(); ExecutorService pool = Executors.newFixedThreadPool(threads)) {
+        try (Arena arena = Arena.ofShared()) {
             MemorySegment seg = arena.allocate(longs * Long.BYTES, 64);
             for (long k = 0; k < longs; k++) seg.setAtIndex(ValueLayout.JAVA_LONG, k, k);
             MemorySegment view = seg.asReadOnly();
-            double best = 0;
-            long sink = 0;
-            for (int p = 0; p < passes; p++) {
-                List<Future<Long>> parts = new ArrayList<>();
-                long t0 = System.nanoTime();
-                for (int t = 0; t < threads; t++) {
-                    long from = longs * t / threads, to = longs * (t + 1) / threads;
-                    parts.add(pool.submit(() -> sum(view, from, to)));
-                }
-                for (Future<Long> f : parts) sink += f.get();
-                double seconds = (System.nanoTime() - t0) / 1e9;
-                best = Math.max(best, bytes / seconds);
-            }
-            if (sink == 42) System.out.print("");                            // keeps the sums alive
-            return best;
+            return BestRate.of(threads, passes, bytes, t -> () -> sum(view, longs * t / threads, longs * (t + 1) / threads));
         }
     }
 
