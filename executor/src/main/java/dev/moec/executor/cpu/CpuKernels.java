@@ -30,8 +30,8 @@ public final class CpuKernels implements AutoCloseable {
      * an lm_head over one row ran 10 % slower, an int8 one 15 % (JMH, 151,936 rows).
      */
     private static final int STREAM_BLOCK = 128;
-    /** Output channels a float weight panel holds (see {@link #i8Panel}): 32 rows of 1024 floats, 128 KB, stay in L2. */
-    private static final int PANEL_BLOCK = 32;
+    /** Output channels a weight panel holds (see {@link #i8Panel}): 32 with AVX-512, two vectors; 32 turned rows of 1024 floats, 128 KB, stay in L2. */
+    private static final int PANEL_BLOCK = Simd.PANEL_WIDTH;
     /**
      * Activation rows a weight block runs over at a time when weights are read in place: the four rows one
      * x4 loop shares each weight load with. Four f32 rows of a 1024-wide model (16 KB) stay in L1 beside
@@ -285,17 +285,13 @@ public final class CpuKernels implements AutoCloseable {
         int n = w.dim(0), k = w.dim(1), rows = x.elements() / k, xo = x.off, oo = out.off;
         float[] xs = x.f, dst = out.f;
         boolean inPlace = inPlaceBf16(w);
-        if (inPlace && rows >= PANEL_ROWS) {                                // a batch or a prompt: through a float panel
+        if (inPlace && rows >= PANEL_ROWS) {                                // a batch or a prompt: through a turned panel
             par.forEach(Math.ceilDiv(n, PANEL_BLOCK), 1, b -> {
-                int o0 = b * PANEL_BLOCK, m = Math.min(n, o0 + PANEL_BLOCK) - o0, r4 = rows / 4 * 4, m4 = m / 4 * 4;
+                int o0 = b * PANEL_BLOCK, m = Math.min(n, o0 + PANEL_BLOCK) - o0;
                 PanelScratch scratch = PanelScratch.get();
-                float[] panel = scratch.panel(m * k), spill = scratch.spill;   // panel [m, k]
-                Simd.widenBf16(w.w, (long) o0 * k, m * k, panel);
-                for (int r = 0; r < r4; r += 4) {
-                    for (int d = 0; d < m4; d += 4) Simd.dot4x4(xs, xo + r * k, k, panel, d * k, k, k, null, dst, oo + r * n + o0 + d, n, spill);
-                    for (int d = m4; d < m; d++) for (int c = 0; c < 4; c++) dst[oo + (r + c) * n + o0 + d] = dot(xs, xo + (r + c) * k, panel, d * k, k);
-                }
-                for (int r = r4; r < rows; r++) for (int d = 0; d < m; d++) dst[oo + r * n + o0 + d] = dot(xs, xo + r * k, panel, d * k, k);
+                float[] turned = scratch.turned(k * PANEL_BLOCK);                  // [k, PANEL_BLOCK]
+                Simd.turn(w.w, (long) o0 * k, true, k, m, turned, scratch.block);
+                for (int r = 0; r < rows; r += 6) Simd.panel6(xs, xo + r * k, k, Math.min(6, rows - r), turned, 0, k, null, dst, oo + r * n + o0, n, m, scratch.spill);
             });
             return;
         }
@@ -432,7 +428,7 @@ public final class CpuKernels implements AutoCloseable {
                         int qb = qo + (t * heads + h0 + g) * hd, sb = (h0 + g) * m + j0 - from, jj = 0;
                         if (!bf16) {                                     // and four K rows each query row: 16 FMAs per 8 loads
                             for (; jj + 4 <= run; jj += 4) {
-                                Simd.dot4x4(qs, qb, hd, kc.f, kc.off + ((base + jj) * kvHeads + kvh) * hd, kvHeads * hd, hd, null, score, sb + jj, m, spill);
+                                Simd.dot4x4(qs, qb, hd, kc.f, kc.off + ((base + jj) * kvHeads + kvh) * hd, kvHeads * hd, hd, score, sb + jj, m, spill);
                             }
                         }
                         for (; jj < run; jj++) {
@@ -1276,20 +1272,21 @@ public final class CpuKernels implements AutoCloseable {
      */
     private static final class PanelScratch {
         private static final ThreadLocal<PanelScratch> OF_THREAD = ThreadLocal.withInitial(PanelScratch::new);
-        private float[] panel = new float[0];                               // [rows, k] of weights
+        private float[] turned = new float[0];                              // [k, PANEL_BLOCK]: the panel turned (Simd.turn)
         private int[] acc = new int[0];                                     // [activation rows, rows]
         private float[] exact = new float[0];                               // [activation rows, k]: int8 activations as floats
         final float[] spill = new float[Simd.SPILL];
+        final float[] block = new float[16 * Simd.PANEL_WIDTH];             // [PANEL_BLOCK, 16]: one column block widened, for Simd.turn
 
         static PanelScratch get() { return OF_THREAD.get(); }
 
         /** Arrays up to this many elements (16 MB) are kept for the next launch; a longer prompt's are not. */
         private static final int KEEP = 1 << 22;
 
-        float[] panel(int n) {
-            if (panel.length >= n) return panel;
+        float[] turned(int n) {
+            if (turned.length >= n) return turned;
             float[] a = new float[n];
-            if (n <= KEEP) panel = a;
+            if (n <= KEEP) turned = a;
             return a;
         }
 
@@ -1310,28 +1307,19 @@ public final class CpuKernels implements AutoCloseable {
 
     /**
      * acc[(r - r0) * m + d] = int8 x row r . int8 weight row wr0 + d in int32, exact, r in [r0, r1), d < m:
-     * the m weight rows widened once into a float panel, then four activation rows by four weight rows at
-     * a time ({@link Simd#dot4x4}, sixteen FMAs per eight loads), over chunks of at most
-     * {@link Simd#EXACT_CHUNK} elements; the rows and channels past a multiple of four take single dot
-     * products. {@code xf} is x as exact floats. For prefill, where a weight block meets hundreds of rows.
+     * the m weight rows (at most {@link #PANEL_BLOCK}) widened into floats and turned so each column's
+     * channels are contiguous ({@link Simd#turn}), then six activation rows at a time against all of them
+     * ({@link Simd#panel6}, at the FMA peak), over chunks of at most {@link Simd#EXACT_TERMS} columns.
+     * {@code xf} is x as exact floats. For prefill, where a weight block meets tens to hundreds of rows.
      */
     private static void i8Panel(float[] xf, int k, int r0, int r1, java.lang.foreign.MemorySegment w, long wr0, int m, int[] acc) {
         PanelScratch scratch = PanelScratch.get();
-        float[] panel = scratch.panel(m * k), spill = scratch.spill;        // panel [m, k]
-        Simd.widenI8(w, wr0 * k, m * k, panel, 0);
-        int rows = r1 - r0, r4 = r0 + rows / 4 * 4, m4 = m / 4 * 4;
-        Arrays.fill(acc, 0, rows * m, 0);
-        for (int c0 = 0; c0 < k; c0 += Simd.EXACT_CHUNK) {
-            int len = Math.min(k - c0, Simd.EXACT_CHUNK);
-            for (int r = r0; r < r4; r += 4) {
-                for (int d = 0; d < m4; d += 4) Simd.dot4x4(xf, r * k + c0, k, panel, d * k + c0, k, len, acc, null, (r - r0) * m + d, m, spill);
-                for (int d = m4; d < m; d++) {
-                    for (int c = 0; c < 4; c++) acc[(r + c - r0) * m + d] += Simd.dotI8f(xf, (r + c) * k + c0, panel, d * k + c0, len);
-                }
-            }
-            for (int r = r4; r < r1; r++) {
-                for (int d = 0; d < m; d++) acc[(r - r0) * m + d] += Simd.dotI8f(xf, r * k + c0, panel, d * k + c0, len);
-            }
+        float[] turned = scratch.turned(k * PANEL_BLOCK);                  // [k, PANEL_BLOCK]
+        Simd.turn(w, wr0 * k, false, k, m, turned, scratch.block);
+        Arrays.fill(acc, 0, (r1 - r0) * m, 0);
+        for (int c0 = 0; c0 < k; c0 += Simd.EXACT_TERMS) {
+            int len = Math.min(k - c0, Simd.EXACT_TERMS);
+            for (int r = r0; r < r1; r += 6) Simd.panel6(xf, r * k + c0, k, Math.min(6, r1 - r), turned, c0, len, acc, null, (r - r0) * m, m, m, scratch.spill);
         }
     }
 

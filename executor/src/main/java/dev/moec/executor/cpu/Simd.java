@@ -4,6 +4,7 @@ import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorShuffle;
@@ -224,16 +225,12 @@ public final class Simd {
     public static final int SPILL = 16 * L;
 
     /**
-     * Sixteen dot products from a panel: four activation rows (x rows xo + c * xs) by four weight rows
-     * (w rows wo + d * ws) widened into floats, each vector loaded used four times (eight loads feed
-     * sixteen FMAs, which is what lets a prefill's or a batch's matmul approach the FMA peak). Results go
-     * to out index oo + c * os + d: as floats into {@code fout} (lanes added along {@link #sum}'s tree),
-     * or, for int8 values held as floats, added exactly in int32 into {@code iout} (n at most
-     * {@link #EXACT_CHUNK}, so every float lane sum is an exact integer). Exactly one of the two is given.
-     * {@code spill}: scratch of at least {@link #SPILL} floats.
+     * Sixteen float dot products: four rows of x (rows xo + c * xs) by four rows of w (rows wo + d * ws),
+     * each vector loaded used four times (eight loads feed sixteen FMAs), into out[oo + c * os + d], the
+     * lanes added along {@link #sum}'s tree. Attention scores four query heads against four cached
+     * positions with it. {@code spill}: scratch of at least {@link #SPILL} floats.
      */
-    public static void dot4x4(float[] x, int xo, int xs, float[] w, int wo, int ws, int n, int[] iout, float[] fout, int oo, int os, float[] spill) {
-        if (iout != null && n > EXACT_CHUNK) throw new IllegalArgumentException("an exact panel dot product spans at most " + EXACT_CHUNK + " elements, not " + n);
+    public static void dot4x4(float[] x, int xo, int xs, float[] w, int wo, int ws, int n, float[] out, int oo, int os, float[] spill) {
         int j = 0;
         if (ENABLED) {
             FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
@@ -256,28 +253,18 @@ public final class Simd {
             a10.intoArray(spill, 4 * L); a11.intoArray(spill, 5 * L); a12.intoArray(spill, 6 * L); a13.intoArray(spill, 7 * L);
             a20.intoArray(spill, 8 * L); a21.intoArray(spill, 9 * L); a22.intoArray(spill, 10 * L); a23.intoArray(spill, 11 * L);
             a30.intoArray(spill, 12 * L); a31.intoArray(spill, 13 * L); a32.intoArray(spill, 14 * L); a33.intoArray(spill, 15 * L);
-            spilled(spill, iout, fout, oo, os);
-        } else if (fout != null) {
-            for (int c = 0; c < 4; c++) for (int d = 0; d < 4; d++) fout[oo + c * os + d] = 0;
+            spilled(spill, out, oo, os);
+        } else {
+            for (int c = 0; c < 4; c++) for (int d = 0; d < 4; d++) out[oo + c * os + d] = 0;
         }
         for (; j < n; j++) {
-            for (int c = 0; c < 4; c++) {
-                for (int d = 0; d < 4; d++) {
-                    if (iout != null) iout[oo + c * os + d] += (int) x[xo + c * xs + j] * (int) w[wo + d * ws + j];
-                    else fout[oo + c * os + d] += x[xo + c * xs + j] * w[wo + d * ws + j];
-                }
-            }
+            for (int c = 0; c < 4; c++) for (int d = 0; d < 4; d++) out[oo + c * os + d] += x[xo + c * xs + j] * w[wo + d * ws + j];
         }
     }
 
     /** The sixteen spilled accumulators of a 4 x 4 loop into their outputs (see {@link #dot4x4}). */
-    private static void spilled(float[] spill, int[] iout, float[] fout, int oo, int os) {
-        for (int q = 0; q < 16; q++) {
-            FloatVector v = FloatVector.fromArray(F, spill, q * L);
-            int at = oo + (q >> 2) * os + (q & 3);
-            if (iout != null) iout[at] += lanes(v);
-            else fout[at] = sum(v);
-        }
+    private static void spilled(float[] spill, float[] out, int oo, int os) {
+        for (int q = 0; q < 16; q++) out[oo + (q >> 2) * os + (q & 3)] = sum(FloatVector.fromArray(F, spill, q * L));
     }
 
     /**
@@ -312,7 +299,7 @@ public final class Simd {
             a10.intoArray(spill, 4 * L); a11.intoArray(spill, 5 * L); a12.intoArray(spill, 6 * L); a13.intoArray(spill, 7 * L);
             a20.intoArray(spill, 8 * L); a21.intoArray(spill, 9 * L); a22.intoArray(spill, 10 * L); a23.intoArray(spill, 11 * L);
             a30.intoArray(spill, 12 * L); a31.intoArray(spill, 13 * L); a32.intoArray(spill, 14 * L); a33.intoArray(spill, 15 * L);
-            spilled(spill, null, fout, oo, os);
+            spilled(spill, fout, oo, os);
         } else {
             for (int c = 0; c < 4; c++) for (int d = 0; d < 4; d++) fout[oo + c * os + d] = 0;
         }
@@ -325,37 +312,200 @@ public final class Simd {
         }
     }
 
-    /** One int8 dot product from a panel (both rows exact floats, n <= EXACT_CHUNK), in int32: the tails of {@link #dot4x4} on int8 values. */
-    public static int dotI8f(float[] x, int xo, float[] w, int wo, int n) {
-        if (n > EXACT_CHUNK) throw new IllegalArgumentException("a panel dot product spans at most " + EXACT_CHUNK + " elements, not " + n);
-        int j = 0, s = 0;
-        if (ENABLED) {
-            FloatVector acc = FloatVector.zero(F);
-            for (; j + L <= n; j += L) acc = FloatVector.fromArray(F, x, xo + j).fma(FloatVector.fromArray(F, w, wo + j), acc);
-            s = lanes(acc);
+    /** Output channels of a turned weight panel (see {@link #turn}): two vectors' lanes. */
+    public static final int PANEL_WIDTH = ENABLED ? 2 * L : 16;
+
+    /** Products one float lane may sum exactly: at most 1024 of magnitude at most 2^14 keep every partial sum an integer below 2^24. */
+    static final int EXACT_TERMS = 1024;
+
+    /** The two-source permutations of a 16 x 16 transposition's four stages: lanes kept and lanes taken across (see {@link #turn}). */
+    private static final FloatVector[] KEEP = new FloatVector[4], CROSS = new FloatVector[4];
+
+    static {
+        if (L == 16) {
+            for (int s = 0; s < 4; s++) {
+                int d = 8 >> s;
+                float[] keep = new float[16], cross = new float[16];
+                for (int l = 0; l < 16; l++) {
+                    keep[l] = (l & d) == 0 ? l : 16 + l - d;
+                    cross[l] = (l & d) == 0 ? l + d : 16 + l;
+                }
+                KEEP[s] = FloatVector.fromArray(F, keep, 0);
+                CROSS[s] = FloatVector.fromArray(F, cross, 0);
+            }
         }
-        for (; j < n; j++) s += (int) x[xo + j] * (int) w[wo + j];
-        return s;
     }
 
-    /** The lanes of an exact integer-valued float vector (each below 2^24), added in int32. */
-    private static int lanes(FloatVector v) {
-        return ((IntVector) v.convertShape(VectorOperators.F2I, I, 0)).reduceLanes(VectorOperators.ADD);
+    /**
+     * Turns m weight rows of k columns (bf16 or int8, row j from element we + j * k of w; m at most
+     * {@link #PANEL_WIDTH}) into a float panel whose columns' channels are contiguous:
+     * {@code turned[c * PANEL_WIDTH + j] = w[j, c]} widened exactly, and 0 for m <= j < PANEL_WIDTH. With
+     * 16 lanes a full panel goes 16 columns at a time: each row's 16 widened into {@code block} (at least
+     * 16 * PANEL_WIDTH floats, so it stays in L1), then turned in 16 x 16 blocks in registers (four stages
+     * of two-source permutations; 32 x 1024 int8 in 4.5 us where the scalar loop takes 20). Other shapes
+     * take the scalar loop.
+     */
+    public static void turn(MemorySegment w, long we, boolean bf16, int k, int m, float[] turned, float[] block) {
+        if (L == 16 && m == PANEL_WIDTH && k % 16 == 0) {
+            for (int c = 0; c < k; c += 16) {
+                for (int j = 0; j < PANEL_WIDTH; j++) {
+                    long e = we + (long) j * k + c;
+                    if (bf16) bf16(w, 2 * e).intoArray(block, j * 16);
+                    else i8(w, e).intoArray(block, j * 16);
+                }
+                for (int jb = 0; jb < PANEL_WIDTH; jb += 16) turn16(block, jb * 16, 16, turned, c * PANEL_WIDTH + jb);
+            }
+            return;
+        }
+        for (int c = 0; c < k; c++) {
+            for (int j = 0; j < PANEL_WIDTH; j++) {
+                long e = we + (long) j * k + c;
+                turned[c * PANEL_WIDTH + j] = j >= m ? 0f
+                        : bf16 ? Float.intBitsToFloat(w.getAtIndex(SHORT_LE, e) << 16) : w.get(ValueLayout.JAVA_BYTE, e);
+            }
+        }
     }
 
-    /** n int8 weights from byte we on, as exact floats into dst from element do_: a weight panel. */
-    public static void widenI8(MemorySegment w, long we, int n, float[] dst, int d0) {
-        int j = 0;
-        if (ENABLED) for (; j + L <= n; j += L) i8(w, we + j).intoArray(dst, d0 + j);
-        for (; j < n; j++) dst[d0 + j] = w.get(ValueLayout.JAVA_BYTE, we + j);
+    /** The 16 x 16 block of src from so (rows ss apart) transposed into dst from d0 (rows PANEL_WIDTH apart). */
+    private static void turn16(float[] src, int so, int ss, float[] dst, int d0) {
+        FloatVector k0 = KEEP[0], k1 = KEEP[1], k2 = KEEP[2], k3 = KEEP[3], x0 = CROSS[0], x1 = CROSS[1], x2 = CROSS[2], x3 = CROSS[3];
+        FloatVector v0 = FloatVector.fromArray(F, src, so), v1 = FloatVector.fromArray(F, src, so + ss);
+        FloatVector v2 = FloatVector.fromArray(F, src, so + 2 * ss), v3 = FloatVector.fromArray(F, src, so + 3 * ss);
+        FloatVector v4 = FloatVector.fromArray(F, src, so + 4 * ss), v5 = FloatVector.fromArray(F, src, so + 5 * ss);
+        FloatVector v6 = FloatVector.fromArray(F, src, so + 6 * ss), v7 = FloatVector.fromArray(F, src, so + 7 * ss);
+        FloatVector v8 = FloatVector.fromArray(F, src, so + 8 * ss), v9 = FloatVector.fromArray(F, src, so + 9 * ss);
+        FloatVector v10 = FloatVector.fromArray(F, src, so + 10 * ss), v11 = FloatVector.fromArray(F, src, so + 11 * ss);
+        FloatVector v12 = FloatVector.fromArray(F, src, so + 12 * ss), v13 = FloatVector.fromArray(F, src, so + 13 * ss);
+        FloatVector v14 = FloatVector.fromArray(F, src, so + 14 * ss), v15 = FloatVector.fromArray(F, src, so + 15 * ss);
+        FloatVector a, b;
+        // stage 1: rows i and i + 8 swap their off-diagonal halves; then 4, 2, 1
+        a = v0; b = v8; v0 = k0.selectFrom(a, b); v8 = x0.selectFrom(a, b);
+        a = v1; b = v9; v1 = k0.selectFrom(a, b); v9 = x0.selectFrom(a, b);
+        a = v2; b = v10; v2 = k0.selectFrom(a, b); v10 = x0.selectFrom(a, b);
+        a = v3; b = v11; v3 = k0.selectFrom(a, b); v11 = x0.selectFrom(a, b);
+        a = v4; b = v12; v4 = k0.selectFrom(a, b); v12 = x0.selectFrom(a, b);
+        a = v5; b = v13; v5 = k0.selectFrom(a, b); v13 = x0.selectFrom(a, b);
+        a = v6; b = v14; v6 = k0.selectFrom(a, b); v14 = x0.selectFrom(a, b);
+        a = v7; b = v15; v7 = k0.selectFrom(a, b); v15 = x0.selectFrom(a, b);
+        a = v0; b = v4; v0 = k1.selectFrom(a, b); v4 = x1.selectFrom(a, b);
+        a = v1; b = v5; v1 = k1.selectFrom(a, b); v5 = x1.selectFrom(a, b);
+        a = v2; b = v6; v2 = k1.selectFrom(a, b); v6 = x1.selectFrom(a, b);
+        a = v3; b = v7; v3 = k1.selectFrom(a, b); v7 = x1.selectFrom(a, b);
+        a = v8; b = v12; v8 = k1.selectFrom(a, b); v12 = x1.selectFrom(a, b);
+        a = v9; b = v13; v9 = k1.selectFrom(a, b); v13 = x1.selectFrom(a, b);
+        a = v10; b = v14; v10 = k1.selectFrom(a, b); v14 = x1.selectFrom(a, b);
+        a = v11; b = v15; v11 = k1.selectFrom(a, b); v15 = x1.selectFrom(a, b);
+        a = v0; b = v2; v0 = k2.selectFrom(a, b); v2 = x2.selectFrom(a, b);
+        a = v1; b = v3; v1 = k2.selectFrom(a, b); v3 = x2.selectFrom(a, b);
+        a = v4; b = v6; v4 = k2.selectFrom(a, b); v6 = x2.selectFrom(a, b);
+        a = v5; b = v7; v5 = k2.selectFrom(a, b); v7 = x2.selectFrom(a, b);
+        a = v8; b = v10; v8 = k2.selectFrom(a, b); v10 = x2.selectFrom(a, b);
+        a = v9; b = v11; v9 = k2.selectFrom(a, b); v11 = x2.selectFrom(a, b);
+        a = v12; b = v14; v12 = k2.selectFrom(a, b); v14 = x2.selectFrom(a, b);
+        a = v13; b = v15; v13 = k2.selectFrom(a, b); v15 = x2.selectFrom(a, b);
+        a = v0; b = v1; v0 = k3.selectFrom(a, b); v1 = x3.selectFrom(a, b);
+        a = v2; b = v3; v2 = k3.selectFrom(a, b); v3 = x3.selectFrom(a, b);
+        a = v4; b = v5; v4 = k3.selectFrom(a, b); v5 = x3.selectFrom(a, b);
+        a = v6; b = v7; v6 = k3.selectFrom(a, b); v7 = x3.selectFrom(a, b);
+        a = v8; b = v9; v8 = k3.selectFrom(a, b); v9 = x3.selectFrom(a, b);
+        a = v10; b = v11; v10 = k3.selectFrom(a, b); v11 = x3.selectFrom(a, b);
+        a = v12; b = v13; v12 = k3.selectFrom(a, b); v13 = x3.selectFrom(a, b);
+        a = v14; b = v15; v14 = k3.selectFrom(a, b); v15 = x3.selectFrom(a, b);
+        int w = PANEL_WIDTH;
+        v0.intoArray(dst, d0); v1.intoArray(dst, d0 + w); v2.intoArray(dst, d0 + 2 * w); v3.intoArray(dst, d0 + 3 * w);
+        v4.intoArray(dst, d0 + 4 * w); v5.intoArray(dst, d0 + 5 * w); v6.intoArray(dst, d0 + 6 * w); v7.intoArray(dst, d0 + 7 * w);
+        v8.intoArray(dst, d0 + 8 * w); v9.intoArray(dst, d0 + 9 * w); v10.intoArray(dst, d0 + 10 * w); v11.intoArray(dst, d0 + 11 * w);
+        v12.intoArray(dst, d0 + 12 * w); v13.intoArray(dst, d0 + 13 * w); v14.intoArray(dst, d0 + 14 * w); v15.intoArray(dst, d0 + 15 * w);
+    }
+
+    /**
+     * Up to six activation rows (x rows xo + i * xs, i < rows) times a turned panel's
+     * {@link #PANEL_WIDTH} channels over columns [c0, c0 + n): for each column, two vector loads of the
+     * panel and one broadcast per row feed twelve FMAs, the accumulators in registers, so the loop runs
+     * near the FMA peak (55-58 GMAC/s a core here, where the dot-product form of {@link #dot4x4}, with its
+     * lane sums and eight loads per sixteen FMAs, reached 20-25). Rows past {@code rows} repeat the last
+     * one and are not stored. Results, for channels j < m, go to out index oo + i * os + j: stored as
+     * floats into {@code fout}, or, for int8 values held as floats, added exactly in int32 into
+     * {@code iout} (n at most {@link #EXACT_TERMS}). Exactly one of the two is given. {@code spill}:
+     * scratch of at least {@link #SPILL} floats (the twelve accumulators leave through it: stored from
+     * registers and read back by a separate small loop, the kernel ran at a steady 58 GMAC/s; with the
+     * stores inline it varied between 42 and 57 from one JIT compilation to the next).
+     */
+    public static void panel6(float[] x, int xo, int xs, int rows, float[] turned, int c0, int n, int[] iout, float[] fout, int oo, int os, int m, float[] spill) {
+        if (rows < 1 || rows > 6) throw new IllegalArgumentException("a panel tile has 1 to 6 rows, not " + rows);
+        if (iout != null && n > EXACT_TERMS) throw new IllegalArgumentException("an exact panel tile spans at most " + EXACT_TERMS + " columns, not " + n);
+        if (!ENABLED) {
+            panel6Scalar(x, xo, xs, rows, turned, c0, n, iout, fout, oo, os, m);
+            return;
+        }
+        int r0 = xo, r1 = xo + Math.min(1, rows - 1) * xs, r2 = xo + Math.min(2, rows - 1) * xs;
+        int r3 = xo + Math.min(3, rows - 1) * xs, r4 = xo + Math.min(4, rows - 1) * xs, r5 = xo + Math.min(5, rows - 1) * xs;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
+        FloatVector b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0;
+        for (int c = 0; c < n; c++) {
+            int p = (c0 + c) * PANEL_WIDTH;
+            FloatVector w0 = FloatVector.fromArray(F, turned, p), w1 = FloatVector.fromArray(F, turned, p + L);
+            FloatVector v = FloatVector.broadcast(F, x[r0 + c]);
+            a0 = w0.fma(v, a0); b0 = w1.fma(v, b0);
+            v = FloatVector.broadcast(F, x[r1 + c]);
+            a1 = w0.fma(v, a1); b1 = w1.fma(v, b1);
+            v = FloatVector.broadcast(F, x[r2 + c]);
+            a2 = w0.fma(v, a2); b2 = w1.fma(v, b2);
+            v = FloatVector.broadcast(F, x[r3 + c]);
+            a3 = w0.fma(v, a3); b3 = w1.fma(v, b3);
+            v = FloatVector.broadcast(F, x[r4 + c]);
+            a4 = w0.fma(v, a4); b4 = w1.fma(v, b4);
+            v = FloatVector.broadcast(F, x[r5 + c]);
+            a5 = w0.fma(v, a5); b5 = w1.fma(v, b5);
+        }
+        a0.intoArray(spill, 0); b0.intoArray(spill, L); a1.intoArray(spill, 2 * L); b1.intoArray(spill, 3 * L);
+        a2.intoArray(spill, 4 * L); b2.intoArray(spill, 5 * L); a3.intoArray(spill, 6 * L); b3.intoArray(spill, 7 * L);
+        a4.intoArray(spill, 8 * L); b4.intoArray(spill, 9 * L); a5.intoArray(spill, 10 * L); b5.intoArray(spill, 11 * L);
+        for (int i = 0; i < rows; i++) {
+            put(FloatVector.fromArray(F, spill, 2 * i * L), iout, fout, oo + i * os, Math.min(m, L));
+            put(FloatVector.fromArray(F, spill, (2 * i + 1) * L), iout, fout, oo + i * os + L, m - L);
+        }
+    }
+
+    /** {@link #panel6} without vectors: each product in order, int8 ones in int32. */
+    private static void panel6Scalar(float[] x, int xo, int xs, int rows, float[] turned, int c0, int n, int[] iout, float[] fout, int oo, int os, int m) {
+        for (int i = 0; i < rows; i++) {
+            for (int j = 0; j < m; j++) {
+                float s = 0;
+                int is = 0;
+                for (int c = 0; c < n; c++) {
+                    float a = x[xo + i * xs + c], w = turned[(c0 + c) * PANEL_WIDTH + j];
+                    if (iout != null) is += (int) a * (int) w;
+                    else s += a * w;
+                }
+                if (iout != null) iout[oo + i * os + j] += is;
+                else fout[oo + i * os + j] = s;
+            }
+        }
+    }
+
+    /** The first {@code lanes} lanes of an accumulator to out from o: added as ints (exact integer floats) or stored as floats. */
+    private static void put(FloatVector v, int[] iout, float[] fout, int o, int lanes) {
+        if (lanes <= 0) return;
+        if (lanes >= L) {
+            if (iout != null) IntVector.fromArray(I, iout, o).add(v.convertShape(VectorOperators.F2I, I, 0)).intoArray(iout, o);
+            else v.intoArray(fout, o);
+            return;
+        }
+        VectorMask<Float> fm = F.indexInRange(0, lanes);
+        if (iout != null) {
+            VectorMask<Integer> im = fm.cast(I);
+            IntVector.fromArray(I, iout, o, im).add(v.convertShape(VectorOperators.F2I, I, 0)).intoArray(iout, o, im);
+        } else {
+            v.intoArray(fout, o, fm);
+        }
     }
 
     /**
      * Elements a float-accumulated int8 dot product may span before its lanes go to int32: each of its L
-     * lanes then sums at most 1024 products of magnitude at most 2^14, so every partial sum is an integer
-     * below 2^24 and exact in float.
+     * lanes then sums at most {@link #EXACT_TERMS} products.
      */
-    static final int EXACT_CHUNK = ENABLED ? 1024 * L : 1024;
+    static final int EXACT_CHUNK = ENABLED ? EXACT_TERMS * L : EXACT_TERMS;
 
     /**
      * Two int8 activation rows (held in ints) against one int8 weight row read in place, in int32:

@@ -59,15 +59,16 @@ class KernelMatrixTest {
     }
 
     /**
-     * Prefill-sized int8 matmuls take the float-panel path (at least {@link CpuKernels#PANEL_ROWS} rows):
-     * with rows longer than one panel chunk, of the largest products, the results are still the op's to the
-     * bit, dense and grouped.
+     * Prefill-sized int8 matmuls take the turned-panel path (at least {@link CpuKernels#PANEL_ROWS} rows):
+     * with rows longer than one exact run of the largest products, the results are still the op's to the
+     * bit, dense and grouped; for narrow weights and odd widths (the scalar turn, a partial panel) and for
+     * full panels of widths in multiples of 16 (the turn in registers) beside a partial one.
      */
-    @ParameterizedTest(name = "{0}")
-    @CsvSource({"QUANT_MATMUL", "GROUPED_QUANT_MATMUL"})
-    void panelInt8MatmulsAreExactPastOneChunk(Kernel kernel) {
-        int k = Simd.EXACT_CHUNK + 40, n = 6, rows = CpuKernels.PANEL_ROWS + 3;
-        SplittableRandom r = new SplittableRandom(kernel.ordinal());
+    @ParameterizedTest(name = "{0}, full panels {1}")
+    @CsvSource({"QUANT_MATMUL, false", "GROUPED_QUANT_MATMUL, false", "QUANT_MATMUL, true", "GROUPED_QUANT_MATMUL, true"})
+    void panelInt8MatmulsAreExactPastOneChunk(Kernel kernel, boolean full) {
+        int k = full ? 2 * Simd.EXACT_TERMS + 16 : Simd.EXACT_CHUNK + 40, n = full ? 2 * Simd.PANEL_WIDTH + 5 : 6, rows = CpuKernels.PANEL_ROWS + 7;
+        SplittableRandom r = new SplittableRandom(kernel.ordinal() * 2L + (full ? 1 : 0));
         try (Arena arena = Arena.ofShared()) {
             Buf x = int8("x", r, rows, k);
             for (int j = 0; j < x.i.length; j++) if (j % 7 != 0) x.i[j] = -128;
@@ -85,6 +86,23 @@ class KernelMatrixTest {
             cpu.reference(kernel, in, new Buf[] {oracle}, Attrs.of());
             cpu.close();
             org.junit.jupiter.api.Assertions.assertArrayEquals(oracle.f, fast.f);
+        }
+    }
+
+    /** A prompt's bf16 matmul over full turned panels (widths in multiples of 16) beside a partial one, against the op's definition. */
+    @Test
+    void panelBf16MatmulOverFullPanelsMatchesTheReference() {
+        int k = 160, n = 2 * Simd.PANEL_WIDTH + 5, rows = CpuKernels.PANEL_ROWS + 7;
+        SplittableRandom r = new SplittableRandom(11);
+        try (Arena arena = Arena.ofShared()) {
+            Buf[] in = {floats("x", r, rows, k), weight("w", DType.BF16, r, arena, n, k)};
+            Buf fast = new Buf("out", DType.F32, new int[] {rows, n}, new float[rows * n], null, null);
+            Buf oracle = new Buf("out", DType.F32, new int[] {rows, n}, new float[rows * n], null, null);
+            CpuKernels cpu = new CpuKernels(new Parallel(2));
+            cpu.launch(Kernel.MATMUL, in, new Buf[] {fast}, Attrs.of());
+            cpu.reference(Kernel.MATMUL, in, new Buf[] {oracle}, Attrs.of());
+            cpu.close();
+            for (int j = 0; j < fast.f.length; j++) assertEquals(oracle.f[j], fast.f[j], 1e-4f * (1 + Math.abs(oracle.f[j])), "element " + j);
         }
     }
 

@@ -189,38 +189,24 @@ class SimdPropertyTest {
         }
     }
 
-    /** The 4 x 4 loops, from a panel or bf16 in place, give each pair's dot product: int8 values exactly in int32 (added into out), floats and bf16 to rounding. */
+    /** The 4 x 4 float loops, from float rows or bf16 read in place, give each pair's dot product to rounding. */
     @Property(tries = 100)
-    void panelInt8DotsAreExact(@ForAll @IntRange(min = 0, max = 300) int n, @ForAll @IntRange(min = 0, max = 40) int offset, @ForAll long seed) {
+    void fourByFourDotsMatchOneAtATime(@ForAll @IntRange(min = 0, max = 300) int n, @ForAll @IntRange(min = 0, max = 40) int offset, @ForAll long seed) {
         SplittableRandom r = new SplittableRandom(seed);
-        int[] xi = new int[offset + 4 * n], wi = new int[offset + 4 * n];
-        for (int j = 0; j < xi.length; j++) {
-            xi[j] = r.nextInt(-128, 128);
-            wi[j] = r.nextInt(-128, 128);
+        float[] x = new float[offset + 4 * n], g = new float[offset + 4 * n], fout = new float[16];
+        for (int j = 0; j < g.length; j++) {
+            x[j] = r.nextInt(-128, 128);
+            g[j] = (float) r.nextGaussian();
         }
-        float[] x = Simd.exact(xi, xi.length), w = Simd.exact(wi, wi.length);
-        int[] out = new int[2 + 4 * 5];
-        java.util.Arrays.fill(out, 3);                                // the loops add to what is there
-        Simd.dot4x4(x, offset, n, w, offset, n, n, out, null, 2, 5, new float[Simd.SPILL]);
-        for (int c = 0; c < 4; c++) {
-            for (int d = 0; d < 4; d++) {
-                int exact = 0;
-                for (int j = 0; j < n; j++) exact += xi[offset + c * n + j] * wi[offset + d * n + j];
-                assertEquals(3 + exact, out[2 + c * 5 + d], "rows " + c + ", " + d);
-                if (c == d) assertEquals(exact, Simd.dotI8f(x, offset + c * n, w, offset + d * n, n));
-            }
-        }
-        MemorySegment wh = MemorySegment.ofArray(new byte[2 * (offset + 4 * n)]);
-        float[] g = new float[offset + 4 * n], fout = new float[16];               // the float form: each pair's dot, to rounding
-        for (int j = 0; j < g.length; j++) g[j] = (float) r.nextGaussian();
-        Simd.dot4x4(g, offset, n, x, offset, n, n, null, fout, 0, 4, new float[Simd.SPILL]);
+        Simd.dot4x4(g, offset, n, x, offset, n, n, fout, 0, 4, new float[Simd.SPILL]);
         for (int c = 0; c < 4; c++) {
             for (int d = 0; d < 4; d++) {
                 float one = Simd.dot(g, offset + c * n, x, offset + d * n, n);
                 assertEquals(one, fout[c * 4 + d], 1e-4f * (1 + Math.abs(one)) * (1 + n / 16f), "float rows " + c + ", " + d);
             }
         }
-        for (int j = 0; j < wi.length; j++) wh.setAtIndex(SHORT_LE, j, (short) (Float.floatToIntBits(g[j] * 0.5f) >>> 16));
+        MemorySegment wh = MemorySegment.ofArray(new byte[2 * (offset + 4 * n)]);
+        for (int j = 0; j < g.length; j++) wh.setAtIndex(SHORT_LE, j, (short) (Float.floatToIntBits(g[j] * 0.5f) >>> 16));
         Simd.dot4x4Bf16(g, offset, n, wh, offset, n, n, fout, 0, 4, new float[Simd.SPILL]);   // bf16 read in place
         for (int c = 0; c < 4; c++) {
             for (int d = 0; d < 4; d++) {
@@ -230,20 +216,97 @@ class SimdPropertyTest {
         }
     }
 
-    /** A whole panel chunk of the largest products: every lane reaches 2^24 and stays exact. */
+    /**
+     * A turned panel holds each weight exactly at [column, channel] and zeros past the m rows given, int8
+     * and bf16, for full panels of columns in multiples of 16 (the blocks turned in registers) and for
+     * every other shape (the scalar loop).
+     */
+    @Property(tries = 200)
+    void turnedPanelsHoldEachWeightExactly(@ForAll @IntRange(min = 1, max = 40) int blocks, @ForAll boolean ragged, @ForAll boolean full,
+                                           @ForAll boolean bf16, @ForAll @IntRange(min = 0, max = 40) int offset, @ForAll long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        int w = Simd.PANEL_WIDTH, k = 16 * blocks + (ragged ? r.nextInt(1, 16) : 0), m = full ? w : r.nextInt(1, w + 1);
+        MemorySegment seg = MemorySegment.ofArray(new byte[(bf16 ? 2 : 1) * (offset + m * k)]);
+        float[] expected = new float[k * w];
+        for (int j = 0; j < m; j++) {
+            for (int c = 0; c < k; c++) {
+                long e = offset + (long) j * k + c;
+                if (bf16) {
+                    short bits = (short) (Float.floatToIntBits((float) r.nextGaussian()) >>> 16);
+                    seg.setAtIndex(SHORT_LE, e, bits);
+                    expected[c * w + j] = Float.intBitsToFloat(bits << 16);
+                } else {
+                    byte b = (byte) r.nextInt(-128, 128);
+                    seg.set(ValueLayout.JAVA_BYTE, e, b);
+                    expected[c * w + j] = b;
+                }
+            }
+        }
+        float[] turned = new float[k * w];
+        java.util.Arrays.fill(turned, Float.NaN);                                 // every element is written
+        Simd.turn(seg, offset, bf16, k, m, turned, new float[16 * w]);
+        assertArrayEquals(expected, turned);
+    }
+
+    /**
+     * Six-row panel tiles: int8 values held as floats give each row's dot product with each channel
+     * exactly in int32 (added to what is there), floats to rounding (stored); rows past {@code rows} and
+     * channels past m are left alone.
+     */
+    @Property(tries = 200)
+    void panelTilesGiveEachRowAndChannelItsDot(@ForAll @IntRange(min = 1, max = 6) int rows, @ForAll @IntRange(min = 1, max = 32) int mWanted,
+                                               @ForAll @IntRange(min = 0, max = 300) int n, @ForAll @IntRange(min = 0, max = 20) int c0,
+                                               @ForAll long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        int w = Simd.PANEL_WIDTH, m = Math.min(mWanted, w), xs = n + 3, os = w + 5, oo = 2;
+        float[] x = new float[1 + 6 * xs], turned = new float[(c0 + n) * w], g = new float[x.length];
+        for (int j = 0; j < x.length; j++) {
+            x[j] = r.nextInt(-128, 128);
+            g[j] = (float) r.nextGaussian();
+        }
+        for (int j = 0; j < turned.length; j++) turned[j] = r.nextInt(-128, 128);
+        int[] iout = new int[oo + 6 * os];
+        float[] fout = new float[oo + 6 * os];
+        java.util.Arrays.fill(iout, 3);
+        java.util.Arrays.fill(fout, -7f);
+        Simd.panel6(x, 1, xs, rows, turned, c0, n, iout, null, oo, os, m, new float[Simd.SPILL]);
+        Simd.panel6(g, 1, xs, rows, turned, c0, n, null, fout, oo, os, m, new float[Simd.SPILL]);
+        for (int i = 0; i < 6; i++) {
+            for (int j = 0; j < os; j++) {
+                int at = oo + i * os + j;
+                if (i >= rows || j >= m) {
+                    assertEquals(3, iout[at], "untouched int at row " + i + ", channel " + j);
+                    assertEquals(-7f, fout[at], "untouched float at row " + i + ", channel " + j);
+                    continue;
+                }
+                int exact = 0;
+                double dot = 0, magnitude = 0;
+                for (int c = 0; c < n; c++) {
+                    float t = turned[(c0 + c) * w + j];
+                    exact += (int) x[1 + i * xs + c] * (int) t;
+                    dot += (double) g[1 + i * xs + c] * t;
+                    magnitude += Math.abs((double) g[1 + i * xs + c] * t);
+                }
+                assertEquals(3 + exact, iout[at], "row " + i + ", channel " + j);
+                assertEquals(dot, fout[at], 1e-5 * magnitude + 1e-5, "float row " + i + ", channel " + j);
+            }
+        }
+    }
+
+    /** A whole tile of the largest products: every lane reaches 2^24 and stays exact; one column more is refused. */
     @net.jqwik.api.Example
-    void panelDotsAreExactUpToAWholeChunk() {
-        int n = Simd.EXACT_CHUNK;
-        float[] x = new float[4 * n], w = new float[4 * n];
+    void panelTilesAreExactUpToTheirLimit() {
+        int n = Simd.EXACT_TERMS, w = Simd.PANEL_WIDTH;
+        float[] x = new float[6 * n], turned = new float[n * w];
         java.util.Arrays.fill(x, -128);
-        java.util.Arrays.fill(w, -128);
+        java.util.Arrays.fill(turned, -128);
         x[3] = 127;                                                   // an odd term, so rounding would show
-        int[] out = new int[16];
-        Simd.dot4x4(x, 0, n, w, 0, n, n, out, null, 0, 4, new float[Simd.SPILL]);
-        for (int d = 0; d < 4; d++) assertEquals(16384 * (n - 1) + 127 * -128, out[d]);
-        for (int j = 4; j < 16; j++) assertEquals(16384 * n, out[j]);
-        assertEquals(16384 * n, Simd.dotI8f(x, n, w, 0, n));
-        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> Simd.dotI8f(x, 0, w, 0, n + 1));
+        int[] out = new int[6 * w];
+        Simd.panel6(x, 0, n, 6, turned, 0, n, out, null, 0, w, w, new float[Simd.SPILL]);
+        for (int j = 0; j < w; j++) assertEquals(16384 * (n - 1) + 127 * -128, out[j]);
+        for (int j = w; j < 6 * w; j++) assertEquals(16384 * n, out[j]);
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> Simd.panel6(x, 0, n, 6, new float[(n + 1) * w], 0, n + 1, out, null, 0, w, w, new float[Simd.SPILL]));
     }
 
     /** The vector row quantization is the definition's to the bit: the scale and every q, ties and zero rows included. */
