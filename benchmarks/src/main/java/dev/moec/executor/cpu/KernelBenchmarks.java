@@ -122,28 +122,34 @@ public class KernelBenchmarks {
         return s.out.f[0];
     }
 
-    /** The experts' gate_up projection: tokens x top-8 rows over 64 experts [512, 1024]. */
+    /**
+     * The experts' projections over tokens x top-8 rows and 64 experts: gate_up [512, 1024], or with
+     * {@code -p projection=down} down [1024, 256].
+     */
     @State(Scope.Benchmark)
     public static class Grouped extends Kernels {
         @Param({"1", "8", "512"}) public int tokens;
         @Param({"bf16", "int8"}) public String dtype;
+        @Param({"gate_up"}) public String projection;
         Buf x, xq, xs, w, ws, counts, out;
 
         @Setup(Level.Trial) public void bind() {
             setUp();
             int rows = tokens * TOP_K;
-            x = f32("x", rows, HIDDEN);
-            xq = ints("xq", 255, rows, HIDDEN);
+            boolean down = projection.equals("down");
+            int in = down ? MOE_INTER : HIDDEN, outputs = down ? HIDDEN : 2 * MOE_INTER;
+            x = f32("x", rows, in);
+            xq = ints("xq", 255, rows, in);
             for (int j = 0; j < xq.i.length; j++) xq.i[j] -= 127;
             xs = f32("xs", rows);
-            w = weight("w", weightType(dtype), EXPERTS, 2 * MOE_INTER, HIDDEN);
-            ws = f32("ws", EXPERTS, 2 * MOE_INTER);
+            w = weight("w", weightType(dtype), EXPERTS, outputs, in);
+            ws = f32("ws", EXPERTS, outputs);
             counts = new Buf("counts", DType.I32, new int[] {EXPERTS}, null, new int[EXPERTS], null);
             for (int t = 0; t < tokens; t++) {                  // each token picks top-8 distinct experts
                 int[] picked = random.ints(0, EXPERTS).distinct().limit(TOP_K).toArray();
                 for (int e : picked) counts.i[e]++;
             }
-            out = f32("out", rows, 2 * MOE_INTER);
+            out = f32("out", rows, outputs);
         }
     }
 

@@ -287,11 +287,8 @@ public final class CpuKernels implements AutoCloseable {
         boolean inPlace = inPlaceBf16(w);
         if (inPlace && rows >= PANEL_ROWS) {                                // a batch or a prompt: through a turned panel
             par.forEach(Math.ceilDiv(n, PANEL_BLOCK), 1, b -> {
-                int o0 = b * PANEL_BLOCK, m = Math.min(n, o0 + PANEL_BLOCK) - o0;
-                PanelScratch scratch = PanelScratch.get();
-                float[] turned = scratch.turned(k * PANEL_BLOCK);                  // [k, PANEL_BLOCK]
-                Simd.turn(w.w, (long) o0 * k, true, k, m, turned, scratch.block);
-                for (int r = 0; r < rows; r += 6) Simd.panel6(xs, xo + r * k, k, Math.min(6, rows - r), turned, 0, k, null, dst, oo + r * n + o0, n, m, scratch.spill);
+                int o0 = b * PANEL_BLOCK;
+                bf16Panel(xs, xo, k, 0, rows, w.w, o0, Math.min(n, o0 + PANEL_BLOCK) - o0, dst, oo + o0, n);
             });
             return;
         }
@@ -744,6 +741,10 @@ public final class CpuKernels implements AutoCloseable {
         int k = x.dim(1), n = w.dim(1), xo = x.off, oo = out.off;
         boolean inPlace = inPlaceBf16(w);
         forEachGroupBlock(x, w, counts, out, n, (expert, from, count, o0, o1) -> {
+            if (inPlace && count >= PANEL_ROWS) {
+                bf16Panel(x.f, xo, k, from, from + count, w.w, (long) expert * n + o0, o1 - o0, out.f, oo + o0, n);
+                return;
+            }
             float[] row = inPlace ? null : new float[k];
             for (int o = o0; o < o1; o++) {
                 long wr = (long) expert * n + o;
@@ -767,7 +768,6 @@ public final class CpuKernels implements AutoCloseable {
      */
     private void forEachGroupBlock(Buf x, Buf w, Buf counts, Buf out, int n, GroupBlock body) {
         int m = x.dim(0), experts = w.dim(0);
-        Arrays.fill(out.f, out.off, out.off + out.elements(), 0f);
         int[] expert = new int[experts], from = new int[experts], count = new int[experts];
         int groups = 0, start = 0, most = 0;
         for (int e = 0; e < experts; e++) {
@@ -780,6 +780,7 @@ public final class CpuKernels implements AutoCloseable {
             }
             start += Math.max(c, 0);
         }
+        Arrays.fill(out.f, out.off + Math.min(start, m) * n, out.off + out.elements(), 0f);   // the rows past the groups; the groups' rows are all written
         int block = most >= PANEL_ROWS ? PANEL_BLOCK : STREAM_BLOCK, blocks = Math.ceilDiv(n, block);
         par.forEach(groups * blocks, 1, idx -> {
             int g = idx / blocks, o0 = (idx % blocks) * block;
@@ -875,9 +876,7 @@ public final class CpuKernels implements AutoCloseable {
             int m = o1 - o0;
             int[] acc = PanelScratch.get().acc(count * m);
             i8Panel(xf, k, r0, r1, w.w, base + o0, m, acc);
-            for (int r = 0; r < count; r++) {
-                for (int d = 0; d < m; d++) out.f[out.off + (r0 + r) * n + o0 + d] = dequant(acc[r * m + d], xs.f[xs.off + r0 + r], wScale[(int) base + o0 + d]);
-            }
+            for (int r = 0; r < count; r++) Simd.dequant(acc, r * m, xs.f[xs.off + r0 + r], wScale, (int) base + o0, m, out.f, out.off + (r0 + r) * n + o0);
             return;
         }
         int[] row = inPlace || int4 ? null : new int[k], acc = new int[count];
@@ -893,14 +892,9 @@ public final class CpuKernels implements AutoCloseable {
                     w.intRow(wr, k, row);
                     for (int r = t0; r < t1; r++) acc[r - t0] = Simd.dotI8(x.i, x.off + r * k, row, k);
                 }
-                for (int r = t0; r < t1; r++) out.f[out.off + r * n + o] = dequant(acc[r - t0], xs.f[xs.off + r], wScale[(int) wr]);
+                for (int r = t0; r < t1; r++) out.f[out.off + r * n + o] = Simd.dequant(acc[r - t0], xs.f[xs.off + r], wScale[(int) wr]);
             }
         }
-    }
-
-    /** An int32 dot of int8 values back to a float: acc * x_scale * w_scale, in double, as quant_matmul defines it. */
-    private static float dequant(int acc, float xScale, float wScale) {
-        return (float) (acc * (double) xScale * wScale);
     }
 
     /** n elements from src at so to dst at dst0, float or integer storage alike. */
@@ -1255,6 +1249,19 @@ public final class CpuKernels implements AutoCloseable {
         int r = r0;
         for (; r + 4 <= r1; r += 4) Simd.dotBf16x4(x, x0 + r * k, k, w, wr * k, k, dst, d0 + r * n + o, n);
         for (; r < r1; r++) dst[d0 + r * n + o] = Simd.dotBf16(x, x0 + r * k, w, wr * k, k);
+    }
+
+    /**
+     * dst[d0 + r * n + d] = x row r (at x0 + r * k) . bf16 weight row wr0 + d, for r in [r0, r1) and d < m
+     * (at most {@link #PANEL_BLOCK}): the weight rows turned into a float panel once ({@link Simd#turn}),
+     * then six rows at a time against all of them ({@link Simd#panel6}). For a prompt's or a large
+     * batch's rows.
+     */
+    private static void bf16Panel(float[] x, int x0, int k, int r0, int r1, java.lang.foreign.MemorySegment w, long wr0, int m, float[] dst, int d0, int n) {
+        PanelScratch scratch = PanelScratch.get();
+        float[] turned = scratch.turned(k * PANEL_BLOCK);                  // [k, PANEL_BLOCK]
+        Simd.turn(w, wr0 * k, true, k, m, turned, scratch.block);
+        for (int r = r0; r < r1; r += 6) Simd.panel6(x, x0 + r * k, k, Math.min(6, r1 - r), turned, 0, k, null, dst, d0 + r * n, n, m, scratch.spill);
     }
 
     /**

@@ -1,6 +1,7 @@
 package dev.moec.executor.cpu;
 
 import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
@@ -651,6 +652,34 @@ public final class Simd {
         }
         for (; j < n; j++) q[qo + j] = (int) Math.max(-127, Math.min(127, Math.rint(x[xo + j] / scale)));
         return scale;
+    }
+
+    private static final VectorSpecies<Double> D = ENABLED ? VectorSpecies.of(double.class, F.vectorShape()) : null;
+    private static final VectorSpecies<Integer> I_HALF = ENABLED ? VectorSpecies.of(int.class, VectorShape.forBitSize(D.length() * 32)) : null;
+    private static final VectorSpecies<Float> F_HALF = ENABLED ? VectorSpecies.of(float.class, VectorShape.forBitSize(D.length() * 32)) : null;
+
+    /**
+     * out[oo + j] = (float) (acc[ao + j] * (double) xScale * wScale[wo + j]), j < n: int32 dot products of
+     * int8 values back to floats as quant_matmul defines it, in double lanes, so each result is the
+     * scalar expression's to the bit.
+     */
+    public static void dequant(int[] acc, int ao, float xScale, float[] wScale, int wo, int n, float[] out, int oo) {
+        int j = 0;
+        if (ENABLED) {
+            int dl = D.length();
+            DoubleVector xs = DoubleVector.broadcast(D, xScale);
+            for (; j + dl <= n; j += dl) {
+                DoubleVector a = (DoubleVector) IntVector.fromArray(I_HALF, acc, ao + j).convertShape(VectorOperators.I2D, D, 0);
+                DoubleVector ws = (DoubleVector) FloatVector.fromArray(F_HALF, wScale, wo + j).convertShape(VectorOperators.F2D, D, 0);
+                ((FloatVector) a.mul(xs).mul(ws).convertShape(VectorOperators.D2F, F_HALF, 0)).intoArray(out, oo + j);
+            }
+        }
+        for (; j < n; j++) out[oo + j] = dequant(acc[ao + j], xScale, wScale[wo + j]);
+    }
+
+    /** An int32 dot of int8 values back to a float: acc * x_scale * w_scale, in double, as quant_matmul defines it. */
+    static float dequant(int acc, float xScale, float wScale) {
+        return (float) (acc * (double) xScale * wScale);
     }
 
     /** The bf16 bits of v rounded as the op semantics round (nearest, ties to even): how a bf16 cache stores a value. */

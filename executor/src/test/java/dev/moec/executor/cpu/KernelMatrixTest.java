@@ -34,7 +34,7 @@ class KernelMatrixTest {
     @ParameterizedTest(name = "{0} with {1} weights, {2} rows")
     @CsvSource({
             "MATMUL, BF16, 1", "MATMUL, BF16, 7", "MATMUL, BF16, 19", "MATMUL, F16, 5", "MATMUL, F32, 4",
-            "GROUPED_MATMUL, BF16, 9", "GROUPED_MATMUL, F16, 6", "GROUPED_MATMUL, F32, 3",
+            "GROUPED_MATMUL, BF16, 9", "GROUPED_MATMUL, BF16, 40", "GROUPED_MATMUL, F16, 6", "GROUPED_MATMUL, F32, 3",
             "QUANT_MATMUL, I8, 1", "QUANT_MATMUL, I8, 6", "QUANT_MATMUL, I8, 19",
             "GROUPED_QUANT_MATMUL, I8, 9", "GROUPED_QUANT_MATMUL, I8, 40",
             "QUANT_MATMUL_STATIC, I8, 1", "QUANT_MATMUL_STATIC, I8, 6", "GROUPED_QUANT_MATMUL, I4, 9", "GROUPED_QUANT_MATMUL, I4, 40",
