@@ -378,17 +378,26 @@ public final class CpuKernels implements AutoCloseable {
 
     /** Positions one attention task covers at most: a task's K and V rows stay in L2. */
     private static final int ATTENTION_PART = 256;
+    /**
+     * Consecutive tokens of one sequence (a prompt) one attention task takes together over an f32 cache:
+     * each K and V row it reads serves all of them. One token at a time, a 512-token prompt read every
+     * cached row once per later token, 0.5 GB a layer from L3 and memory.
+     */
+    private static final int QUERY_TILE = 8;
 
     /**
-     * Causal attention over the cache (f32, or bf16 read in place). Each token's positions 0..positions[t]
-     * are cut into parts, enough to give every thread work even at batch 1, and one task takes a part for
-     * every head of the token: it reads the part's K and V rows position by position (all KV heads of a
-     * position lie together), scoring the query heads that share a KV head four at a time. A token in one
-     * part is finished by its task; otherwise each part leaves its running max, sum and weighted values,
-     * and the parts are merged (flash-decoding). Positions are found through the block table, and walked
-     * in runs that lie in one cache block, whose rows are consecutive: over an f32 cache, four query heads
-     * score four positions at a time ({@link Simd#dot4x4}) and sum four heads' values at a time
-     * ({@link Simd#pv4}), so a prompt's attention is not bound by loads and stores.
+     * Causal attention over the cache (f32, or bf16 read in place). Tokens are taken in tiles: up to
+     * {@link #QUERY_TILE} consecutive tokens of one sequence over an f32 cache, else one token. A lone
+     * token's positions 0..positions[t] are cut into parts, enough to give every thread work even at batch
+     * 1; a tile's are not. One task takes a part (or a tile) for every head: it reads the K and V rows
+     * position by position (all KV heads of a position lie together), scoring the query heads that share
+     * a KV head four at a time, for each token of its tile while the rows are in L1. A token in one part is
+     * finished by its task; otherwise each part leaves its running max, sum and weighted values, and the
+     * parts are merged (flash-decoding). Positions are found through the block table, and walked in runs
+     * that lie in one cache block, whose rows are consecutive: over an f32 cache, four query heads score
+     * four positions at a time ({@link Simd#dot4x4}) and sum four heads' values at a time
+     * ({@link Simd#pv4}). Each token's scores and sums are the same operations in the same order whatever
+     * its tile.
      */
     void attention(Buf q, Buf kc, Buf vc, Buf table, Buf slots, Buf positions, Buf out, float scale) {
         PagedCache paged = paged("attention", kc, table);
@@ -397,80 +406,121 @@ public final class CpuKernels implements AutoCloseable {
         boolean bf16 = kc.dtype == DType.BF16;
         float[] qs = q.f, dst = out.f;
         int qo = q.off, oo = out.off;
-        int wanted = Math.ceilDiv(2 * par.threads(), tokens);          // parts a token needs for every thread to work
-        int[] parts = new int[tokens], first = new int[tokens + 1];
+        int[] slot = new int[tokens], last = new int[tokens];          // per token: its sequence and its position
         for (int t = 0; t < tokens; t++) {
-            int n = slots.i[slots.off + t] < 0 ? 0 : positions.i[positions.off + t] + 1;
-            parts[t] = n == 0 ? 1 : Math.min(n, Math.max(wanted, Math.ceilDiv(n, ATTENTION_PART)));
-            first[t + 1] = first[t] + parts[t];
+            slot[t] = slots.i[slots.off + t];
+            last[t] = positions.i[positions.off + t];
         }
-        float[][] partial = new float[first[tokens]][];                 // per split part: [heads][max, sum, vd values]
-        par.forEach(first[tokens], 1, task -> {
-            int t = 0;
-            while (first[t + 1] <= task) t++;
-            int s = slots.i[slots.off + t], part = task - first[t];
+        int[] tileStart = new int[tokens + 1];
+        int tiles = 0;
+        for (int t = 0; t < tokens; ) {
+            int e = t + 1;
+            if (slot[t] >= 0 && !bf16) while (e < tokens && e - t < QUERY_TILE && slot[e] == slot[t]) e++;
+            tileStart[tiles++] = t;
+            t = e;
+        }
+        tileStart[tiles] = tokens;
+        int wanted = Math.ceilDiv(2 * par.threads(), tiles);           // parts a lone token needs for every thread to work
+        int[] parts = new int[tiles], first = new int[tiles + 1], reach = new int[tiles];
+        for (int i = 0; i < tiles; i++) {
+            for (int t = tileStart[i]; t < tileStart[i + 1]; t++) reach[i] = Math.max(reach[i], slot[t] < 0 ? 0 : last[t] + 1);
+            int n = reach[i];
+            parts[i] = n == 0 || tileStart[i + 1] - tileStart[i] > 1 ? 1 : Math.min(n, Math.max(wanted, Math.ceilDiv(n, ATTENTION_PART)));
+            first[i + 1] = first[i] + parts[i];
+        }
+        float[][] partial = new float[first[tiles]][];                  // per split part: [heads][max, sum, vd values]
+        int tasks = first[tiles];
+        par.forEach(tasks, 1, index -> {
+            int task = tasks - 1 - index, i = 0;                         // the latest tiles, which read the most, first
+            while (first[i + 1] <= task) i++;
+            int ta = tileStart[i], tiled = tileStart[i + 1] - ta, s = slot[ta], part = task - first[i];
             if (s < 0) {
-                Arrays.fill(dst, oo + t * heads * vd, oo + (t + 1) * heads * vd, 0f);
+                Arrays.fill(dst, oo + ta * heads * vd, oo + (ta + 1) * heads * vd, 0f);
                 return;
             }
-            int n = positions.i[positions.off + t] + 1, from = (int) ((long) n * part / parts[t]), to = (int) ((long) n * (part + 1) / parts[t]), m = to - from;
-            float[] score = new float[heads * m], max = new float[heads], four = new float[4];   // score [heads, m]
+            int n = reach[i], from = (int) ((long) n * part / parts[i]), to = (int) ((long) n * (part + 1) / parts[i]), m = to - from;
+            float[] score = new float[tiled * heads * m], four = new float[4];   // score [tiled, heads, m]
             float[] spill = PanelScratch.get().spill;
-            Arrays.fill(max, Float.NEGATIVE_INFINITY);
             for (int j0 = from; j0 < to; ) {                             // runs of positions within one cache block
                 int base = paged.row(s, j0), run = Math.min(to - j0, bs - j0 % bs);
                 for (int kvh = 0; kvh < kvHeads; kvh++) {
                     int h0 = kvh * group, g = 0;
                     for (; g + 4 <= group; g += 4) {                     // four query heads share each K row
-                        int qb = qo + (t * heads + h0 + g) * hd, sb = (h0 + g) * m + j0 - from, jj = 0;
+                        int jj = 0;
                         if (!bf16) {                                     // and four K rows each query row: 16 FMAs per 8 loads
                             for (; jj + 4 <= run; jj += 4) {
-                                Simd.dot4x4(qs, qb, hd, kc.f, kc.off + ((base + jj) * kvHeads + kvh) * hd, kvHeads * hd, hd, score, sb + jj, m, spill);
+                                int kb = kc.off + ((base + jj) * kvHeads + kvh) * hd;
+                                for (int u = 0; u < tiled; u++) {
+                                    int t = ta + u;
+                                    if (j0 + jj > last[t]) continue;     // all four positions after this token
+                                    Simd.dot4x4(qs, qo + (t * heads + h0 + g) * hd, hd, kc.f, kb, kvHeads * hd, hd, score, (u * heads + h0 + g) * m + j0 - from + jj, m, spill);
+                                }
                             }
                         }
                         for (; jj < run; jj++) {
                             int kb = kc.off + ((base + jj) * kvHeads + kvh) * hd;
-                            if (bf16) Simd.dotBf16x4(qs, qb, hd, kc.w, kb, hd, four, 0, 1);
-                            else Simd.dotx4(qs, qb, hd, kc.f, kb, hd, four, 0);
-                            for (int c = 0; c < 4; c++) score[sb + c * m + jj] = four[c];
+                            for (int u = 0; u < tiled; u++) {
+                                int t = ta + u, qb = qo + (t * heads + h0 + g) * hd, sb = (u * heads + h0 + g) * m + j0 - from + jj;
+                                if (j0 + jj > last[t]) continue;
+                                if (bf16) Simd.dotBf16x4(qs, qb, hd, kc.w, kb, hd, four, 0, 1);
+                                else Simd.dotx4(qs, qb, hd, kc.f, kb, hd, four, 0);
+                                for (int c = 0; c < 4; c++) score[sb + c * m] = four[c];
+                            }
                         }
                     }
                     for (; g < group; g++) {
-                        int qb = qo + (t * heads + h0 + g) * hd;
                         for (int jj = 0; jj < run; jj++) {
                             int kb = kc.off + ((base + jj) * kvHeads + kvh) * hd;
-                            score[(h0 + g) * m + j0 - from + jj] = bf16 ? Simd.dotBf16(qs, qb, kc.w, kb, hd) : Simd.dot(qs, qb, kc.f, kb, hd);
+                            for (int u = 0; u < tiled; u++) {
+                                int t = ta + u, qb = qo + (t * heads + h0 + g) * hd;
+                                if (j0 + jj > last[t]) continue;
+                                score[(u * heads + h0 + g) * m + j0 - from + jj] = bf16 ? Simd.dotBf16(qs, qb, kc.w, kb, hd) : Simd.dot(qs, qb, kc.f, kb, hd);
+                            }
                         }
                     }
                 }
                 j0 += run;
             }
-            float[] sum = new float[heads];
-            for (int h = 0; h < heads; h++) {
-                for (int j = 0; j < m; j++) max[h] = Math.max(max[h], score[h * m + j] *= scale);
-                sum[h] = Simd.expShifted(score, h * m, m, max[h]);
+            float[] max = new float[tiled * heads], sum = new float[tiled * heads];
+            for (int u = 0; u < tiled; u++) {
+                int seen = Math.min(m, last[ta + u] + 1 - from);         // this token's positions in the part
+                for (int h = 0; h < heads; h++) {
+                    int row = (u * heads + h) * m;
+                    float mx = Float.NEGATIVE_INFINITY;
+                    for (int j = 0; j < seen; j++) mx = Math.max(mx, score[row + j] *= scale);
+                    max[u * heads + h] = mx;
+                    sum[u * heads + h] = Simd.expShifted(score, row, seen, mx);
+                }
             }
-            float[] acc = new float[heads * vd];
+            float[] acc = new float[tiled * heads * vd];
             for (int j0 = from; j0 < to; ) {
                 int base = paged.row(s, j0), run = Math.min(to - j0, bs - j0 % bs);
                 for (int kvh = 0; kvh < kvHeads; kvh++) {
-                    int h0 = kvh * group, g = 0, vb = vc.off + (base * kvHeads + kvh) * vd;
-                    if (!bf16) {                                         // four heads share each V row, their sums in registers
-                        for (; g + 4 <= group; g += 4) Simd.pv4(score, (h0 + g) * m + j0 - from, m, vc.f, vb, kvHeads * vd, run, vd, acc, (h0 + g) * vd, vd);
-                    }
-                    for (; g < group; g++) {
-                        for (int jj = 0; jj < run; jj++) {
-                            float w = score[(h0 + g) * m + j0 - from + jj];
-                            if (bf16) Simd.axpyBf16(w, vc.w, vb + jj * kvHeads * vd, acc, (h0 + g) * vd, vd);
-                            else Simd.axpy(w, vc.f, vb + jj * kvHeads * vd, acc, (h0 + g) * vd, vd);
+                    int h0 = kvh * group, vb = vc.off + (base * kvHeads + kvh) * vd;
+                    for (int u = 0; u < tiled; u++) {
+                        int t = ta + u, r = Math.min(run, last[t] + 1 - j0), g = 0;   // this token's positions of the run
+                        if (r <= 0) continue;
+                        int sb = (u * heads + h0) * m + j0 - from, ab = (u * heads + h0) * vd;
+                        if (!bf16) {                                     // four heads share each V row, their sums in registers
+                            for (; g + 4 <= group; g += 4) Simd.pv4(score, sb + g * m, m, vc.f, vb, kvHeads * vd, r, vd, acc, ab + g * vd, vd);
+                        }
+                        for (; g < group; g++) {
+                            for (int jj = 0; jj < r; jj++) {
+                                float w = score[sb + g * m + jj];
+                                if (bf16) Simd.axpyBf16(w, vc.w, vb + jj * kvHeads * vd, acc, ab + g * vd, vd);
+                                else Simd.axpy(w, vc.f, vb + jj * kvHeads * vd, acc, ab + g * vd, vd);
+                            }
                         }
                     }
                 }
                 j0 += run;
             }
-            if (parts[t] == 1) {
-                for (int h = 0; h < heads; h++) {
-                    for (int d = 0; d < vd; d++) dst[oo + (t * heads + h) * vd + d] = acc[h * vd + d] / sum[h];
+            if (parts[i] == 1) {
+                for (int u = 0; u < tiled; u++) {
+                    for (int h = 0; h < heads; h++) {
+                        int at = u * heads + h;
+                        for (int d = 0; d < vd; d++) dst[oo + ((ta + u) * heads + h) * vd + d] = acc[at * vd + d] / sum[at];
+                    }
                 }
                 return;
             }
@@ -482,14 +532,15 @@ public final class CpuKernels implements AutoCloseable {
             }
             partial[task] = p;
         });
-        for (int t = 0; t < tokens; t++) {                              // merge the parts of split tokens
-            if (parts[t] == 1 || slots.i[slots.off + t] < 0) continue;
+        for (int i = 0; i < tiles; i++) {                               // merge the parts of split tokens
+            int t = tileStart[i];
+            if (parts[i] == 1) continue;
             for (int h = 0; h < heads; h++) {
                 float max = Float.NEGATIVE_INFINITY, sum = 0;
-                for (int part = 0; part < parts[t]; part++) max = Math.max(max, partial[first[t] + part][h * (vd + 2)]);
+                for (int part = 0; part < parts[i]; part++) max = Math.max(max, partial[first[i] + part][h * (vd + 2)]);
                 float[] acc = new float[vd];
-                for (int part = 0; part < parts[t]; part++) {
-                    float[] p = partial[first[t] + part];
+                for (int part = 0; part < parts[i]; part++) {
+                    float[] p = partial[first[i] + part];
                     float w = Simd.exp(p[h * (vd + 2)] - max);
                     sum += p[h * (vd + 2) + 1] * w;
                     Simd.axpy(w, p, h * (vd + 2) + 2, acc, 0, vd);
