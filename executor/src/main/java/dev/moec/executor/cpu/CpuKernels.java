@@ -383,7 +383,14 @@ public final class CpuKernels implements AutoCloseable {
      * each K and V row it reads serves all of them. One token at a time, a 512-token prompt read every
      * cached row once per later token, 0.5 GB a layer from L3 and memory.
      */
-    private static final int QUERY_TILE = 8;
+    private static final int QUERY_TILE = 12;
+    /**
+     * Tokens from which a tile scores through turned panels of K ({@link Simd#turn}, {@link Simd#panel6}:
+     * the tile's tokens of one head broadcast against 32 positions at a time, no lane sums), where fewer
+     * take four heads by four positions ({@link Simd#dot4x4}, sixteen lane sums per 128 FMAs at head
+     * width 128).
+     */
+    private static final int PANEL_TOKENS = 4;
 
     /**
      * Causal attention over the cache (f32, or bf16 read in place). Tokens are taken in tiles: up to
@@ -440,9 +447,27 @@ public final class CpuKernels implements AutoCloseable {
             }
             int n = reach[i], from = (int) ((long) n * part / parts[i]), to = (int) ((long) n * (part + 1) / parts[i]), m = to - from;
             float[] score = new float[tiled * heads * m], four = new float[4];   // score [tiled, heads, m]
-            float[] spill = PanelScratch.get().spill;
+            PanelScratch scratch = PanelScratch.get();
+            float[] spill = scratch.spill;
             for (int j0 = from; j0 < to; ) {                             // runs of positions within one cache block
                 int base = paged.row(s, j0), run = Math.min(to - j0, bs - j0 % bs);
+                if (!bf16 && tiled >= PANEL_TOKENS) {                    // a prompt's tile: K rows turned into panels
+                    float[] turned = scratch.turned(hd * PANEL_BLOCK);   // [hd, PANEL_BLOCK]
+                    for (int jb = 0; jb < run; jb += PANEL_BLOCK) {
+                        int mm = Math.min(PANEL_BLOCK, run - jb), sb = j0 - from + jb;
+                        for (int kvh = 0; kvh < kvHeads; kvh++) {
+                            Simd.turn(kc.f, kc.off + ((base + jb) * kvHeads + kvh) * hd, kvHeads * hd, hd, mm, turned);
+                            for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+                                for (int u = 0; u < tiled; u += 6) {
+                                    Simd.panel6(qs, qo + ((ta + u) * heads + h) * hd, heads * hd, Math.min(6, tiled - u), turned, 0, hd, null,
+                                            score, (u * heads + h) * m + sb, heads * m, mm, spill);
+                                }
+                            }
+                        }
+                    }
+                    j0 += run;
+                    continue;
+                }
                 for (int kvh = 0; kvh < kvHeads; kvh++) {
                     int h0 = kvh * group, g = 0;
                     for (; g + 4 <= group; g += 4) {                     // four query heads share each K row

@@ -368,6 +368,22 @@ public final class Simd {
         }
     }
 
+    /**
+     * {@link #turn} for m float rows of k columns, row j from so + j * ss of src (cached K rows, for
+     * attention's scores): {@code turned[c * PANEL_WIDTH + j] = src[so + j * ss + c]}, 0 past m.
+     */
+    public static void turn(float[] src, int so, int ss, int k, int m, float[] turned) {
+        if (L == 16 && m == PANEL_WIDTH && k % 16 == 0) {
+            for (int c = 0; c < k; c += 16) {
+                for (int jb = 0; jb < PANEL_WIDTH; jb += 16) turn16(src, so + jb * ss + c, ss, turned, c * PANEL_WIDTH + jb);
+            }
+            return;
+        }
+        for (int c = 0; c < k; c++) {
+            for (int j = 0; j < PANEL_WIDTH; j++) turned[c * PANEL_WIDTH + j] = j >= m ? 0f : src[so + j * ss + c];
+        }
+    }
+
     /** The 16 x 16 block of src from so (rows ss apart) transposed into dst from d0 (rows PANEL_WIDTH apart). */
     private static void turn16(float[] src, int so, int ss, float[] dst, int d0) {
         FloatVector k0 = FloatVector.fromArray(F, KEEP, 0), k1 = FloatVector.fromArray(F, KEEP, 16), k2 = FloatVector.fromArray(F, KEEP, 32), k3 = FloatVector.fromArray(F, KEEP, 48);

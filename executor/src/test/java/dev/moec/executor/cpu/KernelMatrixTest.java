@@ -140,6 +140,35 @@ class KernelMatrixTest {
         k.close();
     }
 
+    /**
+     * A prompt's attention over an f32 cache: fifteen tokens of one sequence (a tile of twelve and one of
+     * three), two out of order, scored through turned panels of K (head width a multiple of 16 and cache
+     * blocks of 32 positions, so whole panels are turned in registers) and against the op's definition.
+     */
+    @Test
+    void promptAttentionThroughPanelsMatchesItsDefinition() {
+        int heads = 8, kvHeads = 2, hd = 64, vd = 48, bs = 32, blocks = 3, tokens = 15;
+        SplittableRandom r = new SplittableRandom(17);
+        Buf q = floats("q", r, tokens, heads, hd);
+        Buf kc = floats("k_cache", r, blocks, bs, kvHeads, hd), vc = floats("v_cache", r, blocks, bs, kvHeads, vd);
+        Buf table = new Buf("block_table", DType.I32, new int[] {1, 3}, null, new int[] {2, 0, 1}, null);
+        int[] pos = new int[tokens];
+        for (int t = 0; t < tokens; t++) pos[t] = 45 + t;
+        pos[3] = 46;
+        pos[1] = 48;
+        Buf slots = new Buf("slots", DType.I32, new int[] {tokens}, null, new int[tokens], null);
+        Buf positions = new Buf("positions", DType.I32, new int[] {tokens}, null, pos, null);
+        Buf[] in = {q, kc, vc, table, slots, positions};
+        Attrs a = Attrs.of("scale", 0.125);
+        Buf fast = floats("out", r, tokens, heads, vd), oracle = floats("out", r, tokens, heads, vd);
+        CpuKernels k = new CpuKernels(new Parallel(2));
+        k.launch(Kernel.ATTENTION, in, new Buf[] {fast}, a);
+        k.reference(Kernel.ATTENTION, in, new Buf[] {oracle}, a);
+        for (int j = 0; j < fast.f.length; j++) assertEquals(oracle.f[j], fast.f[j], 1e-5f * (1 + Math.abs(oracle.f[j])), "element " + j);
+        assertSameAtArenaOffsets(k, Kernel.ATTENTION, in, new Buf[] {fast}, a);
+        k.close();
+    }
+
     /** Dispatch sorts rows by expert exactly as its op does, and combine sums them back as its op does, to the bit. */
     @Test
     void dispatchAndCombineAreTheirDefinitions() {

@@ -246,6 +246,12 @@ class SimdPropertyTest {
         java.util.Arrays.fill(turned, Float.NaN);                                 // every element is written
         Simd.turn(seg, offset, bf16, k, m, turned, new float[16 * w]);
         assertArrayEquals(expected, turned);
+        int stride = k + 5;                                                       // float rows, stride apart
+        float[] rows = new float[offset + m * stride];
+        for (int j = 0; j < m; j++) for (int c = 0; c < k; c++) rows[offset + j * stride + c] = expected[c * w + j];
+        java.util.Arrays.fill(turned, Float.NaN);
+        Simd.turn(rows, offset, stride, k, m, turned);
+        assertArrayEquals(expected, turned);
     }
 
     /**
