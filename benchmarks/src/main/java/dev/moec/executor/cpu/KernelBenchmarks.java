@@ -95,22 +95,24 @@ public class KernelBenchmarks {
 
     /**
      * q_proj of the bench model: [tokens, 1024] x [2048, 1024]^T (matmul, or quant_matmul for int8); with
-     * {@code -p outputs=151936}, the lm_head, whose weights do not fit in the caches.
+     * {@code -p outputs=151936}, the lm_head, whose weights do not fit in the caches; with
+     * {@code -p inputs=2048 -p outputs=1024}, o_proj.
      */
     @State(Scope.Benchmark)
     public static class Matmul extends Kernels {
         @Param({"1", "8", "512"}) public int tokens;
         @Param({"bf16", "int8"}) public String dtype;
         @Param({"2048"}) public int outputs;
+        @Param({"1024"}) public int inputs;
         Buf x, xq, xs, w, ws, out;
 
         @Setup(Level.Trial) public void bind() {
             setUp();
-            x = f32("x", tokens, HIDDEN);
-            xq = ints("xq", 255, tokens, HIDDEN);
+            x = f32("x", tokens, inputs);
+            xq = ints("xq", 255, tokens, inputs);
             for (int j = 0; j < xq.i.length; j++) xq.i[j] -= 127;
             xs = f32("xs", tokens);
-            w = weight("w", weightType(dtype), outputs, HIDDEN);
+            w = weight("w", weightType(dtype), outputs, inputs);
             ws = f32("ws", outputs);
             out = f32("out", tokens, outputs);
         }

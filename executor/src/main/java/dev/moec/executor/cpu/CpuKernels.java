@@ -341,7 +341,7 @@ public final class CpuKernels implements AutoCloseable {
         float[] xs = x.f, dst = out.f;
         int shift = out.off - x.off;                                    // out element j is dst[x.off + j + shift]
         if (dst != xs || shift != 0) System.arraycopy(xs, x.off, dst, out.off, x.elements());
-        for (int t = 0; t < tokens; t++) {
+        par.forEach(tokens, 8, t -> {
             for (int h = 0; h < heads; h++) {
                 int base = x.off + (t * heads + h) * hd;
                 for (int i = 0; i < half; i++) {
@@ -351,7 +351,7 @@ public final class CpuKernels implements AutoCloseable {
                     dst[q + shift] = x2 * c + x1 * s;
                 }
             }
-        }
+        });
     }
 
     /** The addressing of a paged cache [NB, BS, ...] through its block table [S, MB]. */
@@ -697,14 +697,14 @@ public final class CpuKernels implements AutoCloseable {
     void softmax(Buf x, Buf out) {
         int n = x.dim(-1);
         float[] xs = x.f, dst = out.f;
-        for (int r = 0; r < x.elements() / n; r++) {
+        par.forEach(x.elements() / n, 8, r -> {
             int xr = x.off + r * n, or = out.off + r * n;
             float max = Float.NEGATIVE_INFINITY;
             for (int j = 0; j < n; j++) max = Math.max(max, xs[xr + j]);
             double sum = 0;
             for (int j = 0; j < n; j++) sum += Math.exp(xs[xr + j] - max);
             for (int j = 0; j < n; j++) dst[or + j] = (float) (Math.exp(xs[xr + j] - max) / sum);
-        }
+        });
     }
 
     /** The k largest of each row, descending; equal values keep the lower index first. */
@@ -712,7 +712,7 @@ public final class CpuKernels implements AutoCloseable {
         int n = x.dim(-1);
         float[] xs = x.f;
         int[] best = indices.i;
-        for (int r = 0; r < x.elements() / n; r++) {
+        par.forEach(x.elements() / n, 8, r -> {
             int xr = x.off + r * n, br = indices.off + r * k;
             for (int s = 0; s < k; s++) {
                 int pick = -1;
@@ -724,17 +724,17 @@ public final class CpuKernels implements AutoCloseable {
                 best[br + s] = pick;
                 values.f[values.off + r * k + s] = xs[xr + pick];
             }
-        }
+        });
     }
 
     void renorm(Buf x, Buf out) {
         int n = x.dim(-1);
-        for (int r = 0; r < x.elements() / n; r++) {
+        par.forEach(x.elements() / n, 16, r -> {
             int xr = x.off + r * n, or = out.off + r * n;
             float sum = 0;
             for (int j = 0; j < n; j++) sum += x.f[xr + j];
             for (int j = 0; j < n; j++) out.f[or + j] = x.f[xr + j] / sum;
-        }
+        });
     }
 
     /**
@@ -866,10 +866,10 @@ public final class CpuKernels implements AutoCloseable {
 
     void swiglu(Buf x, Buf out) {
         int n = out.dim(-1), rows = out.elements() / n;
-        for (int r = 0; r < rows; r++) {
+        par.forEach(rows, 16, r -> {
             int xr = x.off + r * 2 * n;
             Simd.swiglu(x.f, xr, x.f, xr + n, out.f, out.off + r * n, n);
-        }
+        });
     }
 
     /**
