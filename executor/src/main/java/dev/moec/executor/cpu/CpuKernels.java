@@ -30,8 +30,14 @@ public final class CpuKernels implements AutoCloseable {
      * an lm_head over one row ran 10 % slower, an int8 one 15 % (JMH, 151,936 rows).
      */
     private static final int STREAM_BLOCK = 128;
-    /** Output channels a weight panel holds (see {@link #i8Panel}): 32 with AVX-512, two vectors; 32 turned rows of 1024 floats, 128 KB, stay in L2. */
+    /** Output channels a weight panel holds (see {@link #panelRows}): 32 with AVX-512, two vectors; 32 turned rows of 1024 floats, 128 KB, stay in L2. */
     private static final int PANEL_BLOCK = Simd.PANEL_WIDTH;
+    /**
+     * Output channels a task of a prompt's dense matmul takes: four panels, against which each tile
+     * of six activation rows runs while it is in L1. With one panel a task, a 512-row prompt's activations
+     * (2 MB, past L2) were read from L3 once per 32 channels.
+     */
+    private static final int PROMPT_BLOCK = 4 * PANEL_BLOCK;
     /**
      * Activation rows a weight block runs over at a time when weights are read in place: the four rows one
      * x4 loop shares each weight load with. Four f32 rows of a 1024-wide model (16 KB) stay in L1 beside
@@ -286,9 +292,9 @@ public final class CpuKernels implements AutoCloseable {
         float[] xs = x.f, dst = out.f;
         boolean inPlace = inPlaceBf16(w);
         if (inPlace && rows >= PANEL_ROWS) {                                // a batch or a prompt: through a turned panel
-            par.forEach(Math.ceilDiv(n, PANEL_BLOCK), 1, b -> {
-                int o0 = b * PANEL_BLOCK;
-                bf16Panel(xs, xo, k, 0, rows, w.w, o0, Math.min(n, o0 + PANEL_BLOCK) - o0, dst, oo + o0, n);
+            par.forEach(Math.ceilDiv(n, PROMPT_BLOCK), 1, b -> {
+                int o0 = b * PROMPT_BLOCK;
+                panelRows(xs, xo, k, 0, rows, w.w, o0, true, Math.min(n, o0 + PROMPT_BLOCK) - o0, null, dst, oo + o0, n);
             });
             return;
         }
@@ -818,7 +824,7 @@ public final class CpuKernels implements AutoCloseable {
         boolean inPlace = inPlaceBf16(w);
         forEachGroupBlock(x, w, counts, out, n, (expert, from, count, o0, o1) -> {
             if (inPlace && count >= PANEL_ROWS) {
-                bf16Panel(x.f, xo, k, from, from + count, w.w, (long) expert * n + o0, o1 - o0, out.f, oo + o0, n);
+                panelRows(x.f, xo, k, from, from + count, w.w, (long) expert * n + o0, true, o1 - o0, null, out.f, oo + from * n + o0, n);
                 return;
             }
             float[] row = inPlace ? null : new float[k];
@@ -921,7 +927,7 @@ public final class CpuKernels implements AutoCloseable {
         float[] wScale = scales(ws);
         boolean inPlace = inPlaceI8(w);
         float[] xf = inPlace && rows >= 4 ? exact(x, rows * k) : null;
-        int block = inPlace && rows >= PANEL_ROWS ? PANEL_BLOCK : STREAM_BLOCK;
+        int block = inPlace && rows >= PANEL_ROWS ? PROMPT_BLOCK : STREAM_BLOCK;
         par.forEach(Math.ceilDiv(n, block), 1, b -> quantRows(x, xf, null, xs, w, wScale, 0, k, n, 0, rows, b * block, Math.min(n, (b + 1) * block), out));
     }
 
@@ -939,7 +945,7 @@ public final class CpuKernels implements AutoCloseable {
     /**
      * Rows [r0, r1) of an int8 matmul by its output channels [o0, o1), whose weight rows and scales are
      * {@code base + o}: out[r, o] = (x row r . weight row) * x_scale[r] * w_scale, the dot exact in int32.
-     * From {@link #PANEL_ROWS} rows on, int8 weights go through a float panel ({@link #i8Panel}); fewer
+     * From {@link #PANEL_ROWS} rows on, int8 weights go through a float panel ({@link #panelRows}); fewer
      * rows take tiles of {@link #ROW_TILE} against int8 weights read in place ({@link #i8Rows}), int4 ones
      * read in place against the activations split by even and odd element ({@code split}), other widths
      * widened a row at a time. {@code xf} is x as exact floats (needed by the panel and four-row tiles).
@@ -951,7 +957,7 @@ public final class CpuKernels implements AutoCloseable {
         if (inPlace && count >= PANEL_ROWS) {
             int m = o1 - o0;
             int[] acc = PanelScratch.get().acc(count * m);
-            i8Panel(xf, k, r0, r1, w.w, base + o0, m, acc);
+            panelRows(xf, 0, k, r0, r1, w.w, base + o0, false, m, acc, null, 0, 0);
             for (int r = 0; r < count; r++) Simd.dequant(acc, r * m, xs.f[xs.off + r0 + r], wScale, (int) base + o0, m, out.f, out.off + (r0 + r) * n + o0);
             return;
         }
@@ -1328,21 +1334,8 @@ public final class CpuKernels implements AutoCloseable {
     }
 
     /**
-     * dst[d0 + r * n + d] = x row r (at x0 + r * k) . bf16 weight row wr0 + d, for r in [r0, r1) and d < m
-     * (at most {@link #PANEL_BLOCK}): the weight rows turned into a float panel once ({@link Simd#turn}),
-     * then six rows at a time against all of them ({@link Simd#panel6}). For a prompt's or a large
-     * batch's rows.
-     */
-    private static void bf16Panel(float[] x, int x0, int k, int r0, int r1, java.lang.foreign.MemorySegment w, long wr0, int m, float[] dst, int d0, int n) {
-        PanelScratch scratch = PanelScratch.get();
-        float[] turned = scratch.turned(k * PANEL_BLOCK);                  // [k, PANEL_BLOCK]
-        Simd.turn(w, wr0 * k, true, k, m, turned, scratch.block);
-        for (int r = r0; r < r1; r += 6) Simd.panel6(x, x0 + r * k, k, Math.min(6, r1 - r), turned, 0, k, null, dst, d0 + r * n, n, m, scratch.spill);
-    }
-
-    /**
      * Activation rows from which a bf16 or int8 matmul widens each block of weight rows once into a float
-     * panel (see {@link #i8Panel}) instead of reading the weights in place per tile of four rows: from here
+     * panel (see {@link #panelRows}) instead of reading the weights in place per tile of four rows: from here
      * on the widening is shared by enough rows to pay for the panel's trip through L2 (JMH, q_proj at 8
      * rows: 442 to 338 µs in int8).
      */
@@ -1355,7 +1348,7 @@ public final class CpuKernels implements AutoCloseable {
      */
     private static final class PanelScratch {
         private static final ThreadLocal<PanelScratch> OF_THREAD = ThreadLocal.withInitial(PanelScratch::new);
-        private float[] turned = new float[0];                              // [k, PANEL_BLOCK]: the panel turned (Simd.turn)
+        private final float[][] turned = new float[PROMPT_BLOCK / PANEL_BLOCK][0];   // each [k, PANEL_BLOCK]: a panel turned (Simd.turn)
         private int[] acc = new int[0];                                     // [activation rows, rows]
         private float[] exact = new float[0];                               // [activation rows, k]: int8 activations as floats
         final float[] spill = new float[Simd.SPILL];
@@ -1366,10 +1359,12 @@ public final class CpuKernels implements AutoCloseable {
         /** Arrays up to this many elements (16 MB) are kept for the next launch; a longer prompt's are not. */
         private static final int KEEP = 1 << 22;
 
-        float[] turned(int n) {
-            if (turned.length >= n) return turned;
+        float[] turned(int n) { return turned(0, n); }
+
+        float[] turned(int i, int n) {
+            if (turned[i].length >= n) return turned[i];
             float[] a = new float[n];
-            if (n <= KEEP) turned = a;
+            if (n <= KEEP) turned[i] = a;
             return a;
         }
 
@@ -1389,20 +1384,34 @@ public final class CpuKernels implements AutoCloseable {
     }
 
     /**
-     * acc[(r - r0) * m + d] = int8 x row r . int8 weight row wr0 + d in int32, exact, r in [r0, r1), d < m:
-     * the m weight rows (at most {@link #PANEL_BLOCK}) widened into floats and turned so each column's
-     * channels are contiguous ({@link Simd#turn}), then six activation rows at a time against all of them
-     * ({@link Simd#panel6}, at the FMA peak), over chunks of at most {@link Simd#EXACT_TERMS} columns.
-     * {@code xf} is x as exact floats. For prefill, where a weight block meets tens to hundreds of rows.
+     * Rows [r0, r1) of x (row r at x0 + r * k) times weight rows wr0 .. wr0 + m - 1 (bf16 or int8, m at most
+     * {@link #PROMPT_BLOCK}) for a prompt or a large batch: the weight rows widened into floats and turned,
+     * a panel of {@link #PANEL_BLOCK} at a time, so each column's channels are contiguous
+     * ({@link Simd#turn}); then six activation rows at a time against every panel while they are in L1
+     * ({@link Simd#panel6}, near the FMA peak). bf16: out[oo + (r - r0) * os + d] = the float dot product.
+     * int8 (x as exact floats): acc[(r - r0) * m + d] = the dot product exactly in int32, over chunks of at
+     * most {@link Simd#EXACT_TERMS} columns.
      */
-    private static void i8Panel(float[] xf, int k, int r0, int r1, java.lang.foreign.MemorySegment w, long wr0, int m, int[] acc) {
+    private static void panelRows(float[] x, int x0, int k, int r0, int r1, java.lang.foreign.MemorySegment w, long wr0, boolean bf16, int m,
+                                  int[] acc, float[] out, int oo, int os) {
         PanelScratch scratch = PanelScratch.get();
-        float[] turned = scratch.turned(k * PANEL_BLOCK);                  // [k, PANEL_BLOCK]
-        Simd.turn(w, wr0 * k, false, k, m, turned, scratch.block);
-        Arrays.fill(acc, 0, (r1 - r0) * m, 0);
-        for (int c0 = 0; c0 < k; c0 += Simd.EXACT_TERMS) {
-            int len = Math.min(k - c0, Simd.EXACT_TERMS);
-            for (int r = r0; r < r1; r += 6) Simd.panel6(xf, r * k + c0, k, Math.min(6, r1 - r), turned, c0, len, acc, null, (r - r0) * m, m, m, scratch.spill);
+        int panels = Math.ceilDiv(m, PANEL_BLOCK);
+        float[][] turned = new float[panels][];
+        for (int p = 0; p < panels; p++) {
+            turned[p] = scratch.turned(p, k * PANEL_BLOCK);                 // [k, PANEL_BLOCK]
+            Simd.turn(w, (wr0 + (long) p * PANEL_BLOCK) * k, bf16, k, Math.min(PANEL_BLOCK, m - p * PANEL_BLOCK), turned[p], scratch.block);
+        }
+        if (!bf16) Arrays.fill(acc, 0, (r1 - r0) * m, 0);
+        int chunk = bf16 ? k : Simd.EXACT_TERMS;
+        for (int c0 = 0; c0 < k; c0 += chunk) {
+            int len = Math.min(k - c0, chunk);
+            for (int r = r0; r < r1; r += 6) {                           // the six rows stay in L1 across the panels
+                for (int p = 0; p < panels; p++) {
+                    int mp = Math.min(PANEL_BLOCK, m - p * PANEL_BLOCK), rows = Math.min(6, r1 - r);
+                    if (bf16) Simd.panel6(x, x0 + r * k, k, rows, turned[p], 0, k, null, out, oo + (r - r0) * os + p * PANEL_BLOCK, os, mp, scratch.spill);
+                    else Simd.panel6(x, x0 + r * k + c0, k, rows, turned[p], c0, len, acc, null, (r - r0) * m + p * PANEL_BLOCK, m, mp, scratch.spill);
+                }
+            }
         }
     }
 
