@@ -33,9 +33,9 @@ public final class CpuKernels implements AutoCloseable {
     /** Output channels a weight panel holds (see {@link #panelRows}): 32 with AVX-512, two vectors; 32 turned rows of 1024 floats, 128 KB, stay in L2. */
     private static final int PANEL_BLOCK = Simd.PANEL_WIDTH;
     /**
-     * Output channels a task of a prompt's dense matmul takes: four panels, against which each tile
-     * of six activation rows runs while it is in L1. With one panel a task, a 512-row prompt's activations
-     * (2 MB, past L2) were read from L3 once per 32 channels.
+     * Output channels a task of a prompt's matmul (dense, or one expert's group) takes: four panels,
+     * against which each tile of six activation rows runs while it is in L1. With one panel a task, a
+     * 512-row prompt's activations (2 MB, past L2) were read from L3 once per 32 channels.
      */
     private static final int PROMPT_BLOCK = 4 * PANEL_BLOCK;
     /**
@@ -846,7 +846,7 @@ public final class CpuKernels implements AutoCloseable {
      * The expert groups of a grouped matmul (counts[e] consecutive rows each; rows past them stay zero),
      * times blocks of output channels [o0, o1): one parallel loop over every (group, block) pair, so a
      * decode step's few rows per expert still spread over all threads in one fork. Blocks are
-     * {@link #PANEL_BLOCK} channels when some group has a panel's rows, else {@link #STREAM_BLOCK}.
+     * {@link #PROMPT_BLOCK} channels when some group has a panel's rows, else {@link #STREAM_BLOCK}.
      */
     private void forEachGroupBlock(Buf x, Buf w, Buf counts, Buf out, int n, GroupBlock body) {
         int m = x.dim(0), experts = w.dim(0);
@@ -863,7 +863,7 @@ public final class CpuKernels implements AutoCloseable {
             start += Math.max(c, 0);
         }
         Arrays.fill(out.f, out.off + Math.min(start, m) * n, out.off + out.elements(), 0f);   // the rows past the groups; the groups' rows are all written
-        int block = most >= PANEL_ROWS ? PANEL_BLOCK : STREAM_BLOCK, blocks = Math.ceilDiv(n, block);
+        int block = most >= PANEL_ROWS ? PROMPT_BLOCK : STREAM_BLOCK, blocks = Math.ceilDiv(n, block);
         par.forEach(groups * blocks, 1, idx -> {
             int g = idx / blocks, o0 = (idx % blocks) * block;
             body.run(expert[g], from[g], count[g], o0, Math.min(n, o0 + block));
