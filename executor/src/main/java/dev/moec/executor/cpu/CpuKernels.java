@@ -895,11 +895,10 @@ public final class CpuKernels implements AutoCloseable {
             Arrays.sort(mine, 0, m);
             double[] acc = new double[hidden];
             for (int q = 0; q < m; q++) {
-                int r = mine[q], yb = y.off + r * hidden;
-                double w = weights.f[weights.off + rows.i[rows.off + r]];
-                for (int o = 0; o < hidden; o++) acc[o] += w * y.f[yb + o];
+                int r = mine[q];
+                Simd.axpyDouble(weights.f[weights.off + rows.i[rows.off + r]], y.f, y.off + r * hidden, acc, hidden);
             }
-            for (int o = 0; o < hidden; o++) out.f[out.off + t * hidden + o] = (float) acc[o];
+            Simd.narrow(acc, out.f, out.off + t * hidden, hidden);
         });
     }
 

@@ -700,6 +700,32 @@ public final class Simd {
         for (; j < n; j++) out[oo + j] = dequant(acc[ao + j], xScale, wScale[wo + j]);
     }
 
+    /**
+     * acc[j] += w * y[yo + j] in double, j < n: each element the scalar expression's to the bit (a double
+     * multiply, then a double add, in double lanes).
+     */
+    public static void axpyDouble(double w, float[] y, int yo, double[] acc, int n) {
+        int j = 0;
+        if (ENABLED) {
+            int dl = D.length();
+            for (; j + dl <= n; j += dl) {
+                DoubleVector v = (DoubleVector) FloatVector.fromArray(F_HALF, y, yo + j).convertShape(VectorOperators.F2D, D, 0);
+                DoubleVector.fromArray(D, acc, j).add(v.mul(w)).intoArray(acc, j);
+            }
+        }
+        for (; j < n; j++) acc[j] += w * y[yo + j];
+    }
+
+    /** out[oo + j] = (float) acc[j], j < n (rounded to nearest, as the cast rounds). */
+    public static void narrow(double[] acc, float[] out, int oo, int n) {
+        int j = 0;
+        if (ENABLED) {
+            int dl = D.length();
+            for (; j + dl <= n; j += dl) ((FloatVector) DoubleVector.fromArray(D, acc, j).convertShape(VectorOperators.D2F, F_HALF, 0)).intoArray(out, oo + j);
+        }
+        for (; j < n; j++) out[oo + j] = (float) acc[j];
+    }
+
     /** An int32 dot of int8 values back to a float: acc * x_scale * w_scale, in double, as quant_matmul defines it. */
     static float dequant(int acc, float xScale, float wScale) {
         return (float) (acc * (double) xScale * wScale);
