@@ -38,6 +38,16 @@ public final class CpuKernels implements AutoCloseable {
      * 512-row prompt's activations (2 MB, past L2) were read from L3 once per 32 channels.
      */
     private static final int PROMPT_BLOCK = 4 * PANEL_BLOCK;
+
+    /**
+     * Channels a task of a prompt's dense matmul over n outputs takes: {@link #PROMPT_BLOCK}, or fewer
+     * panels where that would leave fewer than four tasks a thread (a 512-wide k_proj made four tasks of
+     * 1.4 ms for two threads, and one slow task left the other thread waiting).
+     */
+    private int promptBlock(int n) {
+        int panels = Math.max(1, Math.min(PROMPT_BLOCK, n / (4 * par.threads())) / PANEL_BLOCK);
+        return panels * PANEL_BLOCK;
+    }
     /**
      * Activation rows a weight block runs over at a time when weights are read in place: the four rows one
      * x4 loop shares each weight load with. Four f32 rows of a 1024-wide model (16 KB) stay in L1 beside
@@ -292,9 +302,10 @@ public final class CpuKernels implements AutoCloseable {
         float[] xs = x.f, dst = out.f;
         boolean inPlace = inPlaceBf16(w);
         if (inPlace && rows >= PANEL_ROWS) {                                // a batch or a prompt: through a turned panel
-            par.forEach(Math.ceilDiv(n, PROMPT_BLOCK), 1, b -> {
-                int o0 = b * PROMPT_BLOCK;
-                panelRows(xs, xo, k, 0, rows, w.w, o0, true, Math.min(n, o0 + PROMPT_BLOCK) - o0, null, dst, oo + o0, n);
+            int block = promptBlock(n);
+            par.forEach(Math.ceilDiv(n, block), 1, b -> {
+                int o0 = b * block;
+                panelRows(xs, xo, k, 0, rows, w.w, o0, true, Math.min(n, o0 + block) - o0, null, dst, oo + o0, n);
             });
             return;
         }
@@ -926,7 +937,7 @@ public final class CpuKernels implements AutoCloseable {
         float[] wScale = scales(ws);
         boolean inPlace = inPlaceI8(w);
         float[] xf = inPlace && rows >= 4 ? exact(x, rows * k) : null;
-        int block = inPlace && rows >= PANEL_ROWS ? PROMPT_BLOCK : STREAM_BLOCK;
+        int block = inPlace && rows >= PANEL_ROWS ? promptBlock(n) : STREAM_BLOCK;
         par.forEach(Math.ceilDiv(n, block), 1, b -> quantRows(x, xf, null, xs, w, wScale, 0, k, n, 0, rows, b * block, Math.min(n, (b + 1) * block), out));
     }
 
