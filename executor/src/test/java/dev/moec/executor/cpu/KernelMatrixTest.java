@@ -127,15 +127,16 @@ class KernelMatrixTest {
         Buf table = new Buf("block_table", DType.I32, new int[] {2, 4}, null, new int[] {5, 2, 6, 0, 3, 1, -1, -1}, null);
         Buf slots = new Buf("slots", DType.I32, new int[] {tokens}, null, new int[] {0, 0, 0, 0, 1, -1}, null);
         Buf positions = new Buf("positions", DType.I32, new int[] {tokens}, null, new int[] {3, 13, 20, 29, 11, 0}, null);
-        Buf[] in = {q, kc, vc, table, slots, positions};
-        Attrs a = Attrs.of("scale", 0.15);
+        attentionMatches(new Buf[] {q, kc, vc, table, slots, positions}, Attrs.of("scale", 0.15), r, tokens, heads, vd);
+    }
+
+    /** Attention on these inputs against its op's definition, within float rounding, and the same bits at arena offsets. */
+    private static void attentionMatches(Buf[] in, Attrs a, SplittableRandom r, int tokens, int heads, int vd) {
         Buf fast = floats("out", r, tokens, heads, vd), oracle = floats("out", r, tokens, heads, vd);
         CpuKernels k = new CpuKernels(new Parallel(2));
         k.launch(Kernel.ATTENTION, in, new Buf[] {fast}, a);
         k.reference(Kernel.ATTENTION, in, new Buf[] {oracle}, a);
-        for (int j = 0; j < fast.f.length; j++) {
-            assertEquals(oracle.f[j], fast.f[j], 1e-5f * (1 + Math.abs(oracle.f[j])), "element " + j);
-        }
+        for (int j = 0; j < fast.f.length; j++) assertEquals(oracle.f[j], fast.f[j], 1e-5f * (1 + Math.abs(oracle.f[j])), "element " + j);
         assertSameAtArenaOffsets(k, Kernel.ATTENTION, in, new Buf[] {fast}, a);
         k.close();
     }
@@ -158,15 +159,7 @@ class KernelMatrixTest {
         pos[1] = 48;
         Buf slots = new Buf("slots", DType.I32, new int[] {tokens}, null, new int[tokens], null);
         Buf positions = new Buf("positions", DType.I32, new int[] {tokens}, null, pos, null);
-        Buf[] in = {q, kc, vc, table, slots, positions};
-        Attrs a = Attrs.of("scale", 0.125);
-        Buf fast = floats("out", r, tokens, heads, vd), oracle = floats("out", r, tokens, heads, vd);
-        CpuKernels k = new CpuKernels(new Parallel(2));
-        k.launch(Kernel.ATTENTION, in, new Buf[] {fast}, a);
-        k.reference(Kernel.ATTENTION, in, new Buf[] {oracle}, a);
-        for (int j = 0; j < fast.f.length; j++) assertEquals(oracle.f[j], fast.f[j], 1e-5f * (1 + Math.abs(oracle.f[j])), "element " + j);
-        assertSameAtArenaOffsets(k, Kernel.ATTENTION, in, new Buf[] {fast}, a);
-        k.close();
+        attentionMatches(new Buf[] {q, kc, vc, table, slots, positions}, Attrs.of("scale", 0.125), r, tokens, heads, vd);
     }
 
     /** Dispatch sorts rows by expert exactly as its op does, and combine sums them back as its op does, to the bit. */
