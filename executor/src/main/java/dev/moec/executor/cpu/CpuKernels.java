@@ -420,8 +420,8 @@ public final class CpuKernels implements AutoCloseable {
      * parts are merged (flash-decoding). Positions are found through the block table, and walked in runs
      * that lie in one cache block, whose rows are consecutive: over an f32 cache, four query heads score
      * four positions at a time ({@link Simd#dot4x4}) and sum four heads' values at a time
-     * ({@link Simd#pv4}). Each token's scores and sums are the same operations in the same order whatever
-     * its tile.
+     * ({@link Simd#pv4}); a tile of {@link #PANEL_TOKENS} or more scores through turned panels of K
+     * instead, which sums each score in another order (both are held to the op's definition in tests).
      */
     void attention(Buf q, Buf kc, Buf vc, Buf table, Buf slots, Buf positions, Buf out, float scale) {
         PagedCache paged = paged("attention", kc, table);
