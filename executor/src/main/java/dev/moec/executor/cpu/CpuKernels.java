@@ -305,7 +305,7 @@ public final class CpuKernels implements AutoCloseable {
             int block = promptBlock(n);
             par.forEach(Math.ceilDiv(n, block), 1, b -> {
                 int o0 = b * block;
-                panelRows(xs, xo, k, 0, rows, w.w, o0, true, Math.min(n, o0 + block) - o0, null, dst, oo + o0, n);
+                panelRows(xs, xo, k, 0, rows, w.w, o0, DType.BF16, Math.min(n, o0 + block) - o0, null, dst, oo + o0, n);
             });
             return;
         }
@@ -835,7 +835,7 @@ public final class CpuKernels implements AutoCloseable {
         boolean inPlace = inPlaceBf16(w);
         forEachGroupBlock(x, w, counts, out, n, (expert, from, count, o0, o1) -> {
             if (inPlace && count >= PANEL_ROWS) {
-                panelRows(x.f, xo, k, from, from + count, w.w, (long) expert * n + o0, true, o1 - o0, null, out.f, oo + from * n + o0, n);
+                panelRows(x.f, xo, k, from, from + count, w.w, (long) expert * n + o0, DType.BF16, o1 - o0, null, out.f, oo + from * n + o0, n);
                 return;
             }
             float[] row = inPlace ? null : new float[k];
@@ -946,7 +946,7 @@ public final class CpuKernels implements AutoCloseable {
         int k = x.dim(1), n = w.dim(1);
         float[] wScale = scales(ws);
         boolean inPlace = inPlaceI8(w);
-        float[] xf = inPlace ? exact(x, x.elements()) : null;
+        float[] xf = inPlace || inPlaceI4(w, k) ? exact(x, x.elements()) : null;
         int[][] split = inPlaceI4(w, k) ? Simd.splitEvenOdd(x.i, x.off, x.dim(0), k) : null;   // W4A8: activations by even / odd element
         forEachGroupBlock(x, w, counts, out, n, (expert, from, count, o0, o1) ->
                 quantRows(x, xf, split, xs, w, wScale, (long) expert * n, k, n, from, from + count, o0, o1, out));
@@ -964,10 +964,10 @@ public final class CpuKernels implements AutoCloseable {
                                   int r0, int r1, int o0, int o1, Buf out) {
         boolean inPlace = inPlaceI8(w), int4 = split != null;
         int count = r1 - r0;
-        if (inPlace && count >= PANEL_ROWS) {
+        if ((inPlace || int4) && count >= PANEL_ROWS) {
             int m = o1 - o0;
             int[] acc = PanelScratch.get().acc(count * m);
-            panelRows(xf, 0, k, r0, r1, w.w, base + o0, false, m, acc, null, 0, 0);
+            panelRows(xf, 0, k, r0, r1, w.w, base + o0, w.dtype, m, acc, null, 0, 0);
             for (int r = 0; r < count; r++) Simd.dequant(acc, r * m, xs.f[xs.off + r0 + r], wScale, (int) base + o0, m, out.f, out.off + (r0 + r) * n + o0);
             return;
         }
@@ -1328,6 +1328,11 @@ public final class CpuKernels implements AutoCloseable {
         return Simd.dot(a, ao, b, bo, n);
     }
 
+    /** Bytes of n elements of a bf16, int8 or int4 weight (n even for int4). */
+    private static long bytesOf(DType type, long n) {
+        return type == DType.BF16 ? 2 * n : type == DType.I4 ? n / 2 : n;
+    }
+
     /** bf16 and int8 weights are read in place from the mapping by the vector loops; other dtypes are widened per row. */
     private static boolean inPlaceBf16(Buf w) { return w.isWeight() && w.dtype == DType.BF16; }
 
@@ -1405,26 +1410,27 @@ public final class CpuKernels implements AutoCloseable {
     }
 
     /**
-     * Rows [r0, r1) of x (row r at x0 + r * k) times weight rows wr0 .. wr0 + m - 1 (bf16 or int8, m at most
+     * Rows [r0, r1) of x (row r at x0 + r * k) times weight rows wr0 .. wr0 + m - 1 (bf16, int8 or int4, m at most
      * {@link #PROMPT_BLOCK}) for a prompt or a large batch: the weight rows widened into floats and turned,
      * a panel of {@link #PANEL_BLOCK} at a time, so each column's channels are contiguous
      * ({@link Simd#turn}); then six activation rows at a time against every panel while they are in L1
      * ({@link Simd#panel6}, near the FMA peak). bf16: out[oo + (r - r0) * os + d] = the float dot product.
-     * int8 (x as exact floats): acc[(r - r0) * m + d] = the dot product exactly in int32, over chunks of at
+     * int8 and int4 (x as exact floats): acc[(r - r0) * m + d] = the dot product exactly in int32, over chunks of at
      * most {@link Simd#EXACT_TERMS} columns.
      */
-    private static void panelRows(float[] x, int x0, int k, int r0, int r1, java.lang.foreign.MemorySegment w, long wr0, boolean bf16, int m,
+    private static void panelRows(float[] x, int x0, int k, int r0, int r1, java.lang.foreign.MemorySegment w, long wr0, DType type, int m,
                                   int[] acc, float[] out, int oo, int os) {
         PanelScratch scratch = PanelScratch.get();
         int panels = Math.ceilDiv(m, PANEL_BLOCK);
         float[][] turned = new float[panels][];
-        int size = bf16 ? 2 : 1;
+        boolean bf16 = type == DType.BF16;
         for (int p = 0; p < panels; p++) {
             turned[p] = scratch.turned(p, k * PANEL_BLOCK);                 // [k, PANEL_BLOCK]
             int mp = Math.min(PANEL_BLOCK, m - p * PANEL_BLOCK);
-            java.lang.foreign.MemorySegment rows = scratch.rows((long) mp * k * size);   // the panel's weight rows, read in one run
-            java.lang.foreign.MemorySegment.copy(w, (wr0 + (long) p * PANEL_BLOCK) * k * size, rows, 0, (long) mp * k * size);
-            Simd.turn(rows, 0, bf16, k, mp, turned[p], scratch.block);
+            long from = (wr0 + (long) p * PANEL_BLOCK) * k, bytes = bytesOf(type, (long) mp * k);
+            java.lang.foreign.MemorySegment rows = scratch.rows(bytes);  // the panel's weight rows, read in one run
+            java.lang.foreign.MemorySegment.copy(w, bytesOf(type, from), rows, 0, bytes);
+            Simd.turn(rows, 0, type, k, mp, turned[p], scratch.block);
         }
         if (!bf16) Arrays.fill(acc, 0, (r1 - r0) * m, 0);
         int chunk = bf16 ? k : Simd.EXACT_TERMS;

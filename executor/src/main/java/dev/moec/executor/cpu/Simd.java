@@ -11,6 +11,8 @@ import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
+import dev.moec.ir.DType;
+
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -339,33 +341,51 @@ public final class Simd {
     }
 
     /**
-     * Turns m weight rows of k columns (bf16 or int8, row j from element we + j * k of w; m at most
-     * {@link #PANEL_WIDTH}) into a float panel whose columns' channels are contiguous:
-     * {@code turned[c * PANEL_WIDTH + j] = w[j, c]} widened exactly, and 0 for m <= j < PANEL_WIDTH. With
-     * 16 lanes a full panel goes 16 columns at a time: each row's 16 widened into {@code block} (at least
-     * 16 * PANEL_WIDTH floats, so it stays in L1), then turned in 16 x 16 blocks in registers (four stages
-     * of two-source permutations; 32 x 1024 int8 in 4.5 us where the scalar loop takes 20). Other shapes
-     * take the scalar loop.
+     * Turns m weight rows of k columns (bf16, int8, or int4 two to a byte, low nibble first; row j from
+     * element we + j * k of w; m at most {@link #PANEL_WIDTH}) into a float panel whose columns' channels
+     * are contiguous: {@code turned[c * PANEL_WIDTH + j] = w[j, c]} widened exactly, and 0 for
+     * m <= j < PANEL_WIDTH. With 16 lanes a full panel goes 16 columns at a time: each row's 16 widened
+     * into {@code block} (at least 16 * PANEL_WIDTH floats, so it stays in L1), then turned in 16 x 16
+     * blocks in registers (four stages of two-source permutations; 32 x 1024 int8 in 4.5 us where the
+     * scalar loop takes 20). Other shapes take the scalar loop.
      */
-    public static void turn(MemorySegment w, long we, boolean bf16, int k, int m, float[] turned, float[] block) {
-        if (L == 16 && m == PANEL_WIDTH && k % 16 == 0) {
+    public static void turn(MemorySegment w, long we, DType type, int k, int m, float[] turned, float[] block) {
+        if (type != DType.BF16 && type != DType.I8 && type != DType.I4) throw new IllegalArgumentException("no turned panels of " + type);
+        if (L == 16 && m == PANEL_WIDTH && k % 16 == 0 && we % 2 == 0) {
             for (int c = 0; c < k; c += 16) {
                 for (int j = 0; j < PANEL_WIDTH; j++) {
                     long e = we + (long) j * k + c;
-                    if (bf16) bf16(w, 2 * e).intoArray(block, j * 16);
-                    else i8(w, e).intoArray(block, j * 16);
+                    switch (type) {
+                        case BF16 -> bf16(w, 2 * e).intoArray(block, j * 16);
+                        case I8 -> i8(w, e).intoArray(block, j * 16);
+                        default -> {
+                            for (int t = 0; t < 8; t++) {                // int4: eight bytes, low nibble first
+                                int b = w.get(ValueLayout.JAVA_BYTE, e / 2 + t);
+                                block[j * 16 + 2 * t] = (b << 28) >> 28;
+                                block[j * 16 + 2 * t + 1] = (b << 24) >> 28;
+                            }
+                        }
+                    }
                 }
                 for (int jb = 0; jb < PANEL_WIDTH; jb += 16) turn16(block, jb * 16, 16, turned, c * PANEL_WIDTH + jb);
             }
             return;
         }
         for (int c = 0; c < k; c++) {
-            for (int j = 0; j < PANEL_WIDTH; j++) {
-                long e = we + (long) j * k + c;
-                turned[c * PANEL_WIDTH + j] = j >= m ? 0f
-                        : bf16 ? Float.intBitsToFloat(w.getAtIndex(SHORT_LE, e) << 16) : w.get(ValueLayout.JAVA_BYTE, e);
-            }
+            for (int j = 0; j < PANEL_WIDTH; j++) turned[c * PANEL_WIDTH + j] = j >= m ? 0f : element(w, we + (long) j * k + c, type);
         }
+    }
+
+    /** Element e of a bf16, int8 or int4 (two to a byte, low nibble first) weight, exactly as a float. */
+    private static float element(MemorySegment w, long e, DType type) {
+        return switch (type) {
+            case BF16 -> Float.intBitsToFloat(w.getAtIndex(SHORT_LE, e) << 16);
+            case I8 -> w.get(ValueLayout.JAVA_BYTE, e);
+            default -> {
+                int b = w.get(ValueLayout.JAVA_BYTE, e / 2);
+                yield e % 2 == 0 ? (b << 28) >> 28 : (b << 24) >> 28;
+            }
+        };
     }
 
     /**

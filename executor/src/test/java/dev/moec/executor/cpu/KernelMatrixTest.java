@@ -61,20 +61,23 @@ class KernelMatrixTest {
     /**
      * Prefill-sized int8 matmuls take the turned-panel path (at least {@link CpuKernels#PANEL_ROWS} rows):
      * with rows longer than one exact run of the largest products, the results are still the op's to the
-     * bit, dense and grouped; for narrow weights and odd widths (the scalar turn, a partial panel) and for
-     * full panels of widths in multiples of 16 (the turn in registers) beside a partial one.
+     * bit, dense and grouped, int8 and (experts) int4 weights; for narrow weights and odd widths (the
+     * scalar turn, a partial panel) and for full panels of widths in multiples of 16 (the turn in
+     * registers) beside a partial one.
      */
-    @ParameterizedTest(name = "{0}, full panels {1}")
-    @CsvSource({"QUANT_MATMUL, false", "GROUPED_QUANT_MATMUL, false", "QUANT_MATMUL, true", "GROUPED_QUANT_MATMUL, true"})
-    void panelInt8MatmulsAreExactPastOneChunk(Kernel kernel, boolean full) {
+    @ParameterizedTest(name = "{0}, full panels {1}, {2} weights")
+    @CsvSource({"QUANT_MATMUL, false, I8", "GROUPED_QUANT_MATMUL, false, I8", "QUANT_MATMUL, true, I8", "GROUPED_QUANT_MATMUL, true, I8",
+            "GROUPED_QUANT_MATMUL, false, I4", "GROUPED_QUANT_MATMUL, true, I4"})
+    void panelInt8MatmulsAreExactPastOneChunk(Kernel kernel, boolean full, DType type) {
         int k = full ? 2 * Simd.EXACT_TERMS + 16 : Simd.EXACT_CHUNK + 40, n = full ? 2 * Simd.PANEL_WIDTH + 5 : 6, rows = CpuKernels.PANEL_ROWS + 7;
         SplittableRandom r = new SplittableRandom(kernel.ordinal() * 2L + (full ? 1 : 0));
         try (Arena arena = Arena.ofShared()) {
             Buf x = int8("x", r, rows, k);
             for (int j = 0; j < x.i.length; j++) if (j % 7 != 0) x.i[j] = -128;
             boolean grouped = kernel == Kernel.GROUPED_QUANT_MATMUL;
-            Buf w = grouped ? weight("w", DType.I8, r, arena, 2, n, k) : weight("w", DType.I8, r, arena, n, k);
-            for (long j = 0; j < w.w.byteSize(); j++) if (j % 5 != 0) w.w.set(ValueLayout.JAVA_BYTE, j, (byte) -128);
+            Buf w = grouped ? weight("w", type, r, arena, 2, n, k) : weight("w", type, r, arena, n, k);
+            byte largest = type == DType.I4 ? (byte) 0x88 : (byte) -128;             // int4: -8 in both nibbles
+            for (long j = 0; j < w.w.byteSize(); j++) if (j % 5 != 0) w.w.set(ValueLayout.JAVA_BYTE, j, largest);
             Buf xs = positive("xs", r, rows);
             Buf[] in = grouped
                     ? new Buf[] {x, xs, w, positive("ws", r, 2, n), new Buf("counts", DType.I32, new int[] {2}, null, new int[] {rows - 1, 1}, null)}

@@ -217,34 +217,49 @@ class SimdPropertyTest {
     }
 
     /**
-     * A turned panel holds each weight exactly at [column, channel] and zeros past the m rows given, int8
-     * and bf16, for full panels of columns in multiples of 16 (the blocks turned in registers) and for
-     * every other shape (the scalar loop).
+     * A turned panel holds each weight exactly at [column, channel] and zeros past the m rows given, bf16,
+     * int8 and int4, for full panels of columns in multiples of 16 (the blocks turned in registers) and for
+     * every other shape (the scalar loop); and the same from float rows a stride apart.
      */
     @Property(tries = 200)
     void turnedPanelsHoldEachWeightExactly(@ForAll @IntRange(min = 1, max = 40) int blocks, @ForAll boolean ragged, @ForAll boolean full,
-                                           @ForAll boolean bf16, @ForAll @IntRange(min = 0, max = 40) int offset, @ForAll long seed) {
+                                           @ForAll @IntRange(min = 0, max = 2) int kind, @ForAll @IntRange(min = 0, max = 40) int offset, @ForAll long seed) {
         SplittableRandom r = new SplittableRandom(seed);
+        dev.moec.ir.DType type = new dev.moec.ir.DType[] {dev.moec.ir.DType.BF16, dev.moec.ir.DType.I8, dev.moec.ir.DType.I4}[kind];
+        boolean int4 = type == dev.moec.ir.DType.I4;
         int w = Simd.PANEL_WIDTH, k = 16 * blocks + (ragged ? r.nextInt(1, 16) : 0), m = full ? w : r.nextInt(1, w + 1);
-        MemorySegment seg = MemorySegment.ofArray(new byte[(bf16 ? 2 : 1) * (offset + m * k)]);
+        if (int4) {                                                               // int4 rows start on a byte
+            k += k % 2;
+            offset += offset % 2;
+        }
+        MemorySegment seg = MemorySegment.ofArray(new byte[(type == dev.moec.ir.DType.BF16 ? 2 : 1) * (offset + m * k)]);
         float[] expected = new float[k * w];
         for (int j = 0; j < m; j++) {
             for (int c = 0; c < k; c++) {
                 long e = offset + (long) j * k + c;
-                if (bf16) {
-                    short bits = (short) (Float.floatToIntBits((float) r.nextGaussian()) >>> 16);
-                    seg.setAtIndex(SHORT_LE, e, bits);
-                    expected[c * w + j] = Float.intBitsToFloat(bits << 16);
-                } else {
-                    byte b = (byte) r.nextInt(-128, 128);
-                    seg.set(ValueLayout.JAVA_BYTE, e, b);
-                    expected[c * w + j] = b;
+                switch (type) {
+                    case BF16 -> {
+                        short bits = (short) (Float.floatToIntBits((float) r.nextGaussian()) >>> 16);
+                        seg.setAtIndex(SHORT_LE, e, bits);
+                        expected[c * w + j] = Float.intBitsToFloat(bits << 16);
+                    }
+                    case I8 -> {
+                        byte b = (byte) r.nextInt(-128, 128);
+                        seg.set(ValueLayout.JAVA_BYTE, e, b);
+                        expected[c * w + j] = b;
+                    }
+                    default -> {                                                  // two to a byte, low nibble first
+                        int v = r.nextInt(-8, 8);
+                        byte old = seg.get(ValueLayout.JAVA_BYTE, e / 2);
+                        seg.set(ValueLayout.JAVA_BYTE, e / 2, (byte) (e % 2 == 0 ? (old & 0xF0) | (v & 0xF) : (old & 0x0F) | (v << 4)));
+                        expected[c * w + j] = v;
+                    }
                 }
             }
         }
         float[] turned = new float[k * w];
         java.util.Arrays.fill(turned, Float.NaN);                                 // every element is written
-        Simd.turn(seg, offset, bf16, k, m, turned, new float[16 * w]);
+        Simd.turn(seg, offset, type, k, m, turned, new float[16 * w]);
         assertArrayEquals(expected, turned);
         int stride = k + 5;                                                       // float rows, stride apart
         float[] rows = new float[offset + m * stride];
