@@ -101,13 +101,7 @@ public final class Buf {
         }
         switch (dtype) {
             case I8 -> Simd.widenI8(w, base, cols, dst);
-            case I4 -> {
-                for (int j = 0; j < cols; j++) {
-                    long e = base + j;
-                    int b = w.get(ValueLayout.JAVA_BYTE, e / 2);
-                    dst[j] = e % 2 == 0 ? (b << 28) >> 28 : (b << 24) >> 28;
-                }
-            }
+            case I4 -> { for (int j = 0; j < cols; j++) dst[j] = Simd.int4At(w, base + j); }
             case I32 -> { for (int j = 0; j < cols; j++) dst[j] = w.getAtIndex(ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), base + j); }
             default -> throw new IllegalStateException("buffer " + name + " is " + dtype + ", not integer");
         }

@@ -140,7 +140,7 @@ public final class Simd {
             for (; j + L <= n; j += L) acc0 = FloatVector.fromArray(F, x, xo + j).fma(bf16(w, base + 2L * j), acc0);
             s = sum(acc0.add(acc1));
         }
-        for (; j < n; j++) s += x[xo + j] * Float.intBitsToFloat(w.getAtIndex(SHORT_LE, we + j) << 16);
+        for (; j < n; j++) s += x[xo + j] * bf16At(w, we + j);
         return s;
     }
 
@@ -167,7 +167,7 @@ public final class Simd {
             s3 = sum(a3);
         }
         for (; j < n; j++) {
-            float wj = Float.intBitsToFloat(w.getAtIndex(SHORT_LE, we + j) << 16);
+            float wj = bf16At(w, we + j);
             s0 += x[xo + j] * wj;
             s1 += x[xo + xs + j] * wj;
             s2 += x[xo + 2 * xs + j] * wj;
@@ -309,7 +309,7 @@ public final class Simd {
         for (; j < n; j++) {
             for (int d = 0; d < 4; d++) {
                 long e = we + d * ws + j;
-                float wj = Float.intBitsToFloat(w.getAtIndex(SHORT_LE, e) << 16);
+                float wj = bf16At(w, e);
                 for (int c = 0; c < 4; c++) fout[oo + c * os + d] += x[xo + c * xs + j] * wj;
             }
         }
@@ -359,10 +359,10 @@ public final class Simd {
                         case BF16 -> bf16(w, 2 * e).intoArray(block, j * 16);
                         case I8 -> i8(w, e).intoArray(block, j * 16);
                         default -> {
-                            for (int t = 0; t < 8; t++) {                // int4: eight bytes, low nibble first
+                            for (int t = 0; t < 8; t++) {                // int4: eight bytes, two elements each
                                 int b = w.get(ValueLayout.JAVA_BYTE, e / 2 + t);
-                                block[j * 16 + 2 * t] = (b << 28) >> 28;
-                                block[j * 16 + 2 * t + 1] = (b << 24) >> 28;
+                                block[j * 16 + 2 * t] = lowNibble(b);
+                                block[j * 16 + 2 * t + 1] = highNibble(b);
                             }
                         }
                     }
@@ -379,14 +379,28 @@ public final class Simd {
     /** Element e of a bf16, int8 or int4 (two to a byte, low nibble first) weight, exactly as a float. */
     private static float element(MemorySegment w, long e, DType type) {
         return switch (type) {
-            case BF16 -> Float.intBitsToFloat(w.getAtIndex(SHORT_LE, e) << 16);
+            case BF16 -> bf16At(w, e);
             case I8 -> w.get(ValueLayout.JAVA_BYTE, e);
-            default -> {
-                int b = w.get(ValueLayout.JAVA_BYTE, e / 2);
-                yield e % 2 == 0 ? (b << 28) >> 28 : (b << 24) >> 28;
-            }
+            default -> int4At(w, e);
         };
     }
+
+    /** bf16 element e of w, exactly as a float (its 16 bits the top half of the float's). */
+    static float bf16At(MemorySegment w, long e) {
+        return Float.intBitsToFloat(w.getAtIndex(SHORT_LE, e) << 16);
+    }
+
+    /** int4 element e of w, two to a byte with the even element in the low nibble, sign-extended. */
+    static int int4At(MemorySegment w, long e) {
+        int b = w.get(ValueLayout.JAVA_BYTE, e / 2);
+        return e % 2 == 0 ? lowNibble(b) : highNibble(b);
+    }
+
+    /** The even int4 element a byte holds (its low nibble), sign-extended. */
+    static int lowNibble(int b) { return (b << 28) >> 28; }
+
+    /** The odd int4 element a byte holds (its high nibble), sign-extended. */
+    static int highNibble(int b) { return (b << 24) >> 28; }
 
     /**
      * {@link #turn} for m float rows of k columns, row j from so + j * ss of src (cached K rows, for
@@ -639,7 +653,7 @@ public final class Simd {
             FloatVector a = FloatVector.broadcast(F, alpha);
             for (; j + L <= n; j += L) bf16(x, xe * 2 + 2L * j).fma(a, FloatVector.fromArray(F, y, yo + j)).intoArray(y, yo + j);
         }
-        for (; j < n; j++) y[yo + j] += alpha * Float.intBitsToFloat(x.getAtIndex(SHORT_LE, xe + j) << 16);
+        for (; j < n; j++) y[yo + j] += alpha * bf16At(x, xe + j);
     }
 
     /** sum_j x[xo + j] * int8(w at byte we + j), j < n, in float: a float row against an int8 cache row. */
@@ -776,7 +790,7 @@ public final class Simd {
     public static void widenBf16(MemorySegment w, long we, int n, float[] dst) {
         int j = 0;
         if (ENABLED) for (; j + L <= n; j += L) bf16(w, we * 2 + 2L * j).intoArray(dst, j);
-        for (; j < n; j++) dst[j] = Float.intBitsToFloat(w.getAtIndex(SHORT_LE, we + j) << 16);
+        for (; j < n; j++) dst[j] = bf16At(w, we + j);
     }
 
     /** int8 elements [we, we + n) of w, widened into dst[0, n). */
@@ -823,7 +837,7 @@ public final class Simd {
         }
         for (; b < half; b++) {
             int v = w.get(ValueLayout.JAVA_BYTE, base + b);
-            s += ((v << 28) >> 28) * xEven[xo + b] + ((v << 24) >> 28) * xOdd[xo + b];
+            s += lowNibble(v) * xEven[xo + b] + highNibble(v) * xOdd[xo + b];
         }
         return s;
     }
