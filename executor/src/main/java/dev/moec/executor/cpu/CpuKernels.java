@@ -833,7 +833,7 @@ public final class CpuKernels implements AutoCloseable {
     void groupedMatmul(Buf x, Buf w, Buf counts, Buf out) {
         int k = x.dim(1), n = w.dim(1), xo = x.off, oo = out.off;
         boolean inPlace = inPlaceBf16(w);
-        forEachGroupBlock(x, w, counts, out, n, (expert, from, count, o0, o1) -> {
+        forEachGroupBlock(groups(x, w, counts), out, n, (expert, from, count, o0, o1) -> {
             if (inPlace && count >= PANEL_ROWS) {
                 panelRows(x.f, xo, k, from, from + count, w.w, (long) expert * n + o0, DType.BF16, o1 - o0, null, out.f, oo + from * n + o0, n);
                 return;
@@ -854,15 +854,16 @@ public final class CpuKernels implements AutoCloseable {
     private interface GroupBlock { void run(int expert, int from, int count, int o0, int o1); }
 
     /**
-     * The expert groups of a grouped matmul (counts[e] consecutive rows each; rows past them stay zero),
-     * times blocks of output channels [o0, o1): one parallel loop over every (group, block) pair, so a
-     * decode step's few rows per expert still spread over all threads in one fork. Blocks are
-     * {@link #PROMPT_BLOCK} channels when some group has a panel's rows, else {@link #STREAM_BLOCK}.
+     * The non-empty expert groups of a grouped matmul's rows: group g is expert[g]'s count[g] consecutive
+     * rows from from[g] (counts[e] rows for expert e, in order, clipped to x's rows); {@code end} is the
+     * first row past them, {@code most} and {@code fewest} the largest and smallest group.
      */
-    private void forEachGroupBlock(Buf x, Buf w, Buf counts, Buf out, int n, GroupBlock body) {
+    private record Groups(int size, int[] expert, int[] from, int[] count, int end, int most, int fewest) {}
+
+    private static Groups groups(Buf x, Buf w, Buf counts) {
         int m = x.dim(0), experts = w.dim(0);
         int[] expert = new int[experts], from = new int[experts], count = new int[experts];
-        int groups = 0, start = 0, most = 0;
+        int groups = 0, start = 0, most = 0, fewest = Integer.MAX_VALUE;
         for (int e = 0; e < experts; e++) {
             int c = Math.min(counts.i[counts.off + e], m - start);
             if (c > 0) {
@@ -870,14 +871,25 @@ public final class CpuKernels implements AutoCloseable {
                 from[groups] = start;
                 count[groups++] = c;
                 most = Math.max(most, c);
+                fewest = Math.min(fewest, c);
             }
             start += Math.max(c, 0);
         }
-        Arrays.fill(out.f, out.off + Math.min(start, m) * n, out.off + out.elements(), 0f);   // the rows past the groups; the groups' rows are all written
-        int block = most >= PANEL_ROWS ? PROMPT_BLOCK : STREAM_BLOCK, blocks = Math.ceilDiv(n, block);
-        par.forEach(groups * blocks, 1, idx -> {
+        return new Groups(groups, expert, from, count, Math.min(start, m), most, fewest);
+    }
+
+    /**
+     * The groups times blocks of output channels [o0, o1): one parallel loop over every (group, block)
+     * pair, so a decode step's few rows per expert still spread over all threads in one fork; the rows
+     * past the groups are zeroed. Blocks are {@link #PROMPT_BLOCK} channels when some group has a
+     * panel's rows, else {@link #STREAM_BLOCK}.
+     */
+    private void forEachGroupBlock(Groups gs, Buf out, int n, GroupBlock body) {
+        Arrays.fill(out.f, out.off + gs.end() * n, out.off + out.elements(), 0f);   // the groups' rows are all written
+        int block = gs.most() >= PANEL_ROWS ? PROMPT_BLOCK : STREAM_BLOCK, blocks = Math.ceilDiv(n, block);
+        par.forEach(gs.size() * blocks, 1, idx -> {
             int g = idx / blocks, o0 = (idx % blocks) * block;
-            body.run(expert[g], from[g], count[g], o0, Math.min(n, o0 + block));
+            body.run(gs.expert()[g], gs.from()[g], gs.count()[g], o0, Math.min(n, o0 + block));
         });
     }
 
@@ -945,24 +957,28 @@ public final class CpuKernels implements AutoCloseable {
     void groupedQuantMatmul(Buf x, Buf xs, Buf w, Buf ws, Buf counts, Buf out) {
         int k = x.dim(1), n = w.dim(1);
         float[] wScale = scales(ws);
-        boolean inPlace = inPlaceI8(w);
-        float[] xf = inPlace || inPlaceI4(w, k) ? exact(x, x.elements()) : null;
-        int[][] split = inPlaceI4(w, k) ? Simd.splitEvenOdd(x.i, x.off, x.dim(0), k) : null;   // W4A8: activations by even / odd element
-        forEachGroupBlock(x, w, counts, out, n, (expert, from, count, o0, o1) ->
+        boolean inPlace = inPlaceI8(w), int4 = inPlaceI4(w, k);
+        Groups groups = groups(x, w, counts);
+        // Exact floats for the panels (groups of PANEL_ROWS rows or more) and int8's four-row tiles; the
+        // activations split by even and odd element (W4A8) for int4 groups too small for a panel.
+        float[] xf = (inPlace && groups.most() >= 4) || (int4 && groups.most() >= PANEL_ROWS) ? exact(x, x.elements()) : null;
+        int[][] split = int4 && groups.fewest() < PANEL_ROWS ? Simd.splitEvenOdd(x.i, x.off, x.dim(0), k) : null;
+        forEachGroupBlock(groups, out, n, (expert, from, count, o0, o1) ->
                 quantRows(x, xf, split, xs, w, wScale, (long) expert * n, k, n, from, from + count, o0, o1, out));
     }
 
     /**
      * Rows [r0, r1) of an int8 matmul by its output channels [o0, o1), whose weight rows and scales are
      * {@code base + o}: out[r, o] = (x row r . weight row) * x_scale[r] * w_scale, the dot exact in int32.
-     * From {@link #PANEL_ROWS} rows on, int8 weights go through a float panel ({@link #panelRows}); fewer
-     * rows take tiles of {@link #ROW_TILE} against int8 weights read in place ({@link #i8Rows}), int4 ones
-     * read in place against the activations split by even and odd element ({@code split}), other widths
-     * widened a row at a time. {@code xf} is x as exact floats (needed by the panel and four-row tiles).
+     * From {@link #PANEL_ROWS} rows on, int8 and int4 weights go through turned panels ({@link #panelRows});
+     * fewer rows take tiles of {@link #ROW_TILE} against int8 weights read in place ({@link #i8Rows}), int4
+     * ones read in place against the activations split by even and odd element ({@code split}), other
+     * widths widened a row at a time. {@code xf} is x as exact floats (needed by the panels and int8's
+     * four-row tiles); either may be null where no rows need it.
      */
     private static void quantRows(Buf x, float[] xf, int[][] split, Buf xs, Buf w, float[] wScale, long base, int k, int n,
                                   int r0, int r1, int o0, int o1, Buf out) {
-        boolean inPlace = inPlaceI8(w), int4 = split != null;
+        boolean inPlace = inPlaceI8(w), int4 = inPlaceI4(w, k);
         int count = r1 - r0;
         if ((inPlace || int4) && count >= PANEL_ROWS) {
             int m = o1 - o0;

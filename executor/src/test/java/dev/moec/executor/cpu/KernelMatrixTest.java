@@ -92,6 +92,28 @@ class KernelMatrixTest {
         }
     }
 
+    /**
+     * Grouped int8 and int4 matmuls where every group has a prompt's rows (only panels, so no split or
+     * four-row activations are prepared) and where none has (no exact floats for int4), to the bit.
+     */
+    @ParameterizedTest(name = "{0} weights, groups of {1} and {2} rows")
+    @CsvSource({"I8, 20, 17", "I4, 20, 17", "I8, 3, 5", "I4, 3, 5"})
+    void groupedQuantMatmulsPrepareOnlyWhatTheirGroupsRead(DType type, int first, int second) {
+        int k = 64, n = 2 * Simd.PANEL_WIDTH + 3, rows = first + second;
+        SplittableRandom r = new SplittableRandom(first * 7L + type.ordinal());
+        try (Arena arena = Arena.ofShared()) {
+            Buf[] in = {int8("x", r, rows, k), positive("xs", r, rows), weight("w", type, r, arena, 2, n, k), positive("ws", r, 2, n),
+                    new Buf("counts", DType.I32, new int[] {2}, null, new int[] {first, second}, null)};
+            Buf fast = new Buf("out", DType.F32, new int[] {rows, n}, new float[rows * n], null, null);
+            Buf oracle = new Buf("out", DType.F32, new int[] {rows, n}, new float[rows * n], null, null);
+            CpuKernels cpu = new CpuKernels(new Parallel(2));
+            cpu.launch(Kernel.GROUPED_QUANT_MATMUL, in, new Buf[] {fast}, Attrs.of());
+            cpu.reference(Kernel.GROUPED_QUANT_MATMUL, in, new Buf[] {oracle}, Attrs.of());
+            cpu.close();
+            assertArrayEquals(oracle.f, fast.f);
+        }
+    }
+
     /** A prompt's bf16 matmul over full turned panels (widths in multiples of 16) beside a partial one, against the op's definition. */
     @Test
     void panelBf16MatmulOverFullPanelsMatchesTheReference() {
