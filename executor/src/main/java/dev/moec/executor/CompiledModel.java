@@ -5,6 +5,7 @@ import dev.moec.capture.Artifact;
 import dev.moec.executor.cpu.CpuGraph;
 import dev.moec.executor.cpu.CpuKernels;
 import dev.moec.executor.cpu.Parallel;
+import dev.moec.executor.cpu.WeightPanels;
 import dev.moec.ir.StepAbi;
 import dev.moec.ir.TensorType;
 
@@ -26,6 +27,7 @@ public final class CompiledModel implements StepModel {
     private final Artifact artifact;
     private final int maxSlots, maxSeqLen, vocab;
     private final CpuKernels kernels;
+    private final WeightPanels panels;                                          // the matmul weights' CPU layout, made at load
     private final Map<String, Object> state = new LinkedHashMap<>();      // per state buffer: see CpuGraph.allocateState
     private final TreeMap<Integer, CpuGraph> decode = new TreeMap<>();            // by tokens per step
     private final TreeMap<Integer, Integer> batchOf = new TreeMap<>();           // tokens per step -> batch size
@@ -56,7 +58,9 @@ public final class CompiledModel implements StepModel {
         this.artifact = artifact;
         this.maxSlots = maxSlots;
         this.maxSeqLen = Math.min(maxSeqLen, artifact.manifest().model().maxPositions());
-        this.kernels = new CpuKernels(new Parallel(threads));
+        Parallel par = new Parallel(threads);
+        this.kernels = new CpuKernels(par);
+        this.panels = new WeightPanels(par);
         this.kv = new KvBlocks(maxSlots, this.maxSeqLen, artifact.manifest().kvBlockSize(), kvBlocks);
         this.cacheBindings = kv.bindings();
         KernelGraph prefill = artifact.prefillGraph();
@@ -66,16 +70,20 @@ public final class CompiledModel implements StepModel {
                 state.put(b.name(), CpuGraph.allocateState(b.type().bind(cacheBindings)));
             }
         }
+        panels.prepare(prefill, artifact);                                     // every matmul weight, before the first step
         this.vocab = Math.toIntExact(prefill.buffer(StepAbi.LOGITS).type().shape().last().size());
         artifact.decodeGraphs().forEach((bs, g) -> {
             int tokens = artifact.decodeTokens(bs);
-            CpuGraph bound = new CpuGraph(g, cacheBindings, artifact, state);
+            CpuGraph bound = new CpuGraph(g, cacheBindings, artifact, state, panels);
             decode.put(tokens, capture ? bound.capture() : bound);
             batchOf.put(tokens, bs);
         });
     }
 
     public Artifact artifact() { return artifact; }
+
+    /** The matmul weights copied into the CPU's panel layout at load. */
+    public WeightPanels weightPanels() { return panels; }
 
     /** Every later step reports its launches to {@code observer} (null stops it): how {@code moec bench} profiles. */
     public void observe(CpuGraph.LaunchObserver observer) { this.observer = observer; }
@@ -116,7 +124,7 @@ public final class CompiledModel implements StepModel {
             for (int r = 0; r < bs; r++) rows[r] = r;
             inputs.put(StepAbi.LOGIT_ROWS, rows);
         } else {
-            graph = new CpuGraph(artifact.prefillGraph(), bindings(n, logitRows.length), artifact, state);
+            graph = new CpuGraph(artifact.prefillGraph(), bindings(n, logitRows.length), artifact, state, panels);
             inputs.put(StepAbi.TOKENS, tokens);
             inputs.put(StepAbi.POSITIONS, positions);
             inputs.put(StepAbi.SLOTS, slots);

@@ -43,15 +43,19 @@ public class KernelBenchmarks {
     @State(Scope.Benchmark)
     public static class Kernels {
         @Param({"2"}) public int threads;
+        /** How matmul weights are held: "panels", as a loaded model binds them ({@link WeightPanels}), or "rows", the artifact's row-major mapping. */
+        @Param({"panels"}) public String layout;
 
         Arena arena;
         CpuKernels k;
+        Parallel par;
         SplittableRandom random;
 
         /** Called first by each state's setup (JMH orders a superclass's and a subclass's setups freely). */
         void setUp() {
             arena = Arena.ofShared();
-            k = new CpuKernels(new Parallel(threads));
+            par = new Parallel(threads);
+            k = new CpuKernels(par);
             random = new SplittableRandom(7);
         }
 
@@ -69,7 +73,7 @@ public class KernelBenchmarks {
             return b;
         }
 
-        /** A weight in off-heap memory, bf16 or int8, as a mapped artifact holds it. */
+        /** A weight in off-heap memory, bf16 or int8, as a mapped artifact holds it, with its panels unless {@code layout} is "rows". */
         Buf weight(String name, DType type, int... shape) {
             long n = count(shape);
             MemorySegment seg = arena.allocate(n * (type == DType.BF16 ? 2 : 1), 64);
@@ -81,7 +85,9 @@ public class KernelBenchmarks {
                     seg.set(ValueLayout.JAVA_BYTE, j, (byte) random.nextInt(-127, 128));
                 }
             }
-            return new Buf(name, type, shape, null, null, seg);
+            Buf b = new Buf(name, type, shape, null, null, seg);
+            if (!layout.equals("panels")) return b;
+            return b.withPanels(WeightPanels.pack(seg, type, shape.length == 3 ? shape[0] : 1, shape[shape.length - 2], shape[shape.length - 1], arena, par));
         }
 
         static DType weightType(String dtype) { return dtype.equals("int8") ? DType.I8 : DType.BF16; }

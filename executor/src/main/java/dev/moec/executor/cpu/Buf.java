@@ -28,12 +28,17 @@ public final class Buf {
     final int off;                           // element 0 is f[off] or i[off]
     final MemorySegment w;
     final boolean writable;                  // w is packed state, not a weight
+    final MemorySegment panels;              // a matmul weight's copy in panels (see WeightPanels), or null
 
     Buf(String name, DType dtype, int[] shape, float[] f, int[] i, MemorySegment w) {
         this(name, dtype, shape, f, i, 0, w, false);
     }
 
     Buf(String name, DType dtype, int[] shape, float[] f, int[] i, int off, MemorySegment w, boolean writable) {
+        this(name, dtype, shape, f, i, off, w, writable, null);
+    }
+
+    private Buf(String name, DType dtype, int[] shape, float[] f, int[] i, int off, MemorySegment w, boolean writable, MemorySegment panels) {
         this.name = name;
         this.dtype = dtype;
         this.shape = shape;
@@ -42,6 +47,7 @@ public final class Buf {
         this.off = off;
         this.w = w;
         this.writable = writable;
+        this.panels = panels;
         int n = elements();
         if (off < 0 || (f != null && off + n > f.length) || (i != null && off + n > i.length)) {
             throw new IllegalArgumentException("buffer " + name + " of " + n + " elements at offset " + off + " overruns its array");
@@ -61,6 +67,15 @@ public final class Buf {
     /** An integer activation at element {@code off} of an arena's integer region. */
     static Buf intsAt(String name, DType dtype, int[] shape, int[] arena, int off) {
         return new Buf(name, dtype, shape, null, arena, off, null, false);
+    }
+
+    /** This weight with its copy in panels ({@link WeightPanels}) beside its row-major mapping. */
+    Buf withPanels(MemorySegment panels) {
+        if (!isWeight()) throw new IllegalStateException(name + " is not a weight");
+        int matrices = shape.length == 3 ? shape[0] : 1;
+        long want = WeightPanels.panelBytes(dtype, matrices, dim(-2), dim(-1));
+        if (panels.byteSize() != want) throw new IllegalArgumentException("panels of " + this + " take " + want + " bytes, not " + panels.byteSize());
+        return new Buf(name, dtype, shape, f, i, off, w, false, panels);
     }
 
     /** This buffer's storage under another name and shape: an alias. */

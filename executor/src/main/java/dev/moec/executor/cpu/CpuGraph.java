@@ -36,7 +36,16 @@ public final class CpuGraph {
      * or int8 cache (see {@link #allocateState}), int[] for other integer state.
      */
     public CpuGraph(KernelGraph g, Map<String, Long> bindings, TensorStore weights, Map<String, Object> state) {
+        this(g, bindings, weights, state, null);
+    }
+
+    /**
+     * {@code panels}: where the weights the matmuls stream get their copy in panels ({@link WeightPanels}),
+     * shared by a model's graphs so each weight is copied once; null reads every weight row-major.
+     */
+    public CpuGraph(KernelGraph g, Map<String, Long> bindings, TensorStore weights, Map<String, Object> state, WeightPanels panels) {
         this.name = g.name();
+        java.util.Set<String> paneled = panels == null ? java.util.Set.of() : WeightPanels.streamed(g);
         KernelGraph bound = g.bind(g.name(), bindings);                  // every buffer's type at these sizes
         ActivationArena arena = new ActivationArena(bound);
         for (KernelGraph.Buffer b : bound.buffers()) {
@@ -49,7 +58,8 @@ public final class CpuGraph {
                 case WEIGHT -> {
                     TensorType stored = weights.type(b.source());
                     if (!stored.equals(t)) throw new IllegalArgumentException("weight " + b.source() + " is " + stored + " but graph " + name + " expects " + t);
-                    yield new Buf(b.name(), t.dtype(), shape, null, null, weights.raw(b.source()));
+                    Buf w = new Buf(b.name(), t.dtype(), shape, null, null, weights.raw(b.source()));
+                    yield paneled.contains(b.name()) ? w.withPanels(panels.of(b.source(), weights)) : w;
                 }
                 case STATE -> {
                     Object s = state.get(b.name());

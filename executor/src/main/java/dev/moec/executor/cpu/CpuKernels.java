@@ -301,6 +301,14 @@ public final class CpuKernels implements AutoCloseable {
         int n = w.dim(0), k = w.dim(1), rows = x.elements() / k, xo = x.off, oo = out.off;
         float[] xs = x.f, dst = out.f;
         boolean inPlace = inPlaceBf16(w);
+        if (w.panels != null) {                                              // stored in panels: any rows
+            int block = rows >= PANEL_ROWS ? promptBlock(n) : STREAM_BLOCK;
+            par.forEach(Math.ceilDiv(n, block), 1, b -> {
+                int o0 = b * block;
+                storedPanelRows(xs, xo, k, 0, rows, w.panels, o0 / PANEL_BLOCK, DType.BF16, Math.min(n, o0 + block) - o0, null, dst, oo + o0, n);
+            });
+            return;
+        }
         if (inPlace && rows >= PANEL_ROWS) {                                // a batch or a prompt: through a turned panel
             int block = promptBlock(n);
             par.forEach(Math.ceilDiv(n, block), 1, b -> {
@@ -834,6 +842,10 @@ public final class CpuKernels implements AutoCloseable {
         int k = x.dim(1), n = w.dim(1), xo = x.off, oo = out.off;
         boolean inPlace = inPlaceBf16(w);
         forEachGroupBlock(groups(x, w, counts), out, n, (expert, from, count, o0, o1) -> {
+            if (w.panels != null) {
+                storedPanelRows(x.f, xo, k, from, from + count, w.panels, panelOf(expert, n, o0), DType.BF16, o1 - o0, null, out.f, oo + from * n + o0, n);
+                return;
+            }
             if (inPlace && count >= PANEL_ROWS) {
                 panelRows(x.f, xo, k, from, from + count, w.w, (long) expert * n + o0, DType.BF16, o1 - o0, null, out.f, oo + from * n + o0, n);
                 return;
@@ -948,7 +960,7 @@ public final class CpuKernels implements AutoCloseable {
         int n = w.dim(0), k = w.dim(1), rows = x.elements() / k;
         float[] wScale = scales(ws);
         boolean inPlace = inPlaceI8(w);
-        float[] xf = inPlace && rows >= 4 ? exact(x, rows * k) : null;
+        float[] xf = inPlace && (rows >= 4 || w.panels != null) ? exact(x, rows * k) : null;
         int block = inPlace && rows >= PANEL_ROWS ? promptBlock(n) : STREAM_BLOCK;
         par.forEach(Math.ceilDiv(n, block), 1, b -> quantRows(x, xf, null, xs, w, wScale, 0, k, n, 0, rows, b * block, Math.min(n, (b + 1) * block), out));
     }
@@ -961,7 +973,7 @@ public final class CpuKernels implements AutoCloseable {
         Groups groups = groups(x, w, counts);
         // Exact floats for the panels (groups of PANEL_ROWS rows or more) and int8's four-row tiles; the
         // activations split by even and odd element (W4A8) for int4 groups too small for a panel.
-        float[] xf = (inPlace && groups.most() >= 4) || (int4 && groups.most() >= PANEL_ROWS) ? exact(x, x.elements()) : null;
+        float[] xf = (inPlace && (groups.most() >= 4 || w.panels != null)) || (int4 && groups.most() >= PANEL_ROWS) ? exact(x, x.elements()) : null;
         int[][] split = int4 && groups.fewest() < PANEL_ROWS ? Simd.splitEvenOdd(x.i, x.off, x.dim(0), k) : null;
         forEachGroupBlock(groups, out, n, (expert, from, count, o0, o1) ->
                 quantRows(x, xf, split, xs, w, wScale, (long) expert * n, k, n, from, from + count, o0, o1, out));
@@ -980,10 +992,11 @@ public final class CpuKernels implements AutoCloseable {
                                   int r0, int r1, int o0, int o1, Buf out) {
         boolean inPlace = inPlaceI8(w), int4 = inPlaceI4(w, k);
         int count = r1 - r0;
-        if ((inPlace || int4) && count >= PANEL_ROWS) {
+        if (w.panels != null || ((inPlace || int4) && count >= PANEL_ROWS)) {
             int m = o1 - o0;
             int[] acc = PanelScratch.get().acc(count * m);
-            panelRows(xf, 0, k, r0, r1, w.w, base + o0, w.dtype, m, acc, null, 0, 0);
+            if (w.panels != null) storedPanelRows(xf, 0, k, r0, r1, w.panels, panelOf(Math.toIntExact(base / n), n, o0), DType.I8, m, acc, null, 0, 0);
+            else panelRows(xf, 0, k, r0, r1, w.w, base + o0, w.dtype, m, acc, null, 0, 0);
             for (int r = 0; r < count; r++) Simd.dequant(acc, r * m, xs.f[xs.off + r0 + r], wScale, (int) base + o0, m, out.f, out.off + (r0 + r) * n + o0);
             return;
         }
@@ -1344,6 +1357,12 @@ public final class CpuKernels implements AutoCloseable {
         return Simd.dot(a, ao, b, bo, n);
     }
 
+    /** The panel of a weight stored in panels holding channel o0 (a panel's first) of matrix {@code matrix} of n rows. */
+    private static long panelOf(int matrix, int n, int o0) {
+        if (o0 % PANEL_BLOCK != 0) throw new IllegalArgumentException("channel " + o0 + " does not start a panel of " + PANEL_BLOCK);
+        return (long) matrix * Math.ceilDiv(n, PANEL_BLOCK) + o0 / PANEL_BLOCK;
+    }
+
     /** Bytes of n elements of a bf16, int8 or int4 weight (n even for int4). */
     private static long bytesOf(DType type, long n) {
         return type == DType.BF16 ? 2 * n : type == DType.I4 ? n / 2 : n;
@@ -1437,10 +1456,8 @@ public final class CpuKernels implements AutoCloseable {
     private static void panelRows(float[] x, int x0, int k, int r0, int r1, java.lang.foreign.MemorySegment w, long wr0, DType type, int m,
                                   int[] acc, float[] out, int oo, int os) {
         PanelScratch scratch = PanelScratch.get();
-        int panels = Math.ceilDiv(m, PANEL_BLOCK);
-        float[][] turned = new float[panels][];
-        boolean bf16 = type == DType.BF16;
-        for (int p = 0; p < panels; p++) {
+        float[][] turned = new float[Math.ceilDiv(m, PANEL_BLOCK)][];
+        for (int p = 0; p < turned.length; p++) {
             turned[p] = scratch.turned(p, k * PANEL_BLOCK);                 // [k, PANEL_BLOCK]
             int mp = Math.min(PANEL_BLOCK, m - p * PANEL_BLOCK);
             long from = (wr0 + (long) p * PANEL_BLOCK) * k, bytes = bytesOf(type, (long) mp * k);
@@ -1448,15 +1465,60 @@ public final class CpuKernels implements AutoCloseable {
             java.lang.foreign.MemorySegment.copy(w, bytesOf(type, from), rows, 0, bytes);
             Simd.turn(rows, 0, type, k, mp, turned[p], scratch.block);
         }
+        panelTiles(x, x0, k, r0, r1, turned, type == DType.BF16, m, acc, out, oo, os, scratch.spill);
+    }
+
+    /**
+     * {@link #panelRows} for a weight stored in panels ({@link WeightPanels}): its panels from
+     * {@code panel0} on (of k columns each, in the weight's {@code type}) and m channels in all. A prompt's
+     * rows (from {@link #PANEL_ROWS} on) widen each panel once into floats (straight conversions, no
+     * transposition) for {@link #panelTiles}. Fewer rows, a decode step's, multiply the stored panels as
+     * they stream in ({@link Simd#panelStream}), four rows, or one, a pass. (Widening a panel into floats
+     * for them instead, whole or 128 columns at a time, sent every float through the caches and back: a
+     * batch-8 decode step took 100 to 113 ms instead of 72.)
+     */
+    private static void storedPanelRows(float[] x, int x0, int k, int r0, int r1, java.lang.foreign.MemorySegment panels, long panel0, DType type,
+                                        int m, int[] acc, float[] out, int oo, int os) {
+        PanelScratch scratch = PanelScratch.get();
+        int count = Math.ceilDiv(m, PANEL_BLOCK);
+        boolean bf16 = type == DType.BF16;
+        if (r1 - r0 >= PANEL_ROWS) {
+            float[][] turned = new float[count][];
+            for (int p = 0; p < count; p++) {
+                turned[p] = scratch.turned(p, k * PANEL_BLOCK);
+                Simd.widenPanel(panels, bytesOf(type, (panel0 + p) * k * PANEL_BLOCK), type, k, turned[p]);
+            }
+            panelTiles(x, x0, k, r0, r1, turned, bf16, m, acc, out, oo, os, scratch.spill);
+            return;
+        }
+        if (!bf16) Arrays.fill(acc, 0, (r1 - r0) * m, 0);
+        int chunk = bf16 ? k : Simd.EXACT_TERMS;
+        for (int p = 0; p < count; p++) {
+            int mp = Math.min(PANEL_BLOCK, m - p * PANEL_BLOCK);
+            for (int c0 = 0; c0 < k; c0 += chunk) {
+                int len = Math.min(k - c0, chunk);
+                long wb = bytesOf(type, ((panel0 + p) * k + c0) * PANEL_BLOCK);
+                for (int r = r0; r < r1; r += 4) {
+                    int rows = Math.min(4, r1 - r);
+                    if (bf16) Simd.panelStream(x, x0 + r * k, k, rows, panels, wb, type, len, null, out, oo + (r - r0) * os + p * PANEL_BLOCK, os, mp, scratch.spill);
+                    else Simd.panelStream(x, x0 + r * k + c0, k, rows, panels, wb, type, len, acc, null, (r - r0) * m + p * PANEL_BLOCK, m, mp, scratch.spill);
+                }
+            }
+        }
+    }
+
+    /** Rows [r0, r1) times float panels {@code turned} (m channels in all), six rows at a time against every panel while they are in L1; results as {@link #panelRows}'. */
+    private static void panelTiles(float[] x, int x0, int k, int r0, int r1, float[][] turned, boolean bf16, int m,
+                                   int[] acc, float[] out, int oo, int os, float[] spill) {
         if (!bf16) Arrays.fill(acc, 0, (r1 - r0) * m, 0);
         int chunk = bf16 ? k : Simd.EXACT_TERMS;
         for (int c0 = 0; c0 < k; c0 += chunk) {
             int len = Math.min(k - c0, chunk);
             for (int r = r0; r < r1; r += 6) {                           // the six rows stay in L1 across the panels
-                for (int p = 0; p < panels; p++) {
+                for (int p = 0; p < turned.length; p++) {
                     int mp = Math.min(PANEL_BLOCK, m - p * PANEL_BLOCK), rows = Math.min(6, r1 - r);
-                    if (bf16) Simd.panel6(x, x0 + r * k, k, rows, turned[p], 0, k, null, out, oo + (r - r0) * os + p * PANEL_BLOCK, os, mp, scratch.spill);
-                    else Simd.panel6(x, x0 + r * k + c0, k, rows, turned[p], c0, len, acc, null, (r - r0) * m + p * PANEL_BLOCK, m, mp, scratch.spill);
+                    if (bf16) Simd.panel6(x, x0 + r * k, k, rows, turned[p], 0, k, null, out, oo + (r - r0) * os + p * PANEL_BLOCK, os, mp, spill);
+                    else Simd.panel6(x, x0 + r * k + c0, k, rows, turned[p], c0, len, acc, null, (r - r0) * m + p * PANEL_BLOCK, m, mp, spill);
                 }
             }
         }

@@ -491,6 +491,21 @@ public final class Simd {
             panel6Scalar(x, xo, xs, rows, turned, c0, n, iout, fout, oo, os, m);
             return;
         }
+        if (rows <= 2) tile2(x, xo, xs, rows, turned, c0, n, spill);
+        else if (rows <= 4) tile4(x, xo, xs, rows, turned, c0, n, spill);
+        else tile6(x, xo, xs, rows, turned, c0, n, spill);
+        for (int i = 0; i < rows; i++) {
+            put(spill, 2 * i * L, iout, fout, oo + i * os, Math.min(m, L));
+            put(spill, (2 * i + 1) * L, iout, fout, oo + i * os + L, m - L);
+        }
+    }
+
+    /**
+     * {@link #panel6}'s loops for up to six, four and two rows, the last row repeated past {@code rows}:
+     * twelve, eight or four accumulators, spilled in row order (two vectors a row). Written out once per
+     * row count, because a loop that tests the row count inside is not split by the JIT into one per count.
+     */
+    private static void tile6(float[] x, int xo, int xs, int rows, float[] turned, int c0, int n, float[] spill) {
         int r0 = xo, r1 = xo + Math.min(1, rows - 1) * xs, r2 = xo + Math.min(2, rows - 1) * xs;
         int r3 = xo + Math.min(3, rows - 1) * xs, r4 = xo + Math.min(4, rows - 1) * xs, r5 = xo + Math.min(5, rows - 1) * xs;
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
@@ -514,10 +529,39 @@ public final class Simd {
         a0.intoArray(spill, 0); b0.intoArray(spill, L); a1.intoArray(spill, 2 * L); b1.intoArray(spill, 3 * L);
         a2.intoArray(spill, 4 * L); b2.intoArray(spill, 5 * L); a3.intoArray(spill, 6 * L); b3.intoArray(spill, 7 * L);
         a4.intoArray(spill, 8 * L); b4.intoArray(spill, 9 * L); a5.intoArray(spill, 10 * L); b5.intoArray(spill, 11 * L);
-        for (int i = 0; i < rows; i++) {
-            put(spill, 2 * i * L, iout, fout, oo + i * os, Math.min(m, L));
-            put(spill, (2 * i + 1) * L, iout, fout, oo + i * os + L, m - L);
+    }
+
+    private static void tile4(float[] x, int xo, int xs, int rows, float[] turned, int c0, int n, float[] spill) {
+        int r0 = xo, r1 = xo + Math.min(1, rows - 1) * xs, r2 = xo + Math.min(2, rows - 1) * xs, r3 = xo + Math.min(3, rows - 1) * xs;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        for (int c = 0; c < n; c++) {
+            int p = (c0 + c) * PANEL_WIDTH;
+            FloatVector w0 = FloatVector.fromArray(F, turned, p), w1 = FloatVector.fromArray(F, turned, p + L);
+            FloatVector v = FloatVector.broadcast(F, x[r0 + c]);
+            a0 = w0.fma(v, a0); b0 = w1.fma(v, b0);
+            v = FloatVector.broadcast(F, x[r1 + c]);
+            a1 = w0.fma(v, a1); b1 = w1.fma(v, b1);
+            v = FloatVector.broadcast(F, x[r2 + c]);
+            a2 = w0.fma(v, a2); b2 = w1.fma(v, b2);
+            v = FloatVector.broadcast(F, x[r3 + c]);
+            a3 = w0.fma(v, a3); b3 = w1.fma(v, b3);
         }
+        a0.intoArray(spill, 0); b0.intoArray(spill, L); a1.intoArray(spill, 2 * L); b1.intoArray(spill, 3 * L);
+        a2.intoArray(spill, 4 * L); b2.intoArray(spill, 5 * L); a3.intoArray(spill, 6 * L); b3.intoArray(spill, 7 * L);
+    }
+
+    private static void tile2(float[] x, int xo, int xs, int rows, float[] turned, int c0, int n, float[] spill) {
+        int r0 = xo, r1 = xo + Math.min(1, rows - 1) * xs;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, b0 = a0, b1 = a0;
+        for (int c = 0; c < n; c++) {
+            int p = (c0 + c) * PANEL_WIDTH;
+            FloatVector w0 = FloatVector.fromArray(F, turned, p), w1 = FloatVector.fromArray(F, turned, p + L);
+            FloatVector v = FloatVector.broadcast(F, x[r0 + c]);
+            a0 = w0.fma(v, a0); b0 = w1.fma(v, b0);
+            v = FloatVector.broadcast(F, x[r1 + c]);
+            a1 = w0.fma(v, a1); b1 = w1.fma(v, b1);
+        }
+        a0.intoArray(spill, 0); b0.intoArray(spill, L); a1.intoArray(spill, 2 * L); b1.intoArray(spill, 3 * L);
     }
 
     /** {@link #panel6} without vectors: each product in order, int8 ones in int32. */
@@ -557,6 +601,144 @@ public final class Simd {
         } else {
             v.intoArray(fout, o, fm);
         }
+    }
+
+    /**
+     * {@code turned[i]} = element i of a weight panel stored in {@link WeightPanels}' layout (bf16 or
+     * int8 from byte {@code wb} of w), widened exactly, for i < k * {@link #PANEL_WIDTH}: a prompt's float
+     * panel for {@link #panel6}, made by straight conversions where {@link #turn} transposes.
+     */
+    public static void widenPanel(MemorySegment w, long wb, DType type, int k, float[] turned) {
+        int n = k * PANEL_WIDTH, i = 0;
+        boolean bf16 = type == DType.BF16;
+        if (!bf16 && type != DType.I8) throw new IllegalArgumentException("no weight panels of " + type);
+        if (ENABLED && bf16) for (; i + L <= n; i += L) bf16(w, wb + 2L * i).intoArray(turned, i);
+        if (ENABLED && !bf16) for (; i + L <= n; i += L) i8(w, wb + i).intoArray(turned, i);
+        for (; i < n; i++) turned[i] = bf16 ? bf16At(w, wb / 2 + i) : w.get(ValueLayout.JAVA_BYTE, wb + i);
+    }
+
+    /**
+     * One to four activation rows (x rows xo + i * xs, i < rows) times n columns of a weight panel stored
+     * in {@link WeightPanels}' layout (bf16 or int8; its first column at byte {@code wb} of w), read
+     * straight from memory: each column's two vectors loaded and widened, then one broadcast and two FMAs
+     * a row. A decode step's matmuls: no panel is turned or widened into scratch, its weights are read
+     * once, in one run, at memory speed. One row sums even and odd columns apart (four accumulators, so
+     * the FMAs' latency does not bound the stream), two to four rows take a tile of four, the last row
+     * repeated. Results as {@link #panel6}'s: floats into {@code fout}, or exact int8 sums added into
+     * {@code iout} (n at most {@link #EXACT_TERMS}). The loops are written once per weight dtype and row
+     * count: a vector chosen between two loads met as a boxed object in the JIT's code.
+     */
+    public static void panelStream(float[] x, int xo, int xs, int rows, MemorySegment w, long wb, DType type, int n,
+                                   int[] iout, float[] fout, int oo, int os, int m, float[] spill) {
+        if (rows < 1 || rows > 4) throw new IllegalArgumentException("a streamed panel tile has 1 to 4 rows, not " + rows);
+        if (iout != null && n > EXACT_TERMS) throw new IllegalArgumentException("an exact panel tile spans at most " + EXACT_TERMS + " columns, not " + n);
+        boolean bf16 = type == DType.BF16;
+        if (!bf16 && type != DType.I8) throw new IllegalArgumentException("no weight panels of " + type);
+        if (!ENABLED) {
+            for (int i = 0; i < rows; i++) {
+                for (int j = 0; j < m; j++) {
+                    float s = 0;
+                    int is = 0;
+                    for (int c = 0; c < n; c++) {
+                        long e = (long) c * PANEL_WIDTH + j;
+                        float a = x[xo + i * xs + c], v = bf16 ? bf16At(w, wb / 2 + e) : w.get(ValueLayout.JAVA_BYTE, wb + e);
+                        if (iout != null) is += (int) a * (int) v;
+                        else s += a * v;
+                    }
+                    if (iout != null) iout[oo + i * os + j] += is;
+                    else fout[oo + i * os + j] = s;
+                }
+            }
+            return;
+        }
+        if (rows == 1 && bf16) stream1Bf16(x, xo, w, wb, n, spill);
+        else if (rows == 1) stream1I8(x, xo, w, wb, n, spill);
+        else if (bf16) stream4Bf16(x, xo, xs, rows, w, wb, n, spill);
+        else stream4I8(x, xo, xs, rows, w, wb, n, spill);
+        for (int i = 0; i < rows; i++) {
+            put(spill, 2 * i * L, iout, fout, oo + i * os, Math.min(m, L));
+            put(spill, (2 * i + 1) * L, iout, fout, oo + i * os + L, m - L);
+        }
+    }
+
+    private static void stream1Bf16(float[] x, int xo, MemorySegment w, long wb, int n, float[] spill) {
+        FloatVector a0 = FloatVector.zero(F), b0 = a0, a1 = a0, b1 = a0;
+        int c = 0;
+        for (; c + 2 <= n; c += 2) {
+            long p = wb + 2L * c * PANEL_WIDTH;
+            FloatVector v = FloatVector.broadcast(F, x[xo + c]), u = FloatVector.broadcast(F, x[xo + c + 1]);
+            a0 = bf16(w, p).fma(v, a0);
+            b0 = bf16(w, p + 2L * L).fma(v, b0);
+            a1 = bf16(w, p + 2L * PANEL_WIDTH).fma(u, a1);
+            b1 = bf16(w, p + 2L * (PANEL_WIDTH + L)).fma(u, b1);
+        }
+        if (c < n) {
+            long p = wb + 2L * c * PANEL_WIDTH;
+            FloatVector v = FloatVector.broadcast(F, x[xo + c]);
+            a0 = bf16(w, p).fma(v, a0);
+            b0 = bf16(w, p + 2L * L).fma(v, b0);
+        }
+        a0.add(a1).intoArray(spill, 0);
+        b0.add(b1).intoArray(spill, L);
+    }
+
+    private static void stream1I8(float[] x, int xo, MemorySegment w, long wb, int n, float[] spill) {
+        FloatVector a0 = FloatVector.zero(F), b0 = a0, a1 = a0, b1 = a0;
+        int c = 0;
+        for (; c + 2 <= n; c += 2) {
+            long p = wb + (long) c * PANEL_WIDTH;
+            FloatVector v = FloatVector.broadcast(F, x[xo + c]), u = FloatVector.broadcast(F, x[xo + c + 1]);
+            a0 = i8(w, p).fma(v, a0);
+            b0 = i8(w, p + L).fma(v, b0);
+            a1 = i8(w, p + PANEL_WIDTH).fma(u, a1);
+            b1 = i8(w, p + PANEL_WIDTH + L).fma(u, b1);
+        }
+        if (c < n) {
+            long p = wb + (long) c * PANEL_WIDTH;
+            FloatVector v = FloatVector.broadcast(F, x[xo + c]);
+            a0 = i8(w, p).fma(v, a0);
+            b0 = i8(w, p + L).fma(v, b0);
+        }
+        a0.add(a1).intoArray(spill, 0);
+        b0.add(b1).intoArray(spill, L);
+    }
+
+    private static void stream4Bf16(float[] x, int xo, int xs, int rows, MemorySegment w, long wb, int n, float[] spill) {
+        int r0 = xo, r1 = xo + Math.min(1, rows - 1) * xs, r2 = xo + Math.min(2, rows - 1) * xs, r3 = xo + Math.min(3, rows - 1) * xs;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        for (int c = 0; c < n; c++) {
+            long p = wb + 2L * c * PANEL_WIDTH;
+            FloatVector w0 = bf16(w, p), w1 = bf16(w, p + 2L * L);
+            FloatVector v = FloatVector.broadcast(F, x[r0 + c]);
+            a0 = w0.fma(v, a0); b0 = w1.fma(v, b0);
+            v = FloatVector.broadcast(F, x[r1 + c]);
+            a1 = w0.fma(v, a1); b1 = w1.fma(v, b1);
+            v = FloatVector.broadcast(F, x[r2 + c]);
+            a2 = w0.fma(v, a2); b2 = w1.fma(v, b2);
+            v = FloatVector.broadcast(F, x[r3 + c]);
+            a3 = w0.fma(v, a3); b3 = w1.fma(v, b3);
+        }
+        a0.intoArray(spill, 0); b0.intoArray(spill, L); a1.intoArray(spill, 2 * L); b1.intoArray(spill, 3 * L);
+        a2.intoArray(spill, 4 * L); b2.intoArray(spill, 5 * L); a3.intoArray(spill, 6 * L); b3.intoArray(spill, 7 * L);
+    }
+
+    private static void stream4I8(float[] x, int xo, int xs, int rows, MemorySegment w, long wb, int n, float[] spill) {
+        int r0 = xo, r1 = xo + Math.min(1, rows - 1) * xs, r2 = xo + Math.min(2, rows - 1) * xs, r3 = xo + Math.min(3, rows - 1) * xs;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        for (int c = 0; c < n; c++) {
+            long p = wb + (long) c * PANEL_WIDTH;
+            FloatVector w0 = i8(w, p), w1 = i8(w, p + L);
+            FloatVector v = FloatVector.broadcast(F, x[r0 + c]);
+            a0 = w0.fma(v, a0); b0 = w1.fma(v, b0);
+            v = FloatVector.broadcast(F, x[r1 + c]);
+            a1 = w0.fma(v, a1); b1 = w1.fma(v, b1);
+            v = FloatVector.broadcast(F, x[r2 + c]);
+            a2 = w0.fma(v, a2); b2 = w1.fma(v, b2);
+            v = FloatVector.broadcast(F, x[r3 + c]);
+            a3 = w0.fma(v, a3); b3 = w1.fma(v, b3);
+        }
+        a0.intoArray(spill, 0); b0.intoArray(spill, L); a1.intoArray(spill, 2 * L); b1.intoArray(spill, 3 * L);
+        a2.intoArray(spill, 4 * L); b2.intoArray(spill, 5 * L); a3.intoArray(spill, 6 * L); b3.intoArray(spill, 7 * L);
     }
 
     /**

@@ -59,17 +59,79 @@ class KernelMatrixTest {
     }
 
     /**
+     * The four matmul kernels with their weights stored in panels ({@link WeightPanels}), as a loaded
+     * model binds them: one row (the two-accumulator stream), two to four (the four-row tile, the last row
+     * repeated), five to fifteen (tiles of four and a tail), and a prompt's rows (panels widened for the
+     * six-row tiles); N = 170 leaves a partial last panel. int8 to the bit, bf16 to rounding.
+     */
+    @ParameterizedTest(name = "{0} with {1} weights in panels, {2} rows")
+    @CsvSource({"MATMUL, BF16, 1", "MATMUL, BF16, 2", "MATMUL, BF16, 3", "MATMUL, BF16, 8", "MATMUL, BF16, 19",
+            "GROUPED_MATMUL, BF16, 5", "GROUPED_MATMUL, BF16, 9", "GROUPED_MATMUL, BF16, 40",
+            "QUANT_MATMUL, I8, 1", "QUANT_MATMUL, I8, 2", "QUANT_MATMUL, I8, 7", "QUANT_MATMUL, I8, 19",
+            "GROUPED_QUANT_MATMUL, I8, 5", "GROUPED_QUANT_MATMUL, I8, 9", "GROUPED_QUANT_MATMUL, I8, 40"})
+    void panelWeightsMatchTheReferenceSemantics(Kernel kernel, DType weight, int rows) {
+        SplittableRandom r = new SplittableRandom(kernel.ordinal() * 37L + rows);
+        try (Arena arena = Arena.ofShared()) {
+            Buf[] in = inputs(kernel, weight, rows, r, arena);
+            int wi = kernel == Kernel.MATMUL || kernel == Kernel.GROUPED_MATMUL ? 1 : 2;
+            Buf[] stored = in.clone();
+            stored[wi] = paneled(in[wi], arena);
+            Buf fast = new Buf("out", DType.F32, new int[] {rows, N}, new float[rows * N], null, null);
+            Buf oracle = new Buf("out", DType.F32, new int[] {rows, N}, new float[rows * N], null, null);
+            CpuKernels k = new CpuKernels(new Parallel(2));
+            k.launch(kernel, stored, new Buf[] {fast}, Attrs.of());
+            k.reference(kernel, in, new Buf[] {oracle}, Attrs.of());
+            if (weight == DType.I8) assertArrayEquals(oracle.f, fast.f);
+            for (int j = 0; j < fast.f.length; j++) {
+                assertEquals(oracle.f[j], fast.f[j], 1e-4f * (1 + Math.abs(oracle.f[j])), kernel + " element " + j);
+            }
+            assertSameAtArenaOffsets(k, kernel, stored, new Buf[] {fast}, Attrs.of());
+            k.close();
+        }
+    }
+
+    /** The panel layout: channel j of panel p, column c, is weight row p * W + j, column c; rows past the matrix are zero. */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"BF16", "I8"})
+    void weightPanelsHoldEveryWeightInPlace(DType type) {
+        int matrices = 2, rows = Simd.PANEL_WIDTH + 3, cols = 5, w = Simd.PANEL_WIDTH, size = type == DType.BF16 ? 2 : 1;
+        try (Arena arena = Arena.ofShared(); Parallel par = new Parallel(2)) {
+            Buf nd = weight("w", type, new SplittableRandom(3), arena, matrices, rows, cols);
+            MemorySegment p = WeightPanels.pack(nd.w, type, matrices, rows, cols, arena, par);
+            assertEquals(WeightPanels.panelBytes(type, matrices, rows, cols), p.byteSize());
+            assertEquals((long) matrices * 2 * cols * w * size, p.byteSize());
+            for (int m = 0; m < matrices; m++) {
+                for (int panel = 0; panel < 2; panel++) {
+                    for (int c = 0; c < cols; c++) {
+                        for (int j = 0; j < w; j++) {
+                            int row = panel * w + j;
+                            for (int b = 0; b < size; b++) {
+                                byte got = p.get(ValueLayout.JAVA_BYTE, ((((long) m * 2 + panel) * cols + c) * w + j) * size + b);
+                                byte want = row < rows ? nd.w.get(ValueLayout.JAVA_BYTE, (((long) m * rows + row) * cols + c) * size + b) : 0;
+                                assertEquals(want, got, "matrix " + m + " row " + row + " column " + c);
+                            }
+                        }
+                    }
+                }
+            }
+            assertThrows(IllegalArgumentException.class, () -> nd.withPanels(arena.allocate(p.byteSize() - 1)));
+        }
+    }
+
+    /**
      * Prefill-sized int8 matmuls take the turned-panel path (at least {@link CpuKernels#PANEL_ROWS} rows):
      * with rows longer than one exact run of the largest products, the results are still the op's to the
      * bit, dense and grouped, int8 and (experts) int4 weights; for narrow weights and odd widths (the
      * scalar turn, a partial panel) and for full panels of widths in multiples of 16 (the turn in
      * registers) beside a partial one.
      */
-    @ParameterizedTest(name = "{0}, full panels {1}, {2} weights")
-    @CsvSource({"QUANT_MATMUL, false, I8", "GROUPED_QUANT_MATMUL, false, I8", "QUANT_MATMUL, true, I8", "GROUPED_QUANT_MATMUL, true, I8",
-            "GROUPED_QUANT_MATMUL, false, I4", "GROUPED_QUANT_MATMUL, true, I4"})
-    void panelInt8MatmulsAreExactPastOneChunk(Kernel kernel, boolean full, DType type) {
-        int k = full ? 2 * Simd.EXACT_TERMS + 16 : Simd.EXACT_CHUNK + 40, n = full ? 2 * Simd.PANEL_WIDTH + 5 : 6, rows = CpuKernels.PANEL_ROWS + 7;
+    @ParameterizedTest(name = "{0}, full panels {1}, {2} weights, stored in panels {3}, {4} rows")
+    @CsvSource({"QUANT_MATMUL, false, I8, false, 23", "GROUPED_QUANT_MATMUL, false, I8, false, 23", "QUANT_MATMUL, true, I8, false, 23",
+            "GROUPED_QUANT_MATMUL, true, I8, false, 23", "GROUPED_QUANT_MATMUL, false, I4, false, 23", "GROUPED_QUANT_MATMUL, true, I4, false, 23",
+            "QUANT_MATMUL, true, I8, true, 23", "GROUPED_QUANT_MATMUL, true, I8, true, 23", "QUANT_MATMUL, true, I8, true, 1",
+            "QUANT_MATMUL, false, I8, true, 6", "GROUPED_QUANT_MATMUL, true, I8, true, 6"})
+    void panelInt8MatmulsAreExactPastOneChunk(Kernel kernel, boolean full, DType type, boolean stored, int rows) {
+        int k = full ? 2 * Simd.EXACT_TERMS + 16 : Simd.EXACT_CHUNK + 40, n = full ? 2 * Simd.PANEL_WIDTH + 5 : 6;
         SplittableRandom r = new SplittableRandom(kernel.ordinal() * 2L + (full ? 1 : 0));
         try (Arena arena = Arena.ofShared()) {
             Buf x = int8("x", r, rows, k);
@@ -78,6 +140,7 @@ class KernelMatrixTest {
             Buf w = grouped ? weight("w", type, r, arena, 2, n, k) : weight("w", type, r, arena, n, k);
             byte largest = type == DType.I4 ? (byte) 0x88 : (byte) -128;             // int4: -8 in both nibbles
             for (long j = 0; j < w.w.byteSize(); j++) if (j % 5 != 0) w.w.set(ValueLayout.JAVA_BYTE, j, largest);
+            if (stored) w = paneled(w, arena);
             Buf xs = positive("xs", r, rows);
             Buf[] in = grouped
                     ? new Buf[] {x, xs, w, positive("ws", r, 2, n), new Buf("counts", DType.I32, new int[] {2}, null, new int[] {rows - 1, 1}, null)}
@@ -651,6 +714,14 @@ class KernelMatrixTest {
             }
         }
         return new Buf(name, type, shape, null, null, seg);
+    }
+
+    /** {@code w} with its copy in panels, as a loaded model binds a matmul's weight. */
+    private static Buf paneled(Buf w, Arena arena) {
+        int[] s = w.shape;
+        try (Parallel par = new Parallel(2)) {
+            return w.withPanels(WeightPanels.pack(w.w, w.dtype, s.length == 3 ? s[0] : 1, s[s.length - 2], s[s.length - 1], arena, par));
+        }
     }
 
     private static int count(int... shape) {

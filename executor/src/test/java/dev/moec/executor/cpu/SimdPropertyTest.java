@@ -314,6 +314,59 @@ class SimdPropertyTest {
         }
     }
 
+    /**
+     * Streamed tiles over a stored panel ({@link WeightPanels}' layout, int8 or bf16, read from memory):
+     * one row (even and odd columns apart, odd n for the tail) and two to four (the last repeated); int8
+     * exactly in int32, bf16 to rounding; other rows and channels left alone.
+     */
+    @Property(tries = 200)
+    void streamedPanelTilesGiveEachRowAndChannelItsDot(@ForAll @IntRange(min = 1, max = 4) int rows, @ForAll @IntRange(min = 1, max = 32) int mWanted,
+                                                       @ForAll @IntRange(min = 0, max = 300) int n, @ForAll boolean bf16, @ForAll long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        int w = Simd.PANEL_WIDTH, m = Math.min(mWanted, w), xs = n + 3, os = w + 5, oo = 2, size = bf16 ? 2 : 1;
+        float[] x = new float[1 + 4 * xs], weights = new float[n * w];
+        for (int j = 0; j < x.length; j++) x[j] = bf16 ? (float) r.nextGaussian() : r.nextInt(-128, 128);
+        try (Arena arena = Arena.ofConfined()) {
+            long wb = 6 * size;                                              // the panel starts past some other bytes
+            MemorySegment seg = arena.allocate(wb + (long) n * w * size + 8);
+            for (int j = 0; j < weights.length; j++) {
+                if (bf16) {
+                    weights[j] = Float.intBitsToFloat(Float.floatToIntBits((float) r.nextGaussian()) & 0xFFFF0000);
+                    seg.set(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), wb + 2L * j, (short) (Float.floatToIntBits(weights[j]) >>> 16));
+                } else {
+                    weights[j] = r.nextInt(-128, 128);
+                    seg.set(ValueLayout.JAVA_BYTE, wb + j, (byte) weights[j]);
+                }
+            }
+            int[] iout = new int[oo + 4 * os];
+            float[] fout = new float[oo + 4 * os];
+            java.util.Arrays.fill(iout, 3);
+            java.util.Arrays.fill(fout, -7f);
+            Simd.panelStream(x, 1, xs, rows, seg, wb, bf16 ? dev.moec.ir.DType.BF16 : dev.moec.ir.DType.I8, n, bf16 ? null : iout, bf16 ? fout : null,
+                    oo, os, m, new float[Simd.SPILL]);
+            for (int i = 0; i < 4; i++) {
+                for (int j = 0; j < os; j++) {
+                    int at = oo + i * os + j;
+                    if (i >= rows || j >= m) {
+                        assertEquals(3, iout[at], "untouched int at row " + i + ", channel " + j);
+                        assertEquals(-7f, fout[at], "untouched float at row " + i + ", channel " + j);
+                        continue;
+                    }
+                    int exact = 0;
+                    double dot = 0, magnitude = 0;
+                    for (int c = 0; c < n; c++) {
+                        float a = x[1 + i * xs + c], v = weights[c * w + j];
+                        exact += (int) a * (int) v;
+                        dot += (double) a * v;
+                        magnitude += Math.abs((double) a * v);
+                    }
+                    if (bf16) assertEquals(dot, fout[at], 1e-5 * magnitude + 1e-5, "float row " + i + ", channel " + j);
+                    else assertEquals(3 + exact, iout[at], "row " + i + ", channel " + j);
+                }
+            }
+        }
+    }
+
     /** A whole tile of the largest products: every lane reaches 2^24 and stays exact; one column more is refused. */
     @net.jqwik.api.Example
     void panelTilesAreExactUpToTheirLimit() {

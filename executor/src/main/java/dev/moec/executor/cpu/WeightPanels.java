@@ -1,0 +1,114 @@
+package dev.moec.executor.cpu;
+
+import dev.moec.backend.Kernel;
+import dev.moec.backend.KernelGraph;
+import dev.moec.ir.DType;
+import dev.moec.ir.TensorType;
+import dev.moec.ir.interp.TensorStore;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.HashSet;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * The CPU's own layout for the weights its matmuls stream: each matrix's rows cut into panels of
+ * {@link Simd#PANEL_WIDTH} output channels, every panel stored column by column, the panel's channels of
+ * one column side by side: {@code [matrices][ceil(rows / W)][cols][W]}, W = PANEL_WIDTH, rows past the
+ * matrix zero, elements in their stored dtype (bf16 or int8). It is to the CPU what FRACTAL_NZ is to the
+ * Ascend matmuls: a column's channels are one or two vector loads, so a matmul multiplies a broadcast
+ * activation into them with no lane sums and no transposition (see {@link Simd#panelStream} and
+ * {@link Simd#widenPanel}), and a task's channels are one contiguous run of memory.
+ *
+ * <p>Made when a graph is bound, not at compile time, because W follows the machine's vectors (32 with
+ * AVX-512, 16 with AVX2) and one artifact runs on both; each weight once per model, over the executor's
+ * threads (the bench model's 1.4 GB in about a second). The artifact's row-major mapping stays the
+ * weight's {@link Buf#w}, for every other reader (an embedding table tied to the lm_head, the reference
+ * semantics); after load its pages are no longer read by the matmuls and the page cache may drop them.
+ */
+public final class WeightPanels {
+    private final Parallel par;
+    private final Map<String, MemorySegment> made = new ConcurrentHashMap<>();   // by weight source
+    private final Arena arena = Arena.ofAuto();
+    private volatile long bytes, nanos;
+
+    public WeightPanels(Parallel par) { this.par = par; }
+
+    /** Whether operand {@code operand} of a {@code kernel} launch is a weight read through panels when it is stored in {@code d}. */
+    static boolean reads(Kernel kernel, int operand, DType d) {
+        return switch (kernel) {
+            case MATMUL, GROUPED_MATMUL -> operand == 1 && d == DType.BF16;
+            case QUANT_MATMUL, GROUPED_QUANT_MATMUL -> operand == 2 && d == DType.I8;
+            default -> false;
+        };
+    }
+
+    /** The weight buffers of {@code g} that some matmul launch streams through panels. */
+    static Set<String> streamed(KernelGraph g) {
+        Set<String> out = new HashSet<>();
+        for (KernelGraph.Launch l : g.launches()) {
+            for (int o = 0; o < l.inputs().size(); o++) {
+                KernelGraph.Buffer b = g.buffer(l.inputs().get(o));
+                if (b.role() == KernelGraph.Role.WEIGHT && reads(l.kernel(), o, b.type().dtype())) out.add(b.name());
+            }
+        }
+        return out;
+    }
+
+    /** Makes the panels of every weight {@code g}'s matmuls stream, from {@code weights}: what loading a model does. */
+    public void prepare(KernelGraph g, TensorStore weights) {
+        for (String name : streamed(g)) of(g.buffer(name).source(), weights);
+    }
+
+    /** The panels of weight {@code source} of {@code weights}, made on first use. */
+    MemorySegment of(String source, TensorStore weights) {
+        return made.computeIfAbsent(source, s -> make(s, weights));
+    }
+
+    /** Bytes of all panels made so far. */
+    public long bytes() { return bytes; }
+
+    /** Time spent making them, in milliseconds. */
+    public long millis() { return nanos / 1_000_000; }
+
+    private synchronized MemorySegment make(String source, TensorStore weights) {
+        long start = System.nanoTime();
+        TensorType t = weights.type(source);
+        long[] s = t.shape().sizes();
+        if (s.length < 2 || s.length > 3) throw new IllegalArgumentException("weight " + source + " " + t + " is not a matrix or a stack of matrices");
+        int matrices = s.length == 3 ? Math.toIntExact(s[0]) : 1, rows = Math.toIntExact(s[s.length - 2]), cols = Math.toIntExact(s[s.length - 1]);
+        MemorySegment out = pack(weights.raw(source), t.dtype(), matrices, rows, cols, arena, par);
+        bytes += out.byteSize();
+        nanos += System.nanoTime() - start;
+        return out;
+    }
+
+    /** Bytes of {@code matrices} matrices of rows x cols elements of {@code d} in panels. */
+    static long panelBytes(DType d, int matrices, int rows, int cols) {
+        return (long) matrices * Math.ceilDiv(rows, Simd.PANEL_WIDTH) * cols * Simd.PANEL_WIDTH * size(d);
+    }
+
+    /** Row-major matrices (in {@code nd}) into panels, one panel a task. */
+    static MemorySegment pack(MemorySegment nd, DType d, int matrices, int rows, int cols, Arena arena, Parallel par) {
+        if (d != DType.BF16 && d != DType.I8) throw new IllegalArgumentException("no weight panels of " + d);
+        int size = size(d), w = Simd.PANEL_WIDTH, panels = Math.ceilDiv(rows, w);
+        MemorySegment out = arena.allocate(panelBytes(d, matrices, rows, cols), 64);
+        par.forEach(matrices * panels, 1, t -> {
+            int m = t / panels, p = t % panels, mp = Math.min(w, rows - p * w);
+            byte[] src = new byte[mp * cols * size], dst = new byte[cols * w * size];     // the panel's rows as stored; the panel
+            MemorySegment.copy(nd, ValueLayout.JAVA_BYTE, ((long) m * rows + (long) p * w) * cols * size, src, 0, src.length);
+            for (int j = 0; j < mp; j++) {
+                for (int c = 0; c < cols; c++) {
+                    for (int b = 0; b < size; b++) dst[(c * w + j) * size + b] = src[(j * cols + c) * size + b];
+                }
+            }
+            MemorySegment.copy(dst, 0, out, ValueLayout.JAVA_BYTE, (long) t * dst.length, dst.length);
+        });
+        return out;
+    }
+
+    private static int size(DType d) { return d == DType.BF16 ? 2 : 1; }
+}
