@@ -1473,7 +1473,7 @@ public final class CpuKernels implements AutoCloseable {
      * {@code panel0} on (of k columns each, in the weight's {@code type}) and m channels in all. A prompt's
      * rows (from {@link #PANEL_ROWS} on) widen each panel once into floats (straight conversions, no
      * transposition) for {@link #panelTiles}. Fewer rows, a decode step's, multiply the stored panels as
-     * they stream in ({@link Simd#panelStream}), four rows, or one, a pass. (Widening a panel into floats
+     * they stream in ({@link Simd#panelStream}), up to {@link Simd#streamRows} rows a pass. (Widening a panel into floats
      * for them instead, whole or 128 columns at a time, sent every float through the caches and back: a
      * batch-8 decode step took 100 to 113 ms instead of 72.)
      */
@@ -1492,14 +1492,14 @@ public final class CpuKernels implements AutoCloseable {
             return;
         }
         if (!bf16) Arrays.fill(acc, 0, (r1 - r0) * m, 0);
-        int chunk = bf16 ? k : Simd.EXACT_TERMS;
+        int chunk = bf16 ? k : Simd.EXACT_TERMS, tile = Simd.streamRows(type);
         for (int p = 0; p < count; p++) {
             int mp = Math.min(PANEL_BLOCK, m - p * PANEL_BLOCK);
             for (int c0 = 0; c0 < k; c0 += chunk) {
                 int len = Math.min(k - c0, chunk);
                 long wb = bytesOf(type, ((panel0 + p) * k + c0) * PANEL_BLOCK);
-                for (int r = r0; r < r1; r += 4) {
-                    int rows = Math.min(4, r1 - r);
+                for (int r = r0; r < r1; r += tile) {
+                    int rows = Math.min(tile, r1 - r);
                     if (bf16) Simd.panelStream(x, x0 + r * k, k, rows, panels, wb, type, len, null, out, oo + (r - r0) * os + p * PANEL_BLOCK, os, mp, scratch.spill);
                     else Simd.panelStream(x, x0 + r * k + c0, k, rows, panels, wb, type, len, acc, null, (r - r0) * m + p * PANEL_BLOCK, m, mp, scratch.spill);
                 }

@@ -618,7 +618,7 @@ public final class Simd {
     }
 
     /**
-     * One to four activation rows (x rows xo + i * xs, i < rows) times n columns of a weight panel stored
+     * One to {@link #streamRows} activation rows (x rows xo + i * xs, i < rows) times n columns of a weight panel stored
      * in {@link WeightPanels}' layout (bf16 or int8; its first column at byte {@code wb} of w), read
      * straight from memory: each column's two vectors loaded and widened, then one broadcast and two FMAs
      * a row. A decode step's matmuls: no panel is turned or widened into scratch, its weights are read
@@ -628,9 +628,17 @@ public final class Simd {
      * {@code iout} (n at most {@link #EXACT_TERMS}). The loops are written once per weight dtype and row
      * count: a vector chosen between two loads met as a boxed object in the JIT's code.
      */
+    /**
+     * Rows a streamed panel tile of {@code type} takes at most. int8: eight with 32 vector registers
+     * (AVX-512: sixteen accumulators, two weight vectors and a broadcast), so a batch of eight widens each
+     * weight once (batch-8 dense int8 projections 14 -> 12 ms a step); four with AVX2's sixteen. bf16:
+     * four (eight-row tiles took its lm_head over eight rows from 19 to 24 ms).
+     */
+    public static int streamRows(DType type) { return type == DType.I8 && L >= 16 ? 8 : 4; }
+
     public static void panelStream(float[] x, int xo, int xs, int rows, MemorySegment w, long wb, DType type, int n,
                                    int[] iout, float[] fout, int oo, int os, int m, float[] spill) {
-        if (rows < 1 || rows > 4) throw new IllegalArgumentException("a streamed panel tile has 1 to 4 rows, not " + rows);
+        if (rows < 1 || rows > streamRows(type)) throw new IllegalArgumentException("a streamed " + type + " panel tile has 1 to " + streamRows(type) + " rows, not " + rows);
         if (iout != null && n > EXACT_TERMS) throw new IllegalArgumentException("an exact panel tile spans at most " + EXACT_TERMS + " columns, not " + n);
         boolean bf16 = type == DType.BF16;
         if (!bf16 && type != DType.I8) throw new IllegalArgumentException("no weight panels of " + type);
@@ -653,8 +661,11 @@ public final class Simd {
         }
         if (rows == 1 && bf16) stream1Bf16(x, xo, w, wb, n, spill);
         else if (rows == 1) stream1I8(x, xo, w, wb, n, spill);
-        else if (bf16) stream4Bf16(x, xo, xs, rows, w, wb, n, spill);
-        else stream4I8(x, xo, xs, rows, w, wb, n, spill);
+        else if (rows == 2 && bf16) stream2Bf16(x, xo, xs, w, wb, n, spill);
+        else if (rows == 2) stream2I8(x, xo, xs, w, wb, n, spill);
+        else if (rows <= 4 && bf16) stream4Bf16(x, xo, xs, rows, w, wb, n, spill);
+        else if (rows <= 4) stream4I8(x, xo, xs, rows, w, wb, n, spill);
+        else stream8I8(x, xo, xs, rows, w, wb, n, spill);
         for (int i = 0; i < rows; i++) {
             put(spill, 2 * i * L, iout, fout, oo + i * os, Math.min(m, L));
             put(spill, (2 * i + 1) * L, iout, fout, oo + i * os + L, m - L);
@@ -739,6 +750,70 @@ public final class Simd {
         }
         a0.intoArray(spill, 0); b0.intoArray(spill, L); a1.intoArray(spill, 2 * L); b1.intoArray(spill, 3 * L);
         a2.intoArray(spill, 4 * L); b2.intoArray(spill, 5 * L); a3.intoArray(spill, 6 * L); b3.intoArray(spill, 7 * L);
+    }
+
+    private static void stream2Bf16(float[] x, int xo, int xs, MemorySegment w, long wb, int n, float[] spill) {
+        int r0 = xo, r1 = xo + xs;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, b0 = a0, b1 = a0;
+        for (int c = 0; c < n; c++) {
+            long p = wb + 2L * c * PANEL_WIDTH;
+            FloatVector w0 = bf16(w, p), w1 = bf16(w, p + 2L * L);
+            FloatVector v = FloatVector.broadcast(F, x[r0 + c]);
+            a0 = w0.fma(v, a0); b0 = w1.fma(v, b0);
+            v = FloatVector.broadcast(F, x[r1 + c]);
+            a1 = w0.fma(v, a1); b1 = w1.fma(v, b1);
+        }
+        a0.intoArray(spill, 0); b0.intoArray(spill, L);
+        a1.intoArray(spill, 2 * L); b1.intoArray(spill, 3 * L);
+    }
+
+    private static void stream2I8(float[] x, int xo, int xs, MemorySegment w, long wb, int n, float[] spill) {
+        int r0 = xo, r1 = xo + xs;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, b0 = a0, b1 = a0;
+        for (int c = 0; c < n; c++) {
+            long p = wb + (long) c * PANEL_WIDTH;
+            FloatVector w0 = i8(w, p), w1 = i8(w, p + L);
+            FloatVector v = FloatVector.broadcast(F, x[r0 + c]);
+            a0 = w0.fma(v, a0); b0 = w1.fma(v, b0);
+            v = FloatVector.broadcast(F, x[r1 + c]);
+            a1 = w0.fma(v, a1); b1 = w1.fma(v, b1);
+        }
+        a0.intoArray(spill, 0); b0.intoArray(spill, L);
+        a1.intoArray(spill, 2 * L); b1.intoArray(spill, 3 * L);
+    }
+
+    private static void stream8I8(float[] x, int xo, int xs, int rows, MemorySegment w, long wb, int n, float[] spill) {
+        int r0 = xo, r1 = xo + Math.min(1, rows - 1) * xs, r2 = xo + Math.min(2, rows - 1) * xs, r3 = xo + Math.min(3, rows - 1) * xs;
+        int r4 = xo + Math.min(4, rows - 1) * xs, r5 = xo + Math.min(5, rows - 1) * xs, r6 = xo + Math.min(6, rows - 1) * xs, r7 = xo + Math.min(7, rows - 1) * xs;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0, b6 = a0, b7 = a0;
+        for (int c = 0; c < n; c++) {
+            long p = wb + (long) c * PANEL_WIDTH;
+            FloatVector w0 = i8(w, p), w1 = i8(w, p + L);
+            FloatVector v = FloatVector.broadcast(F, x[r0 + c]);
+            a0 = w0.fma(v, a0); b0 = w1.fma(v, b0);
+            v = FloatVector.broadcast(F, x[r1 + c]);
+            a1 = w0.fma(v, a1); b1 = w1.fma(v, b1);
+            v = FloatVector.broadcast(F, x[r2 + c]);
+            a2 = w0.fma(v, a2); b2 = w1.fma(v, b2);
+            v = FloatVector.broadcast(F, x[r3 + c]);
+            a3 = w0.fma(v, a3); b3 = w1.fma(v, b3);
+            v = FloatVector.broadcast(F, x[r4 + c]);
+            a4 = w0.fma(v, a4); b4 = w1.fma(v, b4);
+            v = FloatVector.broadcast(F, x[r5 + c]);
+            a5 = w0.fma(v, a5); b5 = w1.fma(v, b5);
+            v = FloatVector.broadcast(F, x[r6 + c]);
+            a6 = w0.fma(v, a6); b6 = w1.fma(v, b6);
+            v = FloatVector.broadcast(F, x[r7 + c]);
+            a7 = w0.fma(v, a7); b7 = w1.fma(v, b7);
+        }
+        a0.intoArray(spill, 0); b0.intoArray(spill, L);
+        a1.intoArray(spill, 2 * L); b1.intoArray(spill, 3 * L);
+        a2.intoArray(spill, 4 * L); b2.intoArray(spill, 5 * L);
+        a3.intoArray(spill, 6 * L); b3.intoArray(spill, 7 * L);
+        a4.intoArray(spill, 8 * L); b4.intoArray(spill, 9 * L);
+        a5.intoArray(spill, 10 * L); b5.intoArray(spill, 11 * L);
+        a6.intoArray(spill, 12 * L); b6.intoArray(spill, 13 * L);
+        a7.intoArray(spill, 14 * L); b7.intoArray(spill, 15 * L);
     }
 
     /**

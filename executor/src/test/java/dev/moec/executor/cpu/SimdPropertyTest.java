@@ -316,15 +316,16 @@ class SimdPropertyTest {
 
     /**
      * Streamed tiles over a stored panel ({@link WeightPanels}' layout, int8 or bf16, read from memory):
-     * one row (even and odd columns apart, odd n for the tail) and two to four (the last repeated); int8
+     * one row (even and odd columns apart, odd n for the tail), two, and up to eight (the last repeated); int8
      * exactly in int32, bf16 to rounding; other rows and channels left alone.
      */
     @Property(tries = 200)
-    void streamedPanelTilesGiveEachRowAndChannelItsDot(@ForAll @IntRange(min = 1, max = 4) int rows, @ForAll @IntRange(min = 1, max = 32) int mWanted,
+    void streamedPanelTilesGiveEachRowAndChannelItsDot(@ForAll @IntRange(min = 1, max = 8) int rowsWanted, @ForAll @IntRange(min = 1, max = 32) int mWanted,
                                                        @ForAll @IntRange(min = 0, max = 300) int n, @ForAll boolean bf16, @ForAll long seed) {
         SplittableRandom r = new SplittableRandom(seed);
+        int rows = Math.min(rowsWanted, Simd.streamRows(bf16 ? dev.moec.ir.DType.BF16 : dev.moec.ir.DType.I8));
         int w = Simd.PANEL_WIDTH, m = Math.min(mWanted, w), xs = n + 3, os = w + 5, oo = 2, size = bf16 ? 2 : 1;
-        float[] x = new float[1 + 4 * xs], weights = new float[n * w];
+        float[] x = new float[1 + 8 * xs], weights = new float[n * w];
         for (int j = 0; j < x.length; j++) x[j] = bf16 ? (float) r.nextGaussian() : r.nextInt(-128, 128);
         try (Arena arena = Arena.ofConfined()) {
             long wb = 6 * size;                                              // the panel starts past some other bytes
@@ -338,13 +339,13 @@ class SimdPropertyTest {
                     seg.set(ValueLayout.JAVA_BYTE, wb + j, (byte) weights[j]);
                 }
             }
-            int[] iout = new int[oo + 4 * os];
-            float[] fout = new float[oo + 4 * os];
+            int[] iout = new int[oo + 8 * os];
+            float[] fout = new float[oo + 8 * os];
             java.util.Arrays.fill(iout, 3);
             java.util.Arrays.fill(fout, -7f);
             Simd.panelStream(x, 1, xs, rows, seg, wb, bf16 ? dev.moec.ir.DType.BF16 : dev.moec.ir.DType.I8, n, bf16 ? null : iout, bf16 ? fout : null,
                     oo, os, m, new float[Simd.SPILL]);
-            for (int i = 0; i < 4; i++) {
+            for (int i = 0; i < 8; i++) {
                 for (int j = 0; j < os; j++) {
                     int at = oo + i * os + j;
                     if (i >= rows || j >= m) {
