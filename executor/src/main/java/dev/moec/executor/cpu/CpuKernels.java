@@ -1473,9 +1473,7 @@ public final class CpuKernels implements AutoCloseable {
      * {@code panel0} on (of k columns each, in the weight's {@code type}) and m channels in all. A prompt's
      * rows (from {@link #PANEL_ROWS} on) widen each panel once into floats (straight conversions, no
      * transposition) for {@link #panelTiles}. Fewer rows, a decode step's, multiply the stored panels as
-     * they stream in ({@link Simd#panelStream}), up to {@link Simd#streamRows} rows a pass. (Widening a panel into floats
-     * for them instead, whole or 128 columns at a time, sent every float through the caches and back: a
-     * batch-8 decode step took 100 to 113 ms instead of 72.)
+     * they stream in ({@link Simd#panelStream}), up to {@link Simd#streamRows} rows a pass.
      */
     private static void storedPanelRows(float[] x, int x0, int k, int r0, int r1, java.lang.foreign.MemorySegment panels, long panel0, DType type,
                                         int m, int[] acc, float[] out, int oo, int os) {

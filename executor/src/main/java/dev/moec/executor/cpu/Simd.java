@@ -491,21 +491,6 @@ public final class Simd {
             panel6Scalar(x, xo, xs, rows, turned, c0, n, iout, fout, oo, os, m);
             return;
         }
-        if (rows <= 2) tile2(x, xo, xs, rows, turned, c0, n, spill);
-        else if (rows <= 4) tile4(x, xo, xs, rows, turned, c0, n, spill);
-        else tile6(x, xo, xs, rows, turned, c0, n, spill);
-        for (int i = 0; i < rows; i++) {
-            put(spill, 2 * i * L, iout, fout, oo + i * os, Math.min(m, L));
-            put(spill, (2 * i + 1) * L, iout, fout, oo + i * os + L, m - L);
-        }
-    }
-
-    /**
-     * {@link #panel6}'s loops for up to six, four and two rows, the last row repeated past {@code rows}:
-     * twelve, eight or four accumulators, spilled in row order (two vectors a row). Written out once per
-     * row count, because a loop that tests the row count inside is not split by the JIT into one per count.
-     */
-    private static void tile6(float[] x, int xo, int xs, int rows, float[] turned, int c0, int n, float[] spill) {
         int r0 = xo, r1 = xo + Math.min(1, rows - 1) * xs, r2 = xo + Math.min(2, rows - 1) * xs;
         int r3 = xo + Math.min(3, rows - 1) * xs, r4 = xo + Math.min(4, rows - 1) * xs, r5 = xo + Math.min(5, rows - 1) * xs;
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
@@ -529,39 +514,10 @@ public final class Simd {
         a0.intoArray(spill, 0); b0.intoArray(spill, L); a1.intoArray(spill, 2 * L); b1.intoArray(spill, 3 * L);
         a2.intoArray(spill, 4 * L); b2.intoArray(spill, 5 * L); a3.intoArray(spill, 6 * L); b3.intoArray(spill, 7 * L);
         a4.intoArray(spill, 8 * L); b4.intoArray(spill, 9 * L); a5.intoArray(spill, 10 * L); b5.intoArray(spill, 11 * L);
-    }
-
-    private static void tile4(float[] x, int xo, int xs, int rows, float[] turned, int c0, int n, float[] spill) {
-        int r0 = xo, r1 = xo + Math.min(1, rows - 1) * xs, r2 = xo + Math.min(2, rows - 1) * xs, r3 = xo + Math.min(3, rows - 1) * xs;
-        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-        for (int c = 0; c < n; c++) {
-            int p = (c0 + c) * PANEL_WIDTH;
-            FloatVector w0 = FloatVector.fromArray(F, turned, p), w1 = FloatVector.fromArray(F, turned, p + L);
-            FloatVector v = FloatVector.broadcast(F, x[r0 + c]);
-            a0 = w0.fma(v, a0); b0 = w1.fma(v, b0);
-            v = FloatVector.broadcast(F, x[r1 + c]);
-            a1 = w0.fma(v, a1); b1 = w1.fma(v, b1);
-            v = FloatVector.broadcast(F, x[r2 + c]);
-            a2 = w0.fma(v, a2); b2 = w1.fma(v, b2);
-            v = FloatVector.broadcast(F, x[r3 + c]);
-            a3 = w0.fma(v, a3); b3 = w1.fma(v, b3);
+        for (int i = 0; i < rows; i++) {
+            put(spill, 2 * i * L, iout, fout, oo + i * os, Math.min(m, L));
+            put(spill, (2 * i + 1) * L, iout, fout, oo + i * os + L, m - L);
         }
-        a0.intoArray(spill, 0); b0.intoArray(spill, L); a1.intoArray(spill, 2 * L); b1.intoArray(spill, 3 * L);
-        a2.intoArray(spill, 4 * L); b2.intoArray(spill, 5 * L); a3.intoArray(spill, 6 * L); b3.intoArray(spill, 7 * L);
-    }
-
-    private static void tile2(float[] x, int xo, int xs, int rows, float[] turned, int c0, int n, float[] spill) {
-        int r0 = xo, r1 = xo + Math.min(1, rows - 1) * xs;
-        FloatVector a0 = FloatVector.zero(F), a1 = a0, b0 = a0, b1 = a0;
-        for (int c = 0; c < n; c++) {
-            int p = (c0 + c) * PANEL_WIDTH;
-            FloatVector w0 = FloatVector.fromArray(F, turned, p), w1 = FloatVector.fromArray(F, turned, p + L);
-            FloatVector v = FloatVector.broadcast(F, x[r0 + c]);
-            a0 = w0.fma(v, a0); b0 = w1.fma(v, b0);
-            v = FloatVector.broadcast(F, x[r1 + c]);
-            a1 = w0.fma(v, a1); b1 = w1.fma(v, b1);
-        }
-        a0.intoArray(spill, 0); b0.intoArray(spill, L); a1.intoArray(spill, 2 * L); b1.intoArray(spill, 3 * L);
     }
 
     /** {@link #panel6} without vectors: each product in order, int8 ones in int32. */
@@ -618,17 +574,6 @@ public final class Simd {
     }
 
     /**
-     * One to {@link #streamRows} activation rows (x rows xo + i * xs, i < rows) times n columns of a weight panel stored
-     * in {@link WeightPanels}' layout (bf16 or int8; its first column at byte {@code wb} of w), read
-     * straight from memory: each column's two vectors loaded and widened, then one broadcast and two FMAs
-     * a row. A decode step's matmuls: no panel is turned or widened into scratch, its weights are read
-     * once, in one run, at memory speed. One row sums even and odd columns apart (four accumulators, so
-     * the FMAs' latency does not bound the stream), two to four rows take a tile of four, the last row
-     * repeated. Results as {@link #panel6}'s: floats into {@code fout}, or exact int8 sums added into
-     * {@code iout} (n at most {@link #EXACT_TERMS}). The loops are written once per weight dtype and row
-     * count: a vector chosen between two loads met as a boxed object in the JIT's code.
-     */
-    /**
      * Rows a streamed panel tile of {@code type} takes at most. int8: eight with 32 vector registers
      * (AVX-512: sixteen accumulators, two weight vectors and a broadcast), so a batch of eight widens each
      * weight once (batch-8 dense int8 projections 14 -> 12 ms a step); four with AVX2's sixteen. bf16:
@@ -636,6 +581,20 @@ public final class Simd {
      */
     public static int streamRows(DType type) { return type == DType.I8 && L >= 16 ? 8 : 4; }
 
+    /**
+     * One to {@link #streamRows} activation rows (x rows xo + i * xs, i < rows) times n columns of a weight panel stored
+     * in {@link WeightPanels}' layout (bf16 or int8; its first column at byte {@code wb} of w), read
+     * straight from memory: each column's two vectors loaded and widened, then one broadcast and two FMAs
+     * a row. A decode step's matmuls: no panel is turned or widened into scratch, its weights are read
+     * once, in one run, at memory speed. One row sums even and odd columns apart (four accumulators, so
+     * the FMAs' latency does not bound the stream); two rows take a tile of two, three and four a tile
+     * of four, more (int8) a tile of eight, the last row repeated. (Widening a panel into floats for a
+     * few rows instead, whole or 128 columns at a time, sent every float through the caches and back: a
+     * batch-8 decode step took 100 to 113 ms instead of 72.) Results as {@link #panel6}'s: floats into {@code fout}, or exact int8 sums added into
+     * {@code iout} (n at most {@link #EXACT_TERMS}). The loops are written out once per weight dtype and
+     * row count, as {@link #panel6} is for float panels: a vector chosen between two loads is met as a
+     * boxed object in the JIT's code, and a loop that tests the row count inside is not split per count.
+     */
     public static void panelStream(float[] x, int xo, int xs, int rows, MemorySegment w, long wb, DType type, int n,
                                    int[] iout, float[] fout, int oo, int os, int m, float[] spill) {
         if (rows < 1 || rows > streamRows(type)) throw new IllegalArgumentException("a streamed " + type + " panel tile has 1 to " + streamRows(type) + " rows, not " + rows);

@@ -292,26 +292,7 @@ class SimdPropertyTest {
         java.util.Arrays.fill(fout, -7f);
         Simd.panel6(x, 1, xs, rows, turned, c0, n, iout, null, oo, os, m, new float[Simd.SPILL]);
         Simd.panel6(g, 1, xs, rows, turned, c0, n, null, fout, oo, os, m, new float[Simd.SPILL]);
-        for (int i = 0; i < 6; i++) {
-            for (int j = 0; j < os; j++) {
-                int at = oo + i * os + j;
-                if (i >= rows || j >= m) {
-                    assertEquals(3, iout[at], "untouched int at row " + i + ", channel " + j);
-                    assertEquals(-7f, fout[at], "untouched float at row " + i + ", channel " + j);
-                    continue;
-                }
-                int exact = 0;
-                double dot = 0, magnitude = 0;
-                for (int c = 0; c < n; c++) {
-                    float t = turned[(c0 + c) * w + j];
-                    exact += (int) x[1 + i * xs + c] * (int) t;
-                    dot += (double) g[1 + i * xs + c] * t;
-                    magnitude += Math.abs((double) g[1 + i * xs + c] * t);
-                }
-                assertEquals(3 + exact, iout[at], "row " + i + ", channel " + j);
-                assertEquals(dot, fout[at], 1e-5 * magnitude + 1e-5, "float row " + i + ", channel " + j);
-            }
-        }
+        assertTile(6, rows, m, n, turned, c0, x, g, 1, xs, iout, fout, oo, os);
     }
 
     /**
@@ -345,25 +326,39 @@ class SimdPropertyTest {
             java.util.Arrays.fill(fout, -7f);
             Simd.panelStream(x, 1, xs, rows, seg, wb, bf16 ? dev.moec.ir.DType.BF16 : dev.moec.ir.DType.I8, n, bf16 ? null : iout, bf16 ? fout : null,
                     oo, os, m, new float[Simd.SPILL]);
-            for (int i = 0; i < 8; i++) {
-                for (int j = 0; j < os; j++) {
-                    int at = oo + i * os + j;
-                    if (i >= rows || j >= m) {
-                        assertEquals(3, iout[at], "untouched int at row " + i + ", channel " + j);
-                        assertEquals(-7f, fout[at], "untouched float at row " + i + ", channel " + j);
-                        continue;
-                    }
-                    int exact = 0;
-                    double dot = 0, magnitude = 0;
-                    for (int c = 0; c < n; c++) {
-                        float a = x[1 + i * xs + c], v = weights[c * w + j];
-                        exact += (int) a * (int) v;
-                        dot += (double) a * v;
-                        magnitude += Math.abs((double) a * v);
-                    }
-                    if (bf16) assertEquals(dot, fout[at], 1e-5 * magnitude + 1e-5, "float row " + i + ", channel " + j);
-                    else assertEquals(3 + exact, iout[at], "row " + i + ", channel " + j);
+            assertTile(8, rows, m, n, weights, 0, bf16 ? null : x, bf16 ? x : null, 1, xs, iout, fout, oo, os);
+        }
+    }
+
+    /**
+     * A tile's results for rows [0, rows) and channels [0, m), weight (column c, channel j) at
+     * {@code turned[(c0 + c) * PANEL_WIDTH + j]}: {@code iout} (if int rows xi are given) 3 plus each exact
+     * int8 dot product, {@code fout} (if float rows xf are given) each float one to rounding; every other
+     * place of the first {@code tileRows} rows still 3 and -7.
+     */
+    private static void assertTile(int tileRows, int rows, int m, int n, float[] turned, int c0, float[] xi, float[] xf, int xo, int xs,
+                                   int[] iout, float[] fout, int oo, int os) {
+        int w = Simd.PANEL_WIDTH;
+        for (int i = 0; i < tileRows; i++) {
+            for (int j = 0; j < os; j++) {
+                int at = oo + i * os + j;
+                if (i >= rows || j >= m) {
+                    assertEquals(3, iout[at], "untouched int at row " + i + ", channel " + j);
+                    assertEquals(-7f, fout[at], "untouched float at row " + i + ", channel " + j);
+                    continue;
                 }
+                int exact = 0;
+                double dot = 0, magnitude = 0;
+                for (int c = 0; c < n; c++) {
+                    float t = turned[(c0 + c) * w + j];
+                    if (xi != null) exact += (int) xi[xo + i * xs + c] * (int) t;
+                    if (xf != null) {
+                        dot += (double) xf[xo + i * xs + c] * t;
+                        magnitude += Math.abs((double) xf[xo + i * xs + c] * t);
+                    }
+                }
+                if (xi != null) assertEquals(3 + exact, iout[at], "row " + i + ", channel " + j);
+                if (xf != null) assertEquals(dot, fout[at], 1e-5 * magnitude + 1e-5, "float row " + i + ", channel " + j);
             }
         }
     }
