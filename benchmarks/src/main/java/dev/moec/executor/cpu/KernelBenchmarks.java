@@ -43,8 +43,6 @@ public class KernelBenchmarks {
     @State(Scope.Benchmark)
     public static class Kernels {
         @Param({"2"}) public int threads;
-        /** How matmul weights are held: "panels", as a loaded model binds them ({@link WeightPanels}), or "rows", the artifact's row-major mapping. */
-        @Param({"panels"}) public String layout;
 
         Arena arena;
         CpuKernels k;
@@ -73,7 +71,7 @@ public class KernelBenchmarks {
             return b;
         }
 
-        /** A weight in off-heap memory, bf16 or int8, as a mapped artifact holds it, with its panels unless {@code layout} is "rows". */
+        /** A weight in off-heap memory, bf16 or int8, as a loaded model binds it: the artifact's row-major bytes and their copy in panels ({@link WeightPanels}). */
         Buf weight(String name, DType type, int... shape) {
             long n = count(shape);
             MemorySegment seg = arena.allocate(n * (type == DType.BF16 ? 2 : 1), 64);
@@ -86,7 +84,6 @@ public class KernelBenchmarks {
                 }
             }
             Buf b = new Buf(name, type, shape, null, null, seg);
-            if (!layout.equals("panels")) return b;
             return b.withPanels(WeightPanels.pack(seg, type, shape.length == 3 ? shape[0] : 1, shape[shape.length - 2], shape[shape.length - 1], arena, par));
         }
 

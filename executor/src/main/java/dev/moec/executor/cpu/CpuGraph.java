@@ -33,19 +33,13 @@ public final class CpuGraph {
 
     /**
      * {@code state}: the persistent arrays by state name: float[] for f32 state, byte[] for a packed bf16
-     * or int8 cache (see {@link #allocateState}), int[] for other integer state.
-     */
-    public CpuGraph(KernelGraph g, Map<String, Long> bindings, TensorStore weights, Map<String, Object> state) {
-        this(g, bindings, weights, state, null);
-    }
-
-    /**
-     * {@code panels}: where the weights the matmuls stream get their copy in panels ({@link WeightPanels}),
-     * shared by a model's graphs so each weight is copied once; null reads every weight row-major.
+     * or int8 cache (see {@link #allocateState}), int[] for other integer state. {@code panels}: where the
+     * weights the matmuls stream get their copy in panels ({@link WeightPanels}), shared by a model's
+     * graphs so each weight is copied once.
      */
     public CpuGraph(KernelGraph g, Map<String, Long> bindings, TensorStore weights, Map<String, Object> state, WeightPanels panels) {
         this.name = g.name();
-        java.util.Set<String> paneled = panels == null ? java.util.Set.of() : WeightPanels.streamed(g);
+        java.util.Set<String> paneled = WeightPanels.streamed(g);
         KernelGraph bound = g.bind(g.name(), bindings);                  // every buffer's type at these sizes
         ActivationArena arena = new ActivationArena(bound);
         for (KernelGraph.Buffer b : bound.buffers()) {

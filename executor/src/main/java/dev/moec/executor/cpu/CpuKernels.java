@@ -49,8 +49,8 @@ public final class CpuKernels implements AutoCloseable {
         return panels * PANEL_BLOCK;
     }
     /**
-     * Activation rows a weight block runs over at a time when weights are read in place: the four rows one
-     * x4 loop shares each weight load with. Four f32 rows of a 1024-wide model (16 KB) stay in L1 beside
+     * Activation rows the int4 row loop (a decode step's experts under W4A8) runs over at a time against a
+     * block of weight rows read in place. Four f32 rows of a 1024-wide model (16 KB) stay in L1 beside
      * the weights; eight (32 KB, the whole L1) made every activation load go to L2, 20 % slower (JMH).
      */
     private static final int ROW_TILE = 4;
@@ -296,12 +296,15 @@ public final class CpuKernels implements AutoCloseable {
         });
     }
 
-    /** out[r, n] = sum_k x[r, k] * w[n, k]; each weight row is read once for all rows of x. */
+    /**
+     * out[r, n] = sum_k x[r, k] * w[n, k]. A weight stored in panels (every bf16 weight of a loaded model)
+     * runs through {@link #storedPanelRows}; any other is widened a row at a time, each row read once for
+     * all rows of x.
+     */
     void matmul(Buf x, Buf w, Buf out) {
         int n = w.dim(0), k = w.dim(1), rows = x.elements() / k, xo = x.off, oo = out.off;
         float[] xs = x.f, dst = out.f;
-        boolean inPlace = inPlaceBf16(w);
-        if (w.panels != null) {                                              // stored in panels: any rows
+        if (w.panels != null) {
             int block = rows >= PANEL_ROWS ? promptBlock(n) : STREAM_BLOCK;
             par.forEach(Math.ceilDiv(n, block), 1, b -> {
                 int o0 = b * block;
@@ -309,29 +312,9 @@ public final class CpuKernels implements AutoCloseable {
             });
             return;
         }
-        if (inPlace && rows >= PANEL_ROWS) {                                // a batch or a prompt: through a turned panel
-            int block = promptBlock(n);
-            par.forEach(Math.ceilDiv(n, block), 1, b -> {
-                int o0 = b * block;
-                panelRows(xs, xo, k, 0, rows, w.w, o0, DType.BF16, Math.min(n, o0 + block) - o0, null, dst, oo + o0, n);
-            });
-            return;
-        }
         par.forEach(Math.ceilDiv(n, STREAM_BLOCK), 1, b -> {
-            float[] row = inPlace ? null : new float[k];
-            int end = Math.min(n, (b + 1) * STREAM_BLOCK);
-            if (inPlace) {
-                float[] spill = PanelScratch.get().spill;
-                for (int t0 = 0; t0 < rows; t0 += ROW_TILE) {
-                    int t1 = Math.min(rows, t0 + ROW_TILE), o = b * STREAM_BLOCK;
-                    if (t1 - t0 == 4) {                                      // four rows by four channels in registers
-                        for (; o + 4 <= end; o += 4) Simd.dot4x4Bf16(xs, xo + t0 * k, k, w.w, (long) o * k, k, k, dst, oo + t0 * n + o, n, spill);
-                    }
-                    for (; o < end; o++) bf16Rows(xs, xo, k, t0, t1, w.w, o, dst, oo, n, o);
-                }
-                return;
-            }
-            for (int o = b * STREAM_BLOCK; o < end; o++) {
+            float[] row = new float[k];
+            for (int o = b * STREAM_BLOCK; o < Math.min(n, (b + 1) * STREAM_BLOCK); o++) {
                 w.weightRow(o, k, row);
                 for (int r = 0; r < rows; r++) dst[oo + r * n + o] = dot(xs, xo + r * k, row, 0, k);
             }
@@ -837,27 +820,20 @@ public final class CpuKernels implements AutoCloseable {
         par.forEach(n, 16, src -> System.arraycopy(x.f, x.off + (src / k) * hidden, rowsX.f, rowsX.off + dest[src] * hidden, hidden));
     }
 
-    /** Consecutive row groups times each expert's weight [N, K]; each expert's rows are read once per group. */
+    /**
+     * Consecutive row groups times each expert's weight [N, K]: through {@link #storedPanelRows} where the
+     * weight is stored in panels, else each expert's rows widened once per group.
+     */
     void groupedMatmul(Buf x, Buf w, Buf counts, Buf out) {
         int k = x.dim(1), n = w.dim(1), xo = x.off, oo = out.off;
-        boolean inPlace = inPlaceBf16(w);
         forEachGroupBlock(groups(x, w, counts), out, n, (expert, from, count, o0, o1) -> {
             if (w.panels != null) {
                 storedPanelRows(x.f, xo, k, from, from + count, w.panels, panelOf(expert, n, o0), DType.BF16, o1 - o0, null, out.f, oo + from * n + o0, n);
                 return;
             }
-            if (inPlace && count >= PANEL_ROWS) {
-                panelRows(x.f, xo, k, from, from + count, w.w, (long) expert * n + o0, DType.BF16, o1 - o0, null, out.f, oo + from * n + o0, n);
-                return;
-            }
-            float[] row = inPlace ? null : new float[k];
+            float[] row = new float[k];
             for (int o = o0; o < o1; o++) {
-                long wr = (long) expert * n + o;
-                if (inPlace) {
-                    bf16Rows(x.f, xo, k, from, from + count, w.w, wr, out.f, oo, n, o);
-                    continue;
-                }
-                w.weightRow(wr, k, row);
+                w.weightRow((long) expert * n + o, k, row);
                 for (int r = from; r < from + count; r++) out.f[oo + r * n + o] = dot(x.f, xo + r * k, row, 0, k);
             }
         });
@@ -959,9 +935,8 @@ public final class CpuKernels implements AutoCloseable {
     void quantMatmul(Buf x, Buf xs, Buf w, Buf ws, Buf out) {
         int n = w.dim(0), k = w.dim(1), rows = x.elements() / k;
         float[] wScale = scales(ws);
-        boolean inPlace = inPlaceI8(w);
-        float[] xf = inPlace && (rows >= 4 || w.panels != null) ? exact(x, rows * k) : null;
-        int block = inPlace && rows >= PANEL_ROWS ? promptBlock(n) : STREAM_BLOCK;
+        float[] xf = w.panels != null ? exact(x, rows * k) : null;
+        int block = w.panels != null && rows >= PANEL_ROWS ? promptBlock(n) : STREAM_BLOCK;
         par.forEach(Math.ceilDiv(n, block), 1, b -> quantRows(x, xf, null, xs, w, wScale, 0, k, n, 0, rows, b * block, Math.min(n, (b + 1) * block), out));
     }
 
@@ -969,11 +944,11 @@ public final class CpuKernels implements AutoCloseable {
     void groupedQuantMatmul(Buf x, Buf xs, Buf w, Buf ws, Buf counts, Buf out) {
         int k = x.dim(1), n = w.dim(1);
         float[] wScale = scales(ws);
-        boolean inPlace = inPlaceI8(w), int4 = inPlaceI4(w, k);
+        boolean int4 = inPlaceI4(w, k);
         Groups groups = groups(x, w, counts);
-        // Exact floats for the panels (groups of PANEL_ROWS rows or more) and int8's four-row tiles; the
+        // Exact floats for int8 panels and for int4 groups turned into panels (PANEL_ROWS rows or more); the
         // activations split by even and odd element (W4A8) for int4 groups too small for a panel.
-        float[] xf = (inPlace && (groups.most() >= 4 || w.panels != null)) || (int4 && groups.most() >= PANEL_ROWS) ? exact(x, x.elements()) : null;
+        float[] xf = w.panels != null || (int4 && groups.most() >= PANEL_ROWS) ? exact(x, x.elements()) : null;
         int[][] split = int4 && groups.fewest() < PANEL_ROWS ? Simd.splitEvenOdd(x.i, x.off, x.dim(0), k) : null;
         forEachGroupBlock(groups, out, n, (expert, from, count, o0, o1) ->
                 quantRows(x, xf, split, xs, w, wScale, (long) expert * n, k, n, from, from + count, o0, o1, out));
@@ -982,32 +957,31 @@ public final class CpuKernels implements AutoCloseable {
     /**
      * Rows [r0, r1) of an int8 matmul by its output channels [o0, o1), whose weight rows and scales are
      * {@code base + o}: out[r, o] = (x row r . weight row) * x_scale[r] * w_scale, the dot exact in int32.
-     * From {@link #PANEL_ROWS} rows on, int8 and int4 weights go through turned panels ({@link #panelRows});
-     * fewer rows take tiles of {@link #ROW_TILE} against int8 weights read in place ({@link #i8Rows}), int4
-     * ones read in place against the activations split by even and odd element ({@code split}), other
-     * widths widened a row at a time. {@code xf} is x as exact floats (needed by the panels and int8's
-     * four-row tiles); either may be null where no rows need it.
+     * int8 weights stored in panels (every int8 weight of a loaded model) run through
+     * {@link #storedPanelRows}. int4 weights (read in place, two a byte) are turned into panels from
+     * {@link #PANEL_ROWS} rows on ({@link #panelRows}); fewer rows read them against the activations split
+     * by even and odd element ({@code split}), {@link #ROW_TILE} rows at a time. Other weights are widened a row at a time. {@code xf} is x as
+     * exact floats, for the panels; either may be null where no rows need it.
      */
     private static void quantRows(Buf x, float[] xf, int[][] split, Buf xs, Buf w, float[] wScale, long base, int k, int n,
                                   int r0, int r1, int o0, int o1, Buf out) {
-        boolean inPlace = inPlaceI8(w), int4 = inPlaceI4(w, k);
+        boolean int4 = inPlaceI4(w, k);
         int count = r1 - r0;
-        if (w.panels != null || ((inPlace || int4) && count >= PANEL_ROWS)) {
+        if (w.panels != null || (int4 && count >= PANEL_ROWS)) {
             int m = o1 - o0;
             int[] acc = PanelScratch.get().acc(count * m);
             if (w.panels != null) storedPanelRows(xf, 0, k, r0, r1, w.panels, panelOf(Math.toIntExact(base / n), n, o0), DType.I8, m, acc, null, 0, 0);
-            else panelRows(xf, 0, k, r0, r1, w.w, base + o0, w.dtype, m, acc, null, 0, 0);
+            else panelRows(xf, 0, k, r0, r1, w.w, base + o0, w.dtype, m, acc);
             for (int r = 0; r < count; r++) Simd.dequant(acc, r * m, xs.f[xs.off + r0 + r], wScale, (int) base + o0, m, out.f, out.off + (r0 + r) * n + o0);
             return;
         }
-        int[] row = inPlace || int4 ? null : new int[k], acc = new int[count];
-        int tile = inPlace || int4 ? ROW_TILE : count;
+        int[] row = int4 ? null : new int[k], acc = new int[count];
+        int tile = int4 ? ROW_TILE : count;
         for (int t0 = r0; t0 < r1; t0 += tile) {
             int t1 = Math.min(r1, t0 + tile);
             for (int o = o0; o < o1; o++) {
                 long wr = base + o;
-                if (inPlace) i8Rows(x.i, x.off, xf, k, t0, t1, w.w, wr, acc);
-                else if (int4) {
+                if (int4) {
                     for (int r = t0; r < t1; r++) acc[r - t0] = Simd.dotI4(split[0], split[1], r * (k / 2), w.w, wr * k, k);
                 } else {
                     w.intRow(wr, k, row);
@@ -1376,24 +1350,17 @@ public final class CpuKernels implements AutoCloseable {
     /** int4 weights are read in place, two a byte, when every row starts on a byte (an even row length). */
     private static boolean inPlaceI4(Buf w, int cols) { return w.isWeight() && w.dtype == DType.I4 && cols % 2 == 0; }
 
-    /** dst[d0 + r * n + o] = x row r (at x0 + r * k) . bf16 weight row wr, for r in [r0, r1): four activation rows per weight load. */
-    private static void bf16Rows(float[] x, int x0, int k, int r0, int r1, java.lang.foreign.MemorySegment w, long wr, float[] dst, int d0, int n, int o) {
-        int r = r0;
-        for (; r + 4 <= r1; r += 4) Simd.dotBf16x4(x, x0 + r * k, k, w, wr * k, k, dst, d0 + r * n + o, n);
-        for (; r < r1; r++) dst[d0 + r * n + o] = Simd.dotBf16(x, x0 + r * k, w, wr * k, k);
-    }
-
     /**
-     * Activation rows from which a bf16 or int8 matmul widens each block of weight rows once into a float
-     * panel (see {@link #panelRows}) instead of reading the weights in place per tile of four rows: from here
-     * on the widening is shared by enough rows to pay for the panel's trip through L2 (JMH, q_proj at 8
-     * rows: 442 to 338 µs in int8).
+     * Activation rows from which a matmul widens each weight panel once into floats for six-row tiles
+     * ({@link #storedPanelRows}; int4 experts turn theirs, {@link #panelRows}) instead of multiplying the
+     * weights as they stream in: from here on the widening is shared by enough rows to pay for the float
+     * panel's trip through L2 (JMH, int8 q_proj at 8 rows, row-major then: 442 to 338 µs).
      */
     static final int PANEL_ROWS = 16;
 
     /**
      * A thread's scratch, kept between launches: a weight panel and its results, the int8 activations as
-     * floats, and the 4 x 4 loops' spill. A prefill's grouped matmul runs a thousand (expert, block) tasks,
+     * floats, and the register loops' spill. A prefill's grouped matmul runs a thousand (expert, block) tasks,
      * and a fresh 128 KB panel for each was garbage enough to slow it by a third.
      */
     private static final class PanelScratch {
@@ -1445,16 +1412,13 @@ public final class CpuKernels implements AutoCloseable {
     }
 
     /**
-     * Rows [r0, r1) of x (row r at x0 + r * k) times weight rows wr0 .. wr0 + m - 1 (bf16, int8 or int4, m at most
-     * {@link #PROMPT_BLOCK}) for a prompt or a large batch: the weight rows widened into floats and turned,
-     * a panel of {@link #PANEL_BLOCK} at a time, so each column's channels are contiguous
-     * ({@link Simd#turn}); then six activation rows at a time against every panel while they are in L1
-     * ({@link Simd#panel6}, near the FMA peak). bf16: out[oo + (r - r0) * os + d] = the float dot product.
-     * int8 and int4 (x as exact floats): acc[(r - r0) * m + d] = the dot product exactly in int32, over chunks of at
-     * most {@link Simd#EXACT_TERMS} columns.
+     * Rows [r0, r1) of x (int8 values as exact floats, row r at x0 + r * k) times quantized weight rows wr0
+     * .. wr0 + m - 1 read in place (int4 experts, or int8 not stored in panels; m at most
+     * {@link #PROMPT_BLOCK}) for a prompt's rows: the weight rows widened into floats and turned, a panel of
+     * {@link #PANEL_BLOCK} at a time, so each column's channels are contiguous ({@link Simd#turn}); then
+     * {@link #panelTiles}: acc[(r - r0) * m + d] = the dot product exactly in int32.
      */
-    private static void panelRows(float[] x, int x0, int k, int r0, int r1, java.lang.foreign.MemorySegment w, long wr0, DType type, int m,
-                                  int[] acc, float[] out, int oo, int os) {
+    private static void panelRows(float[] x, int x0, int k, int r0, int r1, java.lang.foreign.MemorySegment w, long wr0, DType type, int m, int[] acc) {
         PanelScratch scratch = PanelScratch.get();
         float[][] turned = new float[Math.ceilDiv(m, PANEL_BLOCK)][];
         for (int p = 0; p < turned.length; p++) {
@@ -1465,7 +1429,7 @@ public final class CpuKernels implements AutoCloseable {
             java.lang.foreign.MemorySegment.copy(w, bytesOf(type, from), rows, 0, bytes);
             Simd.turn(rows, 0, type, k, mp, turned[p], scratch.block);
         }
-        panelTiles(x, x0, k, r0, r1, turned, type == DType.BF16, m, acc, out, oo, os, scratch.spill);
+        panelTiles(x, x0, k, r0, r1, turned, false, m, acc, null, 0, 0, scratch.spill);
     }
 
     /**

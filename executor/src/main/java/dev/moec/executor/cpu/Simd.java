@@ -224,7 +224,7 @@ public final class Simd {
     }
 
 
-    /** Floats of scratch {@link #dot4x4} needs. */
+    /** Floats of scratch the register loops spill their accumulators into ({@link #dot4x4}, {@link #panel6}, {@link #panelStream}): sixteen vectors. */
     public static final int SPILL = 16 * L;
 
     /**
@@ -265,54 +265,9 @@ public final class Simd {
         }
     }
 
-    /** The sixteen spilled accumulators of a 4 x 4 loop into their outputs (see {@link #dot4x4}). */
+    /** The sixteen spilled accumulators of the 4 x 4 loop into their outputs (see {@link #dot4x4}). */
     private static void spilled(float[] spill, float[] out, int oo, int os) {
         for (int q = 0; q < 16; q++) out[oo + (q >> 2) * os + (q & 3)] = sum(FloatVector.fromArray(F, spill, q * L));
-    }
-
-    /**
-     * {@link #dot4x4} with four bf16 weight rows (elements we + d * ws on) read in place from the mapping
-     * and widened in registers, into floats: for a batch's few rows, where the weights stream from memory
-     * and a panel's separate widening pass would stop the loads overlapping the FMAs. (One method for
-     * bf16 and int8 merged two kinds of vector in one variable, and the JIT then allocated every vector:
-     * the batch-8 step ran three times slower. For int8 the four-row loop {@link #dotI8x4}, which widens
-     * each weight vector once for four rows, measured the same as four-by-four, so int8 has no such loop.
-     * Widening four bf16 rows into a small float panel for {@link #dot4x4} instead, once for every tile of
-     * rows, measured slower: 360-490 against 270 us for an 8-row q_proj.)
-     */
-    public static void dot4x4Bf16(float[] x, int xo, int xs, MemorySegment w, long we, long ws, int n, float[] fout, int oo, int os, float[] spill) {
-        int j = 0;
-        long b0 = we * 2, b1 = (we + ws) * 2, b2 = (we + 2 * ws) * 2, b3 = (we + 3 * ws) * 2;
-        if (ENABLED) {
-            FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-            FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
-            for (; j + L <= n; j += L) {
-                long o = 2L * j;
-                FloatVector w0 = bf16(w, b0 + o), w1 = bf16(w, b1 + o), w2 = bf16(w, b2 + o), w3 = bf16(w, b3 + o);
-                FloatVector x0 = FloatVector.fromArray(F, x, xo + j);
-                a00 = x0.fma(w0, a00); a01 = x0.fma(w1, a01); a02 = x0.fma(w2, a02); a03 = x0.fma(w3, a03);
-                FloatVector x1 = FloatVector.fromArray(F, x, xo + xs + j);
-                a10 = x1.fma(w0, a10); a11 = x1.fma(w1, a11); a12 = x1.fma(w2, a12); a13 = x1.fma(w3, a13);
-                FloatVector x2 = FloatVector.fromArray(F, x, xo + 2 * xs + j);
-                a20 = x2.fma(w0, a20); a21 = x2.fma(w1, a21); a22 = x2.fma(w2, a22); a23 = x2.fma(w3, a23);
-                FloatVector x3 = FloatVector.fromArray(F, x, xo + 3 * xs + j);
-                a30 = x3.fma(w0, a30); a31 = x3.fma(w1, a31); a32 = x3.fma(w2, a32); a33 = x3.fma(w3, a33);
-            }
-            a00.intoArray(spill, 0); a01.intoArray(spill, L); a02.intoArray(spill, 2 * L); a03.intoArray(spill, 3 * L);
-            a10.intoArray(spill, 4 * L); a11.intoArray(spill, 5 * L); a12.intoArray(spill, 6 * L); a13.intoArray(spill, 7 * L);
-            a20.intoArray(spill, 8 * L); a21.intoArray(spill, 9 * L); a22.intoArray(spill, 10 * L); a23.intoArray(spill, 11 * L);
-            a30.intoArray(spill, 12 * L); a31.intoArray(spill, 13 * L); a32.intoArray(spill, 14 * L); a33.intoArray(spill, 15 * L);
-            spilled(spill, fout, oo, os);
-        } else {
-            for (int c = 0; c < 4; c++) for (int d = 0; d < 4; d++) fout[oo + c * os + d] = 0;
-        }
-        for (; j < n; j++) {
-            for (int d = 0; d < 4; d++) {
-                long e = we + d * ws + j;
-                float wj = bf16At(w, e);
-                for (int c = 0; c < 4; c++) fout[oo + c * os + d] += x[xo + c * xs + j] * wj;
-            }
-        }
     }
 
     /** Output channels of a turned weight panel (see {@link #turn}): two vectors' lanes. */

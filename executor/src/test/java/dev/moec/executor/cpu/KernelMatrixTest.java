@@ -22,9 +22,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The kernel test matrix: each hand-written weight-reading kernel, for every weight dtype it supports,
- * against its op's reference semantics on the same buffers (weights stored as an artifact stores them,
- * read in place); every other pair is refused naming the kernel and the dtypes. Row counts cover the
- * one-row, four-row and tail paths of the vector loops.
+ * against its op's reference semantics on the same buffers (weights bound as a loaded model binds them:
+ * the artifact's row-major mapping, with a copy in panels where a matmul streams them); every other pair
+ * is refused naming the kernel and the dtypes. Row counts cover the one-row, two-, four- and eight-row
+ * and tail paths of the vector loops and a prompt's six-row tiles.
  */
 class KernelMatrixTest {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -33,10 +34,11 @@ class KernelMatrixTest {
 
     @ParameterizedTest(name = "{0} with {1} weights, {2} rows")
     @CsvSource({
-            "MATMUL, BF16, 1", "MATMUL, BF16, 7", "MATMUL, BF16, 19", "MATMUL, F16, 5", "MATMUL, F32, 4",
-            "GROUPED_MATMUL, BF16, 9", "GROUPED_MATMUL, BF16, 40", "GROUPED_MATMUL, F16, 6", "GROUPED_MATMUL, F32, 3",
-            "QUANT_MATMUL, I8, 1", "QUANT_MATMUL, I8, 6", "QUANT_MATMUL, I8, 19",
-            "GROUPED_QUANT_MATMUL, I8, 9", "GROUPED_QUANT_MATMUL, I8, 40",
+            "MATMUL, BF16, 1", "MATMUL, BF16, 2", "MATMUL, BF16, 3", "MATMUL, BF16, 7", "MATMUL, BF16, 8", "MATMUL, BF16, 19",
+            "MATMUL, F16, 5", "MATMUL, F32, 4",
+            "GROUPED_MATMUL, BF16, 5", "GROUPED_MATMUL, BF16, 9", "GROUPED_MATMUL, BF16, 40", "GROUPED_MATMUL, F16, 6", "GROUPED_MATMUL, F32, 3",
+            "QUANT_MATMUL, I8, 1", "QUANT_MATMUL, I8, 2", "QUANT_MATMUL, I8, 6", "QUANT_MATMUL, I8, 7", "QUANT_MATMUL, I8, 19",
+            "GROUPED_QUANT_MATMUL, I8, 5", "GROUPED_QUANT_MATMUL, I8, 9", "GROUPED_QUANT_MATMUL, I8, 40",
             "QUANT_MATMUL_STATIC, I8, 1", "QUANT_MATMUL_STATIC, I8, 6", "GROUPED_QUANT_MATMUL, I4, 9", "GROUPED_QUANT_MATMUL, I4, 40",
             "EMBEDDING, BF16, 5", "EMBEDDING, F16, 5", "EMBEDDING, F32, 5"})
     void supportedPairsMatchTheReferenceSemantics(Kernel kernel, DType weight, int rows) {
@@ -51,41 +53,11 @@ class KernelMatrixTest {
             CpuKernels k = new CpuKernels(new Parallel(2));
             k.launch(kernel, in, new Buf[] {fast}, Attrs.of());
             k.reference(kernel, in, new Buf[] {oracle}, Attrs.of());
+            if (weight == DType.I8 && kernel != Kernel.QUANT_MATMUL_STATIC) assertArrayEquals(oracle.f, fast.f);   // int8 panels: the op's bits
             for (int j = 0; j < fast.f.length; j++) {
                 assertEquals(oracle.f[j], fast.f[j], 1e-4f * (1 + Math.abs(oracle.f[j])), kernel + " " + weight + " element " + j);
             }
             assertSameAtArenaOffsets(k, kernel, in, new Buf[] {fast}, Attrs.of());
-        }
-    }
-
-    /**
-     * The four matmul kernels with their weights stored in panels ({@link WeightPanels}), as a loaded
-     * model binds them: one row (the two-accumulator stream), two to four (the four-row tile, the last row
-     * repeated), five to fifteen (tiles of four and a tail), and a prompt's rows (panels widened for the
-     * six-row tiles); N = 170 leaves a partial last panel. int8 to the bit, bf16 to rounding.
-     */
-    @ParameterizedTest(name = "{0} with {1} weights in panels, {2} rows")
-    @CsvSource({"MATMUL, BF16, 1", "MATMUL, BF16, 2", "MATMUL, BF16, 3", "MATMUL, BF16, 8", "MATMUL, BF16, 19",
-            "GROUPED_MATMUL, BF16, 5", "GROUPED_MATMUL, BF16, 9", "GROUPED_MATMUL, BF16, 40",
-            "QUANT_MATMUL, I8, 1", "QUANT_MATMUL, I8, 2", "QUANT_MATMUL, I8, 7", "QUANT_MATMUL, I8, 19",
-            "GROUPED_QUANT_MATMUL, I8, 5", "GROUPED_QUANT_MATMUL, I8, 9", "GROUPED_QUANT_MATMUL, I8, 40"})
-    void panelWeightsMatchTheReferenceSemantics(Kernel kernel, DType weight, int rows) {
-        SplittableRandom r = new SplittableRandom(kernel.ordinal() * 37L + rows);
-        try (Arena arena = Arena.ofShared()) {
-            Buf[] in = inputs(kernel, weight, rows, r, arena);
-            int wi = kernel == Kernel.MATMUL || kernel == Kernel.GROUPED_MATMUL ? 1 : 2;
-            Buf[] stored = in.clone();
-            stored[wi] = paneled(in[wi], arena);
-            Buf fast = new Buf("out", DType.F32, new int[] {rows, N}, new float[rows * N], null, null);
-            Buf oracle = new Buf("out", DType.F32, new int[] {rows, N}, new float[rows * N], null, null);
-            CpuKernels k = new CpuKernels(new Parallel(2));
-            k.launch(kernel, stored, new Buf[] {fast}, Attrs.of());
-            k.reference(kernel, in, new Buf[] {oracle}, Attrs.of());
-            if (weight == DType.I8) assertArrayEquals(oracle.f, fast.f);
-            for (int j = 0; j < fast.f.length; j++) {
-                assertEquals(oracle.f[j], fast.f[j], 1e-4f * (1 + Math.abs(oracle.f[j])), kernel + " element " + j);
-            }
-            assertSameAtArenaOffsets(k, kernel, stored, new Buf[] {fast}, Attrs.of());
             k.close();
         }
     }
@@ -119,18 +91,17 @@ class KernelMatrixTest {
     }
 
     /**
-     * Prefill-sized int8 matmuls take the turned-panel path (at least {@link CpuKernels#PANEL_ROWS} rows):
-     * with rows longer than one exact run of the largest products, the results are still the op's to the
-     * bit, dense and grouped, int8 and (experts) int4 weights; for narrow weights and odd widths (the
-     * scalar turn, a partial panel) and for full panels of widths in multiples of 16 (the turn in
-     * registers) beside a partial one.
+     * int8 matmuls (weights in panels, streamed for one and six rows, widened for a prompt's) and int4
+     * experts (turned into panels for a prompt's rows, at least {@link CpuKernels#PANEL_ROWS}): with rows
+     * longer than one exact run of the largest products, the results are still the op's to the bit, dense
+     * and grouped; for narrow weights and odd widths (a partial panel, int4's scalar turn) and for full
+     * panels of widths in multiples of 16 (int4's turn in registers) beside a partial one.
      */
-    @ParameterizedTest(name = "{0}, full panels {1}, {2} weights, stored in panels {3}, {4} rows")
-    @CsvSource({"QUANT_MATMUL, false, I8, false, 23", "GROUPED_QUANT_MATMUL, false, I8, false, 23", "QUANT_MATMUL, true, I8, false, 23",
-            "GROUPED_QUANT_MATMUL, true, I8, false, 23", "GROUPED_QUANT_MATMUL, false, I4, false, 23", "GROUPED_QUANT_MATMUL, true, I4, false, 23",
-            "QUANT_MATMUL, true, I8, true, 23", "GROUPED_QUANT_MATMUL, true, I8, true, 23", "QUANT_MATMUL, true, I8, true, 1",
-            "QUANT_MATMUL, false, I8, true, 6", "GROUPED_QUANT_MATMUL, true, I8, true, 6"})
-    void panelInt8MatmulsAreExactPastOneChunk(Kernel kernel, boolean full, DType type, boolean stored, int rows) {
+    @ParameterizedTest(name = "{0}, full panels {1}, {2} weights, {3} rows")
+    @CsvSource({"QUANT_MATMUL, false, I8, 23", "GROUPED_QUANT_MATMUL, false, I8, 23", "QUANT_MATMUL, true, I8, 23",
+            "GROUPED_QUANT_MATMUL, true, I8, 23", "GROUPED_QUANT_MATMUL, false, I4, 23", "GROUPED_QUANT_MATMUL, true, I4, 23",
+            "QUANT_MATMUL, true, I8, 1", "QUANT_MATMUL, false, I8, 6", "GROUPED_QUANT_MATMUL, true, I8, 6"})
+    void panelInt8MatmulsAreExactPastOneChunk(Kernel kernel, boolean full, DType type, int rows) {
         int k = full ? 2 * Simd.EXACT_TERMS + 16 : Simd.EXACT_CHUNK + 40, n = full ? 2 * Simd.PANEL_WIDTH + 5 : 6;
         SplittableRandom r = new SplittableRandom(kernel.ordinal() * 2L + (full ? 1 : 0));
         try (Arena arena = Arena.ofShared()) {
@@ -140,7 +111,7 @@ class KernelMatrixTest {
             Buf w = grouped ? weight("w", type, r, arena, 2, n, k) : weight("w", type, r, arena, n, k);
             byte largest = type == DType.I4 ? (byte) 0x88 : (byte) -128;             // int4: -8 in both nibbles
             for (long j = 0; j < w.w.byteSize(); j++) if (j % 5 != 0) w.w.set(ValueLayout.JAVA_BYTE, j, largest);
-            if (stored) w = paneled(w, arena);
+            if (type == DType.I8) w = paneled(w, arena);                          // as a model binds it; int4 experts stay row-major
             Buf xs = positive("xs", r, rows);
             Buf[] in = grouped
                     ? new Buf[] {x, xs, w, positive("ws", r, 2, n), new Buf("counts", DType.I32, new int[] {2}, null, new int[] {rows - 1, 1}, null)}
@@ -156,8 +127,8 @@ class KernelMatrixTest {
     }
 
     /**
-     * Grouped int8 and int4 matmuls where every group has a prompt's rows (only panels, so no split or
-     * four-row activations are prepared) and where none has (no exact floats for int4), to the bit.
+     * Grouped int8 (weights in panels) and int4 matmuls where every group has a prompt's rows (int4: only
+     * turned panels, so no even/odd split is prepared) and where none has (int4: no exact floats), to the bit.
      */
     @ParameterizedTest(name = "{0} weights, groups of {1} and {2} rows")
     @CsvSource({"I8, 20, 17", "I4, 20, 17", "I8, 3, 5", "I4, 3, 5"})
@@ -165,7 +136,8 @@ class KernelMatrixTest {
         int k = 64, n = 2 * Simd.PANEL_WIDTH + 3, rows = first + second;
         SplittableRandom r = new SplittableRandom(first * 7L + type.ordinal());
         try (Arena arena = Arena.ofShared()) {
-            Buf[] in = {int8("x", r, rows, k), positive("xs", r, rows), weight("w", type, r, arena, 2, n, k), positive("ws", r, 2, n),
+            Buf w = weight("w", type, r, arena, 2, n, k);
+            Buf[] in = {int8("x", r, rows, k), positive("xs", r, rows), type == DType.I8 ? paneled(w, arena) : w, positive("ws", r, 2, n),
                     new Buf("counts", DType.I32, new int[] {2}, null, new int[] {first, second}, null)};
             Buf fast = new Buf("out", DType.F32, new int[] {rows, n}, new float[rows * n], null, null);
             Buf oracle = new Buf("out", DType.F32, new int[] {rows, n}, new float[rows * n], null, null);
@@ -174,23 +146,6 @@ class KernelMatrixTest {
             cpu.reference(Kernel.GROUPED_QUANT_MATMUL, in, new Buf[] {oracle}, Attrs.of());
             cpu.close();
             assertArrayEquals(oracle.f, fast.f);
-        }
-    }
-
-    /** A prompt's bf16 matmul over full turned panels (widths in multiples of 16) beside a partial one, against the op's definition. */
-    @Test
-    void panelBf16MatmulOverFullPanelsMatchesTheReference() {
-        int k = 160, n = 2 * Simd.PANEL_WIDTH + 5, rows = CpuKernels.PANEL_ROWS + 7;
-        SplittableRandom r = new SplittableRandom(11);
-        try (Arena arena = Arena.ofShared()) {
-            Buf[] in = {floats("x", r, rows, k), weight("w", DType.BF16, r, arena, n, k)};
-            Buf fast = new Buf("out", DType.F32, new int[] {rows, n}, new float[rows * n], null, null);
-            Buf oracle = new Buf("out", DType.F32, new int[] {rows, n}, new float[rows * n], null, null);
-            CpuKernels cpu = new CpuKernels(new Parallel(2));
-            cpu.launch(Kernel.MATMUL, in, new Buf[] {fast}, Attrs.of());
-            cpu.reference(Kernel.MATMUL, in, new Buf[] {oracle}, Attrs.of());
-            cpu.close();
-            for (int j = 0; j < fast.f.length; j++) assertEquals(oracle.f[j], fast.f[j], 1e-4f * (1 + Math.abs(oracle.f[j])), "element " + j);
         }
     }
 
@@ -601,7 +556,14 @@ class KernelMatrixTest {
         assertTrue(e.getMessage().contains(kernel.name().toLowerCase()) && e.getMessage().contains(types.toString()), e.getMessage());
     }
 
+    /** A launch's operands, each weight bound as a loaded model binds it: with its panels where the kernel streams it ({@link WeightPanels#reads}). */
     private static Buf[] inputs(Kernel kernel, DType weight, int rows, SplittableRandom r, Arena arena) {
+        Buf[] in = operands(kernel, weight, rows, r, arena);
+        for (int o = 0; o < in.length; o++) if (in[o].isWeight() && WeightPanels.reads(kernel, o, in[o].dtype)) in[o] = paneled(in[o], arena);
+        return in;
+    }
+
+    private static Buf[] operands(Kernel kernel, DType weight, int rows, SplittableRandom r, Arena arena) {
         return switch (kernel) {
             case MATMUL -> new Buf[] {floats("x", r, rows, K), weight("w", weight, r, arena, N, K)};
             case GROUPED_MATMUL -> new Buf[] {floats("x", r, rows, K), weight("w", weight, r, arena, EXPERTS, N, K), counts(rows)};
