@@ -72,7 +72,8 @@ final class Models {
         }
         Artifact artifact = Artifact.open(artifactDir);
         int slots = artifact.decodeGraphs().keySet().stream().mapToInt(Integer::intValue).max().orElse(1);
-        progress.accept("loading " + artifactDir + ": matmul weights into the CPU's panel layout, decode graphs captured");
+        progress.accept("loading " + artifactDir + ": matmul weights into the CPU's panel layout, decode graphs "
+                + (executor.capture() ? "captured" : "bound for --no-capture"));
         CompiledModel model = new CompiledModel(artifact, slots, maxSeqLen, executor.threads(), executor.capture(), executor.kvCacheBlocks);
         var panels = model.weightPanels();
         progress.accept(String.format(java.util.Locale.ROOT, "loaded: %.1f MB of weight panels in %.1f s", panels.bytes() / 1e6, panels.millis() / 1e3));

@@ -1337,12 +1337,7 @@ public final class CpuKernels implements AutoCloseable {
         return (long) matrix * Math.ceilDiv(n, PANEL_BLOCK) + o0 / PANEL_BLOCK;
     }
 
-    /** Bytes of n elements of a bf16, int8 or int4 weight (n even for int4). */
-    private static long bytesOf(DType type, long n) {
-        return type == DType.BF16 ? 2 * n : type == DType.I4 ? n / 2 : n;
-    }
-
-    /** bf16 and int8 weights are read in place from the mapping by the vector loops; other dtypes are widened per row. */
+    /** Weights the row-major vector loops read in place from the mapping (MLA's bf16, static W8A8's int8); other dtypes are widened per row. */
     private static boolean inPlaceBf16(Buf w) { return w.isWeight() && w.dtype == DType.BF16; }
 
     private static boolean inPlaceI8(Buf w) { return w.isWeight() && w.dtype == DType.I8; }
@@ -1424,9 +1419,9 @@ public final class CpuKernels implements AutoCloseable {
         for (int p = 0; p < turned.length; p++) {
             turned[p] = scratch.turned(p, k * PANEL_BLOCK);                 // [k, PANEL_BLOCK]
             int mp = Math.min(PANEL_BLOCK, m - p * PANEL_BLOCK);
-            long from = (wr0 + (long) p * PANEL_BLOCK) * k, bytes = bytesOf(type, (long) mp * k);
+            long from = (wr0 + (long) p * PANEL_BLOCK) * k, bytes = type.bytes((long) mp * k);
             java.lang.foreign.MemorySegment rows = scratch.rows(bytes);  // the panel's weight rows, read in one run
-            java.lang.foreign.MemorySegment.copy(w, bytesOf(type, from), rows, 0, bytes);
+            java.lang.foreign.MemorySegment.copy(w, type.bytes(from), rows, 0, bytes);
             Simd.turn(rows, 0, type, k, mp, turned[p], scratch.block);
         }
         panelTiles(x, x0, k, r0, r1, turned, false, m, acc, null, 0, 0, scratch.spill);
@@ -1448,7 +1443,7 @@ public final class CpuKernels implements AutoCloseable {
             float[][] turned = new float[count][];
             for (int p = 0; p < count; p++) {
                 turned[p] = scratch.turned(p, k * PANEL_BLOCK);
-                Simd.widenPanel(panels, bytesOf(type, (panel0 + p) * k * PANEL_BLOCK), type, k, turned[p]);
+                Simd.widenPanel(panels, type.bytes((panel0 + p) * k * PANEL_BLOCK), type, k, turned[p]);
             }
             panelTiles(x, x0, k, r0, r1, turned, bf16, m, acc, out, oo, os, scratch.spill);
             return;
@@ -1459,7 +1454,7 @@ public final class CpuKernels implements AutoCloseable {
             int mp = Math.min(PANEL_BLOCK, m - p * PANEL_BLOCK);
             for (int c0 = 0; c0 < k; c0 += chunk) {
                 int len = Math.min(k - c0, chunk);
-                long wb = bytesOf(type, ((panel0 + p) * k + c0) * PANEL_BLOCK);
+                long wb = type.bytes(((panel0 + p) * k + c0) * PANEL_BLOCK);
                 for (int r = r0; r < r1; r += tile) {
                     int rows = Math.min(tile, r1 - r);
                     if (bf16) Simd.panelStream(x, x0 + r * k, k, rows, panels, wb, type, len, null, out, oo + (r - r0) * os + p * PANEL_BLOCK, os, mp, scratch.spill);

@@ -88,13 +88,13 @@ public final class WeightPanels {
 
     /** Bytes of {@code matrices} matrices of rows x cols elements of {@code d} in panels. */
     static long panelBytes(DType d, int matrices, int rows, int cols) {
-        return (long) matrices * Math.ceilDiv(rows, Simd.PANEL_WIDTH) * cols * Simd.PANEL_WIDTH * size(d);
+        return d.bytes((long) matrices * Math.ceilDiv(rows, Simd.PANEL_WIDTH) * cols * Simd.PANEL_WIDTH);
     }
 
     /** Row-major matrices (in {@code nd}) into panels, one panel a task. */
     static MemorySegment pack(MemorySegment nd, DType d, int matrices, int rows, int cols, Arena arena, Parallel par) {
         if (d != DType.BF16 && d != DType.I8) throw new IllegalArgumentException("no weight panels of " + d);
-        int size = size(d), w = Simd.PANEL_WIDTH, panels = Math.ceilDiv(rows, w);
+        int size = d.bitsPerElement() / 8, w = Simd.PANEL_WIDTH, panels = Math.ceilDiv(rows, w);
         MemorySegment out = arena.allocate(panelBytes(d, matrices, rows, cols), 64);
         par.forEach(matrices * panels, 1, t -> {
             int m = t / panels, p = t % panels, mp = Math.min(w, rows - p * w);
@@ -109,6 +109,4 @@ public final class WeightPanels {
         });
         return out;
     }
-
-    private static int size(DType d) { return d == DType.BF16 ? 2 : 1; }
 }
