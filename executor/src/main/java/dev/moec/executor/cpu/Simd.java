@@ -525,7 +525,7 @@ public final class Simd {
         if (!bf16 && type != DType.I8) throw new IllegalArgumentException("no weight panels of " + type);
         if (ENABLED && bf16) for (; i + L <= n; i += L) bf16(w, wb + 2L * i).intoArray(turned, i);
         if (ENABLED && !bf16) for (; i + L <= n; i += L) i8(w, wb + i).intoArray(turned, i);
-        for (; i < n; i++) turned[i] = bf16 ? bf16At(w, wb / 2 + i) : w.get(ValueLayout.JAVA_BYTE, wb + i);
+        for (long e0 = wb / (type.bitsPerElement() / 8); i < n; i++) turned[i] = element(w, e0 + i, type);
     }
 
     /**
@@ -537,16 +537,16 @@ public final class Simd {
     public static int streamRows(DType type) { return type == DType.I8 && L >= 16 ? 8 : 4; }
 
     /**
-     * One to {@link #streamRows} activation rows (x rows xo + i * xs, i < rows) times n columns of a weight panel stored
-     * in {@link WeightPanels}' layout (bf16 or int8; its first column at byte {@code wb} of w), read
+     * One to {@link #streamRows} activation rows (x rows xo + i * xs, i < rows) times n columns of a weight
+     * panel stored in {@link WeightPanels}' layout (bf16 or int8; its first column at byte {@code wb} of w), read
      * straight from memory: each column's two vectors loaded and widened, then one broadcast and two FMAs
      * a row. A decode step's matmuls: no panel is turned or widened into scratch, its weights are read
      * once, in one run, at memory speed. One row sums even and odd columns apart (four accumulators, so
      * the FMAs' latency does not bound the stream); two rows take a tile of two, three and four a tile
      * of four, more (int8) a tile of eight, the last row repeated. (Widening a panel into floats for a
      * few rows instead, whole or 128 columns at a time, sent every float through the caches and back: a
-     * batch-8 decode step took 100 to 113 ms instead of 72.) Results as {@link #panel6}'s: floats into {@code fout}, or exact int8 sums added into
-     * {@code iout} (n at most {@link #EXACT_TERMS}). The loops are written out once per weight dtype and
+     * batch-8 decode step took 100 to 113 ms instead of 72.) Results as {@link #panel6}'s: floats into
+     * {@code fout}, or exact int8 sums added into {@code iout} (n at most {@link #EXACT_TERMS}). The loops are written out once per weight dtype and
      * row count, as {@link #panel6} is for float panels: a vector chosen between two loads is met as a
      * boxed object in the JIT's code, and a loop that tests the row count inside is not split per count.
      */
@@ -556,21 +556,10 @@ public final class Simd {
         if (iout != null && n > EXACT_TERMS) throw new IllegalArgumentException("an exact panel tile spans at most " + EXACT_TERMS + " columns, not " + n);
         boolean bf16 = type == DType.BF16;
         if (!bf16 && type != DType.I8) throw new IllegalArgumentException("no weight panels of " + type);
-        if (!ENABLED) {
-            for (int i = 0; i < rows; i++) {
-                for (int j = 0; j < m; j++) {
-                    float s = 0;
-                    int is = 0;
-                    for (int c = 0; c < n; c++) {
-                        long e = (long) c * PANEL_WIDTH + j;
-                        float a = x[xo + i * xs + c], v = bf16 ? bf16At(w, wb / 2 + e) : w.get(ValueLayout.JAVA_BYTE, wb + e);
-                        if (iout != null) is += (int) a * (int) v;
-                        else s += a * v;
-                    }
-                    if (iout != null) iout[oo + i * os + j] += is;
-                    else fout[oo + i * os + j] = s;
-                }
-            }
+        if (!ENABLED) {                                                  // no vectors: the panel widened, then the scalar tile
+            float[] panel = new float[n * PANEL_WIDTH];
+            widenPanel(w, wb, type, n, panel);
+            panel6Scalar(x, xo, xs, rows, panel, 0, n, iout, fout, oo, os, m);
             return;
         }
         if (rows == 1 && bf16) stream1Bf16(x, xo, w, wb, n, spill);
