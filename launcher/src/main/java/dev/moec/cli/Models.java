@@ -76,7 +76,10 @@ final class Models {
                 + (executor.capture() ? "captured" : "bound for --no-capture"));
         CompiledModel model = new CompiledModel(artifact, slots, maxSeqLen, executor.threads(), executor.capture(), executor.kvCacheBlocks);
         var panels = model.weightPanels();
-        progress.accept(String.format(java.util.Locale.ROOT, "loaded: %.1f MB of weight panels in %.1f s", panels.bytes() / 1e6, panels.millis() / 1e3));
+        long huge = dev.moec.executor.cpu.PageMemory.hugeBytes();
+        progress.accept(String.format(java.util.Locale.ROOT, "loaded: %.1f MB of weight panels in %.1f s%s", panels.bytes() / 1e6, panels.millis() / 1e3,
+                !dev.moec.executor.cpu.PageMemory.advised() ? " (huge pages not asked for)"
+                        : huge < 0 ? "" : String.format(java.util.Locale.ROOT, " (%.1f MB of the process on 2 MB pages)", huge / 1e6)));
         String name = temp == null ? artifact.manifest().model().name() : path.toAbsolutePath().normalize().getFileName().toString();
         return new Loaded(name, model, artifact.tokenizerDir(), new HashSet<>(artifact.manifest().model().eosTokenIds()), null);
     }

@@ -71,7 +71,7 @@ public class KernelBenchmarks {
             return b;
         }
 
-        /** A weight in off-heap memory, bf16 or int8, as a loaded model binds it: the artifact's row-major bytes and their copy in panels ({@link WeightPanels}). */
+        /** A weight in off-heap memory, bf16 or int8, as a loaded model binds it: the artifact's row-major bytes and their copy in panels ({@link WeightPanels}, on {@link PageMemory}). */
         Buf weight(String name, DType type, int... shape) {
             long n = count(shape);
             MemorySegment seg = arena.allocate(n * (type == DType.BF16 ? 2 : 1), 64);
@@ -84,7 +84,8 @@ public class KernelBenchmarks {
                 }
             }
             Buf b = new Buf(name, type, shape, null, null, seg);
-            return b.withPanels(WeightPanels.pack(seg, type, shape.length == 3 ? shape[0] : 1, shape[shape.length - 2], shape[shape.length - 1], arena, par));
+            return b.withPanels(WeightPanels.pack(seg, type, shape.length == 3 ? shape[0] : 1, shape[shape.length - 2], shape[shape.length - 1],
+                    size -> PageMemory.allocate(size, arena), par));
         }
 
         static DType weightType(String dtype) { return dtype.equals("int8") ? DType.I8 : DType.BF16; }

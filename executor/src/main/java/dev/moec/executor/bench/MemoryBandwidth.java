@@ -1,12 +1,15 @@
 package dev.moec.executor.bench;
 
+import dev.moec.executor.cpu.PageMemory;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
  * Measures the read bandwidth a roofline is drawn against: {@code threads} threads each sum their slice
- * of an off-heap buffer much larger than the caches, best of several passes.
+ * of an off-heap buffer much larger than the caches, best of several passes. The buffer is
+ * {@link PageMemory}, as the weight panels are: on 2 MB pages where the OS gives them, which read faster.
  */
 public final class MemoryBandwidth {
     private MemoryBandwidth() {}
@@ -15,7 +18,7 @@ public final class MemoryBandwidth {
     public static double measure(int threads, long bytes, int passes) throws Exception {
         long longs = bytes / Long.BYTES;
         try (Arena arena = Arena.ofShared()) {
-            MemorySegment seg = arena.allocate(longs * Long.BYTES, 64);
+            MemorySegment seg = PageMemory.allocate(longs * Long.BYTES, arena);     // the memory the weight panels live in
             for (long k = 0; k < longs; k++) seg.setAtIndex(ValueLayout.JAVA_LONG, k, k);
             MemorySegment view = seg.asReadOnly();
             return BestRate.of(threads, passes, bytes, t -> () -> sum(view, longs * t / threads, longs * (t + 1) / threads));

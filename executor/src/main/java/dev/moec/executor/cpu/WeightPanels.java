@@ -13,6 +13,7 @@ import java.util.HashSet;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.LongFunction;
 
 /**
  * The CPU's own layout for the weights its matmuls stream: each matrix's rows cut into panels of
@@ -28,11 +29,20 @@ import java.util.concurrent.ConcurrentHashMap;
  * threads (the bench model's 1.4 GB in about a second). The artifact's row-major mapping stays the
  * weight's {@link Buf#w}, for every other reader (an embedding table tied to the lm_head, the reference
  * semantics); after load its pages are no longer read by the matmuls and the page cache may drop them.
+ *
+ * <p>The panels are carved from slabs of {@link PageMemory} (2 MB pages where the OS gives them, so a
+ * stream crosses a page boundary every 2 MB rather than every 4 KB), each panel set starting on a cache
+ * line; a weight larger than a slab gets a mapping of its own.
  */
 public final class WeightPanels {
     private final Parallel par;
+    /** Bytes of one slab the panels are carved from: 32 huge pages. */
+    static final long SLAB = 32 * PageMemory.HUGE_PAGE;
+
     private final Map<String, MemorySegment> made = new ConcurrentHashMap<>();   // by weight source
     private final Arena arena = Arena.ofAuto();
+    private MemorySegment slab;                                                   // guarded by this
+    private long slabUsed;                                                        // guarded by this
     private volatile long bytes, nanos;
 
     public WeightPanels(Parallel par) { this.par = par; }
@@ -80,10 +90,22 @@ public final class WeightPanels {
         long[] s = t.shape().sizes();
         if (s.length < 2 || s.length > 3) throw new IllegalArgumentException("weight " + source + " " + t + " is not a matrix or a stack of matrices");
         int matrices = s.length == 3 ? Math.toIntExact(s[0]) : 1, rows = Math.toIntExact(s[s.length - 2]), cols = Math.toIntExact(s[s.length - 1]);
-        MemorySegment out = pack(weights.raw(source), t.dtype(), matrices, rows, cols, arena, par);
+        MemorySegment out = pack(weights.raw(source), t.dtype(), matrices, rows, cols, this::carve, par);
         bytes += out.byteSize();
         nanos += System.nanoTime() - start;
         return out;
+    }
+
+    /** {@code size} zeroed bytes from the current slab (a new one when it is full; a mapping of their own past a slab). */
+    private MemorySegment carve(long size) {
+        if (size > SLAB / 2) return PageMemory.allocate(size, arena);
+        long at = (slabUsed + 63) & -64L;
+        if (slab == null || at + size > slab.byteSize()) {
+            slab = PageMemory.allocate(SLAB, arena);
+            at = 0;
+        }
+        slabUsed = at + size;
+        return slab.asSlice(at, size);
     }
 
     /** Bytes of {@code matrices} matrices of rows x cols elements of {@code d} in panels. */
@@ -91,11 +113,16 @@ public final class WeightPanels {
         return d.bytes((long) matrices * Math.ceilDiv(rows, Simd.PANEL_WIDTH) * cols * Simd.PANEL_WIDTH);
     }
 
-    /** Row-major matrices (in {@code nd}) into panels, one panel a task. */
+    /** Row-major matrices (in {@code nd}) into panels allocated from {@code arena}, one panel a task. */
     static MemorySegment pack(MemorySegment nd, DType d, int matrices, int rows, int cols, Arena arena, Parallel par) {
+        return pack(nd, d, matrices, rows, cols, size -> arena.allocate(size, 64), par);
+    }
+
+    /** Row-major matrices (in {@code nd}) into panels in zeroed memory from {@code allocate}, one panel a task. */
+    static MemorySegment pack(MemorySegment nd, DType d, int matrices, int rows, int cols, LongFunction<MemorySegment> allocate, Parallel par) {
         if (d != DType.BF16 && d != DType.I8) throw new IllegalArgumentException("no weight panels of " + d);
         int size = d.bitsPerElement() / 8, w = Simd.PANEL_WIDTH, panels = Math.ceilDiv(rows, w);
-        MemorySegment out = arena.allocate(panelBytes(d, matrices, rows, cols), 64);
+        MemorySegment out = allocate.apply(panelBytes(d, matrices, rows, cols));
         par.forEach(matrices * panels, 1, t -> {
             int m = t / panels, p = t % panels, mp = Math.min(w, rows - p * w);
             byte[] src = new byte[mp * cols * size], dst = new byte[cols * w * size];     // the panel's rows as stored; the panel
