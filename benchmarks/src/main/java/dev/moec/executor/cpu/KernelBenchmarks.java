@@ -240,4 +240,33 @@ public class KernelBenchmarks {
         k.launch(Kernel.MOE_COMBINE, new Buf[] {s.down, s.rows, s.weights}, new Buf[] {s.out}, Attrs.of());
         return s.out.f[0];
     }
+
+    /**
+     * MoE combine alone: each token's eight expert rows weighted and added, from rows in the order a
+     * dispatch sorts them (by expert), as after a prompt's or a decode step's down projection.
+     */
+    @State(Scope.Benchmark)
+    public static class Combine extends Kernels {
+        @Param({"1", "8", "512"}) public int tokens;
+        Buf down, rows, weights, out;
+
+        @Setup(Level.Trial) public void bind() {
+            setUp();
+            int n = tokens * TOP_K;
+            Buf x = f32("x", tokens, HIDDEN), logits = f32("logits", tokens, EXPERTS);
+            Buf experts = new Buf("experts", DType.I32, new int[] {tokens, TOP_K}, null, new int[n], null);
+            Buf counts = new Buf("counts", DType.I32, new int[] {EXPERTS}, null, new int[EXPERTS], null);
+            weights = f32("weights", tokens, TOP_K);
+            rows = new Buf("rows", DType.I32, new int[] {n}, null, new int[n], null);
+            k.launch(Kernel.MOE_GATING_TOPK_SOFTMAX, new Buf[] {logits}, new Buf[] {weights, experts}, Attrs.of("k", (long) TOP_K, "renorm", true));
+            k.launch(Kernel.MOE_DISPATCH, new Buf[] {x, experts}, new Buf[] {f32("rows_x", n, HIDDEN), rows, counts}, Attrs.of("num_experts", (long) EXPERTS));
+            down = f32("down", n, HIDDEN);
+            out = f32("out", tokens, HIDDEN);
+        }
+    }
+
+    @Benchmark public float moeCombine(Combine s) {
+        s.k.launch(Kernel.MOE_COMBINE, new Buf[] {s.down, s.rows, s.weights}, new Buf[] {s.out}, Attrs.of());
+        return s.out.f[0];
+    }
 }

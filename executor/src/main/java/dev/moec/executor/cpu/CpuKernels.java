@@ -900,16 +900,17 @@ public final class CpuKernels implements AutoCloseable {
         Arrays.fill(rowOf, -1);
         for (int r = 0; r < n; r++) rowOf[rows.i[rows.off + r]] = r;
         par.forEach(tokens, 4, t -> {
-            int[] mine = new int[k];
+            int[] mine = new int[k], at = new int[k];
+            double[] w = new double[k];
             int m = 0;
             for (int s = 0; s < k; s++) if (rowOf[t * k + s] >= 0) mine[m++] = rowOf[t * k + s];
             Arrays.sort(mine, 0, m);
-            double[] acc = new double[hidden];
             for (int q = 0; q < m; q++) {
                 int r = mine[q];
-                Simd.axpyDouble(weights.f[weights.off + rows.i[rows.off + r]], y.f, y.off + r * hidden, acc, hidden);
+                w[q] = weights.f[weights.off + rows.i[rows.off + r]];
+                at[q] = y.off + r * hidden;
             }
-            Simd.narrow(acc, out.f, out.off + t * hidden, hidden);
+            Simd.weightedRowsDouble(w, y.f, at, m, out.f, out.off + t * hidden, hidden);
         });
     }
 

@@ -895,29 +895,29 @@ public final class Simd {
     }
 
     /**
-     * acc[j] += w * y[yo + j] in double, j < n: each element the scalar expression's to the bit (a double
-     * multiply, then a double add, in double lanes).
+     * out[oo + j] = (float) sum_q w[q] * y[yo[q] + j] for j < n, q < m: each sum taken in double, from
+     * zero, adding the rows in the order given (a double multiply, then a double add), so each result is
+     * acc[j] += w[q] * y[yo[q] + j] row by row in an array of doubles, then a cast, to the bit. Eight lanes of sums stay in a
+     * register across the m rows instead of going through an array once a row.
      */
-    public static void axpyDouble(double w, float[] y, int yo, double[] acc, int n) {
+    public static void weightedRowsDouble(double[] w, float[] y, int[] yo, int m, float[] out, int oo, int n) {
         int j = 0;
         if (ENABLED) {
             int dl = D.length();
             for (; j + dl <= n; j += dl) {
-                DoubleVector v = (DoubleVector) FloatVector.fromArray(F_HALF, y, yo + j).convertShape(VectorOperators.F2D, D, 0);
-                DoubleVector.fromArray(D, acc, j).add(v.mul(w)).intoArray(acc, j);
+                DoubleVector acc = DoubleVector.zero(D);
+                for (int q = 0; q < m; q++) {
+                    DoubleVector v = (DoubleVector) FloatVector.fromArray(F_HALF, y, yo[q] + j).convertShape(VectorOperators.F2D, D, 0);
+                    acc = acc.add(v.mul(w[q]));
+                }
+                ((FloatVector) acc.convertShape(VectorOperators.D2F, F_HALF, 0)).intoArray(out, oo + j);
             }
         }
-        for (; j < n; j++) acc[j] += w * y[yo + j];
-    }
-
-    /** out[oo + j] = (float) acc[j], j < n (rounded to nearest, as the cast rounds). */
-    public static void narrow(double[] acc, float[] out, int oo, int n) {
-        int j = 0;
-        if (ENABLED) {
-            int dl = D.length();
-            for (; j + dl <= n; j += dl) ((FloatVector) DoubleVector.fromArray(D, acc, j).convertShape(VectorOperators.D2F, F_HALF, 0)).intoArray(out, oo + j);
+        for (; j < n; j++) {
+            double acc = 0;
+            for (int q = 0; q < m; q++) acc += w[q] * y[yo[q] + j];
+            out[oo + j] = (float) acc;
         }
-        for (; j < n; j++) out[oo + j] = (float) acc[j];
     }
 
     /** An int32 dot of int8 values back to a float: acc * x_scale * w_scale, in double, as quant_matmul defines it. */
