@@ -540,7 +540,10 @@ public final class Simd {
      * One to {@link #streamRows} activation rows (x rows xo + i * xs, i < rows) times n columns of a weight
      * panel stored in {@link WeightPanels}' layout (bf16 or int8; its first column at byte {@code wb} of w), read
      * straight from memory: each column's two vectors loaded and widened, then one broadcast and two FMAs
-     * a row. A decode step's matmuls: no panel is turned or widened into scratch, its weights are read
+     * a row. A bf16 column is one load of L ints, each two neighbouring channels, split into the even
+     * and the odd channels by a shift and a mask ({@link #pairs}): widening shorts to ints crosses lanes,
+     * which cost the 8-row lm_head 17 % in JMH; the sums go back into channel order once a tile
+     * ({@link #interleave}). A decode step's matmuls: no panel is turned or widened into scratch, its weights are read
      * once, in one run, at memory speed. One row sums even and odd columns apart (four accumulators, so
      * the FMAs' latency does not bound the stream); two rows take a tile of two, three and four a tile
      * of four, more (int8) a tile of eight, the last row repeated. (Widening a panel into floats for a
@@ -569,6 +572,7 @@ public final class Simd {
         else if (rows <= 4 && bf16) stream4Bf16(x, xo, xs, rows, w, wb, n, spill);
         else if (rows <= 4) stream4I8(x, xo, xs, rows, w, wb, n, spill);
         else stream8I8(x, xo, xs, rows, w, wb, n, spill);
+        if (bf16) interleave(spill, rows);
         for (int i = 0; i < rows; i++) {
             put(spill, 2 * i * L, iout, fout, oo + i * os, Math.min(m, L));
             put(spill, (2 * i + 1) * L, iout, fout, oo + i * os + L, m - L);
@@ -576,24 +580,25 @@ public final class Simd {
     }
 
     private static void stream1Bf16(float[] x, int xo, MemorySegment w, long wb, int n, float[] spill) {
-        FloatVector a0 = FloatVector.zero(F), b0 = a0, a1 = a0, b1 = a0;
+        FloatVector e0 = FloatVector.zero(F), o0 = e0, e1 = e0, o1 = e0;
         int c = 0;
         for (; c + 2 <= n; c += 2) {
             long p = wb + 2L * c * PANEL_WIDTH;
+            IntVector q = pairs(w, p), r = pairs(w, p + 2L * PANEL_WIDTH);
             FloatVector v = FloatVector.broadcast(F, x[xo + c]), u = FloatVector.broadcast(F, x[xo + c + 1]);
-            a0 = bf16(w, p).fma(v, a0);
-            b0 = bf16(w, p + 2L * L).fma(v, b0);
-            a1 = bf16(w, p + 2L * PANEL_WIDTH).fma(u, a1);
-            b1 = bf16(w, p + 2L * (PANEL_WIDTH + L)).fma(u, b1);
+            e0 = even(q).fma(v, e0);
+            o0 = odd(q).fma(v, o0);
+            e1 = even(r).fma(u, e1);
+            o1 = odd(r).fma(u, o1);
         }
         if (c < n) {
-            long p = wb + 2L * c * PANEL_WIDTH;
+            IntVector q = pairs(w, wb + 2L * c * PANEL_WIDTH);
             FloatVector v = FloatVector.broadcast(F, x[xo + c]);
-            a0 = bf16(w, p).fma(v, a0);
-            b0 = bf16(w, p + 2L * L).fma(v, b0);
+            e0 = even(q).fma(v, e0);
+            o0 = odd(q).fma(v, o0);
         }
-        a0.add(a1).intoArray(spill, 0);
-        b0.add(b1).intoArray(spill, L);
+        e0.add(e1).intoArray(spill, PAIRS);
+        o0.add(o1).intoArray(spill, PAIRS + L);
     }
 
     private static void stream1I8(float[] x, int xo, MemorySegment w, long wb, int n, float[] spill) {
@@ -619,21 +624,53 @@ public final class Simd {
 
     private static void stream4Bf16(float[] x, int xo, int xs, int rows, MemorySegment w, long wb, int n, float[] spill) {
         int r0 = xo, r1 = xo + Math.min(1, rows - 1) * xs, r2 = xo + Math.min(2, rows - 1) * xs, r3 = xo + Math.min(3, rows - 1) * xs;
-        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        FloatVector e0 = FloatVector.zero(F), e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
         for (int c = 0; c < n; c++) {
-            long p = wb + 2L * c * PANEL_WIDTH;
-            FloatVector w0 = bf16(w, p), w1 = bf16(w, p + 2L * L);
+            IntVector q = pairs(w, wb + 2L * c * PANEL_WIDTH);
+            FloatVector we = even(q), wo = odd(q);
             FloatVector v = FloatVector.broadcast(F, x[r0 + c]);
-            a0 = w0.fma(v, a0); b0 = w1.fma(v, b0);
+            e0 = we.fma(v, e0); o0 = wo.fma(v, o0);
             v = FloatVector.broadcast(F, x[r1 + c]);
-            a1 = w0.fma(v, a1); b1 = w1.fma(v, b1);
+            e1 = we.fma(v, e1); o1 = wo.fma(v, o1);
             v = FloatVector.broadcast(F, x[r2 + c]);
-            a2 = w0.fma(v, a2); b2 = w1.fma(v, b2);
+            e2 = we.fma(v, e2); o2 = wo.fma(v, o2);
             v = FloatVector.broadcast(F, x[r3 + c]);
-            a3 = w0.fma(v, a3); b3 = w1.fma(v, b3);
+            e3 = we.fma(v, e3); o3 = wo.fma(v, o3);
         }
-        a0.intoArray(spill, 0); b0.intoArray(spill, L); a1.intoArray(spill, 2 * L); b1.intoArray(spill, 3 * L);
-        a2.intoArray(spill, 4 * L); b2.intoArray(spill, 5 * L); a3.intoArray(spill, 6 * L); b3.intoArray(spill, 7 * L);
+        e0.intoArray(spill, PAIRS); o0.intoArray(spill, PAIRS + L); e1.intoArray(spill, PAIRS + 2 * L); o1.intoArray(spill, PAIRS + 3 * L);
+        e2.intoArray(spill, PAIRS + 4 * L); o2.intoArray(spill, PAIRS + 5 * L); e3.intoArray(spill, PAIRS + 6 * L); o3.intoArray(spill, PAIRS + 7 * L);
+    }
+
+    /**
+     * Where the bf16 stream tiles leave their sums: row i's even channels at PAIRS + 2iL, its odd ones at
+     * PAIRS + (2i+1)L, for {@link #interleave} to put in channel order below PAIRS.
+     */
+    private static final int PAIRS = 8 * L;
+
+    /**
+     * A column of a bf16 panel (2L channels, 4L bytes) as L ints, each holding two neighbouring channels:
+     * channel 2j in its low half, 2j+1 in its high half. One load, and no lane crossing to widen it
+     * ({@link #even}, {@link #odd}), where widening shorts to ints crosses lanes.
+     */
+    private static IntVector pairs(MemorySegment w, long byteOffset) {
+        return IntVector.fromMemorySegment(I, w, byteOffset, ByteOrder.LITTLE_ENDIAN);
+    }
+
+    /** Channels 2j of a column of pairs, as floats (a bf16 is the high half of its float). */
+    private static FloatVector even(IntVector pairs) { return pairs.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(); }
+
+    /** Channels 2j + 1 of a column of pairs, as floats. */
+    private static FloatVector odd(IntVector pairs) { return pairs.lanewise(VectorOperators.AND, 0xFFFF0000).reinterpretAsFloats(); }
+
+    /** The bf16 tiles' sums of {@code rows} rows from even and odd channels (at {@link #PAIRS}) into channel order: row i at 2iL. */
+    private static void interleave(float[] spill, int rows) {
+        for (int i = 0; i < rows; i++) {
+            int e = PAIRS + 2 * i * L, o = e + L, d = 2 * i * L;
+            for (int j = 0; j < L; j++) {
+                spill[d + 2 * j] = spill[e + j];
+                spill[d + 2 * j + 1] = spill[o + j];
+            }
+        }
     }
 
     private static void stream4I8(float[] x, int xo, int xs, int rows, MemorySegment w, long wb, int n, float[] spill) {
@@ -657,17 +694,17 @@ public final class Simd {
 
     private static void stream2Bf16(float[] x, int xo, int xs, MemorySegment w, long wb, int n, float[] spill) {
         int r0 = xo, r1 = xo + xs;
-        FloatVector a0 = FloatVector.zero(F), a1 = a0, b0 = a0, b1 = a0;
+        FloatVector e0 = FloatVector.zero(F), e1 = e0, o0 = e0, o1 = e0;
         for (int c = 0; c < n; c++) {
-            long p = wb + 2L * c * PANEL_WIDTH;
-            FloatVector w0 = bf16(w, p), w1 = bf16(w, p + 2L * L);
+            IntVector q = pairs(w, wb + 2L * c * PANEL_WIDTH);
+            FloatVector we = even(q), wo = odd(q);
             FloatVector v = FloatVector.broadcast(F, x[r0 + c]);
-            a0 = w0.fma(v, a0); b0 = w1.fma(v, b0);
+            e0 = we.fma(v, e0); o0 = wo.fma(v, o0);
             v = FloatVector.broadcast(F, x[r1 + c]);
-            a1 = w0.fma(v, a1); b1 = w1.fma(v, b1);
+            e1 = we.fma(v, e1); o1 = wo.fma(v, o1);
         }
-        a0.intoArray(spill, 0); b0.intoArray(spill, L);
-        a1.intoArray(spill, 2 * L); b1.intoArray(spill, 3 * L);
+        e0.intoArray(spill, PAIRS); o0.intoArray(spill, PAIRS + L);
+        e1.intoArray(spill, PAIRS + 2 * L); o1.intoArray(spill, PAIRS + 3 * L);
     }
 
     private static void stream2I8(float[] x, int xo, int xs, MemorySegment w, long wb, int n, float[] spill) {
