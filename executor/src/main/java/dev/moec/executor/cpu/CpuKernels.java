@@ -49,6 +49,16 @@ public final class CpuKernels implements AutoCloseable {
         return panels * PANEL_BLOCK;
     }
     /**
+     * Channels a task of a decode step's matmul over n outputs takes: {@link #STREAM_BLOCK}, or fewer
+     * panels where that would leave a thread without a task (the 64-wide MoE router: one task of 128 KB
+     * for one thread, 15 µs a layer, where two threads share it).
+     */
+    private int streamBlock(int n) {
+        int panels = Math.max(1, Math.min(STREAM_BLOCK, Math.ceilDiv(n, par.threads())) / PANEL_BLOCK);
+        return panels * PANEL_BLOCK;
+    }
+
+    /**
      * Activation rows the int4 row loop (a decode step's experts under W4A8) runs over at a time against a
      * block of weight rows read in place. Four f32 rows of a 1024-wide model (16 KB) stay in L1 beside
      * the weights; eight (32 KB, the whole L1) made every activation load go to L2, 20 % slower (JMH).
@@ -305,7 +315,7 @@ public final class CpuKernels implements AutoCloseable {
         int n = w.dim(0), k = w.dim(1), rows = x.elements() / k, xo = x.off, oo = out.off;
         float[] xs = x.f, dst = out.f;
         if (w.panels != null) {
-            int block = rows >= PANEL_ROWS ? promptBlock(n) : STREAM_BLOCK;
+            int block = rows >= PANEL_ROWS ? promptBlock(n) : streamBlock(n);
             par.forEach(Math.ceilDiv(n, block), 1, b -> {
                 int o0 = b * block;
                 storedPanelRows(xs, xo, k, 0, rows, w.panels, o0 / PANEL_BLOCK, DType.BF16, Math.min(n, o0 + block) - o0, null, dst, oo + o0, n);
@@ -937,7 +947,7 @@ public final class CpuKernels implements AutoCloseable {
         int n = w.dim(0), k = w.dim(1), rows = x.elements() / k;
         float[] wScale = scales(ws);
         float[] xf = w.panels != null ? exact(x, rows * k) : null;
-        int block = w.panels != null && rows >= PANEL_ROWS ? promptBlock(n) : STREAM_BLOCK;
+        int block = w.panels != null && rows >= PANEL_ROWS ? promptBlock(n) : w.panels != null ? streamBlock(n) : STREAM_BLOCK;
         par.forEach(Math.ceilDiv(n, block), 1, b -> quantRows(x, xf, null, xs, w, wScale, 0, k, n, 0, rows, b * block, Math.min(n, (b + 1) * block), out));
     }
 
