@@ -720,8 +720,9 @@ public final class CpuKernels implements AutoCloseable {
             float max = Float.NEGATIVE_INFINITY;
             for (int j = 0; j < n; j++) max = Math.max(max, xs[xr + j]);
             double sum = 0;
-            for (int j = 0; j < n; j++) sum += Math.exp(xs[xr + j] - max);
-            for (int j = 0; j < n; j++) dst[or + j] = (float) (Math.exp(xs[xr + j] - max) / sum);
+            double[] e = new double[n];                                  // each exp once: the same values the definition takes twice
+            for (int j = 0; j < n; j++) sum += e[j] = Math.exp(xs[xr + j] - max);
+            for (int j = 0; j < n; j++) dst[or + j] = (float) (e[j] / sum);
         });
     }
 
@@ -732,13 +733,13 @@ public final class CpuKernels implements AutoCloseable {
         int[] best = indices.i;
         par.forEach(x.elements() / n, 8, r -> {
             int xr = x.off + r * n, br = indices.off + r * k;
+            boolean[] taken = new boolean[n];
             for (int s = 0; s < k; s++) {
                 int pick = -1;
                 for (int j = 0; j < n; j++) {
-                    boolean taken = false;
-                    for (int u = 0; u < s; u++) taken |= best[br + u] == j;
-                    if (!taken && (pick < 0 || xs[xr + j] > xs[xr + pick])) pick = j;
+                    if (!taken[j] && (pick < 0 || xs[xr + j] > xs[xr + pick])) pick = j;
                 }
+                taken[pick] = true;
                 best[br + s] = pick;
                 values.f[values.off + r * k + s] = xs[xr + pick];
             }
