@@ -26,7 +26,7 @@ import java.util.function.LongFunction;
  *
  * <p>Made when a graph is bound, not at compile time, because W follows the machine's vectors (32 with
  * AVX-512, 16 with AVX2) and one artifact runs on both; each weight once per model, over the executor's
- * threads (the bench model's 1.4 GB in about a second). The artifact's row-major mapping stays the
+ * threads (the bench model's 1.4 GB in 2.5 to 5 seconds). The artifact's row-major mapping stays the
  * weight's {@link Buf#w}, for every other reader (an embedding table tied to the lm_head, the reference
  * semantics); after load its pages are no longer read by the matmuls and the page cache may drop them.
  *
@@ -35,10 +35,10 @@ import java.util.function.LongFunction;
  * line; a weight larger than a slab gets a mapping of its own.
  */
 public final class WeightPanels {
-    private final Parallel par;
     /** Bytes of one slab the panels are carved from: 32 huge pages. */
     static final long SLAB = 32 * PageMemory.HUGE_PAGE;
 
+    private final Parallel par;
     private final Map<String, MemorySegment> made = new ConcurrentHashMap<>();   // by weight source
     private final Arena arena = Arena.ofAuto();
     private MemorySegment slab;                                                   // guarded by this
