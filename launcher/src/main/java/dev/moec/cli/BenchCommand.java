@@ -61,7 +61,10 @@ final class BenchCommand {
         }
 
         Models.Loaded load(int batch, int positions) throws Exception {
-            Path path = model != null ? model : Models.demoModel();
+            return load(model != null ? model : Models.demoModel(), batch, positions);
+        }
+
+        Models.Loaded load(Path path, int batch, int positions) throws Exception {
             Models.Loaded loaded = Models.compiled(path, List.of(batch), positions, quantization.pipeline(), StepAbi.DEFAULT_KV_BLOCK_SIZE, executor, Moec::progress);
             if (!(loaded.model() instanceof CompiledModel)) throw new IllegalStateException("not a compiled model");
             return loaded;
@@ -85,6 +88,13 @@ final class BenchCommand {
         @Option(names = "--bandwidth", paramLabel = "GB/s", description = "memory read bandwidth for the roofline (default: measured here with --threads threads)")
         Double bandwidth;
 
+        @Option(names = "--versus", paramLabel = "DIR|ARTIFACT", description = "a second model to compare with --model in the same process: rounds of --tokens steps alternate between the two, "
+                + "so both see the machine in the same state, and the ratio of each round's medians is reported (no roofline)")
+        Path versus;
+
+        @Option(names = "--rounds", defaultValue = "6", description = "rounds of each model with --versus (default: ${DEFAULT-VALUE})")
+        int rounds;
+
         @Override
         public Integer call() throws Exception {
             if (batch < 1 || tokens < 1 || promptLen < 1 || warmup < 0) {
@@ -92,6 +102,7 @@ final class BenchCommand {
                         + batch + ", tokens " + tokens + ", prompt-len " + promptLen + ", warmup " + warmup + ")");
             }
             if (bandwidth != null && !(bandwidth > 0)) throw new IllegalArgumentException("--bandwidth must be positive GB/s");
+            if (versus != null) return compare();
             try (Models.Loaded loaded = load(batch, Bench.decodePositions(promptLen, warmup, tokens))) {
                 CompiledModel model = (CompiledModel) loaded.model();
                 // The bandwidth is measured just before and just after the steps (it moves with the machine's
@@ -121,6 +132,43 @@ final class BenchCommand {
                 printTopKernels(d.nanosByKernel(), d.steps());
             }
             return 0;
+        }
+
+        /**
+         * --versus: both models loaded side by side, then rounds of decode steps that alternate between
+         * them (the second model first in every other round), so a change of the machine's speed from one
+         * minute to the next falls on both. Each round's median step of B over A's is one paired ratio.
+         */
+        private int compare() throws Exception {
+            if (rounds < 1) throw new IllegalArgumentException("--rounds must be at least 1, not " + rounds);
+            int positions = Bench.decodePositions(promptLen, warmup, tokens);
+            Path first = model != null ? model : Models.demoModel();
+            try (Models.Loaded a = load(batch, positions); Models.Loaded b = load(versus, batch, positions)) {
+                CompiledModel ma = (CompiledModel) a.model(), mb = (CompiledModel) b.model();
+                Moec.progress("decoding " + rounds + " rounds of " + tokens + " timed steps at batch " + batch + " on each model, alternating");
+                double[] ta = new double[rounds], tb = new double[rounds], ratio = new double[rounds];
+                for (int r = 0; r < rounds; r++) {
+                    boolean bFirst = r % 2 == 1;
+                    if (bFirst) tb[r] = Bench.decode(mb, batch, promptLen, warmup, tokens, seed + r).medianMs();
+                    ta[r] = Bench.decode(ma, batch, promptLen, warmup, tokens, seed + r).medianMs();
+                    if (!bFirst) tb[r] = Bench.decode(mb, batch, promptLen, warmup, tokens, seed + r).medianMs();
+                    ratio[r] = tb[r] / ta[r];
+                }
+                System.out.printf("model A      %s (%s): %s%n", a.name(), ma.artifact().manifest().pipeline(), first);
+                System.out.printf("model B      %s (%s): %s%n", b.name(), mb.artifact().manifest().pipeline(), versus);
+                System.out.printf("versus       batch %d, %d threads, %d rounds of %d steps on each, alternating%n", batch, threads(), rounds, tokens);
+                System.out.printf("A            %.2f ms per step (median of the rounds' medians; fastest round %.2f)%n", median(ta), java.util.Arrays.stream(ta).min().orElseThrow());
+                System.out.printf("B            %.2f ms per step (median of the rounds' medians; fastest round %.2f)%n", median(tb), java.util.Arrays.stream(tb).min().orElseThrow());
+                System.out.printf("B / A        %.3f (median of the rounds' ratios; from %.3f to %.3f)%n", median(ratio),
+                        java.util.Arrays.stream(ratio).min().orElseThrow(), java.util.Arrays.stream(ratio).max().orElseThrow());
+            }
+            return 0;
+        }
+
+        private static double median(double[] v) {
+            double[] s = v.clone();
+            java.util.Arrays.sort(s);
+            return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
         }
     }
 

@@ -231,6 +231,19 @@ class CliTest {
         assertTrue(bad.err().contains("batch 0"), bad.err());
     }
 
+    @Test void benchComparesTwoModelsInOneProcess() {
+        Run v = run("bench", "decode", "--model", demo().toString(), "--versus", demo().toString(), "--rounds", "3", "--batch", "1",
+                "--tokens", "2", "--prompt-len", "4", "--warmup", "1", "--threads", "1");
+        assertEquals(0, v.exit(), v.err());
+        assertTrue(v.out().contains("versus       batch 1, 1 threads, 3 rounds of 2 steps on each, alternating"), v.out());
+        assertTrue(v.out().matches("(?s).*\\nA            [0-9.]+ ms per step \\(median of the rounds' medians; fastest round [0-9.]+\\).*"), v.out());
+        assertTrue(v.out().matches("(?s).*\\nB            [0-9.]+ ms per step .*"), v.out());
+        assertTrue(v.out().matches("(?s).*B / A        [0-9.]+ \\(median of the rounds' ratios; from [0-9.]+ to [0-9.]+\\).*"), v.out());
+        Run bad = run("bench", "decode", "--model", demo().toString(), "--versus", demo().toString(), "--rounds", "0");
+        assertEquals(1, bad.exit());
+        assertTrue(bad.err().contains("--rounds must be at least 1"), bad.err());
+    }
+
     @Test void compileWritesTheArtifactLayout() {
         Path out = dir.resolve("art");
         Run r = run("compile", "--model", demo().toString(), "--cuda-graph-bs", "1", "2", "4", "--kv-block-size", "16", "-o", out.toString());
