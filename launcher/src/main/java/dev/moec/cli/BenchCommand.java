@@ -143,7 +143,7 @@ final class BenchCommand {
             if (rounds < 1) throw new IllegalArgumentException("--rounds must be at least 1, not " + rounds);
             int positions = Bench.decodePositions(promptLen, warmup, tokens);
             Path first = model != null ? model : Models.demoModel();
-            try (Models.Loaded a = load(batch, positions); Models.Loaded b = load(versus, batch, positions)) {
+            try (Models.Loaded a = load(first, batch, positions); Models.Loaded b = load(versus, batch, positions)) {
                 CompiledModel ma = (CompiledModel) a.model(), mb = (CompiledModel) b.model();
                 Moec.progress("decoding " + rounds + " rounds of " + tokens + " timed steps at batch " + batch + " on each model, alternating");
                 double[] ta = new double[rounds], tb = new double[rounds], ratio = new double[rounds];

@@ -5,6 +5,7 @@ import dev.moec.capture.Artifact;
 import dev.moec.executor.CompiledModel;
 import dev.moec.executor.ReferenceModel;
 import dev.moec.executor.StepModel;
+import dev.moec.executor.cpu.PageMemory;
 import dev.moec.frontend.Checkpoint;
 import dev.moec.frontend.ModelImport;
 
@@ -16,6 +17,7 @@ import java.nio.file.Paths;
 import java.util.Comparator;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Set;
 import java.util.function.Consumer;
 import java.util.stream.Stream;
@@ -76,10 +78,10 @@ final class Models {
                 + (executor.capture() ? "captured" : "bound for --no-capture"));
         CompiledModel model = new CompiledModel(artifact, slots, maxSeqLen, executor.threads(), executor.capture(), executor.kvCacheBlocks);
         var panels = model.weightPanels();
-        long huge = dev.moec.executor.cpu.PageMemory.hugeBytes();
-        progress.accept(String.format(java.util.Locale.ROOT, "loaded: %.1f MB of weight panels in %.1f s%s", panels.bytes() / 1e6, panels.millis() / 1e3,
-                !dev.moec.executor.cpu.PageMemory.advised() ? " (huge pages not asked for)"
-                        : huge < 0 ? "" : String.format(java.util.Locale.ROOT, " (%.1f MB of the process on 2 MB pages)", huge / 1e6)));
+        long huge = PageMemory.hugeBytes();
+        String pages = !PageMemory.advised() ? " (huge pages not asked for)"
+                : huge < 0 ? "" : String.format(Locale.ROOT, " (%.1f MB of the process on 2 MB pages)", huge / 1e6);
+        progress.accept(String.format(Locale.ROOT, "loaded: %.1f MB of weight panels in %.1f s%s", panels.bytes() / 1e6, panels.millis() / 1e3, pages));
         String name = temp == null ? artifact.manifest().model().name() : path.toAbsolutePath().normalize().getFileName().toString();
         return new Loaded(name, model, artifact.tokenizerDir(), new HashSet<>(artifact.manifest().model().eosTokenIds()), null);
     }

@@ -948,7 +948,7 @@ public final class CpuKernels implements AutoCloseable {
         int n = w.dim(0), k = w.dim(1), rows = x.elements() / k;
         float[] wScale = scales(ws);
         float[] xf = w.panels != null ? exact(x, rows * k) : null;
-        int block = w.panels != null && rows >= PANEL_ROWS ? promptBlock(n) : w.panels != null ? streamBlock(n) : STREAM_BLOCK;
+        int block = w.panels != null && rows >= PANEL_ROWS ? promptBlock(n) : streamBlock(n);
         par.forEach(Math.ceilDiv(n, block), 1, b -> quantRows(x, xf, null, xs, w, wScale, 0, k, n, 0, rows, b * block, Math.min(n, (b + 1) * block), out));
     }
 

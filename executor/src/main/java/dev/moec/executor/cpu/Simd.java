@@ -521,11 +521,13 @@ public final class Simd {
      */
     public static void widenPanel(MemorySegment w, long wb, DType type, int k, float[] turned) {
         int n = k * PANEL_WIDTH, i = 0;
-        boolean bf16 = type == DType.BF16;
-        if (!bf16 && type != DType.I8) throw new IllegalArgumentException("no weight panels of " + type);
-        if (ENABLED && bf16) for (; i + L <= n; i += L) bf16(w, wb + 2L * i).intoArray(turned, i);
-        if (ENABLED && !bf16) for (; i + L <= n; i += L) i8(w, wb + i).intoArray(turned, i);
-        for (long e0 = wb / (type.bitsPerElement() / 8); i < n; i++) turned[i] = element(w, e0 + i, type);
+        if (type == DType.BF16) {                                        // a panel's elements are consecutive, as a row's are
+            widenBf16(w, wb / 2, n, turned);
+            return;
+        }
+        if (type != DType.I8) throw new IllegalArgumentException("no weight panels of " + type);
+        if (ENABLED) for (; i + L <= n; i += L) i8(w, wb + i).intoArray(turned, i);
+        for (; i < n; i++) turned[i] = w.get(ValueLayout.JAVA_BYTE, wb + i);
     }
 
     /**
@@ -934,8 +936,8 @@ public final class Simd {
     /**
      * out[oo + j] = (float) sum_q w[q] * y[yo[q] + j] for j < n, q < m: each sum taken in double, from
      * zero, adding the rows in the order given (a double multiply, then a double add), so each result is
-     * acc[j] += w[q] * y[yo[q] + j] row by row in an array of doubles, then a cast, to the bit. Eight lanes of sums stay in a
-     * register across the m rows instead of going through an array once a row.
+     * acc[j] += w[q] * y[yo[q] + j] row by row in an array of doubles, then a cast, to the bit. A vector
+     * of sums stays in a register across the m rows instead of going through an array once a row.
      */
     public static void weightedRowsDouble(double[] w, float[] y, int[] yo, int m, float[] out, int oo, int n) {
         int j = 0;
