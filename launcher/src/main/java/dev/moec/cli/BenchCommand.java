@@ -85,6 +85,11 @@ final class BenchCommand {
         @Option(names = "--warmup", defaultValue = "8", description = "untimed decode steps first (default: ${DEFAULT-VALUE})")
         int warmup;
 
+        @Option(names = "--warmup-seconds", defaultValue = "10", paramLabel = "S",
+                description = "untimed rounds of the whole schedule (prompt, warm-up, timed and profiled steps) for S seconds first, so the JIT has "
+                        + "compiled the step before it is measured; 0 for none (default: ${DEFAULT-VALUE})")
+        double warmupSeconds;
+
         @Option(names = "--bandwidth", paramLabel = "GB/s", description = "memory read bandwidth for the roofline (default: measured here with --threads threads)")
         Double bandwidth;
 
@@ -102,9 +107,11 @@ final class BenchCommand {
                         + batch + ", tokens " + tokens + ", prompt-len " + promptLen + ", warmup " + warmup + ")");
             }
             if (bandwidth != null && !(bandwidth > 0)) throw new IllegalArgumentException("--bandwidth must be positive GB/s");
+            if (!(warmupSeconds >= 0)) throw new IllegalArgumentException("--warmup-seconds must be 0 or more, not " + warmupSeconds);
             if (versus != null) return compare();
             try (Models.Loaded loaded = load(batch, Bench.decodePositions(promptLen, warmup, tokens))) {
                 CompiledModel model = (CompiledModel) loaded.model();
+                warmUp(model);
                 // The bandwidth is measured just before and just after the steps (it moves with the machine's
                 // load), and the higher of the two draws the roofline: the stricter bound.
                 double before = bandwidth != null ? 0 : measureBandwidth();
@@ -145,6 +152,8 @@ final class BenchCommand {
             Path first = model != null ? model : Models.demoModel();
             try (Models.Loaded a = load(first, batch, positions); Models.Loaded b = load(versus, batch, positions)) {
                 CompiledModel ma = (CompiledModel) a.model(), mb = (CompiledModel) b.model();
+                warmUp(ma);
+                warmUp(mb);
                 Moec.progress("decoding " + rounds + " rounds of " + tokens + " timed steps at batch " + batch + " on each model, alternating");
                 double[] ta = new double[rounds], tb = new double[rounds], ratio = new double[rounds];
                 for (int r = 0; r < rounds; r++) {
@@ -163,6 +172,15 @@ final class BenchCommand {
                         java.util.Arrays.stream(ratio).min().orElseThrow(), java.util.Arrays.stream(ratio).max().orElseThrow());
             }
             return 0;
+        }
+
+        /** {@link Bench#warmUp} for --warmup-seconds, with a line of progress before and after. */
+        private void warmUp(CompiledModel model) {
+            if (warmupSeconds == 0) return;
+            Moec.progress(String.format("warming up for %s s: untimed rounds of the prompt and %d decode steps, until the JIT has compiled the step",
+                    warmupSeconds == Math.rint(warmupSeconds) ? String.valueOf((long) warmupSeconds) : String.valueOf(warmupSeconds), warmup + 2 * tokens));
+            Bench.Warmup w = Bench.warmUp(model, batch, promptLen, warmup, tokens, warmupSeconds, seed);
+            Moec.progress(String.format("warmed up: %d %s, %d decode steps in %.1f s", w.rounds(), w.rounds() == 1 ? "round" : "rounds", w.steps(), w.seconds()));
         }
 
         private static double median(double[] v) {

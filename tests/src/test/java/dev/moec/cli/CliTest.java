@@ -26,20 +26,24 @@ class CliTest {
 
     static Path demo() { return Paths.get(System.getProperty("moec.home", "..")).resolve("models/pydocs-moe-tiny").toAbsolutePath().normalize(); }
 
-    record Run(int exit, String out, String err) {}
+    /** A command's exit code, its standard output, picocli's error text, and the {@code [moec]} progress lines it wrote to standard error. */
+    record Run(int exit, String out, String err, String progress) {}
 
     private static Run run(String... args) {
-        PrintStream saved = System.out;
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        PrintStream saved = System.out, savedErr = System.err;
+        ByteArrayOutputStream out = new ByteArrayOutputStream(), progress = new ByteArrayOutputStream();
         StringWriter err = new StringWriter();
         try {
             System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+            System.setErr(new PrintStream(progress, true, StandardCharsets.UTF_8));
             CommandLine cl = Moec.commandLine();
             cl.setErr(new PrintWriter(err, true));
             int exit = cl.execute(args);
-            return new Run(exit, out.toString(StandardCharsets.UTF_8), err.toString());
+            return new Run(exit, out.toString(StandardCharsets.UTF_8), err.toString(), progress.toString(StandardCharsets.UTF_8));
         } finally {
             System.setOut(saved);
+            System.setErr(savedErr);
+            savedErr.print(progress.toString(StandardCharsets.UTF_8));   // still in the test's log
         }
     }
 
@@ -215,8 +219,9 @@ class CliTest {
 
     @Test void benchReportsThroughputAndTheRoofline() {
         Run d = run("bench", "decode", "--model", demo().toString(), "--batch", "2", "--tokens", "2", "--prompt-len", "4",
-                "--warmup", "1", "--threads", "1", "--bandwidth", "10", "--compute-peak", "20");
+                "--warmup", "1", "--warmup-seconds", "0.5", "--threads", "1", "--bandwidth", "10", "--compute-peak", "20");
         assertEquals(0, d.exit(), d.err());
+        assertTrue(d.progress().matches("(?s).*warming up for 0.5 s: untimed rounds of the prompt and 5 decode steps.*\\n\\[moec\\] warmed up: [1-9][0-9]* rounds?, [0-9]+ decode steps in [0-9.]+ s.*"), d.progress());
         assertTrue(d.out().contains("batch 2 on decode_bs2"), d.out());
         assertTrue(d.out().contains("bandwidth    10.00 GB/s (given)"), d.out());
         assertTrue(d.out().matches("(?s).*roofline     [0-9.]+ ms per step; achieved [0-9.]+ % of it.*"), d.out());
@@ -233,8 +238,9 @@ class CliTest {
 
     @Test void benchComparesTwoModelsInOneProcess() {
         Run v = run("bench", "decode", "--model", demo().toString(), "--versus", demo().toString(), "--rounds", "3", "--batch", "1",
-                "--tokens", "2", "--prompt-len", "4", "--warmup", "1", "--threads", "1");
+                "--tokens", "2", "--prompt-len", "4", "--warmup", "1", "--warmup-seconds", "0", "--threads", "1");
         assertEquals(0, v.exit(), v.err());
+        assertTrue(v.progress().contains("decoding 3 rounds") && !v.progress().contains("warming up"), v.progress());
         assertTrue(v.out().contains("versus       batch 1, 1 threads, 3 rounds of 2 steps on each, alternating"), v.out());
         assertTrue(v.out().matches("(?s).*\\nA            [0-9.]+ ms per step \\(median of the rounds' medians; fastest round [0-9.]+\\).*"), v.out());
         assertTrue(v.out().matches("(?s).*\\nB            [0-9.]+ ms per step .*"), v.out());

@@ -59,6 +59,24 @@ class BenchTest {
         }
     }
 
+    /**
+     * The warm-up repeats the measured schedule from position 0 in every round: in a cache of exactly the
+     * schedule's positions it runs round after round without running out, and the measurement after it
+     * still fits.
+     */
+    @Test void warmUpRoundsRestartTheirSequencesSoTheContextNeverGrows() {
+        int positions = Bench.decodePositions(8, 1, 3);
+        try (Artifact a = Artifact.open(Fixtures.tinyArtifact()); CompiledModel model = new CompiledModel(a, 2, positions, 2)) {
+            Bench.Warmup w = Bench.warmUp(model, 2, 8, 1, 3, 2.0, 0);
+            assertTrue(w.rounds() >= 2, "a tiny model runs many rounds in 2 s: " + w);
+            int perRound = 1 + 2 * 3;
+            assertTrue(w.steps() > (w.rounds() - 1) * perRound - 1 && w.steps() <= w.rounds() * perRound, w.toString());
+            assertTrue(w.seconds() >= 2.0, w.toString());
+            assertEquals("decode_bs2", Bench.decode(model, 2, 8, 1, 3, 0).graph());
+            assertEquals(0, Bench.warmUp(model, 2, 8, 1, 3, 0, 0).rounds(), "no time, no rounds");
+        }
+    }
+
     /** The captured straight-line replay and the looped replay of the same decode graphs give bit-identical logits. */
     @Test void capturedAndLoopedReplayAgreeExactly() {
         try (Artifact a = Artifact.open(Fixtures.tinyArtifact());

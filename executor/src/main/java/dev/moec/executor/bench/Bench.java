@@ -33,19 +33,43 @@ public final class Bench {
     /** Context a decode benchmark needs: the prompt, the warm-up and the timed and profiled steps. */
     public static int decodePositions(int promptLen, int warmup, int steps) { return promptLen + warmup + 2 * steps + 1; }
 
+    /** What {@link #warmUp} ran: whole rounds and the decode steps in them. */
+    public record Warmup(int rounds, int steps, double seconds) {}
+
     /**
-     * Fills {@code batch} slots with a prompt of {@code promptLen} tokens each, runs {@code warmup} untimed
-     * decode steps, then {@code steps} timed ones alternating with {@code steps} profiled ones (each launch
-     * timed, the routed experts counted).
+     * Untimed rounds of {@link #decode}'s schedule (a fresh prompt in every slot, then the warm-up, timed and
+     * profiled steps' worth of decode steps) until {@code seconds} have passed, so the steps measured after
+     * it run code the JIT has finished compiling. A kernel's own loops are compiled within a few launches,
+     * but the code around them (a launch's set-up, a step's replay) is called a few times a step and
+     * compiled only after thousands of calls: the first hundred steps ran partly interpreted and took
+     * several milliseconds longer (see the README's performance section). Each round starts its sequences
+     * again at position 0, so the context never grows past the measured steps' and recurrent state starts
+     * fresh, as a prompt's does.
      */
-    public static Decode decode(CompiledModel model, int batch, int promptLen, int warmup, int steps, long seed) {
+    public static Warmup warmUp(CompiledModel model, int batch, int promptLen, int warmup, int steps, double seconds, long seed) {
+        check(model, batch, promptLen, warmup, steps);
+        long start = System.nanoTime(), budget = (long) (seconds * 1e9);
+        int rounds = 0, done = 0, perRound = warmup + 2 * steps;
+        int[] last = new int[batch], pos = new int[batch], slots = new int[batch], rows = new int[batch];
+        while (System.nanoTime() - start < budget) {
+            fill(model, promptLen, seed + rounds, last, pos, slots, rows);
+            for (int s = 0; s < perRound && System.nanoTime() - start < budget; s++, done++) step(model, last, pos, slots, rows);
+            rounds++;
+        }
+        return new Warmup(rounds, done, (System.nanoTime() - start) / 1e9);
+    }
+
+    private static void check(CompiledModel model, int batch, int promptLen, int warmup, int steps) {
         if (batch < 1 || batch > model.maxSlots()) throw new IllegalArgumentException("batch " + batch + " needs 1.." + model.maxSlots() + " slots");
         if (promptLen < 1 || steps < 1 || warmup < 0) throw new IllegalArgumentException("prompt, steps must be positive");
         int need = decodePositions(promptLen, warmup, steps);
         if (need > model.maxSeqLen()) throw new IllegalArgumentException("the benchmark needs " + need + " positions; the cache holds " + model.maxSeqLen());
+    }
+
+    /** A seeded random prompt of {@code promptLen} tokens into each of the first {@code last.length} slots, from position 0; the decode state after it. */
+    private static void fill(CompiledModel model, int promptLen, long seed, int[] last, int[] pos, int[] slots, int[] rows) {
         SplittableRandom random = new SplittableRandom(seed);
-        int[] last = new int[batch], pos = new int[batch], slots = new int[batch], rows = new int[batch];
-        for (int b = 0; b < batch; b++) {
+        for (int b = 0; b < last.length; b++) {
             int[] prompt = random.ints(promptLen, 0, model.vocabSize()).toArray();
             int[] positions = new int[promptLen];
             for (int t = 0; t < promptLen; t++) positions[t] = t;
@@ -57,6 +81,17 @@ public final class Bench {
             slots[b] = b;
             rows[b] = b;
         }
+    }
+
+    /**
+     * Fills {@code batch} slots with a prompt of {@code promptLen} tokens each, runs {@code warmup} untimed
+     * decode steps, then {@code steps} timed ones alternating with {@code steps} profiled ones (each launch
+     * timed, the routed experts counted).
+     */
+    public static Decode decode(CompiledModel model, int batch, int promptLen, int warmup, int steps, long seed) {
+        check(model, batch, promptLen, warmup, steps);
+        int[] last = new int[batch], pos = new int[batch], slots = new int[batch], rows = new int[batch];
+        fill(model, promptLen, seed, last, pos, slots, rows);
         for (int s = 0; s < warmup; s++) step(model, last, pos, slots, rows);
         // Timed and profiled steps alternate, so both see the machine in the same state (its memory
         // bandwidth moves from minute to minute) and the step's time compares with its kernels' own.
