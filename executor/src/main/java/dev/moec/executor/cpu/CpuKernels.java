@@ -413,8 +413,10 @@ public final class CpuKernels implements AutoCloseable {
     /**
      * Causal attention over the cache (f32, or bf16 read in place). Tokens are taken in tiles: up to
      * {@link #QUERY_TILE} consecutive tokens of one sequence over an f32 cache, else one token. A lone
-     * token's positions 0..positions[t] are cut into parts, enough to give every thread work even at batch
-     * 1; a tile's are not. One task takes a part (or a tile) for every head: it reads the K and V rows
+     * token's positions 0..positions[t] are cut into parts, one per thread at batch 1 (two per thread
+     * were slower in an in-process A/B: each part pays its own softmax and merge); a tile's are not. Over
+     * an f32 cache a task first reads its part's K rows in ahead of the scores and its V rows ahead of
+     * the weighted sum ({@link #touch}). One task takes a part (or a tile) for every head: it reads the K and V rows
      * position by position (all KV heads of a position lie together), scoring the query heads that share
      * a KV head four at a time, for each token of its tile while the rows are in L1. A token in one part is
      * finished by its task; otherwise each part leaves its running max, sum and weighted values, and the
@@ -445,7 +447,7 @@ public final class CpuKernels implements AutoCloseable {
             t = e;
         }
         tileStart[tiles] = tokens;
-        int wanted = Math.ceilDiv(2 * par.threads(), tiles);           // parts a lone token needs for every thread to work
+        int wanted = Math.ceilDiv(par.threads(), tiles);               // parts a lone token needs for every thread to work
         int[] parts = new int[tiles], first = new int[tiles + 1], reach = new int[tiles];
         for (int i = 0; i < tiles; i++) {
             for (int t = tileStart[i]; t < tileStart[i + 1]; t++) reach[i] = Math.max(reach[i], slot[t] < 0 ? 0 : last[t] + 1);
@@ -467,6 +469,7 @@ public final class CpuKernels implements AutoCloseable {
             float[] score = new float[tiled * heads * m], four = new float[4];   // score [tiled, heads, m]
             PanelScratch scratch = PanelScratch.get();
             float[] spill = scratch.spill;
+            if (!bf16) scratch.touched += touch(paged, s, from, to, kc.f, kc.off, kvHeads * hd);
             for (int j0 = from; j0 < to; ) {                             // runs of positions within one cache block
                 int base = paged.row(s, j0), run = Math.min(to - j0, bs - j0 % bs);
                 if (!bf16 && tiled >= PANEL_TOKENS) {                    // a prompt's tile: K rows turned into panels
@@ -536,6 +539,7 @@ public final class CpuKernels implements AutoCloseable {
                 }
             }
             float[] acc = new float[tiled * heads * vd];
+            if (!bf16) scratch.touched += touch(paged, s, from, to, vc.f, vc.off, kvHeads * vd);
             for (int j0 = from; j0 < to; ) {
                 int base = paged.row(s, j0), run = Math.min(to - j0, bs - j0 % bs);
                 for (int kvh = 0; kvh < kvHeads; kvh++) {
@@ -591,6 +595,33 @@ public final class CpuKernels implements AutoCloseable {
                 for (int d = 0; d < vd; d++) dst[oo + (t * heads + h) * vd + d] = acc[d] / sum;
             }
         }
+    }
+
+    /**
+     * Reads one float of every 64-byte line of the cache rows of positions [from, to) of sequence s
+     * ({@code row} floats each from {@code off}), so that they all come in from memory at once, many
+     * lines in flight, before the loop that uses them; returns their sum, which the caller keeps so the
+     * reads stay. The Vector API has no prefetch instruction, and the hardware prefetcher, following one
+     * stride at a time, brought a decode step's cache rows in far below the memory bandwidth: a part's
+     * rows (at most {@link #ATTENTION_PART} positions, 512 KB of K at the bench model's width) fit in L2,
+     * and read ahead this way the step's attention took 1.39 instead of 1.76 ms at batch 1 and 5.8
+     * instead of 8.6 ms at batch 8 (128 positions, in-process A/B).
+     */
+    static float touch(PagedCache paged, int s, int from, int to, float[] a, int off, int row) {
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;                          // four sums: the reads do not wait on one add chain
+        int bs = paged.blockSize();
+        for (int j0 = from; j0 < to; ) {
+            int run = Math.min(to - j0, bs - j0 % bs), i = off + paged.row(s, j0) * row, end = i + run * row;
+            for (; i + 48 < end; i += 64) {
+                s0 += a[i];
+                s1 += a[i + 16];
+                s2 += a[i + 32];
+                s3 += a[i + 48];
+            }
+            for (; i < end; i += 16) s0 += a[i];
+            j0 += run;
+        }
+        return s0 + s1 + s2 + s3;
     }
 
     /**
@@ -1376,6 +1407,7 @@ public final class CpuKernels implements AutoCloseable {
         private int[] acc = new int[0];                                     // [activation rows, rows]
         private float[] exact = new float[0];                               // [activation rows, k]: int8 activations as floats
         final float[] spill = new float[Simd.SPILL];
+        float touched;                                                      // what touch() read, kept so its reads are not dropped
         final float[] block = new float[16 * Simd.PANEL_WIDTH];             // [PANEL_BLOCK, 16]: one column block widened, for Simd.turn
         private java.lang.foreign.MemorySegment rows = java.lang.foreign.MemorySegment.NULL;   // [PANEL_BLOCK, k] weights as stored, off the heap
 

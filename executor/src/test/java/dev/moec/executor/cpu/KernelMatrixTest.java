@@ -173,6 +173,51 @@ class KernelMatrixTest {
         attentionMatches(new Buf[] {q, kc, vc, table, slots, positions}, Attrs.of("scale", 0.15), r, tokens, heads, vd);
     }
 
+    /**
+     * A lone decode token (batch 1) is cut into one part per thread, whose running maxima, sums and
+     * weighted values are merged: its 30 positions over blocks out of order, f32 and bf16 caches.
+     */
+    @ParameterizedTest(name = "{0} cache")
+    @CsvSource({"F32", "BF16"})
+    void aLoneTokensPartsMergeToItsDefinition(DType cache) {
+        int heads = 8, kvHeads = 2, hd = 40, vd = 72, bs = 8, blocks = 5;
+        SplittableRandom r = new SplittableRandom(23 + cache.ordinal());
+        Buf q = floats("q", r, 1, heads, hd);
+        Buf kc = floats("k_cache", r, blocks, bs, kvHeads, hd), vc = floats("v_cache", r, blocks, bs, kvHeads, vd);
+        if (cache == DType.BF16) {
+            kc = packedBf16(kc);
+            vc = packedBf16(vc);
+        }
+        Buf table = new Buf("block_table", DType.I32, new int[] {1, 4}, null, new int[] {4, 1, 3, 0}, null);
+        Buf slots = new Buf("slots", DType.I32, new int[] {1}, null, new int[] {0}, null);
+        Buf positions = new Buf("positions", DType.I32, new int[] {1}, null, new int[] {29}, null);
+        attentionMatches(new Buf[] {q, kc, vc, table, slots, positions}, Attrs.of("scale", 0.15), r, 1, heads, vd);
+    }
+
+    /**
+     * The read-ahead of a part's cache rows reads the first float of every 64-byte line of exactly the
+     * rows of its positions, through the block table: ones there and a thousand everywhere else sum to the
+     * count of those lines.
+     */
+    @Test
+    void touchReadsEveryLineOfThePartsRowsAndNothingElse() {
+        int bs = 4, blocks = 5, row = 40, off = 3;                        // rows of 2.5 lines: lines start mid-row too
+        dev.moec.ir.PagedCache paged = new dev.moec.ir.PagedCache("attention", new int[] {4, 1, 3, 0, 2, -1}, 3, bs, blocks);
+        float[] a = new float[off + blocks * bs * row];
+        Arrays.fill(a, 1000f);
+        int lines = 0;
+        for (int p = 2; p < 9; p++) {                                     // slot 0, positions [2, 9): three blocks, runs of 2, 4 and 1
+            int start = off + paged.row(0, p) * row;
+            for (int i = start; i < start + row; i++) a[i] = 0f;
+        }
+        for (int p = 2; p < 9; ) {
+            int run = Math.min(9 - p, bs - p % bs), start = off + paged.row(0, p) * row;
+            for (int i = start; i < start + run * row; i += 16, lines++) a[i] = 1f;
+            p += run;
+        }
+        assertEquals(lines, CpuKernels.touch(paged, 0, 2, 9, a, off, row), 0f);
+    }
+
     /** Attention on these inputs against its op's definition, within float rounding, and the same bits at arena offsets. */
     private static void attentionMatches(Buf[] in, Attrs a, SplittableRandom r, int tokens, int heads, int vd) {
         Buf fast = floats("out", r, tokens, heads, vd), oracle = floats("out", r, tokens, heads, vd);
