@@ -183,10 +183,7 @@ public final class CpuKernels implements AutoCloseable {
             case FUSED_INFER_ATTENTION -> attention(in[0], in[1], in[2], in[3], in[4], in[5], out[0], (float) a.f("scale"));
             case FUSED_INFER_ATTENTION_MLA, MLA_ATTENTION -> mlaAttention(in[0], in[1], in[2], in[3], in[4], in[5], in[6], null, out[0], a);
             case SPARSE_FLASH_ATTENTION, MLA_ATTENTION_SPARSE -> mlaAttention(in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], out[0], a);
-            case ADD_RMS_NORM -> {
-                add(in[0], in[1], out[1]);
-                rmsNorm(out[1], in[2], out[0], (float) a.f("eps"), offset(a));
-            }
+            case ADD_RMS_NORM -> addRmsNorm(in[0], in[1], in[2], out[1], out[0], null, null, (float) a.f("eps"), offset(a));
             case ROPE_COS_SIN -> ropeCosSin(in[0], out[0], out[1], a);
             case APPLY_ROTARY -> applyRotary(in[0], in[1], in[2], out[0], (int) a.i("rotary_dim"), a.has("interleaved") && a.b("interleaved"));
             case MOE_GATING_TOPK_SOFTMAX -> {
@@ -199,13 +196,7 @@ public final class CpuKernels implements AutoCloseable {
             case MOE_COMBINE -> moeCombine(in[0], in[1], in[2], out[0]);
             case DYNAMIC_QUANT -> dynamicQuant(in[0], out[0], out[1]);
             case QUANT_MATMUL -> quantMatmul(in[0], in[1], in[2], in[3], out[0]);
-            case ADD_RMS_NORM_DYNAMIC_QUANT -> {
-                add(in[0], in[1], out[1]);
-                float[] normed = new float[out[1].elements()];
-                Buf tmp = new Buf("normed", DType.F32, out[1].shape, normed, null, null);
-                rmsNorm(out[1], in[2], tmp, (float) a.f("eps"), offset(a));
-                dynamicQuant(tmp, out[0], out[2]);
-            }
+            case ADD_RMS_NORM_DYNAMIC_QUANT -> addRmsNorm(in[0], in[1], in[2], out[1], null, out[0], out[2], (float) a.f("eps"), offset(a));
             case GROUPED_QUANT_MATMUL -> groupedQuantMatmul(in[0], in[1], in[2], in[3], in[4], out[0]);
             case KV_CACHE_WRITE_INT8 -> kvWriteInt8(in[0], in[1], in[2], in[3], in[4], in[5]);
             default -> reference(k, in, out, a);               // a kernel added without a CPU loop runs its op's semantics
@@ -293,17 +284,48 @@ public final class CpuKernels implements AutoCloseable {
     /** out = x / sqrt(mean(x^2) + eps) * w, per row of the last dimension. */
     void rmsNorm(Buf x, Buf w, Buf out, float eps, float offset) {
         int d = w.dim(0), rows = x.elements() / d;
-        float[] weight = new float[d];
-        w.weightRow(0, d, weight);
-        for (int j = 0; j < d; j++) weight[j] += offset;
-        float[] xs = x.f, dst = out.f;
+        float[] weight = normWeight(w, offset);
+        par.forEach(rows, 8, r -> Simd.rmsNormRow(x.f, x.off + r * d, d, eps, weight, out.f, out.off + r * d));
+    }
+
+    /**
+     * The fused residual add and norm, row by row in one pass over the threads: sum = x + residual, then
+     * rms_norm(sum) into {@code normed}, or (where {@code normed} is null) quantized per row into
+     * {@code q} and {@code scale} as dynamic_quant does. Each row's add, norm and quantization run while
+     * the row is in L1, and a launch forks the threads once instead of three times.
+     */
+    void addRmsNorm(Buf x, Buf residual, Buf w, Buf sum, Buf normed, Buf q, Buf scale, float eps, float offset) {
+        int d = w.dim(0), rows = sum.elements() / d;
+        float[] weight = normWeight(w, offset);
         par.forEach(rows, 8, r -> {
-            int xr = x.off + r * d, or = out.off + r * d;
-            double ss = 0;
-            for (int j = 0; j < d; j++) ss += xs[xr + j] * xs[xr + j];
-            float inv = (float) (1.0 / Math.sqrt(ss / d + eps));
-            for (int j = 0; j < d; j++) dst[or + j] = xs[xr + j] * inv * weight[j];
+            int sr = sum.off + r * d;
+            Simd.add(x.f, x.off + r * d, residual.f, residual.off + r * d, sum.f, sr, d);
+            if (normed != null) {
+                Simd.rmsNormRow(sum.f, sr, d, eps, weight, normed.f, normed.off + r * d);
+                return;
+            }
+            float[] row = PanelScratch.get().normed(d);
+            Simd.rmsNormRow(sum.f, sr, d, eps, weight, row, 0);
+            scale.f[scale.off + r] = Simd.quantizeRow(row, 0, d, q.i, q.off + r * d);
         });
+    }
+
+    /** A norm's weight (a buffer, by identity) and the offset its op adds to it. */
+    private record NormWeight(Buf w, float offset) {
+        float[] widen() {
+            float[] f = new float[w.dim(0)];
+            w.weightRow(0, f.length, f);
+            for (int j = 0; j < f.length; j++) f[j] += offset;
+            return f;
+        }
+    }
+
+    /** Norm weights plus their offsets as floats, widened once per weight (weights never change). */
+    private final Map<NormWeight, float[]> normWeights = new java.util.concurrent.ConcurrentHashMap<>();
+
+    private float[] normWeight(Buf w, float offset) {
+        NormWeight key = new NormWeight(w, offset);
+        return w.isWeight() ? normWeights.computeIfAbsent(key, NormWeight::widen) : key.widen();
     }
 
     /**
@@ -1406,6 +1428,7 @@ public final class CpuKernels implements AutoCloseable {
         private final float[][] turned = new float[PROMPT_BLOCK / PANEL_BLOCK][0];   // each [k, PANEL_BLOCK]: a panel turned (Simd.turn)
         private int[] acc = new int[0];                                     // [activation rows, rows]
         private float[] exact = new float[0];                               // [activation rows, k]: int8 activations as floats
+        private float[] normed = new float[0];                              // [hidden]: one row normed, before it is quantized
         final float[] spill = new float[Simd.SPILL];
         float touched;                                                      // what touch() read, kept so its reads are not dropped
         final float[] block = new float[16 * Simd.PANEL_WIDTH];             // [PANEL_BLOCK, 16]: one column block widened, for Simd.turn
@@ -1440,6 +1463,11 @@ public final class CpuKernels implements AutoCloseable {
             int[] a = new int[n];
             if (n <= KEEP) acc = a;
             return a;
+        }
+
+        float[] normed(int n) {
+            if (normed.length < n) normed = new float[n];
+            return normed;
         }
 
         float[] exact(int n) {

@@ -1125,6 +1125,40 @@ public final class Simd {
         return s;
     }
 
+    /** out[oo + j] = a[ao + j] + b[bo + j], j < n. */
+    public static void add(float[] a, int ao, float[] b, int bo, float[] out, int oo, int n) {
+        int j = 0;
+        if (ENABLED) {
+            for (; j + L <= n; j += L) FloatVector.fromArray(F, a, ao + j).add(FloatVector.fromArray(F, b, bo + j)).intoArray(out, oo + j);
+        }
+        for (; j < n; j++) out[oo + j] = a[ao + j] + b[bo + j];
+    }
+
+    /**
+     * One row of rms_norm: out[oo + j] = x[xo + j] * inv * w[j], j < n, inv = 1 / sqrt(sum(x^2) / n + eps)
+     * with the squares taken and summed in double (as the op defines it; the lanes' partial sums added
+     * in lane order, so the bits do not depend on the JIT) and inv rounded to a float.
+     */
+    public static void rmsNormRow(float[] x, int xo, int n, float eps, float[] w, float[] out, int oo) {
+        int j = 0;
+        double ss = 0;
+        if (ENABLED) {
+            DoubleVector acc = DoubleVector.zero(D);
+            for (int dl = D.length(); j + dl <= n; j += dl) {
+                DoubleVector v = (DoubleVector) FloatVector.fromArray(F_HALF, x, xo + j).convertShape(VectorOperators.F2D, D, 0);
+                acc = v.fma(v, acc);
+            }
+            for (int l = 0; l < D.length(); l++) ss += acc.lane(l);
+        }
+        for (; j < n; j++) ss += (double) x[xo + j] * x[xo + j];
+        float inv = (float) (1.0 / Math.sqrt(ss / n + eps));
+        j = 0;
+        if (ENABLED) {
+            for (; j + L <= n; j += L) FloatVector.fromArray(F, x, xo + j).mul(inv).mul(FloatVector.fromArray(F, w, j)).intoArray(out, oo + j);
+        }
+        for (; j < n; j++) out[oo + j] = x[xo + j] * inv * w[j];
+    }
+
     /** out[oo + j] = silu(g[go + j]) * u[uo + j] = g / (1 + e^-g) * u, j < n: SwiGLU. */
     public static void swiglu(float[] g, int go, float[] u, int uo, float[] out, int oo, int n) {
         int j = 0;

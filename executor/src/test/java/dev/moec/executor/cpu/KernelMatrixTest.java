@@ -460,6 +460,47 @@ class KernelMatrixTest {
         assertEquals(-1, fast.i[3], "position 2: three candidates, the rest -1");
     }
 
+    /**
+     * rms_norm and its fused forms against their ops' definitions: eleven rows (more than one thread's
+     * grain) of 43 (past a multiple of the lanes), a bf16 weight with and without an offset, twice on one
+     * kernel instance (the second launch finds the widened weight cached); the fused forms' sums exactly,
+     * their norms within float rounding, and the quantized rows of add_rms_norm_dynamic_quant within one
+     * step of the definition's where a norm falls on a rounding boundary, with the same scales.
+     */
+    @ParameterizedTest(name = "{0}, weight offset {1}")
+    @CsvSource({"RMS_NORM, 0", "RMS_NORM, 1", "ADD_RMS_NORM, 0", "ADD_RMS_NORM, 1", "ADD_RMS_NORM_DYNAMIC_QUANT, 0", "ADD_RMS_NORM_DYNAMIC_QUANT, 1"})
+    void normsMatchTheirDefinitions(Kernel kernel, float offset) {
+        int rows = 11, d = 43;
+        SplittableRandom r = new SplittableRandom(kernel.ordinal() * 5L + (long) offset);
+        try (Arena arena = Arena.ofShared(); CpuKernels k = new CpuKernels(new Parallel(2))) {
+            Buf x = floats("x", r, rows, d), residual = floats("residual", r, rows, d), w = weight("w", DType.BF16, r, arena, d);
+            Attrs a = offset == 0 ? Attrs.of("eps", 1e-6) : Attrs.of("eps", 1e-6, "weight_offset", (double) offset);
+            Buf[] in = kernel == Kernel.RMS_NORM ? new Buf[] {x, w} : new Buf[] {x, residual, w};
+            java.util.function.Supplier<Buf[]> outs = () -> switch (kernel) {
+                case RMS_NORM -> new Buf[] {floats("out", r, rows, d)};
+                case ADD_RMS_NORM -> new Buf[] {floats("out", r, rows, d), floats("sum", r, rows, d)};
+                default -> new Buf[] {new Buf("q", DType.I8, new int[] {rows, d}, null, new int[rows * d], null), floats("sum", r, rows, d), floats("scale", r, rows)};
+            };
+            Buf[] oracle = outs.get();
+            k.reference(kernel, in, oracle, a);
+            for (int launch = 0; launch < 2; launch++) {
+                Buf[] fast = outs.get();
+                k.launch(kernel, in, fast, a);
+                for (int o = 0; o < fast.length; o++) {
+                    String what = kernel + " output " + o + " launch " + launch;
+                    if (fast[o].dtype == DType.I8) {
+                        for (int j = 0; j < fast[o].i.length; j++) assertEquals(oracle[o].i[j], fast[o].i[j], 1, what + " element " + j);
+                    } else if (kernel != Kernel.RMS_NORM && o == 1) {
+                        assertArrayEquals(oracle[o].f, fast[o].f, what);                               // the residual sum: exact
+                    } else {
+                        for (int j = 0; j < fast[o].f.length; j++) assertEquals(oracle[o].f[j], fast[o].f[j], 1e-5f * (1 + Math.abs(oracle[o].f[j])), what + " element " + j);
+                    }
+                }
+                if (launch == 1) assertSameAtArenaOffsets(k, kernel, in, fast, a);
+            }
+        }
+    }
+
     /** Static activation quantization is its op's definition to the bit, offsets and clamping included. */
     @Test
     void staticQuantizationIsItsDefinition() {
