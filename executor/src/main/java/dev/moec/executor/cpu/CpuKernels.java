@@ -384,8 +384,12 @@ public final class CpuKernels implements AutoCloseable {
         par.forEach(tokens, 8, t -> {
             for (int h = 0; h < heads; h++) {
                 int base = x.off + (t * heads + h) * hd;
-                for (int i = 0; i < half; i++) {
-                    int p = base + (interleaved ? 2 * i : i), q = base + (interleaved ? 2 * i + 1 : i + half);
+                if (!interleaved) {                                      // NeoX halves: vector loops
+                    Simd.rotateHalves(xs, base, half, cos.f, cos.off + t * half, sin.f, sin.off + t * half, dst, base + shift);
+                    continue;
+                }
+                for (int i = 0; i < half; i++) {                         // interleaved pairs (2i, 2i + 1)
+                    int p = base + 2 * i, q = p + 1;
                     float c = cos.f[cos.off + t * half + i], s = sin.f[sin.off + t * half + i], x1 = xs[p], x2 = xs[q];
                     dst[p + shift] = x1 * c - x2 * s;
                     dst[q + shift] = x2 * c + x1 * s;
@@ -1390,7 +1394,11 @@ public final class CpuKernels implements AutoCloseable {
 
     void mul(Buf a, Buf b, Buf out) { binary(a, b, out, (p, q) -> p * q); }
 
-    void add(Buf a, Buf b, Buf out) { binary(a, b, out, (p, q) -> p + q); }
+    /** out = a + b element by element (same shapes), a vector loop in chunks over the threads. */
+    void add(Buf a, Buf b, Buf out) {
+        int n = out.elements(), chunk = 1 << 14;
+        par.forEach(Math.ceilDiv(n, chunk), 1, c -> Simd.add(a.f, a.off + c * chunk, b.f, b.off + c * chunk, out.f, out.off + c * chunk, Math.min(chunk, n - c * chunk)));
+    }
 
     static float dot(float[] a, int ao, float[] b, int bo, int n) {
         return Simd.dot(a, ao, b, bo, n);

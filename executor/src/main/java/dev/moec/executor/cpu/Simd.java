@@ -1135,6 +1135,28 @@ public final class Simd {
     }
 
     /**
+     * A NeoX rotation of one head: with x1 = x[xo + i] and x2 = x[xo + half + i], out[oo + i] = x1 * c - x2 * s
+     * and out[oo + half + i] = x2 * c + x1 * s, c = cos[co + i], s = sin[so + i], i < half (each product
+     * rounded, then the sum: the scalar expressions' bits).
+     */
+    public static void rotateHalves(float[] x, int xo, int half, float[] cos, int co, float[] sin, int so, float[] out, int oo) {
+        int i = 0;
+        if (ENABLED) {
+            for (; i + L <= half; i += L) {
+                FloatVector x1 = FloatVector.fromArray(F, x, xo + i), x2 = FloatVector.fromArray(F, x, xo + half + i);
+                FloatVector c = FloatVector.fromArray(F, cos, co + i), s = FloatVector.fromArray(F, sin, so + i);
+                x1.mul(c).sub(x2.mul(s)).intoArray(out, oo + i);
+                x2.mul(c).add(x1.mul(s)).intoArray(out, oo + half + i);
+            }
+        }
+        for (; i < half; i++) {
+            float x1 = x[xo + i], x2 = x[xo + half + i], c = cos[co + i], s = sin[so + i];
+            out[oo + i] = x1 * c - x2 * s;
+            out[oo + half + i] = x2 * c + x1 * s;
+        }
+    }
+
+    /**
      * One row of rms_norm: out[oo + j] = x[xo + j] * inv * w[j], j < n, inv = 1 / sqrt(sum(x^2) / n + eps)
      * with the squares taken and summed in double (as the op defines it; the lanes' partial sums added
      * in lane order, so the bits do not depend on the JIT) and inv rounded to a float.

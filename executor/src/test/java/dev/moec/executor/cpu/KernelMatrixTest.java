@@ -501,6 +501,27 @@ class KernelMatrixTest {
         }
     }
 
+    /**
+     * apply_rotary against its op's definition (which rotates in double): NeoX halves and interleaved
+     * pairs, a rotary width short of the head (partial rotary: the rest passes through) with halves of 18
+     * (past a multiple of the lanes), eleven tokens, in place and into another buffer.
+     */
+    @ParameterizedTest(name = "interleaved {0}, in place {1}")
+    @CsvSource({"false, false", "false, true", "true, false", "true, true"})
+    void rotaryMatchesItsDefinition(boolean interleaved, boolean inPlace) {
+        int tokens = 11, heads = 3, hd = 40, rotary = 36, half = rotary / 2;
+        SplittableRandom r = new SplittableRandom(interleaved ? 3 : 4);
+        Buf x = floats("x", r, tokens, heads, hd), cos = floats("cos", r, tokens, half), sin = floats("sin", r, tokens, half);
+        Attrs a = Attrs.of("rotary_dim", (long) rotary, "interleaved", interleaved);
+        Buf oracle = floats("out", r, tokens, heads, hd);
+        try (CpuKernels k = new CpuKernels(new Parallel(2))) {
+            k.reference(Kernel.APPLY_ROTARY, new Buf[] {x, cos, sin}, new Buf[] {oracle}, a);
+            Buf fast = inPlace ? x : floats("out", r, tokens, heads, hd);
+            k.launch(Kernel.APPLY_ROTARY, new Buf[] {x, cos, sin}, new Buf[] {fast}, a);
+            for (int j = 0; j < fast.f.length; j++) assertEquals(oracle.f[j], fast.f[j], 1e-6f * (1 + Math.abs(oracle.f[j])), "element " + j);
+        }
+    }
+
     /** Static activation quantization is its op's definition to the bit, offsets and clamping included. */
     @Test
     void staticQuantizationIsItsDefinition() {
