@@ -26,6 +26,7 @@ import java.util.TreeMap;
 public final class CompiledModel implements StepModel {
     private final Artifact artifact;
     private final int maxSlots, maxSeqLen, vocab;
+    private final Parallel par;                                                 // the kernels' threads
     private final CpuKernels kernels;
     private final WeightPanels panels;                                          // the matmul weights' CPU layout, made at load
     private final Map<String, Object> state = new LinkedHashMap<>();      // per state buffer: see CpuGraph.allocateState
@@ -58,7 +59,7 @@ public final class CompiledModel implements StepModel {
         this.artifact = artifact;
         this.maxSlots = maxSlots;
         this.maxSeqLen = Math.min(maxSeqLen, artifact.manifest().model().maxPositions());
-        Parallel par = new Parallel(threads);
+        this.par = new Parallel(threads);
         this.kernels = new CpuKernels(par);
         this.panels = new WeightPanels(par);
         this.kv = new KvBlocks(maxSlots, this.maxSeqLen, artifact.manifest().kvBlockSize(), kvBlocks);
@@ -81,6 +82,9 @@ public final class CompiledModel implements StepModel {
     }
 
     public Artifact artifact() { return artifact; }
+
+    /** The threads the kernels run on (a benchmark's bandwidth probe reads with them, not beside them). */
+    public Parallel parallel() { return par; }
 
     /** The matmul weights copied into the CPU's panel layout at load. */
     public WeightPanels weightPanels() { return panels; }

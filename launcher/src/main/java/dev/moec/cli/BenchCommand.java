@@ -12,6 +12,7 @@ import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
 import java.util.Comparator;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -44,11 +45,6 @@ final class BenchCommand {
         Double computePeak;
 
         int threads() { return executor.threads(); }
-
-        double measureBandwidth() throws Exception {
-            Moec.progress("measuring memory read bandwidth (1 GiB, " + threads() + " threads)");
-            return MemoryBandwidth.measure(threads(), 1L << 30, 5);
-        }
 
         /** The compute ceiling in multiply-accumulates per second: --compute-peak, or measured with the threads. */
         Rate computePeak() throws Exception {
@@ -112,14 +108,28 @@ final class BenchCommand {
             try (Models.Loaded loaded = load(batch, Bench.decodePositions(promptLen, warmup, tokens))) {
                 CompiledModel model = (CompiledModel) loaded.model();
                 warmUp(model);
-                // The bandwidth is measured just before and just after the steps (it moves with the machine's
-                // load), and the higher of the two draws the roofline: the stricter bound.
-                double before = bandwidth != null ? 0 : measureBandwidth();
-                Moec.progress("decoding " + tokens + " timed steps at batch " + batch + " after a " + promptLen + "-token prompt per sequence and " + warmup + " warm-up steps");
-                Bench.Decode d = Bench.decode(model, batch, promptLen, warmup, tokens, seed);
-                double after = bandwidth != null ? 0 : measureBandwidth();
-                Rate bw = bandwidth != null ? new Rate(bandwidth * 1e9, "given") : new Rate(Math.max(before, after),
-                        String.format("measured, %d threads, the higher of %.2f before and %.2f after the steps", threads(), before / 1e9, after / 1e9));
+                // Without --bandwidth, the bandwidth is read right after every timed step (it moves with the
+                // machine's load from one second to the next), and each step is held to the roofline of its
+                // own moment.
+                Bench.Decode d;
+                Rate bw;
+                double achieved;
+                if (bandwidth != null) {
+                    Moec.progress(decoding());
+                    d = Bench.decode(model, batch, promptLen, warmup, tokens, seed);
+                    bw = new Rate(bandwidth * 1e9, "given");
+                    achieved = d.weightBytesPerStep() / bw.perSecond() * 1e3 / d.medianMs();
+                } else {
+                    try (MemoryBandwidth.Probe probe = new MemoryBandwidth.Probe(model.parallel(), PROBE_BYTES)) {
+                        for (int r = 0; r < 3; r++) probe.read();           // its loop compiled before the samples count
+                        Moec.progress(decoding() + ", reading " + (PROBE_BYTES >> 20) + " MB after each timed step for the bandwidth");
+                        d = Bench.decode(model, batch, promptLen, warmup, tokens, seed, probe::read);
+                    }
+                    bw = new Rate(d.bandwidthMedian(), String.format("measured, %d threads: the median of %d reads of %d MB, one after each timed step, %.2f to %.2f",
+                            threads(), d.bandwidths().length, PROBE_BYTES >> 20, Arrays.stream(d.bandwidths()).min().orElseThrow() / 1e9,
+                            Arrays.stream(d.bandwidths()).max().orElseThrow() / 1e9));
+                    achieved = d.achievedOfRoofline();
+                }
                 Rate peak = computePeak();
                 double rooflineMs = d.weightBytesPerStep() / bw.perSecond() * 1e3, computeMs = d.macsPerStep() / peak.perSecond() * 1e3;
                 System.out.printf("model        %s (%s)%n", loaded.name(), model.artifact().manifest().pipeline());
@@ -129,7 +139,8 @@ final class BenchCommand {
                 System.out.printf("weights read %.1f MB per step (routed experts %.1f MB: %.1f of %.0f experts per MoE launch)%n",
                         d.weightBytesPerStep() / 1e6, d.expertBytesPerStep() / 1e6, d.expertsUsed(), d.experts());
                 System.out.printf("bandwidth    %.2f GB/s (%s)%n", bw.perSecond() / 1e9, bw.source());
-                System.out.printf("roofline     %.2f ms per step; achieved %.1f %% of it%n", rooflineMs, 100 * rooflineMs / d.medianMs());
+                System.out.printf("roofline     %.2f ms per step; achieved %.1f %% of it%s%n", rooflineMs, 100 * achieved,
+                        bandwidth != null ? "" : " (the median over the steps of each step's roofline, at the bandwidth read after it, over its time)");
                 System.out.printf("compute      %.2f GMAC per step: %.2f ms at the f32 FMA peak of %.1f GMAC/s (%s); achieved %.1f %% of it%n",
                         d.macsPerStep() / 1e9, computeMs, peak.perSecond() / 1e9, peak.source(), 100 * computeMs / d.medianMs());
                 System.out.printf("bound        %s: %.2f ms per step at best%n", computeMs > rooflineMs ? "compute" : "memory", Math.max(computeMs, rooflineMs));
@@ -166,12 +177,19 @@ final class BenchCommand {
                 System.out.printf("model A      %s (%s): %s%n", a.name(), ma.artifact().manifest().pipeline(), first);
                 System.out.printf("model B      %s (%s): %s%n", b.name(), mb.artifact().manifest().pipeline(), versus);
                 System.out.printf("versus       batch %d, %d threads, %d rounds of %d steps on each, alternating%n", batch, threads(), rounds, tokens);
-                System.out.printf("A            %.2f ms per step (median of the rounds' medians; fastest round %.2f)%n", median(ta), java.util.Arrays.stream(ta).min().orElseThrow());
-                System.out.printf("B            %.2f ms per step (median of the rounds' medians; fastest round %.2f)%n", median(tb), java.util.Arrays.stream(tb).min().orElseThrow());
-                System.out.printf("B / A        %.3f (median of the rounds' ratios; from %.3f to %.3f)%n", median(ratio),
+                System.out.printf("A            %.2f ms per step (median of the rounds' medians; fastest round %.2f)%n", Bench.median(ta), java.util.Arrays.stream(ta).min().orElseThrow());
+                System.out.printf("B            %.2f ms per step (median of the rounds' medians; fastest round %.2f)%n", Bench.median(tb), java.util.Arrays.stream(tb).min().orElseThrow());
+                System.out.printf("B / A        %.3f (median of the rounds' ratios; from %.3f to %.3f)%n", Bench.median(ratio),
                         java.util.Arrays.stream(ratio).min().orElseThrow(), java.util.Arrays.stream(ratio).max().orElseThrow());
             }
             return 0;
+        }
+
+        /** What one bandwidth reading reads: far past the caches, a few milliseconds. */
+        private static final long PROBE_BYTES = 256L << 20;
+
+        private String decoding() {
+            return "decoding " + tokens + " timed steps at batch " + batch + " after a " + promptLen + "-token prompt per sequence and " + warmup + " warm-up steps";
         }
 
         /** {@link Bench#warmUp} for --warmup-seconds, with a line of progress before and after. */
@@ -183,11 +201,6 @@ final class BenchCommand {
             Moec.progress(String.format("warmed up: %d %s, %d decode steps in %.1f s", w.rounds(), w.rounds() == 1 ? "round" : "rounds", w.steps(), w.seconds()));
         }
 
-        private static double median(double[] v) {
-            double[] s = v.clone();
-            java.util.Arrays.sort(s);
-            return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-        }
     }
 
     @Command(name = "prefill", description = "Prefill of one prompt: tokens/s.")

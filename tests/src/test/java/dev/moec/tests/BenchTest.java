@@ -60,6 +60,30 @@ class BenchTest {
     }
 
     /**
+     * With a bandwidth probe, one reading follows every timed step, and the fraction of the roofline is the
+     * median over the steps of each step's roofline at its own reading over its time; without one there is
+     * none. The probe itself reads its buffer with the executor's threads.
+     */
+    @Test void eachTimedStepIsHeldToTheBandwidthReadBesideIt() {
+        try (Artifact a = Artifact.open(Fixtures.tinyArtifact()); CompiledModel model = new CompiledModel(a, 4, 128, 2)) {
+            double[] rates = {4e9, 1e9, 2e9};
+            int[] calls = {0};
+            Bench.Decode d = Bench.decode(model, 1, 8, 1, 3, 0, () -> rates[calls[0]++]);
+            assertEquals(3, calls[0]);
+            org.junit.jupiter.api.Assertions.assertArrayEquals(rates, d.bandwidths());
+            assertEquals(2e9, d.bandwidthMedian());
+            double[] ratio = new double[3];
+            for (int s = 0; s < 3; s++) ratio[s] = d.weightBytesPerStep() / rates[s] * 1e3 / d.stepMs()[s];
+            java.util.Arrays.sort(ratio);
+            assertEquals(ratio[1], d.achievedOfRoofline(), 1e-12);
+            assertTrue(Double.isNaN(Bench.decode(model, 1, 8, 1, 3, 0).achievedOfRoofline()), "no probe, no fraction");
+            try (dev.moec.executor.bench.MemoryBandwidth.Probe probe = new dev.moec.executor.bench.MemoryBandwidth.Probe(model.parallel(), 8 << 20)) {
+                assertTrue(probe.read() > 0);
+            }
+        }
+    }
+
+    /**
      * The warm-up repeats the measured schedule from position 0 in every round: in a cache of exactly the
      * schedule's positions it runs round after round without running out, and the measurement after it
      * still fits.

@@ -21,8 +21,31 @@ public final class Bench {
      */
     public record Decode(String graph, int batch, int steps, double medianMs, double meanMs, double weightBytesPerStep,
                          double expertBytesPerStep, double macsPerStep, double expertsUsed, double experts, double kernelMsPerStep,
-                         double profiledMsPerStep, Map<Kernel, Long> nanosByKernel) {
+                         double profiledMsPerStep, Map<Kernel, Long> nanosByKernel, double[] stepMs, double[] bandwidths) {
         public double tokensPerSecond() { return batch * 1000.0 / medianMs; }
+
+        /** The median of the bandwidths read beside the timed steps (bytes per second); NaN without a probe. */
+        public double bandwidthMedian() { return bandwidths.length == 0 ? Double.NaN : median(bandwidths); }
+
+        /**
+         * The fraction of the memory roofline reached: for each timed step, the time its weight bytes take
+         * at the bandwidth read right after it, over the step's own time; the median of those. Each step
+         * is held to the machine of its own moment, where one reading before and one after all the steps
+         * let a step that came in a faster second than both beat its roofline. NaN without a probe.
+         */
+        public double achievedOfRoofline() {
+            if (bandwidths.length == 0) return Double.NaN;
+            double[] ratio = new double[stepMs.length];
+            for (int s = 0; s < ratio.length; s++) ratio[s] = weightBytesPerStep / bandwidths[s] * 1e3 / stepMs[s];
+            return median(ratio);
+        }
+    }
+
+    /** The median of v (the mean of the middle two for an even count). */
+    public static double median(double[] v) {
+        double[] s = v.clone();
+        Arrays.sort(s);
+        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
     }
 
     /** A prefill measurement: one prompt of {@code tokens} tokens, best and mean of the timed runs. */
@@ -89,6 +112,14 @@ public final class Bench {
      * timed, the routed experts counted).
      */
     public static Decode decode(CompiledModel model, int batch, int promptLen, int warmup, int steps, long seed) {
+        return decode(model, batch, promptLen, warmup, steps, seed, null);
+    }
+
+    /**
+     * {@link #decode}, reading the memory bandwidth with {@code bandwidth} (bytes per second; null for
+     * none) right after every timed step, before the profiled one.
+     */
+    public static Decode decode(CompiledModel model, int batch, int promptLen, int warmup, int steps, long seed, java.util.function.DoubleSupplier bandwidth) {
         check(model, batch, promptLen, warmup, steps);
         int[] last = new int[batch], pos = new int[batch], slots = new int[batch], rows = new int[batch];
         fill(model, promptLen, seed, last, pos, slots, rows);
@@ -96,6 +127,7 @@ public final class Bench {
         // Timed and profiled steps alternate, so both see the machine in the same state (its memory
         // bandwidth moves from minute to minute) and the step's time compares with its kernels' own.
         long[] times = new long[steps];
+        double[] bandwidths = new double[bandwidth == null ? 0 : steps];
         Roofline roofline = new Roofline();
         long profiled = 0;
         String graph = null;
@@ -104,6 +136,7 @@ public final class Bench {
                 long t0 = System.nanoTime();
                 step(model, last, pos, slots, rows);
                 times[s] = System.nanoTime() - t0;
+                if (bandwidth != null) bandwidths[s] = bandwidth.getAsDouble();
                 graph = model.lastGraph();
                 model.observe(roofline);
                 t0 = System.nanoTime();
@@ -117,9 +150,10 @@ public final class Bench {
         long[] sorted = times.clone();
         Arrays.sort(sorted);
         double median = sorted[steps / 2] / 1e6, mean = Arrays.stream(times).average().orElse(0) / 1e6;
+        double[] stepMs = Arrays.stream(times).mapToDouble(t -> t / 1e6).toArray();
         return new Decode(graph, batch, steps, median, mean, (double) roofline.weightBytes() / steps, (double) roofline.expertBytes() / steps,
                 (double) roofline.macs() / steps, roofline.expertsUsedPerLaunch(), roofline.expertsPerLaunch(), roofline.kernelNanos() / 1e6 / steps, profiled / 1e6 / steps,
-                roofline.nanosByKernel());
+                roofline.nanosByKernel(), stepMs, bandwidths);
     }
 
     /** Runs a prompt of {@code tokens} tokens {@code warmup + runs} times into slot 0, timing the last {@code runs}. */

@@ -10,7 +10,7 @@ import java.util.function.IntFunction;
 
 /**
  * The best rate {@code threads} threads reach over several passes of the same work: how
- * {@link MemoryBandwidth} and {@link ComputePeak} measure the machine a roofline is drawn against.
+ * {@link ComputePeak} measures the machine's compute ceiling.
  */
 final class BestRate {
     private BestRate() {}
