@@ -441,8 +441,9 @@ public final class CpuKernels implements AutoCloseable {
      * {@link #QUERY_TILE} consecutive tokens of one sequence over an f32 cache, else one token. A lone
      * token's positions 0..positions[t] are cut into parts, one per thread at batch 1 (two per thread
      * were slower in an in-process A/B: each part pays its own softmax and merge); a tile's are not. Over
-     * an f32 cache a task first reads its part's K rows in ahead of the scores and its V rows ahead of
-     * the weighted sum ({@link #touch}). One task takes a part (or a tile) for every head: it reads the K and V rows
+     * an f32 cache a lone token's task first reads its part's K rows in ahead of the scores and its V rows
+     * ahead of the weighted sum ({@link #touch}); a prompt's tile reads each row for all its tokens, from
+     * a cache its own prompt has just written. One task takes a part (or a tile) for every head: it reads the K and V rows
      * position by position (all KV heads of a position lie together), scoring the query heads that share
      * a KV head four at a time, for each token of its tile while the rows are in L1. A token in one part is
      * finished by its task; otherwise each part leaves its running max, sum and weighted values, and the
@@ -495,7 +496,7 @@ public final class CpuKernels implements AutoCloseable {
             float[] score = new float[tiled * heads * m], four = new float[4];   // score [tiled, heads, m]
             PanelScratch scratch = PanelScratch.get();
             float[] spill = scratch.spill;
-            if (!bf16) scratch.touched += touch(paged, s, from, to, kc.f, kc.off, kvHeads * hd);
+            if (!bf16 && tiled == 1) scratch.touched += touch(paged, s, from, to, kc.f, kc.off, kvHeads * hd);
             for (int j0 = from; j0 < to; ) {                             // runs of positions within one cache block
                 int base = paged.row(s, j0), run = Math.min(to - j0, bs - j0 % bs);
                 if (!bf16 && tiled >= PANEL_TOKENS) {                    // a prompt's tile: K rows turned into panels
@@ -565,7 +566,7 @@ public final class CpuKernels implements AutoCloseable {
                 }
             }
             float[] acc = new float[tiled * heads * vd];
-            if (!bf16) scratch.touched += touch(paged, s, from, to, vc.f, vc.off, kvHeads * vd);
+            if (!bf16 && tiled == 1) scratch.touched += touch(paged, s, from, to, vc.f, vc.off, kvHeads * vd);
             for (int j0 = from; j0 < to; ) {
                 int base = paged.row(s, j0), run = Math.min(to - j0, bs - j0 % bs);
                 for (int kvh = 0; kvh < kvHeads; kvh++) {
