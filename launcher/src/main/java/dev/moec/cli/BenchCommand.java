@@ -11,8 +11,8 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
-import java.util.Comparator;
 import java.util.Arrays;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -177,10 +177,10 @@ final class BenchCommand {
                 System.out.printf("model A      %s (%s): %s%n", a.name(), ma.artifact().manifest().pipeline(), first);
                 System.out.printf("model B      %s (%s): %s%n", b.name(), mb.artifact().manifest().pipeline(), versus);
                 System.out.printf("versus       batch %d, %d threads, %d rounds of %d steps on each, alternating%n", batch, threads(), rounds, tokens);
-                System.out.printf("A            %.2f ms per step (median of the rounds' medians; fastest round %.2f)%n", Bench.median(ta), java.util.Arrays.stream(ta).min().orElseThrow());
-                System.out.printf("B            %.2f ms per step (median of the rounds' medians; fastest round %.2f)%n", Bench.median(tb), java.util.Arrays.stream(tb).min().orElseThrow());
+                System.out.printf("A            %.2f ms per step (median of the rounds' medians; fastest round %.2f)%n", Bench.median(ta), Arrays.stream(ta).min().orElseThrow());
+                System.out.printf("B            %.2f ms per step (median of the rounds' medians; fastest round %.2f)%n", Bench.median(tb), Arrays.stream(tb).min().orElseThrow());
                 System.out.printf("B / A        %.3f (median of the rounds' ratios; from %.3f to %.3f)%n", Bench.median(ratio),
-                        java.util.Arrays.stream(ratio).min().orElseThrow(), java.util.Arrays.stream(ratio).max().orElseThrow());
+                        Arrays.stream(ratio).min().orElseThrow(), Arrays.stream(ratio).max().orElseThrow());
             }
             return 0;
         }
