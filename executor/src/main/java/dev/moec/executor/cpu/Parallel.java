@@ -23,31 +23,42 @@ public final class Parallel implements AutoCloseable {
     private final boolean[] parked;                             // guarded by itself
     private final ThreadLocal<Boolean> inside = ThreadLocal.withInitial(() -> false);
 
-    /** One forEach: chunks handed out by a counter, each a contiguous range of indices. */
+    /**
+     * One forEach: contiguous ranges of indices taken from a shared counter, each a share of what is left
+     * (guided scheduling): the first ranges are large, the last ones {@code grain} indices, so the threads
+     * finish within about one index of each other. Ranges of equal size (eight a launch) left a thread
+     * waiting for the other's last range at the end of every launch (about 10 µs a decode launch, a
+     * whole 19 MB range of the lm_head); guided, a batch-1 step took 3–4 % less and a batch-8 step
+     * 6 % less in one in-process A/B of two and 4 % more in the other.
+     */
     private static final class Job {
-        final int n, chunks;
+        final int n, threads, grain;
         final IntConsumer body;
-        final AtomicInteger next = new AtomicInteger(), done = new AtomicInteger();
+        final AtomicInteger next = new AtomicInteger(), done = new AtomicInteger();   // the first index not taken; indices finished
         final AtomicReference<Throwable> failure = new AtomicReference<>();
 
-        Job(int n, int chunks, IntConsumer body) {
+        Job(int n, int threads, int grain, IntConsumer body) {
             this.n = n;
-            this.chunks = chunks;
+            this.threads = threads;
+            this.grain = grain;
             this.body = body;
         }
 
-        /** Runs chunks until none is left. */
+        /** Takes ranges and runs them until none is left. */
         void work() {
-            for (int c; (c = next.getAndIncrement()) < chunks; ) {
+            while (true) {
+                int from, to;
+                do {
+                    from = next.get();
+                    if (from >= n) return;
+                    to = Math.min(n, from + Math.max(grain, (n - from) / (2 * threads)));
+                } while (!next.compareAndSet(from, to));
                 try {
-                    if (failure.get() == null) {
-                        int from = (int) ((long) n * c / chunks), to = (int) ((long) n * (c + 1) / chunks);
-                        for (int k = from; k < to; k++) body.accept(k);
-                    }
+                    if (failure.get() == null) for (int k = from; k < to; k++) body.accept(k);
                 } catch (Throwable t) {
                     failure.compareAndSet(null, t);
                 } finally {
-                    done.incrementAndGet();
+                    done.addAndGet(to - from);
                 }
             }
         }
@@ -72,7 +83,7 @@ public final class Parallel implements AutoCloseable {
             for (int k = 0; k < n; k++) body.accept(k);
             return;
         }
-        Job j = new Job(n, Math.min(threads * 4, (n + grain - 1) / grain), body);
+        Job j = new Job(n, threads, Math.max(1, grain), body);
         job = j;
         synchronized (parked) {
             for (int w = 0; w < workers.length; w++) {
@@ -88,7 +99,7 @@ public final class Parallel implements AutoCloseable {
         } finally {
             inside.set(false);
         }
-        while (j.done.get() < j.chunks) Thread.onSpinWait();
+        while (j.done.get() < n) Thread.onSpinWait();
         Throwable t = j.failure.get();
         if (t instanceof RuntimeException e) throw e;
         if (t instanceof Error e) throw e;

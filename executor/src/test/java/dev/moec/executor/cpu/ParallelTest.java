@@ -7,6 +7,7 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class ParallelTest {
     @Test void everyIndexRunsExactlyOnceAcrossManyLaunches() {
@@ -16,6 +17,24 @@ class ParallelTest {
                     AtomicIntegerArray seen = new AtomicIntegerArray(Math.max(n, 1));
                     par.forEach(n, 1, seen::incrementAndGet);
                     for (int i = 0; i < n; i++) assertEquals(1, seen.get(i), "n " + n + " index " + i);
+                }
+            }
+        }
+    }
+
+    /** A thread takes contiguous ranges of at least the grain (only the range that ends the loop may be shorter). */
+    @Test void rangesHoldAtLeastTheGrain() {
+        try (Parallel par = new Parallel(3)) {
+            for (int n : new int[] {9, 100, 1000}) {
+                for (int launch = 0; launch < 50; launch++) {
+                    long[] thread = new long[n];
+                    par.forEach(n, 8, i -> thread[i] = Thread.currentThread().threadId());
+                    for (int start = 0; start < n; ) {
+                        int end = start;
+                        while (end < n && thread[end] == thread[start]) end++;
+                        assertTrue(end - start >= 8 || end == n, "n " + n + ": indices " + start + ".." + (end - 1) + " on one thread");
+                        start = end;
+                    }
                 }
             }
         }
