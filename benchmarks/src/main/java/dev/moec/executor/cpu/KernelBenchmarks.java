@@ -100,7 +100,9 @@ public class KernelBenchmarks {
     /**
      * q_proj of the bench model: [tokens, 1024] x [2048, 1024]^T (matmul, or quant_matmul for int8); with
      * {@code -p outputs=151936}, the lm_head, whose weights do not fit in the caches; with
-     * {@code -p inputs=2048 -p outputs=1024}, o_proj.
+     * {@code -p inputs=2048 -p outputs=1024}, o_proj. With {@code -p copies=64}, each launch reads the next of
+     * 64 copies of the weight (128 MB for q_proj in int8, past the caches), so every launch starts its
+     * weights cold from memory, as each of a decode step's launches does.
      */
     @State(Scope.Benchmark)
     public static class Matmul extends Kernels {
@@ -108,7 +110,10 @@ public class KernelBenchmarks {
         @Param({"bf16", "int8"}) public String dtype;
         @Param({"2048"}) public int outputs;
         @Param({"1024"}) public int inputs;
-        Buf x, xq, xs, w, ws, out;
+        @Param({"1"}) public int copies;
+        Buf x, xq, xs, ws, out;
+        Buf[] w;                                           // copies of [outputs, inputs]
+        int next;
 
         @Setup(Level.Trial) public void bind() {
             setUp();
@@ -116,15 +121,18 @@ public class KernelBenchmarks {
             xq = ints("xq", 255, tokens, inputs);
             for (int j = 0; j < xq.i.length; j++) xq.i[j] -= 127;
             xs = f32("xs", tokens);
-            w = weight("w", weightType(dtype), outputs, inputs);
+            w = new Buf[copies];
+            for (int c = 0; c < copies; c++) w[c] = weight("w" + c, weightType(dtype), outputs, inputs);
             ws = f32("ws", outputs);
             out = f32("out", tokens, outputs);
         }
     }
 
     @Benchmark public float matmul(Matmul s) {
-        if (s.w.dtype == DType.BF16) s.k.launch(Kernel.MATMUL, new Buf[] {s.x, s.w}, new Buf[] {s.out}, Attrs.of());
-        else s.k.launch(Kernel.QUANT_MATMUL, new Buf[] {s.xq, s.xs, s.w, s.ws}, new Buf[] {s.out}, Attrs.of());
+        Buf w = s.w[s.next];
+        s.next = (s.next + 1) % s.copies;
+        if (w.dtype == DType.BF16) s.k.launch(Kernel.MATMUL, new Buf[] {s.x, w}, new Buf[] {s.out}, Attrs.of());
+        else s.k.launch(Kernel.QUANT_MATMUL, new Buf[] {s.xq, s.xs, w, s.ws}, new Buf[] {s.out}, Attrs.of());
         return s.out.f[0];
     }
 
