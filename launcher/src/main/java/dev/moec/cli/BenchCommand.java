@@ -82,9 +82,13 @@ final class BenchCommand {
         int warmup;
 
         @Option(names = "--warmup-seconds", defaultValue = "10", paramLabel = "S",
-                description = "untimed rounds of the whole schedule (prompt, warm-up, timed and profiled steps) for S seconds first, so the JIT has "
-                        + "compiled the step before it is measured; 0 for none (default: ${DEFAULT-VALUE})")
+                description = "untimed rounds of the whole schedule (prompt, warm-up, timed and profiled steps) for S seconds first, and for at least "
+                        + "--warmup-min-steps decode steps, so the JIT has compiled the step before it is measured; 0 for none (default: ${DEFAULT-VALUE})")
         double warmupSeconds;
+
+        @Option(names = "--warmup-min-steps", defaultValue = "200", paramLabel = "N",
+                description = "decode steps the JIT warm-up runs at least, however long they take (default: ${DEFAULT-VALUE})")
+        int warmupMinSteps;
 
         @Option(names = "--bandwidth", paramLabel = "GB/s", description = "memory read bandwidth for the roofline (default: measured here with --threads threads)")
         Double bandwidth;
@@ -104,6 +108,7 @@ final class BenchCommand {
             }
             if (bandwidth != null && !(bandwidth > 0)) throw new IllegalArgumentException("--bandwidth must be positive GB/s");
             if (!(warmupSeconds >= 0)) throw new IllegalArgumentException("--warmup-seconds must be 0 or more, not " + warmupSeconds);
+            if (warmupMinSteps < 0) throw new IllegalArgumentException("--warmup-min-steps must be 0 or more, not " + warmupMinSteps);
             if (versus != null) return compare();
             try (Models.Loaded loaded = load(batch, Bench.decodePositions(promptLen, warmup, tokens))) {
                 CompiledModel model = (CompiledModel) loaded.model();
@@ -192,12 +197,12 @@ final class BenchCommand {
             return "decoding " + tokens + " timed steps at batch " + batch + " after a " + promptLen + "-token prompt per sequence and " + warmup + " warm-up steps";
         }
 
-        /** {@link Bench#warmUp} for --warmup-seconds, with a line of progress before and after. */
+        /** {@link Bench#warmUp} for --warmup-seconds and --warmup-min-steps, with a line of progress before and after. */
         private void warmUp(CompiledModel model) {
             if (warmupSeconds == 0) return;
-            Moec.progress(String.format("warming up for %s s: untimed rounds of the prompt and %d decode steps, until the JIT has compiled the step",
-                    warmupSeconds == Math.rint(warmupSeconds) ? String.valueOf((long) warmupSeconds) : String.valueOf(warmupSeconds), warmup + 2 * tokens));
-            Bench.Warmup w = Bench.warmUp(model, batch, promptLen, warmup, tokens, warmupSeconds, seed);
+            Moec.progress(String.format("warming up for %s s and at least %d decode steps: untimed rounds of the prompt and %d decode steps, until the JIT has compiled the step",
+                    warmupSeconds == Math.rint(warmupSeconds) ? String.valueOf((long) warmupSeconds) : String.valueOf(warmupSeconds), warmupMinSteps, warmup + 2 * tokens));
+            Bench.Warmup w = Bench.warmUp(model, batch, promptLen, warmup, tokens, warmupSeconds, warmupMinSteps, seed);
             Moec.progress(String.format("warmed up: %d %s, %d decode steps in %.1f s", w.rounds(), w.rounds() == 1 ? "round" : "rounds", w.steps(), w.seconds()));
         }
 

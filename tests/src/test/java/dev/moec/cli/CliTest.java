@@ -219,9 +219,9 @@ class CliTest {
 
     @Test void benchReportsThroughputAndTheRoofline() {
         Run d = run("bench", "decode", "--model", demo().toString(), "--batch", "2", "--tokens", "2", "--prompt-len", "4",
-                "--warmup", "1", "--warmup-seconds", "0.5", "--threads", "1", "--bandwidth", "10", "--compute-peak", "20");
+                "--warmup", "1", "--warmup-seconds", "0.5", "--warmup-min-steps", "12", "--threads", "1", "--bandwidth", "10", "--compute-peak", "20");
         assertEquals(0, d.exit(), d.err());
-        assertTrue(d.progress().matches("(?s).*warming up for 0.5 s: untimed rounds of the prompt and 5 decode steps.*\\n\\[moec\\] warmed up: [1-9][0-9]* rounds?, [0-9]+ decode steps in [0-9.]+ s.*"), d.progress());
+        assertTrue(d.progress().matches("(?s).*warming up for 0.5 s and at least 12 decode steps: untimed rounds of the prompt and 5 decode steps.*\\n\\[moec\\] warmed up: [1-9][0-9]* rounds?, [0-9]+ decode steps in [0-9.]+ s.*"), d.progress());
         assertTrue(d.out().contains("batch 2 on decode_bs2"), d.out());
         assertTrue(d.out().contains("bandwidth    10.00 GB/s (given)"), d.out());
         assertTrue(d.out().matches("(?s).*roofline     [0-9.]+ ms per step; achieved [0-9.]+ % of it.*"), d.out());
@@ -239,6 +239,9 @@ class CliTest {
         Run bad = run("bench", "decode", "--model", demo().toString(), "--batch", "0");
         assertEquals(1, bad.exit());
         assertTrue(bad.err().contains("batch 0"), bad.err());
+        Run badWarmup = run("bench", "decode", "--model", demo().toString(), "--warmup-min-steps", "-1");
+        assertEquals(1, badWarmup.exit());
+        assertTrue(badWarmup.err().contains("--warmup-min-steps must be 0 or more, not -1"), badWarmup.err());
     }
 
     @Test void benchComparesTwoModelsInOneProcess() {

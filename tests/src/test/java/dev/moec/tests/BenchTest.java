@@ -15,6 +15,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** What {@code moec bench} measures: the weight bytes a decode step must read, and the benchmark model's size. */
@@ -91,13 +92,25 @@ class BenchTest {
     @Test void warmUpRoundsRestartTheirSequencesSoTheContextNeverGrows() {
         int positions = Bench.decodePositions(8, 1, 3);
         try (Artifact a = Artifact.open(Fixtures.tinyArtifact()); CompiledModel model = new CompiledModel(a, 2, positions, 2)) {
-            Bench.Warmup w = Bench.warmUp(model, 2, 8, 1, 3, 2.0, 0);
+            Bench.Warmup w = Bench.warmUp(model, 2, 8, 1, 3, 2.0, 0, 0);
             assertTrue(w.rounds() >= 2, "a tiny model runs many rounds in 2 s: " + w);
             int perRound = 1 + 2 * 3;
             assertTrue(w.steps() > (w.rounds() - 1) * perRound - 1 && w.steps() <= w.rounds() * perRound, w.toString());
             assertTrue(w.seconds() >= 2.0, w.toString());
             assertEquals("decode_bs2", Bench.decode(model, 2, 8, 1, 3, 0).graph());
-            assertEquals(0, Bench.warmUp(model, 2, 8, 1, 3, 0, 0).rounds(), "no time, no rounds");
+            assertEquals(0, Bench.warmUp(model, 2, 8, 1, 3, 0, 0, 0).rounds(), "no time, no rounds");
+        }
+    }
+
+    /** However little time it is given, the warm-up runs its minimum of decode steps, whole rounds but the last. */
+    @Test void warmUpRunsItsMinimumOfStepsWhateverTheTime() {
+        int positions = Bench.decodePositions(8, 1, 3), perRound = 1 + 2 * 3;
+        try (Artifact a = Artifact.open(Fixtures.tinyArtifact()); CompiledModel model = new CompiledModel(a, 2, positions, 2)) {
+            Bench.Warmup w = Bench.warmUp(model, 2, 8, 1, 3, 0, 17, 0);
+            assertEquals(17, w.steps(), w.toString());
+            assertEquals(Math.ceilDiv(17, perRound), w.rounds(), w.toString());
+            assertThrows(IllegalArgumentException.class, () -> Bench.warmUp(model, 2, 8, 1, 3, 0, -1, 0));
+            assertThrows(IllegalArgumentException.class, () -> Bench.warmUp(model, 2, 8, 1, 3, Double.NaN, 0, 0));
         }
     }
 

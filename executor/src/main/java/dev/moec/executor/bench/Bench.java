@@ -61,22 +61,25 @@ public final class Bench {
 
     /**
      * Untimed rounds of {@link #decode}'s schedule (a fresh prompt in every slot, then the warm-up, timed and
-     * profiled steps' worth of decode steps) until {@code seconds} have passed, so the steps measured after
-     * it run code the JIT has finished compiling. A kernel's own loops are compiled within a few launches,
-     * but the code around them (a launch's set-up, a step's replay) is called a few times a step and
-     * compiled only after thousands of calls: the first hundred steps ran partly interpreted and took
-     * several milliseconds longer (see the README's performance section). Each round starts its sequences
+     * profiled steps' worth of decode steps) until {@code seconds} have passed and at least {@code minSteps}
+     * decode steps have run, so the steps measured after it run code the JIT has finished compiling. A
+     * kernel's own loops are compiled within a few launches, but the code around them (a launch's set-up, a
+     * step's replay) is called a few times a step and compiled only after thousands of calls: the first
+     * hundred steps ran partly interpreted and took several milliseconds longer (see the README's
+     * performance section). Time alone is not enough: on a slow machine a batch-8 step still partly
+     * interpreted took 240 ms, and ten seconds held 41 steps. Each round starts its sequences
      * again at position 0, so the context never grows past the measured steps' and recurrent state starts
      * fresh, as a prompt's does.
      */
-    public static Warmup warmUp(CompiledModel model, int batch, int promptLen, int warmup, int steps, double seconds, long seed) {
+    public static Warmup warmUp(CompiledModel model, int batch, int promptLen, int warmup, int steps, double seconds, int minSteps, long seed) {
         check(model, batch, promptLen, warmup, steps);
+        if (!(seconds >= 0) || minSteps < 0) throw new IllegalArgumentException("a warm-up takes 0 or more seconds and steps, not " + seconds + " s and " + minSteps + " steps");
         long start = System.nanoTime(), budget = (long) (seconds * 1e9);
         int rounds = 0, done = 0, perRound = warmup + 2 * steps;
         int[] last = new int[batch], pos = new int[batch], slots = new int[batch], rows = new int[batch];
-        while (System.nanoTime() - start < budget) {
+        while (System.nanoTime() - start < budget || done < minSteps) {
             fill(model, promptLen, seed + rounds, last, pos, slots, rows);
-            for (int s = 0; s < perRound && System.nanoTime() - start < budget; s++, done++) step(model, last, pos, slots, rows);
+            for (int s = 0; s < perRound && (System.nanoTime() - start < budget || done < minSteps); s++, done++) step(model, last, pos, slots, rows);
             rounds++;
         }
         return new Warmup(rounds, done, (System.nanoTime() - start) / 1e9);
