@@ -493,8 +493,8 @@ public final class CpuKernels implements AutoCloseable {
                 return;
             }
             int n = reach[i], from = (int) ((long) n * part / parts[i]), to = (int) ((long) n * (part + 1) / parts[i]), m = to - from;
-            float[] score = new float[tiled * heads * m], four = new float[4];   // score [tiled, heads, m]
             PanelScratch scratch = PanelScratch.get();
+            float[] score = scratch.scores(tiled * heads * m), four = scratch.four;   // score [tiled, heads, m]
             float[] spill = scratch.spill;
             if (!bf16 && tiled == 1) scratch.touched += touch(paged, s, from, to, kc.f, kc.off, kvHeads * hd);
             for (int j0 = from; j0 < to; ) {                             // runs of positions within one cache block
@@ -554,7 +554,7 @@ public final class CpuKernels implements AutoCloseable {
                 }
                 j0 += run;
             }
-            float[] max = new float[tiled * heads], sum = new float[tiled * heads];
+            float[] max = scratch.maxima(tiled * heads), sum = scratch.sums(tiled * heads);
             for (int u = 0; u < tiled; u++) {
                 int seen = Math.min(m, last[ta + u] + 1 - from);         // this token's positions in the part
                 for (int h = 0; h < heads; h++) {
@@ -565,7 +565,7 @@ public final class CpuKernels implements AutoCloseable {
                     sum[u * heads + h] = Simd.expShifted(score, row, seen, mx);
                 }
             }
-            float[] acc = new float[tiled * heads * vd];
+            float[] acc = scratch.values(tiled * heads * vd);
             if (!bf16 && tiled == 1) scratch.touched += touch(paged, s, from, to, vc.f, vc.off, kvHeads * vd);
             for (int j0 = from; j0 < to; ) {
                 int base = paged.row(s, j0), run = Math.min(to - j0, bs - j0 % bs);
@@ -1438,6 +1438,10 @@ public final class CpuKernels implements AutoCloseable {
         private int[] acc = new int[0];                                     // [activation rows, rows]
         private float[] exact = new float[0];                               // [activation rows, k]: int8 activations as floats
         private float[] normed = new float[0];                              // [hidden]: one row normed, before it is quantized
+        private float[] scores = new float[0];                              // [tokens, heads, positions]: an attention task's scores
+        private float[] maxima = new float[0], sums = new float[0];         // [tokens, heads]: their running max and sum of exps
+        private float[] values = new float[0];                              // [tokens, heads, head_dim]: their weighted sums of values
+        final float[] four = new float[4];                                  // four heads' scores of one position
         final float[] spill = new float[Simd.SPILL];
         float touched;                                                      // what touch() read, kept so its reads are not dropped
         final float[] block = new float[16 * Simd.PANEL_WIDTH];             // [PANEL_BLOCK, 16]: one column block widened, for Simd.turn
@@ -1484,6 +1488,35 @@ public final class CpuKernels implements AutoCloseable {
             float[] a = new float[n];
             if (n <= KEEP) exact = a;
             return a;
+        }
+
+        /*
+         * An attention task's arrays, kept from task to task: a prompt's tiles took a fresh score array of
+         * 12 x 16 x 512 floats each, 430 MB a 512-token prompt, and without transparent huge pages the
+         * page faults of a growing heap were two fifths of attention's samples in a profile.
+         */
+
+        /** Scores, as the last task left them: a task reads only the ones it wrote. */
+        float[] scores(int n) {
+            if (scores.length < n) scores = new float[n];
+            return scores;
+        }
+
+        float[] maxima(int n) {
+            if (maxima.length < n) maxima = new float[n];
+            return maxima;
+        }
+
+        float[] sums(int n) {
+            if (sums.length < n) sums = new float[n];
+            return sums;
+        }
+
+        /** Weighted sums of values, their first n zeroed. */
+        float[] values(int n) {
+            if (values.length < n) values = new float[n];
+            else Arrays.fill(values, 0, n, 0f);
+            return values;
         }
     }
 
