@@ -48,6 +48,30 @@ class BatchingTest {
         assertTrue(diff <= CompiledVsReferenceTest.TOLERANCE, "max |batched - stepwise| = " + diff);
     }
 
+    /**
+     * A prompt's graph is kept and run again for the next prompt of the same sizes, its activations as the
+     * last prompt left them: the second prompt must give the logits it gives in a fresh model, to the bit.
+     */
+    @Test void aPromptOnTheLastPromptsGraphGivesWhatItGivesAlone() {
+        int[] other = {40, 1079, 264, 5562, 13, 785, 3974, 11};
+        int n = PROMPT.length;
+        int[] pos = new int[n], slot0 = new int[n], slot1 = new int[n], rows = {n - 1, 2};
+        for (int i = 0; i < n; i++) {
+            pos[i] = i;
+            slot1[i] = 1;
+        }
+        float[][] alone, second;
+        try (CompiledModel m = new CompiledModel(Artifact.open(Fixtures.tinyArtifact()), 2, 32, 2)) {
+            alone = m.step(PROMPT, pos, slot1, rows);
+        }
+        try (CompiledModel m = new CompiledModel(Artifact.open(Fixtures.tinyArtifact()), 2, 32, 2)) {
+            m.step(other, pos, slot0, rows);
+            second = m.step(PROMPT, pos, slot1, rows);
+            assertEquals("prefill", m.lastGraph());
+        }
+        for (int r = 0; r < rows.length; r++) assertArrayEquals(alone[r], second[r], "logit row " + rows[r]);
+    }
+
     @Test void aLiveBatchRunsOnTheSmallestCapturedGraphAndMatchesSoloRuns() {
         int[][] prompts = {{9707, 11, 1879}, {785, 3974}, {40, 1079, 264, 5562, 13}};
         int steps = 8;
