@@ -1498,8 +1498,10 @@ public final class CpuKernels implements AutoCloseable {
 
         /** Scores, as the last task left them: a task reads only the ones it wrote. */
         float[] scores(int n) {
-            if (scores.length < n) scores = new float[n];
-            return scores;
+            if (scores.length >= n) return scores;
+            float[] a = new float[n];
+            if (n <= KEEP) scores = a;
+            return a;
         }
 
         float[] maxima(int n) {
@@ -1514,9 +1516,13 @@ public final class CpuKernels implements AutoCloseable {
 
         /** Weighted sums of values, their first n zeroed. */
         float[] values(int n) {
-            if (values.length < n) values = new float[n];
-            else Arrays.fill(values, 0, n, 0f);
-            return values;
+            if (values.length >= n) {
+                Arrays.fill(values, 0, n, 0f);
+                return values;
+            }
+            float[] a = new float[n];
+            if (n <= KEEP) values = a;
+            return a;
         }
     }
 
