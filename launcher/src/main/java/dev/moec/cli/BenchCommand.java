@@ -87,7 +87,7 @@ final class BenchCommand {
         double warmupSeconds;
 
         @Option(names = "--warmup-min-steps", defaultValue = "200", paramLabel = "N",
-                description = "decode steps the JIT warm-up runs at least, however long they take (default: ${DEFAULT-VALUE})")
+                description = "decode steps the JIT warm-up runs at least, however long they take; --warmup-seconds 0 still turns the warm-up off (default: ${DEFAULT-VALUE})")
         int warmupMinSteps;
 
         @Option(names = "--bandwidth", paramLabel = "GB/s", description = "memory read bandwidth for the roofline (default: measured here with --threads threads)")
