@@ -559,8 +559,7 @@ public final class CpuKernels implements AutoCloseable {
                 int seen = Math.min(m, last[ta + u] + 1 - from);         // this token's positions in the part
                 for (int h = 0; h < heads; h++) {
                     int row = (u * heads + h) * m;
-                    float mx = Float.NEGATIVE_INFINITY;
-                    for (int j = 0; j < seen; j++) mx = Math.max(mx, score[row + j] *= scale);
+                    float mx = Simd.scaleMax(score, row, seen, scale);
                     max[u * heads + h] = mx;
                     sum[u * heads + h] = Simd.expShifted(score, row, seen, mx);
                 }
@@ -593,7 +592,7 @@ public final class CpuKernels implements AutoCloseable {
                 for (int u = 0; u < tiled; u++) {
                     for (int h = 0; h < heads; h++) {
                         int at = u * heads + h;
-                        for (int d = 0; d < vd; d++) dst[oo + ((ta + u) * heads + h) * vd + d] = acc[at * vd + d] / sum[at];
+                        Simd.divide(acc, at * vd, sum[at], dst, oo + ((ta + u) * heads + h) * vd, vd);
                     }
                 }
                 return;
@@ -619,7 +618,7 @@ public final class CpuKernels implements AutoCloseable {
                     sum += p[h * (vd + 2) + 1] * w;
                     Simd.axpy(w, p, h * (vd + 2) + 2, acc, 0, vd);
                 }
-                for (int d = 0; d < vd; d++) dst[oo + (t * heads + h) * vd + d] = acc[d] / sum;
+                Simd.divide(acc, 0, sum, dst, oo + (t * heads + h) * vd, vd);
             }
         }
     }
@@ -766,7 +765,7 @@ public final class CpuKernels implements AutoCloseable {
                 int row = paged.row(s, j) * kvHeads + kvh;
                 Simd.axpyI8(score[j] * vs.f[vs.off + row], vc.w, (long) row * vd, acc, 0, vd);
             }
-            for (int d = 0; d < vd; d++) out.f[ob + d] = acc[d] / sum;
+            Simd.divide(acc, 0, sum, out.f, ob, vd);
         });
     }
 

@@ -1108,6 +1108,34 @@ public final class Simd {
         return p.mul(bits.reinterpretAsFloats());
     }
 
+    /**
+     * x[xo + j] *= scale for j < n, and the largest of the products (negative infinity for none): an
+     * attention row's scores scaled and their max for the softmax. The same products as the scalar loop,
+     * and a maximum does not depend on the order it is taken in.
+     */
+    public static float scaleMax(float[] x, int xo, int n, float scale) {
+        int j = 0;
+        float max = Float.NEGATIVE_INFINITY;
+        if (ENABLED && n >= L) {
+            FloatVector m = FloatVector.broadcast(F, Float.NEGATIVE_INFINITY);
+            for (; j + L <= n; j += L) {
+                FloatVector v = FloatVector.fromArray(F, x, xo + j).mul(scale);
+                v.intoArray(x, xo + j);
+                m = m.max(v);
+            }
+            max = m.reduceLanes(VectorOperators.MAX);
+        }
+        for (; j < n; j++) max = Math.max(max, x[xo + j] *= scale);
+        return max;
+    }
+
+    /** out[oo + j] = x[xo + j] / d for j < n: each lane's quotient rounded as the scalar division rounds it. */
+    public static void divide(float[] x, int xo, float d, float[] out, int oo, int n) {
+        int j = 0;
+        if (ENABLED) for (; j + L <= n; j += L) FloatVector.fromArray(F, x, xo + j).div(d).intoArray(out, oo + j);
+        for (; j < n; j++) out[oo + j] = x[xo + j] / d;
+    }
+
     /** x[xo + j] = exp(x[xo + j] - max), j < n, in place; returns their sum (lanes, then the tail, in a fixed order). */
     public static float expShifted(float[] x, int xo, int n, float max) {
         int j = 0;

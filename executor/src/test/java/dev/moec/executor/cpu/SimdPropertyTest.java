@@ -84,6 +84,23 @@ class SimdPropertyTest {
     }
 
     /** Four f32 rows against one shared row, as attention scores the query heads of a KV head. */
+    /** An attention row's scaling, max and normalisation in vectors give the scalar loops' bits. */
+    @Property(tries = 300)
+    void scoresScaleAndNormaliseAsTheScalarLoops(@ForAll @IntRange(min = 0, max = 100) int n, @ForAll @IntRange(min = 0, max = 20) int offset, @ForAll long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        float scale = (float) (1 / Math.sqrt(1 + r.nextInt(256)));
+        float[] x = new float[offset + n], expected = new float[offset + n];
+        for (int j = 0; j < n; j++) x[offset + j] = expected[offset + j] = (float) r.nextGaussian() * 30;
+        float max = Float.NEGATIVE_INFINITY;
+        for (int j = 0; j < n; j++) max = Math.max(max, expected[offset + j] *= scale);
+        assertEquals(max, Simd.scaleMax(x, offset, n, scale));
+        assertArrayEquals(expected, x);
+        float d = 0.5f + r.nextFloat() * 100;
+        float[] out = new float[offset + n + 3];
+        Simd.divide(x, offset, d, out, 3, n);
+        for (int j = 0; j < n; j++) assertEquals(x[offset + j] / d, out[3 + j], "element " + j + " of " + n);
+    }
+
     @Property(tries = 200)
     void fourRowDotsMatchSingleDots(@ForAll @IntRange(min = 0, max = 300) int n, @ForAll @IntRange(min = 0, max = 40) int offset, @ForAll long seed) {
         SplittableRandom r = new SplittableRandom(seed);
