@@ -61,7 +61,7 @@ public final class Contracts {
                     long k = lastDim(g, l.inputs().getFirst());
                     if (k > QUANT_MATMUL_MAX_K) throw new ContractViolation(l.kernel(), "K = " + k, "the last dimension of x1 and x2 <= " + QUANT_MATMUL_MAX_K);
                 }
-                case MOE_DISPATCH -> {
+                case MOE_DISPATCH, MOE_DISPATCH_QUANT -> {
                     if (moeNoted) continue;
                     moeNoted = true;
                     long hidden = lastDim(g, l.inputs().getFirst()), topk = lastDim(g, l.inputs().get(1));

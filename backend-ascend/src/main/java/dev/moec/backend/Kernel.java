@@ -30,6 +30,7 @@ public enum Kernel {
     APPLY_ROTARY(Op.APPLY_ROTARY, "aclnnRotaryPositionEmbedding"),
     MOE_GATING_TOPK_SOFTMAX(Op.MOE_GATING_TOPK_SOFTMAX, "aclnnMoeGatingTopKSoftmax"),
     MOE_DISPATCH(Op.MOE_DISPATCH, "aclnnMoeInitRoutingV3"),
+    MOE_DISPATCH_QUANT(Op.MOE_DISPATCH_QUANT, "aclnnMoeInitRoutingV3 (quant_mode 1: dynamic per-token int8)"),
     GROUPED_MATMUL(Op.GROUPED_MATMUL, "aclnnGroupedMatmulV4"),
     SWIGLU(Op.SWIGLU, "aclnnSwiGlu"),
     MOE_COMBINE(Op.MOE_COMBINE, "aclnnMoeFinalizeRoutingV2"),

@@ -307,6 +307,11 @@ public enum Op {
             "%xe, %rows, %counts = moe_dispatch(%h, %e) {num_experts = 8} : f32[T*2,256], i32[T*2], i32[8]",
             "aclnnMoeInitRouting: the (token, choice) rows sorted stably by expert, the source index t*K+k of each row, and the rows per expert."),
 
+    /** {@code %xq, %xs, %rows, %counts = moe_dispatch_quant(%h, %e) {num_experts = 8} : i8[T*2,256], f32[T*2], i32[T*2], i32[8]} */
+    MOE_DISPATCH_QUANT("moe_dispatch_quant", Level.FUSED, List.of("x", "experts"), List.of(req("num_experts", INT)), 4, TypeRules::moeDispatchQuant, Reference::moeDispatchQuant,
+            "%xq, %xs, %rows, %counts = moe_dispatch_quant(%h, %e) {num_experts = 8} : i8[T*2,256], f32[T*2], i32[T*2], i32[8]",
+            "aclnnMoeInitRoutingV3 with quant_mode 1 (MC2 dispatch: quant_mode 2): moe_dispatch, then each row quantized as dynamic_quant does; a token's rows are copies of one quantization."),
+
     /** {@code %g = grouped_matmul(%xe, %wgu, %counts) : f32[T*2,256]} */
     GROUPED_MATMUL("grouped_matmul", Level.FUSED, List.of("x", "weight", "counts"), List.of(), 1, TypeRules::groupedMatmul, Reference::groupedMatmul,
             "%g = grouped_matmul(%xe, %wgu, %counts) : f32[T*2,256]",

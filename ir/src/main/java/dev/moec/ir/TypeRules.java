@@ -443,6 +443,12 @@ public final class TypeRules {
         return List.of(TensorType.of(DType.F32, rows, x.shape().dim(1)), TensorType.of(DType.I32, rows), TensorType.of(DType.I32, experts));
     }
 
+    static List<TensorType> moeDispatchQuant(List<TensorType> in, Attrs a) {
+        List<TensorType> d = moeDispatch(in, a);
+        TensorType rows = d.get(0);
+        return List.of(rows.withDType(DType.I8), new TensorType(DType.F32, rows.shape().dropLast()), d.get(1), d.get(2));
+    }
+
     static List<TensorType> groupedMatmul(List<TensorType> in, Attrs a) {
         TensorType x = in.get(0), w = in.get(1), counts = in.get(2);
         requireF32("grouped_matmul.x-f32", x);

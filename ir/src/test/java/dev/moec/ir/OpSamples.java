@@ -82,7 +82,7 @@ final class OpSamples {
             case MOE_GATING_TOPK -> s(List.of(TensorType.of(DType.F32, t, e), TensorType.of(DType.F32, e)), Attrs.of("k", (long) k, "groups", 2L,
                     "keep_groups", 1L, "group_select", "top2_sum", "norm_type", r.nextBoolean() ? "sigmoid" : "softmax", "renorm", true,
                     "routed_scaling", 2.5, "eps", 1e-20));
-            case MOE_DISPATCH -> s(List.of(x2, TensorType.of(DType.I32, t, k)), Attrs.of("num_experts", (long) e));
+            case MOE_DISPATCH, MOE_DISPATCH_QUANT -> s(List.of(x2, TensorType.of(DType.I32, t, k)), Attrs.of("num_experts", (long) e));
             case GROUPED_MATMUL -> s(List.of(TensorType.of(DType.F32, Dim.times(Dim.parse(t.toString()), k), d), TensorType.of(w, e, n, d), TensorType.of(DType.I32, e)));
             case GROUPED_QUANT_MATMUL -> {
                 Dim m = Dim.times(Dim.parse(t.toString()), k);

@@ -327,6 +327,12 @@ class ReferenceSemanticsTest {
         assertArrayEquals(new float[]{10, 30, 10, 20, 20, 30}, d.get(0).f());
         assertArrayEquals(s(1, 4, 0, 3, 2, 5), d.get(1).i());
         assertArrayEquals(s(2, 2, 2), d.get(2).i());
+        // Quantized: each row is its token's row quantized (one value a row here: q = 127, scale = |x| / 127).
+        List<RefTensor> dq = eval(Op.MOE_DISPATCH_QUANT, Attrs.of("num_experts", 3L), f(s(3, 1), 10, -20, 30), i(s(3, 2), 1, 0, 2, 1, 0, 2));
+        assertArrayEquals(s(127, 127, 127, -127, -127, 127), dq.get(0).i());
+        assertArrayEquals(new float[]{10 / 127f, 30 / 127f, 10 / 127f, 20 / 127f, 20 / 127f, 30 / 127f}, dq.get(1).f());
+        assertArrayEquals(s(1, 4, 0, 3, 2, 5), dq.get(2).i());
+        assertArrayEquals(s(2, 2, 2), dq.get(3).i());
         // Groups of 1 and 2 rows times 10 and 100; the fourth row is past the groups.
         RefTensor g = eval(Op.GROUPED_MATMUL, Attrs.NONE, f(s(4, 1), 1, 2, 3, 4), f(s(2, 1, 1), 10, 100), i(s(2), 1, 2)).getFirst();
         assertArrayEquals(new float[]{10, 200, 300, 0}, g.f(), EPS);

@@ -15,8 +15,11 @@ import java.util.List;
  * <pre>
  *   moe_experts(x, w, e, Wg, Wu, Wd)  ->  xe, rows, counts = moe_dispatch(x, e)
  *                                         y = moe_combine(gmm(swiglu(gmm(xe, [Wg | Wu], counts)), Wd, counts), rows, w)
- *   moe_experts_quant(...)            ->  the same with dynamic_quant before each grouped_quant_matmul
+ *   moe_experts_quant(...)            ->  xq, xs, rows, counts = moe_dispatch_quant(x, e), then the same with
+ *                                         grouped_quant_matmul, and a dynamic_quant of the SwiGLU output before down
  * </pre>
+ * The quantized dispatch quantizes each token once, as aclnnMoeInitRoutingV3 (quant_mode 1) and MC2's dispatch
+ * (quant_mode 2) do, where a dynamic_quant after the dispatch quantized each token's K rows.
  * The weight concatenations are parameter-only; the backend folds them into packed weights.
  */
 public final class FuseMoe implements Pass {
@@ -34,24 +37,28 @@ public final class FuseMoe implements Pass {
             String p = n.result().name() + ".";
             Value x = n.operand(0), weights = n.operand(1), experts = n.operand(2);
             long e = n.operand(3).type().shape().dim(0).size();
-            List<Value> d = rw.emit(Op.MOE_DISPATCH, List.of(p + "rows_x", p + "rows", p + "counts"), Attrs.of("num_experts", e), x, experts);
-            Value y;
+            Value y, rows;
             if (!quant) {
+                List<Value> d = rw.emit(Op.MOE_DISPATCH, List.of(p + "rows_x", p + "rows", p + "counts"), Attrs.of("num_experts", e), x, experts);
+                rows = d.get(1);
+                Value counts = d.get(2);
                 Value gateUp = rw.emit(Op.CONCAT, p + "w_gate_up", Attrs.of("axis", 1L), n.operand(3), n.operand(4));   // [E, 2I, H]
-                Value h = rw.emit(Op.GROUPED_MATMUL, p + "gate_up", Attrs.NONE, d.get(0), gateUp, d.get(2));
+                Value h = rw.emit(Op.GROUPED_MATMUL, p + "gate_up", Attrs.NONE, d.get(0), gateUp, counts);
                 Value a = rw.emit(Op.SWIGLU, p + "act", Attrs.NONE, h);
-                y = rw.emit(Op.GROUPED_MATMUL, p + "down", Attrs.NONE, a, n.operand(5), d.get(2));
+                y = rw.emit(Op.GROUPED_MATMUL, p + "down", Attrs.NONE, a, n.operand(5), counts);
             } else {
+                List<Value> d = rw.emit(Op.MOE_DISPATCH_QUANT, List.of(p + "rows_xq", p + "rows_xs", p + "rows", p + "counts"), Attrs.of("num_experts", e), x, experts);
+                rows = d.get(2);
+                Value counts = d.get(3);
                 Value gateUp = rw.emit(Op.CONCAT, p + "w_gate_up", Attrs.of("axis", 1L), n.operand(3), n.operand(5));   // [E, 2I, H]
                 Value gateUpScale = rw.emit(Op.CONCAT, p + "s_gate_up", Attrs.of("axis", 1L), n.operand(4), n.operand(6)); // [E, 2I]
-                List<Value> xq = rw.emit(Op.DYNAMIC_QUANT, List.of(p + "rows_xq", p + "rows_xs"), Attrs.NONE, d.get(0));
-                Value h = rw.emit(Op.GROUPED_QUANT_MATMUL, p + "gate_up", Attrs.NONE, xq.get(0), xq.get(1), gateUp, gateUpScale, d.get(2));
+                Value h = rw.emit(Op.GROUPED_QUANT_MATMUL, p + "gate_up", Attrs.NONE, d.get(0), d.get(1), gateUp, gateUpScale, counts);
                 Value a = rw.emit(Op.SWIGLU, p + "act", Attrs.NONE, h);
                 List<Value> aq = rw.emit(Op.DYNAMIC_QUANT, List.of(p + "act_q", p + "act_s"), Attrs.NONE, a);
-                y = rw.emit(Op.GROUPED_QUANT_MATMUL, p + "down", Attrs.NONE, aq.get(0), aq.get(1), n.operand(7), n.operand(8), d.get(2));
+                y = rw.emit(Op.GROUPED_QUANT_MATMUL, p + "down", Attrs.NONE, aq.get(0), aq.get(1), n.operand(7), n.operand(8), counts);
             }
             rw.release(n.result());
-            rw.replace(n.result(), rw.emit(Op.MOE_COMBINE, n.result().name(), Attrs.NONE, y, d.get(1), weights));
+            rw.replace(n.result(), rw.emit(Op.MOE_COMBINE, n.result().name(), Attrs.NONE, y, rows, weights));
             rw.drop(n);
         }
         return rw.finish();

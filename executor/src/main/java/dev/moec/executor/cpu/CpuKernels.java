@@ -191,6 +191,7 @@ public final class CpuKernels implements AutoCloseable {
                 if (a.b("renorm")) renorm(out[0], out[0]);
             }
             case MOE_DISPATCH -> moeDispatch(in[0], in[1], out[0], out[1], out[2]);
+            case MOE_DISPATCH_QUANT -> moeDispatchQuant(in[0], in[1], out[0], out[1], out[2], out[3]);
             case GROUPED_MATMUL -> groupedMatmul(in[0], in[1], in[2], out[0]);
             case SWIGLU -> swiglu(in[0], out[0]);
             case MOE_COMBINE -> moeCombine(in[0], in[1], in[2], out[0]);
@@ -869,7 +870,37 @@ public final class CpuKernels implements AutoCloseable {
 
     /** Rows (t, k) sorted stably by expert: a counting sort over the expert ids, then the rows copied over the threads. */
     void moeDispatch(Buf x, Buf experts, Buf rowsX, Buf rows, Buf counts) {
-        int k = experts.dim(1), n = experts.elements(), hidden = x.dim(1), e = counts.elements();
+        int k = experts.dim(1), hidden = x.dim(1);
+        int[] dest = route(experts, rows, counts);
+        par.forEach(experts.elements(), 16, src -> System.arraycopy(x.f, x.off + (src / k) * hidden, rowsX.f, rowsX.off + dest[src] * hidden, hidden));
+    }
+
+    /**
+     * {@link #moeDispatch} with the rows quantized as {@link #dynamicQuant} quantizes them: each token once
+     * (a prompt's 512 rather than its 4096 rows), then its int8 row and scale copied to its K places. Per-row
+     * quantization of a copy is the copy of the row's quantization, so this is the definition to the bit.
+     */
+    void moeDispatchQuant(Buf x, Buf experts, Buf rowsQ, Buf rowsScale, Buf rows, Buf counts) {
+        int k = experts.dim(1), hidden = x.dim(1), tokens = x.dim(0);
+        int[] dest = route(experts, rows, counts);
+        par.forEach(tokens, 8, t -> {
+            int first = dest[t * k], at = rowsQ.off + first * hidden;
+            float scale = Simd.quantizeRow(x.f, x.off + t * hidden, hidden, rowsQ.i, at);
+            rowsScale.f[rowsScale.off + first] = scale;
+            for (int c = 1; c < k; c++) {
+                int r = dest[t * k + c];
+                System.arraycopy(rowsQ.i, at, rowsQ.i, rowsQ.off + r * hidden, hidden);
+                rowsScale.f[rowsScale.off + r] = scale;
+            }
+        });
+    }
+
+    /**
+     * The routing of a dispatch: counts[e] = rows for expert e, rows[r] = the source t * K + k of row r
+     * (sorted stably by expert), and the row of each source, returned.
+     */
+    private static int[] route(Buf experts, Buf rows, Buf counts) {
+        int n = experts.elements(), e = counts.elements();
         int[] ids = experts.i, count = counts.i;
         int io = experts.off, co = counts.off;
         Arrays.fill(count, co, co + e, 0);
@@ -885,7 +916,7 @@ public final class CpuKernels implements AutoCloseable {
             rows.i[rows.off + r] = src;
             dest[src] = r;
         }
-        par.forEach(n, 16, src -> System.arraycopy(x.f, x.off + (src / k) * hidden, rowsX.f, rowsX.off + dest[src] * hidden, hidden));
+        return dest;
     }
 
     /**

@@ -250,7 +250,10 @@ class KernelMatrixTest {
         attentionMatches(new Buf[] {q, kc, vc, table, slots, positions}, Attrs.of("scale", 0.125), r, tokens, heads, vd);
     }
 
-    /** Dispatch sorts rows by expert exactly as its op does, and combine sums them back as its op does, to the bit. */
+    /**
+     * Dispatch sorts rows by expert exactly as its op does (and its quantized form quantizes them as its op
+     * does), and combine sums them back as its op does, to the bit.
+     */
     @Test
     void dispatchAndCombineAreTheirDefinitions() {
         int tokens = 9, k = 3, hidden = 43, experts = 5;                  // hidden past a multiple of the lanes: the scalar tail too
@@ -269,6 +272,17 @@ class KernelMatrixTest {
         assertArrayEquals(oracle[1].i, fast[1].i);
         assertArrayEquals(oracle[2].i, fast[2].i);
         assertSameAtArenaOffsets(kernels, Kernel.MOE_DISPATCH, new Buf[] {x, ids}, fast, a);
+        Buf[] quantFast = {new Buf("rows_xq", DType.I8, new int[] {tokens * k, hidden}, null, new int[tokens * k * hidden], null), floats("rows_xs", r, tokens * k),
+                new Buf("rows", DType.I32, new int[] {tokens * k}, null, new int[tokens * k], null), new Buf("counts", DType.I32, new int[] {experts}, null, new int[experts], null)};
+        Buf[] quantOracle = {new Buf("rows_xq", DType.I8, new int[] {tokens * k, hidden}, null, new int[tokens * k * hidden], null), floats("rows_xs", r, tokens * k),
+                new Buf("rows", DType.I32, new int[] {tokens * k}, null, new int[tokens * k], null), new Buf("counts", DType.I32, new int[] {experts}, null, new int[experts], null)};
+        kernels.launch(Kernel.MOE_DISPATCH_QUANT, new Buf[] {x, ids}, quantFast, a);
+        kernels.reference(Kernel.MOE_DISPATCH_QUANT, new Buf[] {x, ids}, quantOracle, a);
+        assertArrayEquals(quantOracle[0].i, quantFast[0].i, "each row quantized once per token, as dynamic_quant of the row");
+        assertArrayEquals(quantOracle[1].f, quantFast[1].f);
+        assertArrayEquals(quantOracle[2].i, quantFast[2].i);
+        assertArrayEquals(quantOracle[3].i, quantFast[3].i);
+        assertSameAtArenaOffsets(kernels, Kernel.MOE_DISPATCH_QUANT, new Buf[] {x, ids}, quantFast, a);
         Buf y = floats("y", r, tokens * k, hidden), weights = positive("weights", r, tokens, k);
         Buf[] in = {y, fast[1], weights};
         Buf out = floats("out", r, tokens, hidden), expected = floats("out", r, tokens, hidden);

@@ -760,6 +760,13 @@ public final class Reference {
         return List.of(RefTensor.f32(new int[]{tokens * k, hidden}, out), RefTensor.i32(new int[]{tokens * k}, rows), RefTensor.i32(new int[]{num}, counts));
     }
 
+    /** moe_dispatch, then dynamic_quant of the dispatched rows: the definition, row by row. */
+    public static List<RefTensor> moeDispatchQuant(List<RefTensor> in, Attrs a) {
+        List<RefTensor> d = moeDispatch(in, a);
+        List<RefTensor> q = dynamicQuant(List.of(d.get(0)), a);
+        return List.of(q.get(0), q.get(1), d.get(1), d.get(2));
+    }
+
     public static List<RefTensor> groupedMatmul(List<RefTensor> in, Attrs a) {
         RefTensor x = in.get(0), w = in.get(1);
         int m = x.dim(0), kk = x.dim(1), n = w.dim(1);
