@@ -1495,28 +1495,22 @@ public final class CpuKernels implements AutoCloseable {
         float[] turned(int n) { return turned(0, n); }
 
         float[] turned(int i, int n) {
-            if (turned[i].length >= n) return turned[i];
-            float[] a = new float[n];
-            if (n <= KEEP) turned[i] = a;
+            float[] a = fit(turned[i], n);
+            if (a.length <= KEEP) turned[i] = a;
             return a;
         }
 
         int[] acc(int n) {
-            if (acc.length >= n) return acc;
-            int[] a = new int[n];
-            if (n <= KEEP) acc = a;
+            int[] a = acc.length >= n ? acc : new int[n];
+            if (a.length <= KEEP) acc = a;
             return a;
         }
 
-        float[] normed(int n) {
-            if (normed.length < n) normed = new float[n];
-            return normed;
-        }
+        float[] normed(int n) { return normed = fit(normed, n); }
 
         float[] exact(int n) {
-            if (exact.length >= n) return exact;
-            float[] a = new float[n];
-            if (n <= KEEP) exact = a;
+            float[] a = fit(exact, n);
+            if (a.length <= KEEP) exact = a;
             return a;
         }
 
@@ -1528,32 +1522,25 @@ public final class CpuKernels implements AutoCloseable {
 
         /** Scores, as the last task left them: a task reads only the ones it wrote. */
         float[] scores(int n) {
-            if (scores.length >= n) return scores;
-            float[] a = new float[n];
-            if (n <= KEEP) scores = a;
+            float[] a = fit(scores, n);
+            if (a.length <= KEEP) scores = a;
             return a;
         }
 
-        float[] maxima(int n) {
-            if (maxima.length < n) maxima = new float[n];
-            return maxima;
-        }
+        float[] maxima(int n) { return maxima = fit(maxima, n); }
 
-        float[] sums(int n) {
-            if (sums.length < n) sums = new float[n];
-            return sums;
-        }
+        float[] sums(int n) { return sums = fit(sums, n); }
 
         /** Weighted sums of values, their first n zeroed. */
         float[] values(int n) {
-            if (values.length >= n) {
-                Arrays.fill(values, 0, n, 0f);
-                return values;
-            }
-            float[] a = new float[n];
-            if (n <= KEEP) values = a;
+            float[] a = fit(values, n);
+            if (a == values) Arrays.fill(a, 0, n, 0f);
+            else if (a.length <= KEEP) values = a;
             return a;
         }
+
+        /** {@code have} if it holds n elements, else a new array of n. */
+        private static float[] fit(float[] have, int n) { return have.length >= n ? have : new float[n]; }
     }
 
     /**
