@@ -261,28 +261,21 @@ class KernelMatrixTest {
         Buf x = floats("x", r, tokens, hidden), ids = new Buf("experts", DType.I32, new int[] {tokens, k}, null, new int[tokens * k], null);
         for (int j = 0; j < ids.i.length; j++) ids.i[j] = r.nextInt(experts);
         Attrs a = Attrs.of("num_experts", (long) experts);
-        Buf[] fast = {floats("rows_x", r, tokens * k, hidden), new Buf("rows", DType.I32, new int[] {tokens * k}, null, new int[tokens * k], null),
-                new Buf("counts", DType.I32, new int[] {experts}, null, new int[experts], null)};
-        Buf[] oracle = {floats("rows_x", r, tokens * k, hidden), new Buf("rows", DType.I32, new int[] {tokens * k}, null, new int[tokens * k], null),
-                new Buf("counts", DType.I32, new int[] {experts}, null, new int[experts], null)};
+        java.util.function.Supplier<Buf[]> plain = () -> new Buf[] {floats("rows_x", r, tokens * k, hidden), ints("rows", tokens * k), ints("counts", experts)};
+        java.util.function.Supplier<Buf[]> quantized = () -> new Buf[] {new Buf("rows_xq", DType.I8, new int[] {tokens * k, hidden}, null, new int[tokens * k * hidden], null),
+                floats("rows_xs", r, tokens * k), ints("rows", tokens * k), ints("counts", experts)};
         CpuKernels kernels = new CpuKernels(new Parallel(2));
-        kernels.launch(Kernel.MOE_DISPATCH, new Buf[] {x, ids}, fast, a);
-        kernels.reference(Kernel.MOE_DISPATCH, new Buf[] {x, ids}, oracle, a);
-        assertArrayEquals(oracle[0].f, fast[0].f);
-        assertArrayEquals(oracle[1].i, fast[1].i);
-        assertArrayEquals(oracle[2].i, fast[2].i);
-        assertSameAtArenaOffsets(kernels, Kernel.MOE_DISPATCH, new Buf[] {x, ids}, fast, a);
-        Buf[] quantFast = {new Buf("rows_xq", DType.I8, new int[] {tokens * k, hidden}, null, new int[tokens * k * hidden], null), floats("rows_xs", r, tokens * k),
-                new Buf("rows", DType.I32, new int[] {tokens * k}, null, new int[tokens * k], null), new Buf("counts", DType.I32, new int[] {experts}, null, new int[experts], null)};
-        Buf[] quantOracle = {new Buf("rows_xq", DType.I8, new int[] {tokens * k, hidden}, null, new int[tokens * k * hidden], null), floats("rows_xs", r, tokens * k),
-                new Buf("rows", DType.I32, new int[] {tokens * k}, null, new int[tokens * k], null), new Buf("counts", DType.I32, new int[] {experts}, null, new int[experts], null)};
-        kernels.launch(Kernel.MOE_DISPATCH_QUANT, new Buf[] {x, ids}, quantFast, a);
-        kernels.reference(Kernel.MOE_DISPATCH_QUANT, new Buf[] {x, ids}, quantOracle, a);
-        assertArrayEquals(quantOracle[0].i, quantFast[0].i, "each row quantized once per token, as dynamic_quant of the row");
-        assertArrayEquals(quantOracle[1].f, quantFast[1].f);
-        assertArrayEquals(quantOracle[2].i, quantFast[2].i);
-        assertArrayEquals(quantOracle[3].i, quantFast[3].i);
-        assertSameAtArenaOffsets(kernels, Kernel.MOE_DISPATCH_QUANT, new Buf[] {x, ids}, quantFast, a);
+        Buf[] fast = plain.get();
+        for (Kernel kernel : List.of(Kernel.MOE_DISPATCH, Kernel.MOE_DISPATCH_QUANT)) {      // the quantized form's rows as dynamic_quant of each row
+            Buf[] launched = kernel == Kernel.MOE_DISPATCH ? fast : quantized.get(), oracle = kernel == Kernel.MOE_DISPATCH ? plain.get() : quantized.get();
+            kernels.launch(kernel, new Buf[] {x, ids}, launched, a);
+            kernels.reference(kernel, new Buf[] {x, ids}, oracle, a);
+            for (int o = 0; o < oracle.length; o++) {
+                if (oracle[o].f != null) assertArrayEquals(oracle[o].f, launched[o].f, kernel + " output " + o);
+                else assertArrayEquals(oracle[o].i, launched[o].i, kernel + " output " + o);
+            }
+            assertSameAtArenaOffsets(kernels, kernel, new Buf[] {x, ids}, launched, a);
+        }
         Buf y = floats("y", r, tokens * k, hidden), weights = positive("weights", r, tokens, k);
         Buf[] in = {y, fast[1], weights};
         Buf out = floats("out", r, tokens, hidden), expected = floats("out", r, tokens, hidden);
@@ -749,6 +742,11 @@ class KernelMatrixTest {
                 for (int q = 0; q < m.i.length; q++) if (q < m.off || q >= m.off + n) assertEquals(-99, m.i[q], kernel + " wrote outside output " + j);
             }
         }
+    }
+
+    /** An i32 buffer of n zeros. */
+    private static Buf ints(String name, int n) {
+        return new Buf(name, DType.I32, new int[] {n}, null, new int[n], null);
     }
 
     private static Buf floats(String name, SplittableRandom r, int... shape) {
