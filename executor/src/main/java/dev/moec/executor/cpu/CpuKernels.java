@@ -30,7 +30,11 @@ public final class CpuKernels implements AutoCloseable {
      * an lm_head over one row ran 10 % slower, an int8 one 15 % (JMH, 151,936 rows).
      */
     private static final int STREAM_BLOCK = 128;
-    /** Output channels a weight panel holds (see {@link #panelRows}): 32 with AVX-512, two vectors; 32 turned rows of 1024 floats, 128 KB, stay in L2. */
+    /**
+     * Output channels a float panel holds (see {@link #panelRows}), and a stored bf16 one: 32 with AVX-512,
+     * two vectors; 32 turned rows of 1024 floats, 128 KB, stay in L2. A stored int8 panel holds twice as
+     * many ({@link Simd#I8_PANEL_WIDTH}) and widens into two float panels.
+     */
     private static final int PANEL_BLOCK = Simd.PANEL_WIDTH;
     /**
      * Output channels a task of a prompt's matmul (dense, or one expert's group) takes: four panels,
@@ -44,18 +48,18 @@ public final class CpuKernels implements AutoCloseable {
      * panels where that would leave fewer than four tasks a thread (a 512-wide k_proj made four tasks of
      * 1.4 ms for two threads, and one slow task left the other thread waiting).
      */
-    private int promptBlock(int n) {
-        int panels = Math.max(1, Math.min(PROMPT_BLOCK, n / (4 * par.threads())) / PANEL_BLOCK);
-        return panels * PANEL_BLOCK;
+    private int promptBlock(int n, DType type) {
+        int width = Simd.panelWidth(type), panels = Math.max(1, Math.min(PROMPT_BLOCK, n / (4 * par.threads())) / width);
+        return panels * width;
     }
     /**
      * Channels a task of a decode step's matmul over n outputs takes: {@link #STREAM_BLOCK}, or fewer
      * panels where that would leave a thread without a task (the 64-wide MoE router: one task of 128 KB
      * for one thread, 15 µs a layer, where two threads share it).
      */
-    private int streamBlock(int n) {
-        int panels = Math.max(1, Math.min(STREAM_BLOCK, Math.ceilDiv(n, par.threads())) / PANEL_BLOCK);
-        return panels * PANEL_BLOCK;
+    private int streamBlock(int n, DType type) {
+        int width = Simd.panelWidth(type), panels = Math.max(1, Math.min(STREAM_BLOCK, Math.ceilDiv(n, par.threads())) / width);
+        return panels * width;
     }
 
     /**
@@ -338,10 +342,10 @@ public final class CpuKernels implements AutoCloseable {
         int n = w.dim(0), k = w.dim(1), rows = x.elements() / k, xo = x.off, oo = out.off;
         float[] xs = x.f, dst = out.f;
         if (w.panels != null) {
-            int block = rows >= PANEL_ROWS ? promptBlock(n) : streamBlock(n);
+            int block = rows >= PANEL_ROWS ? promptBlock(n, DType.BF16) : streamBlock(n, DType.BF16);
             par.forEach(Math.ceilDiv(n, block), 1, b -> {
                 int o0 = b * block;
-                storedPanelRows(xs, xo, k, 0, rows, w.panels, o0 / PANEL_BLOCK, DType.BF16, Math.min(n, o0 + block) - o0, null, dst, oo + o0, n);
+                storedPanelRows(xs, xo, k, 0, rows, w.panels, panelOf(0, n, o0, DType.BF16), DType.BF16, Math.min(n, o0 + block) - o0, null, dst, oo + o0, n);
             });
             return;
         }
@@ -927,7 +931,7 @@ public final class CpuKernels implements AutoCloseable {
         int k = x.dim(1), n = w.dim(1), xo = x.off, oo = out.off;
         forEachGroupBlock(groups(x, w, counts), out, n, (expert, from, count, o0, o1) -> {
             if (w.panels != null) {
-                storedPanelRows(x.f, xo, k, from, from + count, w.panels, panelOf(expert, n, o0), DType.BF16, o1 - o0, null, out.f, oo + from * n + o0, n);
+                storedPanelRows(x.f, xo, k, from, from + count, w.panels, panelOf(expert, n, o0, DType.BF16), DType.BF16, o1 - o0, null, out.f, oo + from * n + o0, n);
                 return;
             }
             float[] row = new float[k];
@@ -1024,10 +1028,28 @@ public final class CpuKernels implements AutoCloseable {
      * chunks over the threads into the launching thread's scratch array (a prompt's grouped matmul
      * converts 4096 rows, 16 MB, per launch).
      */
-    private float[] exact(Buf x, int n) {
-        float[] xf = PanelScratch.get().exact(n);
+    private float[] exact(Buf x, int n) { return asFloats(x, n, 0, 1f); }
+
+    /** The first n int8 values of x as floats times {@link Simd#STREAM_X_SCALE}, for the streamed int8 tiles ({@link Simd#panelStream}). */
+    private float[] streamed(Buf x, int n) { return asFloats(x, n, 1, Simd.STREAM_X_SCALE); }
+
+    /**
+     * {@link #streamed} for the rows (of k values) of the groups that stream, those of fewer than
+     * {@link #PANEL_ROWS} rows; other rows are left as they were. A prompt's grouped matmul has a few
+     * such groups among 4096 rows.
+     */
+    private static float[] streamed(Buf x, int k, Groups groups) {
+        float[] xf = PanelScratch.get().exact(1, x.elements());
+        for (int g = 0; g < groups.size(); g++) {
+            if (groups.count()[g] < PANEL_ROWS) Simd.exact(x.i, x.off + groups.from()[g] * k, xf, groups.from()[g] * k, groups.count()[g] * k, Simd.STREAM_X_SCALE);
+        }
+        return xf;
+    }
+
+    private float[] asFloats(Buf x, int n, int slot, float scale) {
+        float[] xf = PanelScratch.get().exact(slot, n);
         int chunk = 1 << 15;
-        par.forEach(Math.ceilDiv(n, chunk), 1, c -> Simd.exact(x.i, x.off + c * chunk, xf, c * chunk, Math.min(chunk, n - c * chunk)));
+        par.forEach(Math.ceilDiv(n, chunk), 1, c -> Simd.exact(x.i, x.off + c * chunk, xf, c * chunk, Math.min(chunk, n - c * chunk), scale));
         return xf;
     }
 
@@ -1035,9 +1057,10 @@ public final class CpuKernels implements AutoCloseable {
     void quantMatmul(Buf x, Buf xs, Buf w, Buf ws, Buf out) {
         int n = w.dim(0), k = w.dim(1), rows = x.elements() / k;
         float[] wScale = scales(ws);
-        float[] xf = w.panels != null ? exact(x, rows * k) : null;
-        int block = w.panels != null && rows >= PANEL_ROWS ? promptBlock(n) : streamBlock(n);
-        par.forEach(Math.ceilDiv(n, block), 1, b -> quantRows(x, xf, null, xs, w, wScale, 0, k, n, 0, rows, b * block, Math.min(n, (b + 1) * block), out));
+        boolean prompt = rows >= PANEL_ROWS;
+        float[] xf = w.panels != null && prompt ? exact(x, rows * k) : null, xstream = w.panels != null && !prompt ? streamed(x, rows * k) : null;
+        int block = w.panels != null && prompt ? promptBlock(n, DType.I8) : streamBlock(n, DType.I8);
+        par.forEach(Math.ceilDiv(n, block), 1, b -> quantRows(x, xf, xstream, null, xs, w, wScale, 0, k, n, 0, rows, b * block, Math.min(n, (b + 1) * block), out));
     }
 
     /** Grouped int8 rows times int8 or int4 expert weights, with per-row and per-(expert, channel) scales. */
@@ -1048,10 +1071,11 @@ public final class CpuKernels implements AutoCloseable {
         Groups groups = groups(x, w, counts);
         // Exact floats for int8 panels and for int4 groups turned into panels (PANEL_ROWS rows or more); the
         // activations split by even and odd element (W4A8) for int4 groups too small for a panel.
-        float[] xf = w.panels != null || (int4 && groups.most() >= PANEL_ROWS) ? exact(x, x.elements()) : null;
+        float[] xf = groups.most() >= PANEL_ROWS && (w.panels != null || int4) ? exact(x, x.elements()) : null;
+        float[] xstream = w.panels != null && groups.fewest() < PANEL_ROWS ? streamed(x, k, groups) : null;
         int[][] split = int4 && groups.fewest() < PANEL_ROWS ? Simd.splitEvenOdd(x.i, x.off, x.dim(0), k) : null;
         forEachGroupBlock(groups, out, n, (expert, from, count, o0, o1) ->
-                quantRows(x, xf, split, xs, w, wScale, (long) expert * n, k, n, from, from + count, o0, o1, out));
+                quantRows(x, xf, xstream, split, xs, w, wScale, (long) expert * n, k, n, from, from + count, o0, o1, out));
     }
 
     /**
@@ -1061,17 +1085,21 @@ public final class CpuKernels implements AutoCloseable {
      * {@link #storedPanelRows}. int4 weights (read in place, two a byte) are turned into panels from
      * {@link #PANEL_ROWS} rows on ({@link #panelRows}); fewer rows read them against the activations split
      * by even and odd element ({@code split}), {@link #ROW_TILE} rows at a time. Other weights are widened a row at a time. {@code xf} is x as
-     * exact floats, for the panels; either may be null where no rows need it.
+     * exact floats, for the panels widened for {@link #PANEL_ROWS} rows or more; {@code xstream} is x as
+     * {@link #streamed} floats, for the panels streamed for fewer; any may be null where no rows need it.
      */
-    private static void quantRows(Buf x, float[] xf, int[][] split, Buf xs, Buf w, float[] wScale, long base, int k, int n,
+    private static void quantRows(Buf x, float[] xf, float[] xstream, int[][] split, Buf xs, Buf w, float[] wScale, long base, int k, int n,
                                   int r0, int r1, int o0, int o1, Buf out) {
         boolean int4 = inPlaceI4(w, k);
         int count = r1 - r0;
         if (w.panels != null || (int4 && count >= PANEL_ROWS)) {
             int m = o1 - o0;
             int[] acc = PanelScratch.get().acc(count * m);
-            if (w.panels != null) storedPanelRows(xf, 0, k, r0, r1, w.panels, panelOf(Math.toIntExact(base / n), n, o0), DType.I8, m, acc, null, 0, 0);
-            else panelRows(xf, 0, k, r0, r1, w.w, base + o0, w.dtype, m, acc);
+            if (w.panels != null) {
+                storedPanelRows(count >= PANEL_ROWS ? xf : xstream, 0, k, r0, r1, w.panels, panelOf(Math.toIntExact(base / n), n, o0, DType.I8), DType.I8, m, acc, null, 0, 0);
+            } else {
+                panelRows(xf, 0, k, r0, r1, w.w, base + o0, w.dtype, m, acc);
+            }
             for (int r = 0; r < count; r++) Simd.dequant(acc, r * m, xs.f[xs.off + r0 + r], wScale, (int) base + o0, m, out.f, out.off + (r0 + r) * n + o0);
             return;
         }
@@ -1435,10 +1463,11 @@ public final class CpuKernels implements AutoCloseable {
         return Simd.dot(a, ao, b, bo, n);
     }
 
-    /** The panel of a weight stored in panels holding channel o0 (a panel's first) of matrix {@code matrix} of n rows. */
-    private static long panelOf(int matrix, int n, int o0) {
-        if (o0 % PANEL_BLOCK != 0) throw new IllegalArgumentException("channel " + o0 + " does not start a panel of " + PANEL_BLOCK);
-        return (long) matrix * Math.ceilDiv(n, PANEL_BLOCK) + o0 / PANEL_BLOCK;
+    /** The panel of a weight stored in panels of {@code type} holding channel o0 (a panel's first) of matrix {@code matrix} of n rows. */
+    private static long panelOf(int matrix, int n, int o0, DType type) {
+        int width = Simd.panelWidth(type);
+        if (o0 % width != 0) throw new IllegalArgumentException("channel " + o0 + " does not start a " + type + " panel of " + width);
+        return (long) matrix * Math.ceilDiv(n, width) + o0 / width;
     }
 
     /** Weights the row-major vector loops read in place from the mapping (MLA's bf16, static W8A8's int8); other dtypes are widened per row. */
@@ -1466,7 +1495,7 @@ public final class CpuKernels implements AutoCloseable {
         private static final ThreadLocal<PanelScratch> OF_THREAD = ThreadLocal.withInitial(PanelScratch::new);
         private final float[][] turned = new float[PROMPT_BLOCK / PANEL_BLOCK][0];   // each [k, PANEL_BLOCK]: a panel turned (Simd.turn)
         private int[] acc = new int[0];                                     // [activation rows, rows]
-        private float[] exact = new float[0];                               // [activation rows, k]: int8 activations as floats
+        private final float[][] exact = {new float[0], new float[0]};      // each [activation rows, k]: int8 activations as floats, exact and streamed
         private float[] normed = new float[0];                              // [hidden]: one row normed, before it is quantized
         private float[] scores = new float[0];                              // [tokens, heads, positions]: an attention task's scores
         private float[] maxima = new float[0], sums = new float[0];         // [tokens, heads]: their running max and sum of exps
@@ -1508,9 +1537,10 @@ public final class CpuKernels implements AutoCloseable {
 
         float[] normed(int n) { return normed = fit(normed, n); }
 
-        float[] exact(int n) {
-            float[] a = fit(exact, n);
-            if (a.length <= KEEP) exact = a;
+        /** Array {@code slot} (0: exact floats, 1: streamed) of the int8 activations as floats. */
+        float[] exact(int slot, int n) {
+            float[] a = fit(exact[slot], n);
+            if (a.length <= KEEP) exact[slot] = a;
             return a;
         }
 
@@ -1568,36 +1598,45 @@ public final class CpuKernels implements AutoCloseable {
      * {@link #panelRows} for a weight stored in panels ({@link WeightPanels}): its panels from
      * {@code panel0} on (of k columns each, in the weight's {@code type}) and m channels in all. A prompt's
      * rows (from {@link #PANEL_ROWS} on) widen each panel once into floats (straight conversions, no
-     * transposition) for {@link #panelTiles}. Fewer rows, a decode step's, multiply the stored panels as
-     * they stream in ({@link Simd#panelStream}), up to {@link Simd#streamRows} rows a pass.
+     * transposition; an int8 panel into two) for {@link #panelTiles}, x exact floats. Fewer rows, a decode
+     * step's, multiply the stored panels as they stream in ({@link Simd#panelStream}), up to
+     * {@link Simd#streamRows} rows a pass, each int8 panel {@link Simd#BIASED_TERMS} columns at a time so
+     * the rows' passes find them in L1; int8 x there is {@link #streamed}, and the weights' bias, 128 times
+     * each row's sum, is taken back at the end.
      */
     private static void storedPanelRows(float[] x, int x0, int k, int r0, int r1, java.lang.foreign.MemorySegment panels, long panel0, DType type,
                                         int m, int[] acc, float[] out, int oo, int os) {
         PanelScratch scratch = PanelScratch.get();
-        int count = Math.ceilDiv(m, PANEL_BLOCK);
         boolean bf16 = type == DType.BF16;
+        int width = Simd.panelWidth(type), count = Math.ceilDiv(m, width);
         if (r1 - r0 >= PANEL_ROWS) {
-            float[][] turned = new float[count][];
-            for (int p = 0; p < count; p++) {
+            float[][] turned = new float[Math.ceilDiv(m, PANEL_BLOCK)][];
+            for (int p = 0; p < turned.length; p++) {
                 turned[p] = scratch.turned(p, k * PANEL_BLOCK);
-                Simd.widenPanel(panels, type.bytes((panel0 + p) * k * PANEL_BLOCK), type, k, turned[p]);
+                if (bf16) Simd.widenPanel(panels, type.bytes((panel0 + p) * k * PANEL_BLOCK), type, k, turned[p]);
+                else Simd.widenI8Half(panels, (panel0 + p / 2) * k * width, k, p % 2, turned[p]);   // an int8 panel is two float ones
             }
             panelTiles(x, x0, k, r0, r1, turned, bf16, m, acc, out, oo, os, scratch.spill);
             return;
         }
         if (!bf16) Arrays.fill(acc, 0, (r1 - r0) * m, 0);
-        int chunk = bf16 ? k : Simd.EXACT_TERMS, tile = Simd.streamRows(type);
+        int chunk = bf16 ? k : Simd.BIASED_TERMS, tile = Simd.streamRows(type);
         for (int p = 0; p < count; p++) {
-            int mp = Math.min(PANEL_BLOCK, m - p * PANEL_BLOCK);
+            int mp = Math.min(width, m - p * width);
             for (int c0 = 0; c0 < k; c0 += chunk) {
                 int len = Math.min(k - c0, chunk);
-                long wb = type.bytes(((panel0 + p) * k + c0) * PANEL_BLOCK);
+                long wb = type.bytes(((panel0 + p) * k + c0) * width);
                 for (int r = r0; r < r1; r += tile) {
                     int rows = Math.min(tile, r1 - r);
-                    if (bf16) Simd.panelStream(x, x0 + r * k, k, rows, panels, wb, type, len, null, out, oo + (r - r0) * os + p * PANEL_BLOCK, os, mp, scratch.spill);
-                    else Simd.panelStream(x, x0 + r * k + c0, k, rows, panels, wb, type, len, acc, null, (r - r0) * m + p * PANEL_BLOCK, m, mp, scratch.spill);
+                    if (bf16) Simd.panelStream(x, x0 + r * k, k, rows, panels, wb, type, len, null, out, oo + (r - r0) * os + p * width, os, mp, scratch.spill);
+                    else Simd.panelStream(x, x0 + r * k + c0, k, rows, panels, wb, type, len, acc, null, (r - r0) * m + p * width, m, mp, scratch.spill);
                 }
             }
+        }
+        if (bf16) return;
+        for (int r = r0; r < r1; r++) {
+            int bias = 128 * Simd.streamRowSum(x, x0 + r * k, k), at = (r - r0) * m;
+            for (int d = 0; d < m; d++) acc[at + d] -= bias;
         }
     }
 

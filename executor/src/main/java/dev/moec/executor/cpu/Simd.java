@@ -277,6 +277,62 @@ public final class Simd {
     static final int EXACT_TERMS = 1024;
 
     /**
+     * Output channels of a stored int8 weight panel: 4L, twice a bf16 panel's. A column is one vector of
+     * L ints; int lane l holds channels l, L + l, 2L + l and 3L + l in its bytes 0 to 3 ({@link #i8Slot}),
+     * each as its weight plus 128 read unsigned ({@link #biased}). A decode step's tile takes byte j of
+     * every lane with one mask or shift, and the L channels it gets are contiguous (see {@link #panelStream}).
+     */
+    public static final int I8_PANEL_WIDTH = 2 * PANEL_WIDTH;
+    /** Channels of an int8 panel column held in the same byte of every lane: L with vectors. */
+    private static final int I8_QUARTER = I8_PANEL_WIDTH / 4;
+
+    /** Output channels of a stored panel of {@code type}: {@link #PANEL_WIDTH}, or {@link #I8_PANEL_WIDTH} for int8. */
+    public static int panelWidth(DType type) { return type == DType.I8 ? I8_PANEL_WIDTH : PANEL_WIDTH; }
+
+    /** The byte of an int8 panel column that holds channel j of the panel: byte j / L of int lane j % L. */
+    public static int i8Slot(int j) { return 4 * (j % I8_QUARTER) + j / I8_QUARTER; }
+
+    /** How an int8 panel stores weight w: w + 128 as an unsigned byte (w with its top bit flipped). */
+    public static byte biased(byte w) { return (byte) (w ^ 0x80); }
+
+    /**
+     * Columns a streamed int8 tile sums in one float lane: 512 products of a biased weight (at most 255)
+     * and an activation (at most 128 in magnitude) keep every partial sum an integer below 2^24.
+     */
+    static final int BIASED_TERMS = 512;
+
+    /**
+     * Whether the streamed int8 tiles read a biased byte, masked in place in its int lane, as the bit
+     * pattern of a float (byte j of lane l, masked: (w + 128) * 2^(8j - 149), a subnormal for j < 3; byte 3
+     * is shifted down first) and multiply it by the activation scaled by {@link #STREAM_X_SCALE}: exact
+     * products with no int-to-float conversion. On this project's AMD EPYC (Zen 4) that made the one-row
+     * tile about twice as fast in cache (AVX-512 converts use the FMA pipes). Some Intel cores take a
+     * microcode assist for subnormal operands, so elsewhere the lanes are converted to floats
+     * (u * 2^8j, exact). {@code -Dmoec.subnormalLanes=true|false} overrides the choice.
+     */
+    static final boolean SUBNORMAL_LANES = ENABLED && subnormalLanes();
+
+    /** The factor a streamed int8 tile's activation rows carry: 2^64 with subnormal lanes (products of magnitude at least 2^-85, normal), else 1. */
+    public static final float STREAM_X_SCALE = SUBNORMAL_LANES ? 0x1p64f : 1f;
+
+    /** What a streamed int8 tile's lane sums for byte j are multiplied by to be the integer sums (powers of two, exact). */
+    private static final float LANE0 = SUBNORMAL_LANES ? 0x1p85f : 1f, LANE1 = SUBNORMAL_LANES ? 0x1p77f : 0x1p-8f,
+            LANE2 = SUBNORMAL_LANES ? 0x1p69f : 0x1p-16f, LANE3 = SUBNORMAL_LANES ? 0x1p85f : 1f;
+
+    private static boolean subnormalLanes() {
+        String forced = System.getProperty("moec.subnormalLanes");
+        if (forced != null) return Boolean.parseBoolean(forced);
+        try {
+            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/cpuinfo"))) {
+                if (line.startsWith("vendor_id")) return line.contains("AuthenticAMD");
+            }
+        } catch (java.io.IOException | RuntimeException e) {
+            // not Linux: convert
+        }
+        return false;
+    }
+
+    /**
      * The two-source permutations of a 16 x 16 transposition's four stages, as lane indices (stage s at
      * 16 * s): lanes kept and lanes taken across (see {@link #turn16}). They are read with the species,
      * so the JIT knows the vectors' exact class. Held as FloatVector objects in an array, their class was
@@ -470,8 +526,8 @@ public final class Simd {
         a2.intoArray(spill, 4 * L); b2.intoArray(spill, 5 * L); a3.intoArray(spill, 6 * L); b3.intoArray(spill, 7 * L);
         a4.intoArray(spill, 8 * L); b4.intoArray(spill, 9 * L); a5.intoArray(spill, 10 * L); b5.intoArray(spill, 11 * L);
         for (int i = 0; i < rows; i++) {
-            put(spill, 2 * i * L, iout, fout, oo + i * os, Math.min(m, L));
-            put(spill, (2 * i + 1) * L, iout, fout, oo + i * os + L, m - L);
+            put(spill, 2 * i * L, 1f, iout, fout, oo + i * os, Math.min(m, L));
+            put(spill, (2 * i + 1) * L, 1f, iout, fout, oo + i * os + L, m - L);
         }
     }
 
@@ -493,13 +549,14 @@ public final class Simd {
     }
 
     /**
-     * The first {@code lanes} lanes of a spilled accumulator (spill from so) to out from o: added as ints
-     * (exact integer floats) or stored as floats. It takes arrays, not a vector, so nothing is boxed
-     * where the JIT does not inline it.
+     * The first {@code lanes} lanes of a spilled accumulator (spill from so) times {@code scale} to out
+     * from o: added as ints (exact integer floats) or stored as floats. It takes arrays, not a vector, so
+     * nothing is boxed where the JIT does not inline it (a helper taking a tile's sixteen accumulators as
+     * vectors was not inlined into it, and the int8 four-row tile ran seven times slower).
      */
-    private static void put(float[] spill, int so, int[] iout, float[] fout, int o, int lanes) {
+    private static void put(float[] spill, int so, float scale, int[] iout, float[] fout, int o, int lanes) {
         if (lanes <= 0) return;
-        FloatVector v = FloatVector.fromArray(F, spill, so);
+        FloatVector v = FloatVector.fromArray(F, spill, so).mul(scale);
         if (lanes >= L) {
             if (iout != null) IntVector.fromArray(I, iout, o).add(v.convertShape(VectorOperators.F2I, I, 0)).intoArray(iout, o);
             else v.intoArray(fout, o);
@@ -515,72 +572,145 @@ public final class Simd {
     }
 
     /**
-     * {@code turned[i]} = element i of a weight panel stored in {@link WeightPanels}' layout (bf16 or
-     * int8 from byte {@code wb} of w), widened exactly, for i < k * {@link #PANEL_WIDTH}: a prompt's float
-     * panel for {@link #panel6}, made by straight conversions where {@link #turn} transposes.
+     * {@code turned[i]} = element i of a bf16 weight panel stored in {@link WeightPanels}' layout (from
+     * byte {@code wb} of w), widened exactly, for i < k * {@link #PANEL_WIDTH}: a prompt's float panel for
+     * {@link #panel6}, made by straight conversions where {@link #turn} transposes.
      */
     public static void widenPanel(MemorySegment w, long wb, DType type, int k, float[] turned) {
-        int n = k * PANEL_WIDTH, i = 0;
-        if (type == DType.BF16) {                                        // a panel's elements are consecutive, as a row's are
-            widenBf16(w, wb / 2, n, turned);
-            return;
-        }
-        if (type != DType.I8) throw new IllegalArgumentException("no weight panels of " + type);
-        if (ENABLED) for (; i + L <= n; i += L) i8(w, wb + i).intoArray(turned, i);
-        for (; i < n; i++) turned[i] = w.get(ValueLayout.JAVA_BYTE, wb + i);
+        if (type != DType.BF16) throw new IllegalArgumentException("no " + PANEL_WIDTH + "-channel weight panels of " + type);
+        widenBf16(w, wb / 2, k * PANEL_WIDTH, turned);                   // a panel's elements are consecutive, as a row's are
     }
 
     /**
-     * Rows a streamed panel tile of {@code type} takes at most. int8: eight with 32 vector registers
-     * (AVX-512: sixteen accumulators, two weight vectors and a broadcast), so a batch of eight widens each
-     * weight once (batch-8 dense int8 projections 14 -> 12 ms a step); four with AVX2's sixteen. bf16:
-     * four (eight-row tiles took its lm_head over eight rows from 19 to 24 ms).
+     * Half {@code half} (0 or 1) of an int8 weight panel stored in {@link WeightPanels}' layout (its
+     * first column at byte {@code wb} of w, k columns) as a float panel for {@link #panel6}:
+     * turned[c * PANEL_WIDTH + t] = the weight of channel half * PANEL_WIDTH + t, column c, exactly.
+     * The half is bytes 2 * half and 2 * half + 1 of each lane: each masked, unbiased and converted.
      */
-    public static int streamRows(DType type) { return type == DType.I8 && L >= 16 ? 8 : 4; }
+    public static void widenI8Half(MemorySegment w, long wb, int k, int half, float[] turned) {
+        if (half != 0 && half != 1) throw new IllegalArgumentException("an int8 panel has halves 0 and 1, not " + half);
+        int c = 0;
+        if (ENABLED) {
+            int low = 16 * half, high = low + 8;
+            for (; c < k; c++) {
+                IntVector q = IntVector.fromMemorySegment(I, w, wb + (long) c * I8_PANEL_WIDTH, ByteOrder.LITTLE_ENDIAN);
+                q.lanewise(VectorOperators.LSHR, low).lanewise(VectorOperators.AND, 0xFF).sub(128)
+                        .convert(VectorOperators.I2F, 0).reinterpretAsFloats().intoArray(turned, c * PANEL_WIDTH);
+                q.lanewise(VectorOperators.LSHR, high).lanewise(VectorOperators.AND, 0xFF).sub(128)
+                        .convert(VectorOperators.I2F, 0).reinterpretAsFloats().intoArray(turned, c * PANEL_WIDTH + L);
+            }
+        }
+        for (; c < k; c++) {
+            for (int t = 0; t < PANEL_WIDTH; t++) {
+                turned[c * PANEL_WIDTH + t] = biased(w.get(ValueLayout.JAVA_BYTE, wb + (long) c * I8_PANEL_WIDTH + i8Slot(half * PANEL_WIDTH + t)));
+            }
+        }
+    }
+
+    /**
+     * Rows a streamed panel tile of {@code type} takes at most: four (int8 with AVX-512: sixteen
+     * accumulators, four bytes of each lane for four rows; bf16: eight-row tiles took its lm_head over
+     * eight rows from 19 to 24 ms), two for int8 with AVX2's sixteen registers.
+     */
+    public static int streamRows(DType type) { return type == DType.I8 && L < 16 ? 2 : 4; }
 
     /**
      * One to {@link #streamRows} activation rows (x rows xo + i * xs, i < rows) times n columns of a weight
-     * panel stored in {@link WeightPanels}' layout (bf16 or int8; its first column at byte {@code wb} of w), read
-     * straight from memory: each column's two vectors loaded and widened, then one broadcast and two FMAs
-     * a row. A bf16 column is one load of L ints, each two neighbouring channels, split into the even
-     * and the odd channels by a shift and a mask ({@link #pairs}): widening shorts to ints crosses lanes,
-     * which cost the 8-row lm_head 17 % in JMH; the sums go back into channel order once a tile
-     * ({@link #interleave}). A decode step's matmuls: no panel is turned or widened into scratch, its weights are read
-     * once, in one run, at memory speed. One row sums even and odd columns apart (four accumulators, so
-     * the FMAs' latency does not bound the stream); two rows take a tile of two, three and four a tile
-     * of four, more (int8) a tile of eight, the last row repeated. (Widening a panel into floats for a
-     * few rows instead, whole or 128 columns at a time, sent every float through the caches and back: a
-     * batch-8 decode step took 100 to 113 ms instead of 72.) Results as {@link #panel6}'s: floats into
-     * {@code fout}, or exact int8 sums added into {@code iout} (n at most {@link #EXACT_TERMS}). The loops are written out once per weight dtype and
-     * row count, as {@link #panel6} is for float panels: a vector chosen between two loads is met as a
-     * boxed object in the JIT's code, and a loop that tests the row count inside is not split per count.
+     * panel stored in {@link WeightPanels}' layout (bf16 or int8; its first column at byte {@code wb} of w),
+     * read straight from memory: a decode step's matmuls, whose weights are read once, in one run, at
+     * memory speed, no panel turned or widened into scratch. (Widening a panel into floats for a few rows
+     * instead, whole or 128 columns at a time, sent every float through the caches and back: a batch-8
+     * decode step took 100 to 113 ms instead of 72.)
+     *
+     * <p>bf16: a column is one load of L ints, each two neighbouring channels, split into the even and the
+     * odd channels by a shift and a mask ({@link #pairs}): widening shorts to ints crosses lanes, which cost
+     * the 8-row lm_head 17 % in JMH; the sums go back into channel order once a tile ({@link #interleave})
+     * and are stored as floats into {@code fout}.
+     *
+     * <p>int8: a column is one load of L ints; byte j of every lane, masked in place (byte 3 shifted
+     * down), is L contiguous channels ({@link #i8Slot}), read as floats without a conversion where
+     * {@link #SUBNORMAL_LANES} (x then carries {@link #STREAM_X_SCALE}), so a column costs a load, four
+     * integer ops and one FMA per row and byte: in JMH about twice the in-cache speed of sign-extending and
+     * converting each 16 bytes. Each row's sums of (w + 128) * x over the n columns (at most
+     * {@link #BIASED_TERMS}) are added exactly into {@code iout}; the caller takes 128 times the row's sum
+     * back.
+     *
+     * <p>One row sums even and odd columns apart (so the FMAs' latency does not bound the stream); two
+     * rows take a tile of two, three and four a tile of four, the last row repeated. Channels j < m go to
+     * index oo + i * os + j. The loops are written out once per weight dtype and row count, as
+     * {@link #panel6} is for float panels: a vector chosen between two loads is met as a boxed object in
+     * the JIT's code, and a loop that tests the row count inside is not split per count.
      */
     public static void panelStream(float[] x, int xo, int xs, int rows, MemorySegment w, long wb, DType type, int n,
                                    int[] iout, float[] fout, int oo, int os, int m, float[] spill) {
         if (rows < 1 || rows > streamRows(type)) throw new IllegalArgumentException("a streamed " + type + " panel tile has 1 to " + streamRows(type) + " rows, not " + rows);
-        if (iout != null && n > EXACT_TERMS) throw new IllegalArgumentException("an exact panel tile spans at most " + EXACT_TERMS + " columns, not " + n);
         boolean bf16 = type == DType.BF16;
         if (!bf16 && type != DType.I8) throw new IllegalArgumentException("no weight panels of " + type);
-        if (!ENABLED) {                                                  // no vectors: the panel widened, then the scalar tile
-            float[] panel = new float[n * PANEL_WIDTH];
-            widenPanel(w, wb, type, n, panel);
-            panel6Scalar(x, xo, xs, rows, panel, 0, n, iout, fout, oo, os, m);
+        if (bf16 ? fout == null : iout == null) throw new IllegalArgumentException("a streamed " + type + " tile gives " + (bf16 ? "floats" : "ints"));
+        if (!bf16 && n > BIASED_TERMS) throw new IllegalArgumentException("an int8 panel tile spans at most " + BIASED_TERMS + " columns, not " + n);
+        if (!ENABLED) {                                                  // no vectors: the scalar tiles
+            if (bf16) {
+                float[] panel = new float[n * PANEL_WIDTH];
+                widenPanel(w, wb, type, n, panel);
+                panel6Scalar(x, xo, xs, rows, panel, 0, n, null, fout, oo, os, m);
+            } else {
+                streamI8Scalar(x, xo, xs, rows, w, wb, n, iout, oo, os, m);
+            }
             return;
         }
         if (rows == 1 && bf16) stream1Bf16(x, xo, w, wb, n, spill);
         else if (rows == 1) stream1I8(x, xo, w, wb, n, spill);
         else if (rows == 2 && bf16) stream2Bf16(x, xo, xs, w, wb, n, spill);
         else if (rows == 2) stream2I8(x, xo, xs, w, wb, n, spill);
-        else if (rows <= 4 && bf16) stream4Bf16(x, xo, xs, rows, w, wb, n, spill);
-        else if (rows <= 4) stream4I8(x, xo, xs, rows, w, wb, n, spill);
-        else stream8I8(x, xo, xs, rows, w, wb, n, spill);
-        if (bf16) interleave(spill, rows);
+        else if (bf16) stream4Bf16(x, xo, xs, rows, w, wb, n, spill);
+        else stream4I8(x, xo, xs, rows, w, wb, n, spill);
+        if (bf16) {
+            interleave(spill, rows);
+            for (int i = 0; i < rows; i++) {
+                put(spill, 2 * i * L, 1f, null, fout, oo + i * os, Math.min(m, L));
+                put(spill, (2 * i + 1) * L, 1f, null, fout, oo + i * os + L, m - L);
+            }
+            return;
+        }
         for (int i = 0; i < rows; i++) {
-            put(spill, 2 * i * L, iout, fout, oo + i * os, Math.min(m, L));
-            put(spill, (2 * i + 1) * L, iout, fout, oo + i * os + L, m - L);
+            for (int j = 0; j < 4; j++) put(spill, (4 * i + j) * L, laneScale(j), iout, null, oo + i * os + j * L, Math.min(L, m - j * L));
         }
     }
 
+    /** The int8 stream tile without vectors: each row's sums of (w + 128) * x added to iout, in int32. */
+    private static void streamI8Scalar(float[] x, int xo, int xs, int rows, MemorySegment w, long wb, int n, int[] iout, int oo, int os, int m) {
+        for (int i = 0; i < rows; i++) {
+            for (int j = 0; j < m; j++) {
+                int sum = 0;
+                for (int c = 0; c < n; c++) sum += (w.get(ValueLayout.JAVA_BYTE, wb + (long) c * I8_PANEL_WIDTH + i8Slot(j)) & 0xFF) * (int) (x[xo + i * xs + c] / STREAM_X_SCALE);
+                iout[oo + i * os + j] += sum;
+            }
+        }
+    }
+
+    /** An int8 panel column: L ints, four biased channels each. */
+    private static IntVector column(MemorySegment w, long byteOffset) {
+        return IntVector.fromMemorySegment(I, w, byteOffset, ByteOrder.LITTLE_ENDIAN);
+    }
+
+    /** Byte j of every lane of an int8 column as floats: channels jL to jL + L - 1 (see {@link #SUBNORMAL_LANES}). */
+    private static FloatVector byte0(IntVector q) { return lanes(q.lanewise(VectorOperators.AND, 0xFF)); }
+
+    private static FloatVector byte1(IntVector q) { return lanes(q.lanewise(VectorOperators.AND, 0xFF00)); }
+
+    private static FloatVector byte2(IntVector q) { return lanes(q.lanewise(VectorOperators.AND, 0xFF0000)); }
+
+    private static FloatVector byte3(IntVector q) { return lanes(q.lanewise(VectorOperators.LSHR, 24)); }
+
+    private static FloatVector lanes(IntVector v) {
+        return SUBNORMAL_LANES ? v.reinterpretAsFloats() : (FloatVector) v.convertShape(VectorOperators.I2F, F, 0);
+    }
+
+    /**
+     * What the sums of byte j of a streamed int8 tile are multiplied by to be the integers (powers of
+     * two, so exact): 2^(85 - 8j) with subnormal lanes, 2^-8j with converted ones; byte 3 was shifted down.
+     */
+    private static float laneScale(int j) { return j == 0 ? LANE0 : j == 1 ? LANE1 : j == 2 ? LANE2 : LANE3; }
     private static void stream1Bf16(float[] x, int xo, MemorySegment w, long wb, int n, float[] spill) {
         FloatVector e0 = FloatVector.zero(F), o0 = e0, e1 = e0, o1 = e0;
         int c = 0;
@@ -604,24 +734,24 @@ public final class Simd {
     }
 
     private static void stream1I8(float[] x, int xo, MemorySegment w, long wb, int n, float[] spill) {
-        FloatVector a0 = FloatVector.zero(F), b0 = a0, a1 = a0, b1 = a0;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
         int c = 0;
         for (; c + 2 <= n; c += 2) {
-            long p = wb + (long) c * PANEL_WIDTH;
+            long p = wb + (long) c * I8_PANEL_WIDTH;
+            IntVector q = column(w, p), r = column(w, p + I8_PANEL_WIDTH);
             FloatVector v = FloatVector.broadcast(F, x[xo + c]), u = FloatVector.broadcast(F, x[xo + c + 1]);
-            a0 = i8(w, p).fma(v, a0);
-            b0 = i8(w, p + L).fma(v, b0);
-            a1 = i8(w, p + PANEL_WIDTH).fma(u, a1);
-            b1 = i8(w, p + PANEL_WIDTH + L).fma(u, b1);
+            a0 = byte0(q).fma(v, a0); a1 = byte1(q).fma(v, a1); a2 = byte2(q).fma(v, a2); a3 = byte3(q).fma(v, a3);
+            b0 = byte0(r).fma(u, b0); b1 = byte1(r).fma(u, b1); b2 = byte2(r).fma(u, b2); b3 = byte3(r).fma(u, b3);
         }
         if (c < n) {
-            long p = wb + (long) c * PANEL_WIDTH;
+            IntVector q = column(w, wb + (long) c * I8_PANEL_WIDTH);
             FloatVector v = FloatVector.broadcast(F, x[xo + c]);
-            a0 = i8(w, p).fma(v, a0);
-            b0 = i8(w, p + L).fma(v, b0);
+            a0 = byte0(q).fma(v, a0); a1 = byte1(q).fma(v, a1); a2 = byte2(q).fma(v, a2); a3 = byte3(q).fma(v, a3);
         }
-        a0.add(a1).intoArray(spill, 0);
-        b0.add(b1).intoArray(spill, L);
+        a0.add(b0).intoArray(spill, 0);                                  // each half at most 256 columns: the sums stay exact
+        a1.add(b1).intoArray(spill, L);
+        a2.add(b2).intoArray(spill, 2 * L);
+        a3.add(b3).intoArray(spill, 3 * L);
     }
 
     private static void stream4Bf16(float[] x, int xo, int xs, int rows, MemorySegment w, long wb, int n, float[] spill) {
@@ -678,20 +808,23 @@ public final class Simd {
     private static void stream4I8(float[] x, int xo, int xs, int rows, MemorySegment w, long wb, int n, float[] spill) {
         int r0 = xo, r1 = xo + Math.min(1, rows - 1) * xs, r2 = xo + Math.min(2, rows - 1) * xs, r3 = xo + Math.min(3, rows - 1) * xs;
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        FloatVector c0 = a0, c1 = a0, c2 = a0, c3 = a0, d0 = a0, d1 = a0, d2 = a0, d3 = a0;
         for (int c = 0; c < n; c++) {
-            long p = wb + (long) c * PANEL_WIDTH;
-            FloatVector w0 = i8(w, p), w1 = i8(w, p + L);
+            IntVector q = column(w, wb + (long) c * I8_PANEL_WIDTH);
+            FloatVector t0 = byte0(q), t1 = byte1(q), t2 = byte2(q), t3 = byte3(q);
             FloatVector v = FloatVector.broadcast(F, x[r0 + c]);
-            a0 = w0.fma(v, a0); b0 = w1.fma(v, b0);
+            a0 = t0.fma(v, a0); a1 = t1.fma(v, a1); a2 = t2.fma(v, a2); a3 = t3.fma(v, a3);
             v = FloatVector.broadcast(F, x[r1 + c]);
-            a1 = w0.fma(v, a1); b1 = w1.fma(v, b1);
+            b0 = t0.fma(v, b0); b1 = t1.fma(v, b1); b2 = t2.fma(v, b2); b3 = t3.fma(v, b3);
             v = FloatVector.broadcast(F, x[r2 + c]);
-            a2 = w0.fma(v, a2); b2 = w1.fma(v, b2);
+            c0 = t0.fma(v, c0); c1 = t1.fma(v, c1); c2 = t2.fma(v, c2); c3 = t3.fma(v, c3);
             v = FloatVector.broadcast(F, x[r3 + c]);
-            a3 = w0.fma(v, a3); b3 = w1.fma(v, b3);
+            d0 = t0.fma(v, d0); d1 = t1.fma(v, d1); d2 = t2.fma(v, d2); d3 = t3.fma(v, d3);
         }
-        a0.intoArray(spill, 0); b0.intoArray(spill, L); a1.intoArray(spill, 2 * L); b1.intoArray(spill, 3 * L);
-        a2.intoArray(spill, 4 * L); b2.intoArray(spill, 5 * L); a3.intoArray(spill, 6 * L); b3.intoArray(spill, 7 * L);
+        a0.intoArray(spill, 0); a1.intoArray(spill, L); a2.intoArray(spill, 2 * L); a3.intoArray(spill, 3 * L);
+        b0.intoArray(spill, 4 * L); b1.intoArray(spill, 5 * L); b2.intoArray(spill, 6 * L); b3.intoArray(spill, 7 * L);
+        c0.intoArray(spill, 8 * L); c1.intoArray(spill, 9 * L); c2.intoArray(spill, 10 * L); c3.intoArray(spill, 11 * L);
+        d0.intoArray(spill, 12 * L); d1.intoArray(spill, 13 * L); d2.intoArray(spill, 14 * L); d3.intoArray(spill, 15 * L);
     }
 
     private static void stream2Bf16(float[] x, int xo, int xs, MemorySegment w, long wb, int n, float[] spill) {
@@ -711,51 +844,36 @@ public final class Simd {
 
     private static void stream2I8(float[] x, int xo, int xs, MemorySegment w, long wb, int n, float[] spill) {
         int r0 = xo, r1 = xo + xs;
-        FloatVector a0 = FloatVector.zero(F), a1 = a0, b0 = a0, b1 = a0;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
         for (int c = 0; c < n; c++) {
-            long p = wb + (long) c * PANEL_WIDTH;
-            FloatVector w0 = i8(w, p), w1 = i8(w, p + L);
+            IntVector q = column(w, wb + (long) c * I8_PANEL_WIDTH);
+            FloatVector t0 = byte0(q), t1 = byte1(q), t2 = byte2(q), t3 = byte3(q);
             FloatVector v = FloatVector.broadcast(F, x[r0 + c]);
-            a0 = w0.fma(v, a0); b0 = w1.fma(v, b0);
+            a0 = t0.fma(v, a0); a1 = t1.fma(v, a1); a2 = t2.fma(v, a2); a3 = t3.fma(v, a3);
             v = FloatVector.broadcast(F, x[r1 + c]);
-            a1 = w0.fma(v, a1); b1 = w1.fma(v, b1);
+            b0 = t0.fma(v, b0); b1 = t1.fma(v, b1); b2 = t2.fma(v, b2); b3 = t3.fma(v, b3);
         }
-        a0.intoArray(spill, 0); b0.intoArray(spill, L);
-        a1.intoArray(spill, 2 * L); b1.intoArray(spill, 3 * L);
+        a0.intoArray(spill, 0); a1.intoArray(spill, L); a2.intoArray(spill, 2 * L); a3.intoArray(spill, 3 * L);
+        b0.intoArray(spill, 4 * L); b1.intoArray(spill, 5 * L); b2.intoArray(spill, 6 * L); b3.intoArray(spill, 7 * L);
     }
 
-    private static void stream8I8(float[] x, int xo, int xs, int rows, MemorySegment w, long wb, int n, float[] spill) {
-        int r0 = xo, r1 = xo + Math.min(1, rows - 1) * xs, r2 = xo + Math.min(2, rows - 1) * xs, r3 = xo + Math.min(3, rows - 1) * xs;
-        int r4 = xo + Math.min(4, rows - 1) * xs, r5 = xo + Math.min(5, rows - 1) * xs, r6 = xo + Math.min(6, rows - 1) * xs, r7 = xo + Math.min(7, rows - 1) * xs;
-        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0, b6 = a0, b7 = a0;
-        for (int c = 0; c < n; c++) {
-            long p = wb + (long) c * PANEL_WIDTH;
-            FloatVector w0 = i8(w, p), w1 = i8(w, p + L);
-            FloatVector v = FloatVector.broadcast(F, x[r0 + c]);
-            a0 = w0.fma(v, a0); b0 = w1.fma(v, b0);
-            v = FloatVector.broadcast(F, x[r1 + c]);
-            a1 = w0.fma(v, a1); b1 = w1.fma(v, b1);
-            v = FloatVector.broadcast(F, x[r2 + c]);
-            a2 = w0.fma(v, a2); b2 = w1.fma(v, b2);
-            v = FloatVector.broadcast(F, x[r3 + c]);
-            a3 = w0.fma(v, a3); b3 = w1.fma(v, b3);
-            v = FloatVector.broadcast(F, x[r4 + c]);
-            a4 = w0.fma(v, a4); b4 = w1.fma(v, b4);
-            v = FloatVector.broadcast(F, x[r5 + c]);
-            a5 = w0.fma(v, a5); b5 = w1.fma(v, b5);
-            v = FloatVector.broadcast(F, x[r6 + c]);
-            a6 = w0.fma(v, a6); b6 = w1.fma(v, b6);
-            v = FloatVector.broadcast(F, x[r7 + c]);
-            a7 = w0.fma(v, a7); b7 = w1.fma(v, b7);
+    /**
+     * The sum of n int8 activations held as floats that carry {@link #STREAM_X_SCALE} (a streamed int8
+     * row, x[xo + j], j < n), exactly: what {@link #panelStream}'s int8 sums carry 128 times over.
+     */
+    public static int streamRowSum(float[] x, int xo, int n) {
+        int j = 0;
+        long s = 0;
+        if (ENABLED) {
+            while (n - j >= L) {                                         // at most 2^17 values below 2^7 at a time: every partial sum exact
+                int end = j + Math.min((n - j) / L, (1 << 17) / L) * L;
+                FloatVector acc = FloatVector.zero(F);
+                for (; j < end; j += L) acc = acc.add(FloatVector.fromArray(F, x, xo + j));
+                s += (long) (acc.reduceLanes(VectorOperators.ADD) / STREAM_X_SCALE);
+            }
         }
-        a0.intoArray(spill, 0); b0.intoArray(spill, L);
-        a1.intoArray(spill, 2 * L); b1.intoArray(spill, 3 * L);
-        a2.intoArray(spill, 4 * L); b2.intoArray(spill, 5 * L);
-        a3.intoArray(spill, 6 * L); b3.intoArray(spill, 7 * L);
-        a4.intoArray(spill, 8 * L); b4.intoArray(spill, 9 * L);
-        a5.intoArray(spill, 10 * L); b5.intoArray(spill, 11 * L);
-        a6.intoArray(spill, 12 * L); b6.intoArray(spill, 13 * L);
-        a7.intoArray(spill, 14 * L); b7.intoArray(spill, 15 * L);
+        for (; j < n; j++) s += (long) (x[xo + j] / STREAM_X_SCALE);
+        return Math.toIntExact(s);
     }
 
     /**
@@ -977,12 +1095,15 @@ public final class Simd {
     }
 
     /** out[oo + j] = x[xo + j] as a float (exact for int8 values), j < n. */
-    public static void exact(int[] x, int xo, float[] out, int oo, int n) {
+    public static void exact(int[] x, int xo, float[] out, int oo, int n) { exact(x, xo, out, oo, n, 1f); }
+
+    /** out[oo + j] = x[xo + j] as a float times {@code scale} (exact for int8 values and a power of two), j < n. */
+    public static void exact(int[] x, int xo, float[] out, int oo, int n, float scale) {
         int j = 0;
         if (ENABLED) {
-            for (; j + L <= n; j += L) ((FloatVector) IntVector.fromArray(I, x, xo + j).convertShape(VectorOperators.I2F, F, 0)).intoArray(out, oo + j);
+            for (; j + L <= n; j += L) ((FloatVector) IntVector.fromArray(I, x, xo + j).convertShape(VectorOperators.I2F, F, 0)).mul(scale).intoArray(out, oo + j);
         }
-        for (; j < n; j++) out[oo + j] = x[xo + j];
+        for (; j < n; j++) out[oo + j] = x[xo + j] * scale;
     }
 
     /** bf16 elements [we, we + n) of w, widened into dst[0, n). */

@@ -16,16 +16,22 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.LongFunction;
 
 /**
- * The CPU's own layout for the weights its matmuls stream: each matrix's rows cut into panels of
- * {@link Simd#PANEL_WIDTH} output channels, every panel stored column by column, the panel's channels of
- * one column side by side: {@code [matrices][ceil(rows / W)][cols][W]}, W = PANEL_WIDTH, rows past the
- * matrix zero, elements in their stored dtype (bf16 or int8). It is to the CPU what FRACTAL_NZ is to the
- * Ascend matmuls: a column's channels are one or two vector loads, so a matmul multiplies a broadcast
- * activation into them with no lane sums and no transposition (see {@link Simd#panelStream} and
- * {@link Simd#widenPanel}), and a task's channels are one contiguous run of memory.
+ * The CPU's own layout for the weights its matmuls stream: each matrix's rows cut into panels of W
+ * output channels, every panel stored column by column, the panel's channels of one column side by side:
+ * {@code [matrices][ceil(rows / W)][cols][W]}, rows past the matrix weighing zero. It is to the CPU what
+ * FRACTAL_NZ is to the Ascend matmuls: a column's channels are one or two vector loads, so a matmul
+ * multiplies a broadcast activation into them with no lane sums and no transposition (see
+ * {@link Simd#panelStream}, {@link Simd#widenPanel} and {@link Simd#widenI8Half}), and a task's channels
+ * are one contiguous run of memory.
+ * <ul>
+ *   <li>bf16: W = {@link Simd#PANEL_WIDTH} (two vectors), elements as stored, in channel order.
+ *   <li>int8: W = {@link Simd#I8_PANEL_WIDTH} (one vector of ints), each weight w stored as w + 128
+ *       ({@link Simd#biased}), channel j in byte {@link Simd#i8Slot}(j) of its column, so that byte b of
+ *       every lane is L contiguous channels.
+ * </ul>
  *
- * <p>Made when a graph is bound, not at compile time, because W follows the machine's vectors (32 with
- * AVX-512, 16 with AVX2) and one artifact runs on both; each weight once per model, over the executor's
+ * <p>Made when a graph is bound, not at compile time, because W follows the machine's vectors (32 and
+ * 64 with AVX-512, 16 and 32 with AVX2) and one artifact runs on both; each weight once per model, over the executor's
  * threads (the bench model's 1.4 GB in 2.5 to 5 seconds). The artifact's row-major mapping stays the
  * weight's {@link Buf#w}, for every other reader (an embedding table tied to the lm_head, the reference
  * semantics); after load its pages are no longer read by the matmuls and the page cache may drop them.
@@ -110,7 +116,8 @@ public final class WeightPanels {
 
     /** Bytes of {@code matrices} matrices of rows x cols elements of {@code d} in panels. */
     static long panelBytes(DType d, int matrices, int rows, int cols) {
-        return d.bytes((long) matrices * Math.ceilDiv(rows, Simd.PANEL_WIDTH) * cols * Simd.PANEL_WIDTH);
+        int w = Simd.panelWidth(d);
+        return d.bytes((long) matrices * Math.ceilDiv(rows, w) * cols * w);
     }
 
     /** Row-major matrices (in {@code nd}) into panels allocated from {@code arena}, one panel a task. */
@@ -121,15 +128,24 @@ public final class WeightPanels {
     /** Row-major matrices (in {@code nd}) into panels in zeroed memory from {@code allocate}, one panel a task. */
     static MemorySegment pack(MemorySegment nd, DType d, int matrices, int rows, int cols, LongFunction<MemorySegment> allocate, Parallel par) {
         if (d != DType.BF16 && d != DType.I8) throw new IllegalArgumentException("no weight panels of " + d);
-        int size = d.bitsPerElement() / 8, w = Simd.PANEL_WIDTH, panels = Math.ceilDiv(rows, w);
+        int size = d.bitsPerElement() / 8, w = Simd.panelWidth(d), panels = Math.ceilDiv(rows, w);
+        boolean i8 = d == DType.I8;
         MemorySegment out = allocate.apply(panelBytes(d, matrices, rows, cols));
         par.forEach(matrices * panels, 1, t -> {
             int m = t / panels, p = t % panels, mp = Math.min(w, rows - p * w);
             byte[] src = new byte[mp * cols * size], dst = new byte[cols * w * size];     // the panel's rows as stored; the panel
             MemorySegment.copy(nd, ValueLayout.JAVA_BYTE, ((long) m * rows + (long) p * w) * cols * size, src, 0, src.length);
-            for (int j = 0; j < mp; j++) {
-                for (int c = 0; c < cols; c++) {
-                    for (int b = 0; b < size; b++) dst[(c * w + j) * size + b] = src[(j * cols + c) * size + b];
+            if (i8) {                                                    // biased, each channel in its slot; rows past the matrix weigh 0
+                java.util.Arrays.fill(dst, Simd.biased((byte) 0));
+                for (int j = 0; j < mp; j++) {
+                    int slot = Simd.i8Slot(j);
+                    for (int c = 0; c < cols; c++) dst[c * w + slot] = Simd.biased(src[j * cols + c]);
+                }
+            } else {
+                for (int j = 0; j < mp; j++) {
+                    for (int c = 0; c < cols; c++) {
+                        for (int b = 0; b < size; b++) dst[(c * w + j) * size + b] = src[(j * cols + c) * size + b];
+                    }
                 }
             }
             MemorySegment.copy(dst, 0, out, ValueLayout.JAVA_BYTE, (long) t * dst.length, dst.length);

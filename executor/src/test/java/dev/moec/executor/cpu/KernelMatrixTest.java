@@ -62,11 +62,15 @@ class KernelMatrixTest {
         }
     }
 
-    /** The panel layout: channel j of panel p, column c, is weight row p * W + j, column c; rows past the matrix are zero. */
+    /**
+     * The panel layout: channel j of panel p, column c, is weight row p * W + j, column c; rows past the
+     * matrix weigh zero. bf16 holds it as stored, in channel order; int8 biased by 128, in byte
+     * {@link Simd#i8Slot}(j) of the column, and each half of an int8 panel widens back to its weights.
+     */
     @ParameterizedTest(name = "{0}")
     @CsvSource({"BF16", "I8"})
     void weightPanelsHoldEveryWeightInPlace(DType type) {
-        int matrices = 2, rows = Simd.PANEL_WIDTH + 3, cols = 5, w = Simd.PANEL_WIDTH, size = type == DType.BF16 ? 2 : 1;
+        int w = Simd.panelWidth(type), matrices = 2, rows = w + 3, cols = 5, size = type == DType.BF16 ? 2 : 1;
         try (Arena arena = Arena.ofShared(); Parallel par = new Parallel(2)) {
             Buf nd = weight("w", type, new SplittableRandom(3), arena, matrices, rows, cols);
             MemorySegment p = WeightPanels.pack(nd.w, type, matrices, rows, cols, arena, par);
@@ -74,13 +78,20 @@ class KernelMatrixTest {
             assertEquals((long) matrices * 2 * cols * w * size, p.byteSize());
             for (int m = 0; m < matrices; m++) {
                 for (int panel = 0; panel < 2; panel++) {
+                    float[][] halves = new float[2][cols * Simd.PANEL_WIDTH];
+                    if (type == DType.I8) for (int h = 0; h < 2; h++) Simd.widenI8Half(p, ((long) m * 2 + panel) * cols * w, cols, h, halves[h]);
                     for (int c = 0; c < cols; c++) {
                         for (int j = 0; j < w; j++) {
                             int row = panel * w + j;
+                            long column = (((long) m * 2 + panel) * cols + c) * w;
                             for (int b = 0; b < size; b++) {
-                                byte got = p.get(ValueLayout.JAVA_BYTE, ((((long) m * 2 + panel) * cols + c) * w + j) * size + b);
                                 byte want = row < rows ? nd.w.get(ValueLayout.JAVA_BYTE, (((long) m * rows + row) * cols + c) * size + b) : 0;
-                                assertEquals(want, got, "matrix " + m + " row " + row + " column " + c);
+                                if (type == DType.I8) {
+                                    assertEquals(Simd.biased(want), p.get(ValueLayout.JAVA_BYTE, column + Simd.i8Slot(j)), "matrix " + m + " row " + row + " column " + c);
+                                    assertEquals(want, halves[j / Simd.PANEL_WIDTH][c * Simd.PANEL_WIDTH + j % Simd.PANEL_WIDTH], "widened, matrix " + m + " row " + row + " column " + c);
+                                } else {
+                                    assertEquals(want, p.get(ValueLayout.JAVA_BYTE, (column + j) * size + b), "matrix " + m + " row " + row + " column " + c);
+                                }
                             }
                         }
                     }

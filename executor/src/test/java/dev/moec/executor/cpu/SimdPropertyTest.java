@@ -304,38 +304,105 @@ class SimdPropertyTest {
     }
 
     /**
-     * Streamed tiles over a stored panel ({@link WeightPanels}' layout, int8 or bf16, read from memory):
-     * one row (even and odd columns apart, odd n for the tail), two, and up to eight (the last repeated); int8
-     * exactly in int32, bf16 to rounding; other rows and channels left alone.
+     * Streamed tiles over a stored bf16 panel ({@link WeightPanels}' layout, read from memory): one row
+     * (even and odd columns apart, odd n for the tail), two, and up to four (the last repeated), to
+     * rounding; other rows and channels left alone.
      */
     @Property(tries = 200)
-    void streamedPanelTilesGiveEachRowAndChannelItsDot(@ForAll @IntRange(min = 1, max = 8) int rowsWanted, @ForAll @IntRange(min = 1, max = 32) int mWanted,
-                                                       @ForAll @IntRange(min = 0, max = 300) int n, @ForAll boolean bf16, @ForAll long seed) {
+    void streamedBf16TilesGiveEachRowAndChannelItsDot(@ForAll @IntRange(min = 1, max = 4) int rows, @ForAll @IntRange(min = 1, max = 32) int mWanted,
+                                                      @ForAll @IntRange(min = 0, max = 300) int n, @ForAll long seed) {
         SplittableRandom r = new SplittableRandom(seed);
-        int rows = Math.min(rowsWanted, Simd.streamRows(bf16 ? dev.moec.ir.DType.BF16 : dev.moec.ir.DType.I8));
-        int w = Simd.PANEL_WIDTH, m = Math.min(mWanted, w), xs = n + 3, os = w + 5, oo = 2, size = bf16 ? 2 : 1;
+        int w = Simd.PANEL_WIDTH, m = Math.min(mWanted, w), xs = n + 3, os = w + 5, oo = 2;
         float[] x = new float[1 + 8 * xs], weights = new float[n * w];
-        for (int j = 0; j < x.length; j++) x[j] = bf16 ? (float) r.nextGaussian() : r.nextInt(-128, 128);
+        for (int j = 0; j < x.length; j++) x[j] = (float) r.nextGaussian();
         try (Arena arena = Arena.ofConfined()) {
-            long wb = 6 * size;                                              // the panel starts past some other bytes
-            MemorySegment seg = arena.allocate(wb + (long) n * w * size + 8);
+            long wb = 12;                                                    // the panel starts past some other bytes
+            MemorySegment seg = arena.allocate(wb + (long) n * w * 2 + 8);
             for (int j = 0; j < weights.length; j++) {
-                if (bf16) {
-                    weights[j] = Float.intBitsToFloat(Float.floatToIntBits((float) r.nextGaussian()) & 0xFFFF0000);
-                    seg.set(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), wb + 2L * j, (short) (Float.floatToIntBits(weights[j]) >>> 16));
-                } else {
-                    weights[j] = r.nextInt(-128, 128);
-                    seg.set(ValueLayout.JAVA_BYTE, wb + j, (byte) weights[j]);
-                }
+                weights[j] = Float.intBitsToFloat(Float.floatToIntBits((float) r.nextGaussian()) & 0xFFFF0000);
+                seg.set(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), wb + 2L * j, (short) (Float.floatToIntBits(weights[j]) >>> 16));
             }
             int[] iout = new int[oo + 8 * os];
             float[] fout = new float[oo + 8 * os];
             java.util.Arrays.fill(iout, 3);
             java.util.Arrays.fill(fout, -7f);
-            Simd.panelStream(x, 1, xs, rows, seg, wb, bf16 ? dev.moec.ir.DType.BF16 : dev.moec.ir.DType.I8, n, bf16 ? null : iout, bf16 ? fout : null,
-                    oo, os, m, new float[Simd.SPILL]);
-            assertTile(8, rows, m, n, weights, 0, bf16 ? null : x, bf16 ? x : null, 1, xs, iout, fout, oo, os);
+            Simd.panelStream(x, 1, xs, rows, seg, wb, dev.moec.ir.DType.BF16, n, null, fout, oo, os, m, new float[Simd.SPILL]);
+            assertTile(8, rows, m, n, weights, 0, null, x, 1, xs, iout, fout, oo, os);
         }
+    }
+
+    /**
+     * Streamed tiles over a stored int8 panel ({@link Simd#I8_PANEL_WIDTH} channels, biased, each in its
+     * {@link Simd#i8Slot}): one row (even and odd columns apart, odd n for the tail), two, and up to
+     * {@link Simd#streamRows} (the last repeated), with activations carrying {@link Simd#STREAM_X_SCALE};
+     * each row's sums of (w + 128) * x added exactly in int32, other rows and channels left alone.
+     */
+    @Property(tries = 200)
+    void streamedInt8TilesGiveEachRowAndChannelItsBiasedDot(@ForAll @IntRange(min = 1, max = 4) int rowsWanted, @ForAll @IntRange(min = 1, max = 64) int mWanted,
+                                                            @ForAll @IntRange(min = 0, max = 512) int n, @ForAll long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        int rows = Math.min(rowsWanted, Simd.streamRows(dev.moec.ir.DType.I8));
+        int w = Simd.I8_PANEL_WIDTH, m = Math.min(mWanted, w), xs = n + 3, os = w + 5, oo = 2;
+        int[] xi = new int[1 + 4 * xs];
+        float[] x = new float[xi.length];
+        byte[][] weights = new byte[n][w];
+        for (int j = 0; j < x.length; j++) {
+            xi[j] = r.nextInt(-128, 128);
+            x[j] = xi[j] * Simd.STREAM_X_SCALE;
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            long wb = 6;                                                     // the panel starts past some other bytes
+            MemorySegment seg = arena.allocate(wb + (long) n * w + 8);
+            for (int c = 0; c < n; c++) {
+                for (int j = 0; j < w; j++) {
+                    weights[c][j] = (byte) r.nextInt(-128, 128);
+                    seg.set(ValueLayout.JAVA_BYTE, wb + (long) c * w + Simd.i8Slot(j), Simd.biased(weights[c][j]));
+                }
+            }
+            int[] iout = new int[oo + 4 * os];
+            java.util.Arrays.fill(iout, 3);
+            Simd.panelStream(x, 1, xs, rows, seg, wb, dev.moec.ir.DType.I8, n, iout, null, oo, os, m, new float[Simd.SPILL]);
+            for (int i = 0; i < 4; i++) {
+                for (int j = 0; j < os; j++) {
+                    int want = 3;
+                    if (i < rows && j < m) for (int c = 0; c < n; c++) want += (weights[c][j] + 128) * xi[1 + i * xs + c];
+                    assertEquals(want, iout[oo + i * os + j], "row " + i + ", channel " + j);
+                }
+            }
+        }
+    }
+
+    /** An int8 tile of the largest biased products stays exact over its whole span; one column more is refused. */
+    @net.jqwik.api.Example
+    void streamedInt8TilesAreExactUpToTheirLimit() {
+        int n = Simd.BIASED_TERMS, w = Simd.I8_PANEL_WIDTH, rows = Simd.streamRows(dev.moec.ir.DType.I8);
+        float[] x = new float[rows * n];
+        java.util.Arrays.fill(x, -128 * Simd.STREAM_X_SCALE);
+        x[3] = 127 * Simd.STREAM_X_SCALE;                                 // an odd term, so rounding would show
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment seg = arena.allocate((long) (n + 1) * w);
+            seg.fill(Simd.biased((byte) 127));                              // 255 once biased
+            int[] out = new int[rows * w];
+            Simd.panelStream(x, 0, n, rows, seg, 0, dev.moec.ir.DType.I8, n, out, null, 0, w, w, new float[Simd.SPILL]);
+            for (int j = 0; j < w; j++) assertEquals(255 * -128 * (n - 1) + 255 * 127, out[j]);
+            for (int j = w; j < rows * w; j++) assertEquals(255 * -128 * n, out[j]);
+            org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> Simd.panelStream(x, 0, n, 1, seg, 0, dev.moec.ir.DType.I8, n + 1, out, null, 0, w, w, new float[Simd.SPILL]));
+        }
+    }
+
+    /** A streamed row's sum is its int8 values' sum exactly, at any length (tails included). */
+    @Property(tries = 100)
+    void streamedRowSumsAreExact(@ForAll @IntRange(min = 0, max = 3000) int n, @ForAll @IntRange(min = 0, max = 9) int offset, @ForAll long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        float[] x = new float[offset + n];
+        int want = 0;
+        for (int j = 0; j < n; j++) {
+            int v = r.nextInt(-128, 128);
+            x[offset + j] = v * Simd.STREAM_X_SCALE;
+            want += v;
+        }
+        assertEquals(want, Simd.streamRowSum(x, offset, n));
     }
 
     /**
