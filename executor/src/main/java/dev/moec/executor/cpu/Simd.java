@@ -610,9 +610,11 @@ public final class Simd {
     /**
      * Rows a streamed panel tile of {@code type} takes at most: four (int8 with AVX-512: sixteen
      * accumulators, four bytes of each lane for four rows; bf16: eight-row tiles took its lm_head over
-     * eight rows from 19 to 24 ms), two for int8 with AVX2's sixteen registers.
+     * eight rows from 19 to 24 ms, and 15.8 to 17.5 with the channel pairs), one for int8 with AVX2's
+     * sixteen registers (its two-row tiles, the four bytes' eight accumulators beside the weights and
+     * broadcasts, ran at 13-19 GMAC/s where one row runs at 21-34).
      */
-    public static int streamRows(DType type) { return type == DType.I8 && L < 16 ? 2 : 4; }
+    public static int streamRows(DType type) { return type == DType.I8 && L < 16 ? 1 : 4; }
 
     /**
      * One to {@link #streamRows} activation rows (x rows xo + i * xs, i < rows) times n columns of a weight
