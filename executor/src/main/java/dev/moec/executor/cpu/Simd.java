@@ -666,7 +666,14 @@ public final class Simd {
         if (rows == 1 && bf16) stream1Bf16(x, xo, w, wb, n, spill);
         else if (rows == 1) stream1I8(x, xo, w, wb, n, spill);
         else if (rows == 2 && bf16) stream2Bf16(x, xo, xs, w, wb, n, spill);
-        else if (rows == 2) stream2I8(x, xo, xs, w, wb, n, spill);
+        else if (rows == 2) {
+            int even = n & ~1;
+            if (even < n) {                                              // an odd last column: a tile of four, its rows repeated
+                stream4I8(x, xo + even, xs, 2, w, wb + (long) even * I8_PANEL_WIDTH, 1, spill);
+                putBytes(spill, 2, iout, oo, os, m);
+            }
+            stream2I8(x, xo, xs, w, wb, even, spill);
+        }
         else if (bf16) stream4Bf16(x, xo, xs, rows, w, wb, n, spill);
         else if (rows == 3) stream3I8(x, xo, xs, w, wb, n, spill);
         else stream4I8(x, xo, xs, rows, w, wb, n, spill);
@@ -678,6 +685,11 @@ public final class Simd {
             }
             return;
         }
+        putBytes(spill, rows, iout, oo, os, m);
+    }
+
+    /** An int8 tile's spilled byte sums of {@code rows} rows, scaled back to integers, added to iout: row i, channel j at oo + i * os + j, j < m. */
+    private static void putBytes(float[] spill, int rows, int[] iout, int oo, int os, int m) {
         for (int i = 0; i < rows; i++) {
             for (int j = 0; j < 4; j++) put(spill, (4 * i + j) * L, laneScale(j), iout, null, oo + i * os + j * L, Math.min(L, m - j * L));
         }
@@ -848,12 +860,12 @@ public final class Simd {
         e1.intoArray(spill, PAIRS + 2 * L); o1.intoArray(spill, PAIRS + 3 * L);
     }
 
+    /** Two int8 rows over an even number of columns, even and odd columns summed apart. */
     private static void stream2I8(float[] x, int xo, int xs, MemorySegment w, long wb, int n, float[] spill) {
         int r0 = xo, r1 = xo + xs;
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;   // even columns
         FloatVector c0 = a0, c1 = a0, c2 = a0, c3 = a0, d0 = a0, d1 = a0, d2 = a0, d3 = a0;                    // odd columns
-        int c = 0;
-        for (; c + 2 <= n; c += 2) {
+        for (int c = 0; c + 2 <= n; c += 2) {
             long p = wb + (long) c * I8_PANEL_WIDTH;
             IntVector q = column(w, p);
             FloatVector t0 = byte0(q), t1 = byte1(q), t2 = byte2(q), t3 = byte3(q);
@@ -867,14 +879,6 @@ public final class Simd {
             c0 = t0.fma(v, c0); c1 = t1.fma(v, c1); c2 = t2.fma(v, c2); c3 = t3.fma(v, c3);
             v = FloatVector.broadcast(F, x[r1 + c + 1]);
             d0 = t0.fma(v, d0); d1 = t1.fma(v, d1); d2 = t2.fma(v, d2); d3 = t3.fma(v, d3);
-        }
-        if (c < n) {
-            IntVector q = column(w, wb + (long) c * I8_PANEL_WIDTH);
-            FloatVector t0 = byte0(q), t1 = byte1(q), t2 = byte2(q), t3 = byte3(q);
-            FloatVector v = FloatVector.broadcast(F, x[r0 + c]);
-            a0 = t0.fma(v, a0); a1 = t1.fma(v, a1); a2 = t2.fma(v, a2); a3 = t3.fma(v, a3);
-            v = FloatVector.broadcast(F, x[r1 + c]);
-            b0 = t0.fma(v, b0); b1 = t1.fma(v, b1); b2 = t2.fma(v, b2); b3 = t3.fma(v, b3);
         }
         a0.add(c0).intoArray(spill, 0); a1.add(c1).intoArray(spill, L); a2.add(c2).intoArray(spill, 2 * L); a3.add(c3).intoArray(spill, 3 * L);
         b0.add(d0).intoArray(spill, 4 * L); b1.add(d1).intoArray(spill, 5 * L); b2.add(d2).intoArray(spill, 6 * L); b3.add(d3).intoArray(spill, 7 * L);
