@@ -1613,7 +1613,7 @@ public final class CpuKernels implements AutoCloseable {
             float[][] turned = new float[Math.ceilDiv(m, PANEL_BLOCK)][];
             for (int p = 0; p < turned.length; p++) {
                 turned[p] = scratch.turned(p, k * PANEL_BLOCK);
-                if (bf16) Simd.widenPanel(panels, type.bytes((panel0 + p) * k * PANEL_BLOCK), type, k, turned[p]);
+                if (bf16) Simd.widenBf16Panel(panels, type.bytes((panel0 + p) * k * PANEL_BLOCK), k, turned[p]);
                 else Simd.widenI8Half(panels, (panel0 + p / 2) * k * width, k, p % 2, turned[p]);   // an int8 panel is two float ones
             }
             panelTiles(x, x0, k, r0, r1, turned, bf16, m, acc, out, oo, os, scratch.spill);

@@ -577,8 +577,7 @@ public final class Simd {
      * byte {@code wb} of w), widened exactly, for i < k * {@link #PANEL_WIDTH}: a prompt's float panel for
      * {@link #panel6}, made by straight conversions where {@link #turn} transposes.
      */
-    public static void widenPanel(MemorySegment w, long wb, DType type, int k, float[] turned) {
-        if (type != DType.BF16) throw new IllegalArgumentException("no " + PANEL_WIDTH + "-channel weight panels of " + type);
+    public static void widenBf16Panel(MemorySegment w, long wb, int k, float[] turned) {
         widenBf16(w, wb / 2, k * PANEL_WIDTH, turned);                   // a panel's elements are consecutive, as a row's are
     }
 
@@ -657,7 +656,7 @@ public final class Simd {
         if (!ENABLED) {                                                  // no vectors: the scalar tiles
             if (bf16) {
                 float[] panel = new float[n * PANEL_WIDTH];
-                widenPanel(w, wb, type, n, panel);
+                widenBf16Panel(w, wb, n, panel);
                 panel6Scalar(x, xo, xs, rows, panel, 0, n, null, fout, oo, os, m);
             } else {
                 streamI8Scalar(x, xo, xs, rows, w, wb, n, iout, oo, os, m);

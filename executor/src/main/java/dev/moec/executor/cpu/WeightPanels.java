@@ -21,7 +21,7 @@ import java.util.function.LongFunction;
  * {@code [matrices][ceil(rows / W)][cols][W]}, rows past the matrix weighing zero. It is to the CPU what
  * FRACTAL_NZ is to the Ascend matmuls: a column's channels are one or two vector loads, so a matmul
  * multiplies a broadcast activation into them with no lane sums and no transposition (see
- * {@link Simd#panelStream}, {@link Simd#widenPanel} and {@link Simd#widenI8Half}), and a task's channels
+ * {@link Simd#panelStream}, {@link Simd#widenBf16Panel} and {@link Simd#widenI8Half}), and a task's channels
  * are one contiguous run of memory.
  * <ul>
  *   <li>bf16: W = {@link Simd#PANEL_WIDTH} (two vectors), elements as stored, in channel order.
