@@ -15,6 +15,7 @@ import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.IntConsumer;
 
 /**
  * The CPU kernel of every {@link Kernel}. Activations are f32; weights are read in place in their stored
@@ -342,11 +343,14 @@ public final class CpuKernels implements AutoCloseable {
         int n = w.dim(0), k = w.dim(1), rows = x.elements() / k, xo = x.off, oo = out.off;
         float[] xs = x.f, dst = out.f;
         if (w.panels != null) {
-            int block = rows >= PANEL_ROWS ? promptBlock(n, DType.BF16) : streamBlock(n, DType.BF16);
-            par.forEach(Math.ceilDiv(n, block), 1, b -> {
+            boolean prompt = rows >= PANEL_ROWS;
+            int block = prompt ? promptBlock(n, DType.BF16) : streamBlock(n, DType.BF16);
+            IntConsumer task = b -> {
                 int o0 = b * block;
                 storedPanelRows(xs, xo, k, 0, rows, w.panels, panelOf(0, n, o0, DType.BF16), DType.BF16, Math.min(n, o0 + block) - o0, null, dst, oo + o0, n);
-            });
+            };
+            if (prompt) par.forEach(Math.ceilDiv(n, block), 1, task);
+            else par.forEachInRuns(Math.ceilDiv(n, block), 1, task);
             return;
         }
         par.forEach(Math.ceilDiv(n, STREAM_BLOCK), 1, b -> {
@@ -977,11 +981,14 @@ public final class CpuKernels implements AutoCloseable {
      */
     private void forEachGroupBlock(Groups gs, Buf out, int n, GroupBlock body) {
         Arrays.fill(out.f, out.off + gs.end() * n, out.off + out.elements(), 0f);   // the groups' rows are all written
-        int block = gs.most() >= PANEL_ROWS ? PROMPT_BLOCK : STREAM_BLOCK, blocks = Math.ceilDiv(n, block);
-        par.forEach(gs.size() * blocks, 1, idx -> {
+        boolean prompt = gs.most() >= PANEL_ROWS;
+        int block = prompt ? PROMPT_BLOCK : STREAM_BLOCK, blocks = Math.ceilDiv(n, block);
+        IntConsumer task = idx -> {
             int g = idx / blocks, o0 = (idx % blocks) * block;
             body.run(gs.expert()[g], gs.from()[g], gs.count()[g], o0, Math.min(n, o0 + block));
-        });
+        };
+        if (prompt) par.forEach(gs.size() * blocks, 1, task);
+        else par.forEachInRuns(gs.size() * blocks, 1, task);                // a decode step's experts stream their weights
     }
 
     void swiglu(Buf x, Buf out) {
@@ -1060,7 +1067,9 @@ public final class CpuKernels implements AutoCloseable {
         boolean prompt = rows >= PANEL_ROWS;
         float[] xf = w.panels != null && prompt ? exact(x, rows * k) : null, xstream = w.panels != null && !prompt ? streamed(x, rows * k) : null;
         int block = w.panels != null && prompt ? promptBlock(n, DType.I8) : streamBlock(n, DType.I8);
-        par.forEach(Math.ceilDiv(n, block), 1, b -> quantRows(x, xf, xstream, null, xs, w, wScale, 0, k, n, 0, rows, b * block, Math.min(n, (b + 1) * block), out));
+        IntConsumer task = b -> quantRows(x, xf, xstream, null, xs, w, wScale, 0, k, n, 0, rows, b * block, Math.min(n, (b + 1) * block), out);
+        if (prompt) par.forEach(Math.ceilDiv(n, block), 1, task);
+        else par.forEachInRuns(Math.ceilDiv(n, block), 1, task);
     }
 
     /** Grouped int8 rows times int8 or int4 expert weights, with per-row and per-(expert, channel) scales. */

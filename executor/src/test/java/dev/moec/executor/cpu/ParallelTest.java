@@ -40,6 +40,43 @@ class ParallelTest {
         }
     }
 
+    @Test void everyIndexRunsExactlyOnceInRuns() {
+        try (Parallel par = new Parallel(3)) {
+            for (int n : new int[] {0, 1, 2, 7, 64, 1000}) {
+                for (int grain : new int[] {1, 4}) {
+                    for (int launch = 0; launch < 200; launch++) {
+                        AtomicIntegerArray seen = new AtomicIntegerArray(Math.max(n, 1));
+                        par.forEachInRuns(n, grain, seen::incrementAndGet);
+                        for (int i = 0; i < n; i++) assertEquals(1, seen.get(i), "n " + n + " grain " + grain + " index " + i);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * In runs (two threads, grain 1), each thread runs consecutive indices of its own range in increasing
+     * order, then consecutive indices from the back of the other's in decreasing order: in the order a
+     * thread ran them, its indices step by +1 and then, after one jump, by -1.
+     */
+    @Test void inRunsEachThreadReadsItsRangeFrontToBackThenHelpsFromTheOthersBack() {
+        try (Parallel par = new Parallel(2)) {
+            int n = 1000;
+            for (int launch = 0; launch < 50; launch++) {
+                java.util.Map<Long, java.util.List<Integer>> ran = new java.util.concurrent.ConcurrentHashMap<>();
+                par.forEachInRuns(n, 1, i -> ran.computeIfAbsent(Thread.currentThread().threadId(), t -> new java.util.ArrayList<>()).add(i));
+                int total = 0;
+                for (java.util.List<Integer> seq : ran.values()) {
+                    total += seq.size();
+                    int p = 0;
+                    while (p + 1 < seq.size() && seq.get(p + 1) == seq.get(p) + 1) p++;
+                    for (int q = p + 1; q + 1 < seq.size(); q++) assertEquals(seq.get(q) - 1, (int) seq.get(q + 1), "a thread's indices in the order it ran them: " + seq);
+                }
+                assertEquals(n, total);
+            }
+        }
+    }
+
     @Test void aNestedLoopRunsInsideItsTask() {
         try (Parallel par = new Parallel(2)) {
             AtomicIntegerArray seen = new AtomicIntegerArray(8 * 8);
