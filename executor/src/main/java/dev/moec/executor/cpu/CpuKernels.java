@@ -54,13 +54,23 @@ public final class CpuKernels implements AutoCloseable {
         return panels * width;
     }
     /**
-     * Channels a task of a decode step's matmul over n outputs takes: {@link #STREAM_BLOCK}, or fewer
-     * panels where that would leave a thread without a task (the 64-wide MoE router: one task of 128 KB
+     * Channels a task of a decode step's matmul over n outputs, k wide, takes: {@link #streamChannels}, or
+     * fewer panels where that would leave a thread without a task (the 64-wide MoE router: one task of 128 KB
      * for one thread, 15 µs a layer, where two threads share it).
      */
-    private int streamBlock(int n, DType type) {
-        int width = Simd.panelWidth(type), panels = Math.max(1, Math.min(STREAM_BLOCK, Math.ceilDiv(n, par.threads())) / width);
+    private int streamBlock(int n, int k, DType type) {
+        int width = Simd.panelWidth(type), panels = Math.max(1, Math.min(streamChannels(k, type), Math.ceilDiv(n, par.threads())) / width);
         return panels * width;
+    }
+
+    /**
+     * Channels a task of a decode step's matmul from stored panels takes for a weight k wide: as many as
+     * {@link #STREAM_BLOCK} channels of a 1024-wide weight hold, in whole panels, so a task streams the
+     * same bytes whatever the shape (a down_proj, k = 256, took 32 KB tasks, 64 a launch at batch 1).
+     */
+    private static int streamChannels(int k, DType type) {
+        int width = Simd.panelWidth(type);
+        return Math.max(1, STREAM_BLOCK * 1024 / k / width) * width;
     }
 
     /**
@@ -344,7 +354,7 @@ public final class CpuKernels implements AutoCloseable {
         float[] xs = x.f, dst = out.f;
         if (w.panels != null) {
             boolean prompt = rows >= PANEL_ROWS;
-            int block = prompt ? promptBlock(n, DType.BF16) : streamBlock(n, DType.BF16);
+            int block = prompt ? promptBlock(n, DType.BF16) : streamBlock(n, k, DType.BF16);
             IntConsumer task = b -> {
                 int o0 = b * block;
                 storedPanelRows(xs, xo, k, 0, rows, w.panels, panelOf(0, n, o0, DType.BF16), DType.BF16, Math.min(n, o0 + block) - o0, null, dst, oo + o0, n);
@@ -933,7 +943,7 @@ public final class CpuKernels implements AutoCloseable {
      */
     void groupedMatmul(Buf x, Buf w, Buf counts, Buf out) {
         int k = x.dim(1), n = w.dim(1), xo = x.off, oo = out.off;
-        forEachGroupBlock(groups(x, w, counts), out, n, (expert, from, count, o0, o1) -> {
+        forEachGroupBlock(groups(x, w, counts), out, n, w.panels != null ? streamChannels(k, DType.BF16) : STREAM_BLOCK, (expert, from, count, o0, o1) -> {
             if (w.panels != null) {
                 storedPanelRows(x.f, xo, k, from, from + count, w.panels, panelOf(expert, n, o0, DType.BF16), DType.BF16, o1 - o0, null, out.f, oo + from * n + o0, n);
                 return;
@@ -977,12 +987,12 @@ public final class CpuKernels implements AutoCloseable {
      * The groups times blocks of output channels [o0, o1): one parallel loop over every (group, block)
      * pair, so a decode step's few rows per expert still spread over all threads in one fork; the rows
      * past the groups are zeroed. Blocks are {@link #PROMPT_BLOCK} channels when some group has a
-     * panel's rows, else {@link #STREAM_BLOCK}.
+     * panel's rows, else {@code streamBlock} (each thread over its own run of them: {@link Parallel#forEachInRuns}).
      */
-    private void forEachGroupBlock(Groups gs, Buf out, int n, GroupBlock body) {
+    private void forEachGroupBlock(Groups gs, Buf out, int n, int streamBlock, GroupBlock body) {
         Arrays.fill(out.f, out.off + gs.end() * n, out.off + out.elements(), 0f);   // the groups' rows are all written
         boolean prompt = gs.most() >= PANEL_ROWS;
-        int block = prompt ? PROMPT_BLOCK : STREAM_BLOCK, blocks = Math.ceilDiv(n, block);
+        int block = prompt ? PROMPT_BLOCK : streamBlock, blocks = Math.ceilDiv(n, block);
         IntConsumer task = idx -> {
             int g = idx / blocks, o0 = (idx % blocks) * block;
             body.run(gs.expert()[g], gs.from()[g], gs.count()[g], o0, Math.min(n, o0 + block));
@@ -1066,7 +1076,7 @@ public final class CpuKernels implements AutoCloseable {
         float[] wScale = scales(ws);
         boolean prompt = rows >= PANEL_ROWS;
         float[] xf = w.panels != null && prompt ? exact(x, rows * k) : null, xstream = w.panels != null && !prompt ? streamed(x, rows * k) : null;
-        int block = w.panels != null && prompt ? promptBlock(n, DType.I8) : streamBlock(n, DType.I8);
+        int block = w.panels != null && prompt ? promptBlock(n, DType.I8) : streamBlock(n, k, DType.I8);
         IntConsumer task = b -> quantRows(x, xf, xstream, null, xs, w, wScale, 0, k, n, 0, rows, b * block, Math.min(n, (b + 1) * block), out);
         if (prompt) par.forEach(Math.ceilDiv(n, block), 1, task);
         else par.forEachInRuns(Math.ceilDiv(n, block), 1, task);
@@ -1083,7 +1093,7 @@ public final class CpuKernels implements AutoCloseable {
         float[] xf = groups.most() >= PANEL_ROWS && (w.panels != null || int4) ? exact(x, x.elements()) : null;
         float[] xstream = w.panels != null && groups.fewest() < PANEL_ROWS ? streamed(x, k, groups) : null;
         int[][] split = int4 && groups.fewest() < PANEL_ROWS ? Simd.splitEvenOdd(x.i, x.off, x.dim(0), k) : null;
-        forEachGroupBlock(groups, out, n, (expert, from, count, o0, o1) ->
+        forEachGroupBlock(groups, out, n, w.panels != null ? streamChannels(k, DType.I8) : STREAM_BLOCK, (expert, from, count, o0, o1) ->
                 quantRows(x, xf, xstream, split, xs, w, wScale, (long) expert * n, k, n, from, from + count, o0, o1, out));
     }
 
