@@ -74,6 +74,15 @@ public final class CpuKernels implements AutoCloseable {
     }
 
     /**
+     * A matmul's tasks over the threads: a decode step's, which stream their weights in task order, each
+     * thread over its own run of them ({@link Parallel#forEachInRuns}); a prompt's guided ({@link Parallel#forEach}).
+     */
+    private void forEachTask(int tasks, boolean streamed, IntConsumer task) {
+        if (streamed) par.forEachInRuns(tasks, 1, task);
+        else par.forEach(tasks, 1, task);
+    }
+
+    /**
      * Activation rows the int4 row loop (a decode step's experts under W4A8) runs over at a time against a
      * block of weight rows read in place. Four f32 rows of a 1024-wide model (16 KB) stay in L1 beside
      * the weights; eight (32 KB, the whole L1) made every activation load go to L2, 20 % slower (JMH).
@@ -355,12 +364,10 @@ public final class CpuKernels implements AutoCloseable {
         if (w.panels != null) {
             boolean prompt = rows >= PANEL_ROWS;
             int block = prompt ? promptBlock(n, DType.BF16) : streamBlock(n, k, DType.BF16);
-            IntConsumer task = b -> {
+            forEachTask(Math.ceilDiv(n, block), !prompt, b -> {
                 int o0 = b * block;
                 storedPanelRows(xs, xo, k, 0, rows, w.panels, panelOf(0, n, o0, DType.BF16), DType.BF16, Math.min(n, o0 + block) - o0, null, dst, oo + o0, n);
-            };
-            if (prompt) par.forEach(Math.ceilDiv(n, block), 1, task);
-            else par.forEachInRuns(Math.ceilDiv(n, block), 1, task);
+            });
             return;
         }
         par.forEach(Math.ceilDiv(n, STREAM_BLOCK), 1, b -> {
@@ -993,12 +1000,10 @@ public final class CpuKernels implements AutoCloseable {
         Arrays.fill(out.f, out.off + gs.end() * n, out.off + out.elements(), 0f);   // the groups' rows are all written
         boolean prompt = gs.most() >= PANEL_ROWS;
         int block = prompt ? PROMPT_BLOCK : streamBlock, blocks = Math.ceilDiv(n, block);
-        IntConsumer task = idx -> {
+        forEachTask(gs.size() * blocks, !prompt, idx -> {
             int g = idx / blocks, o0 = (idx % blocks) * block;
             body.run(gs.expert()[g], gs.from()[g], gs.count()[g], o0, Math.min(n, o0 + block));
-        };
-        if (prompt) par.forEach(gs.size() * blocks, 1, task);
-        else par.forEachInRuns(gs.size() * blocks, 1, task);                // a decode step's experts stream their weights
+        });
     }
 
     void swiglu(Buf x, Buf out) {
@@ -1077,9 +1082,7 @@ public final class CpuKernels implements AutoCloseable {
         boolean prompt = rows >= PANEL_ROWS;
         float[] xf = w.panels != null && prompt ? exact(x, rows * k) : null, xstream = w.panels != null && !prompt ? streamed(x, rows * k) : null;
         int block = w.panels != null && prompt ? promptBlock(n, DType.I8) : streamBlock(n, k, DType.I8);
-        IntConsumer task = b -> quantRows(x, xf, xstream, null, xs, w, wScale, 0, k, n, 0, rows, b * block, Math.min(n, (b + 1) * block), out);
-        if (prompt) par.forEach(Math.ceilDiv(n, block), 1, task);
-        else par.forEachInRuns(Math.ceilDiv(n, block), 1, task);
+        forEachTask(Math.ceilDiv(n, block), !prompt, b -> quantRows(x, xf, xstream, null, xs, w, wScale, 0, k, n, 0, rows, b * block, Math.min(n, (b + 1) * block), out));
     }
 
     /** Grouped int8 rows times int8 or int4 expert weights, with per-row and per-(expert, channel) scales. */

@@ -54,6 +54,7 @@ public final class Parallel implements AutoCloseable {
         private static final int PAD = 16;
 
         final int n, threads, grain, ranges;
+        final boolean inRuns;
         final IntConsumer body;
         final AtomicLongArray state;                            // range r at r * PAD: its front (high int) and back (low int)
         final AtomicInteger done = new AtomicInteger();         // indices finished
@@ -63,6 +64,7 @@ public final class Parallel implements AutoCloseable {
             this.n = n;
             this.threads = threads;
             this.grain = grain;
+            this.inRuns = inRuns;
             this.ranges = inRuns ? Math.max(1, Math.min(threads, n / grain)) : 1;
             this.body = body;
             this.state = new AtomicLongArray(ranges * PAD);
@@ -81,7 +83,7 @@ public final class Parallel implements AutoCloseable {
                 long s = state.get(r * PAD);
                 int from = (int) (s >>> 32), to = (int) s, left = to - from;
                 if (left <= 0) return -1;
-                int count = ranges == 1 ? Math.min(left, Math.max(grain, left / (2 * threads))) : left < 2 * grain ? left : grain;
+                int count = !inRuns ? Math.min(left, Math.max(grain, left / (2 * threads))) : left < 2 * grain ? left : grain;
                 long next = front ? pack(from + count, to) : pack(from, to - count);
                 if (state.compareAndSet(r * PAD, s, next)) return front ? pack(from, from + count) : pack(to - count, to);
             }
@@ -92,7 +94,7 @@ public final class Parallel implements AutoCloseable {
          * nothing is left; adds what it ran to {@link #done} once, at the end.
          */
         void work(int self) {
-            int ran = 0, own = ranges == 1 ? 0 : self;                  // guided: every thread takes from the one range's front
+            int ran = 0, own = inRuns ? self : 0;                       // guided: every thread takes from the one range's front
             try {
                 if (own < ranges) {
                     for (long t; (t = take(own, true)) >= 0; ) ran += run(t);
