@@ -2,6 +2,10 @@ package dev.moec.executor.cpu;
 
 import org.junit.jupiter.api.Test;
 
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -63,10 +67,10 @@ class ParallelTest {
         try (Parallel par = new Parallel(2)) {
             int n = 1000;
             for (int launch = 0; launch < 50; launch++) {
-                java.util.Map<Long, java.util.List<Integer>> ran = new java.util.concurrent.ConcurrentHashMap<>();
-                par.forEachInRuns(n, 1, i -> ran.computeIfAbsent(Thread.currentThread().threadId(), t -> new java.util.ArrayList<>()).add(i));
+                Map<Long, List<Integer>> ran = new ConcurrentHashMap<>();
+                par.forEachInRuns(n, 1, i -> ran.computeIfAbsent(Thread.currentThread().threadId(), t -> new ArrayList<>()).add(i));
                 int total = 0;
-                for (java.util.List<Integer> seq : ran.values()) {
+                for (List<Integer> seq : ran.values()) {
                     total += seq.size();
                     int p = 0;
                     while (p + 1 < seq.size() && seq.get(p + 1) == seq.get(p) + 1) p++;
