@@ -85,7 +85,7 @@ public class KernelBenchmarks {
             }
             Buf b = new Buf(name, type, shape, null, null, seg);
             return b.withPanels(WeightPanels.pack(seg, type, shape.length == 3 ? shape[0] : 1, shape[shape.length - 2], shape[shape.length - 1],
-                    size -> PageMemory.allocate(size, arena), par));
+                    Vnni.AVAILABLE, size -> PageMemory.allocate(size, arena), par), Vnni.AVAILABLE);
         }
 
         static DType weightType(String dtype) { return dtype.equals("int8") ? DType.I8 : DType.BF16; }

@@ -29,16 +29,17 @@ public final class Buf {
     final MemorySegment w;
     final boolean writable;                  // w is packed state, not a weight
     final MemorySegment panels;              // a matmul weight's copy in panels (see WeightPanels), or null
+    final boolean vnni;                      // int8 panels in Vnni's layout
 
     Buf(String name, DType dtype, int[] shape, float[] f, int[] i, MemorySegment w) {
         this(name, dtype, shape, f, i, 0, w, false);
     }
 
     Buf(String name, DType dtype, int[] shape, float[] f, int[] i, int off, MemorySegment w, boolean writable) {
-        this(name, dtype, shape, f, i, off, w, writable, null);
+        this(name, dtype, shape, f, i, off, w, writable, null, false);
     }
 
-    private Buf(String name, DType dtype, int[] shape, float[] f, int[] i, int off, MemorySegment w, boolean writable, MemorySegment panels) {
+    private Buf(String name, DType dtype, int[] shape, float[] f, int[] i, int off, MemorySegment w, boolean writable, MemorySegment panels, boolean vnni) {
         this.name = name;
         this.dtype = dtype;
         this.shape = shape;
@@ -48,6 +49,7 @@ public final class Buf {
         this.w = w;
         this.writable = writable;
         this.panels = panels;
+        this.vnni = vnni;
         int n = elements();
         if (off < 0 || (f != null && off + n > f.length) || (i != null && off + n > i.length)) {
             throw new IllegalArgumentException("buffer " + name + " of " + n + " elements at offset " + off + " overruns its array");
@@ -69,13 +71,14 @@ public final class Buf {
         return new Buf(name, dtype, shape, null, arena, off, null, false);
     }
 
-    /** This weight with its copy in panels ({@link WeightPanels}) beside its row-major mapping. */
-    Buf withPanels(MemorySegment panels) {
+    /** This weight with its copy in panels ({@link WeightPanels}; int8 in {@link Vnni}'s layout where {@code vnni}) beside its row-major mapping. */
+    Buf withPanels(MemorySegment panels, boolean vnni) {
         if (!isWeight()) throw new IllegalStateException(name + " is not a weight");
         int matrices = shape.length == 3 ? shape[0] : 1;
-        long want = WeightPanels.panelBytes(dtype, matrices, dim(-2), dim(-1));
+        boolean tiles = vnni && dtype == DType.I8;
+        long want = WeightPanels.panelBytes(dtype, matrices, dim(-2), dim(-1), tiles);
         if (panels.byteSize() != want) throw new IllegalArgumentException("panels of " + this + " take " + want + " bytes, not " + panels.byteSize());
-        return new Buf(name, dtype, shape, f, i, off, w, false, panels);
+        return new Buf(name, dtype, shape, f, i, off, w, false, panels, tiles);
     }
 
     /** This buffer's storage under another name and shape: an alias. */

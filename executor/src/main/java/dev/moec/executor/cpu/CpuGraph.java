@@ -53,7 +53,7 @@ public final class CpuGraph {
                     TensorType stored = weights.type(b.source());
                     if (!stored.equals(t)) throw new IllegalArgumentException("weight " + b.source() + " is " + stored + " but graph " + name + " expects " + t);
                     Buf w = new Buf(b.name(), t.dtype(), shape, null, null, weights.raw(b.source()));
-                    yield paneled.contains(b.name()) ? w.withPanels(panels.of(b.source(), weights)) : w;
+                    yield paneled.contains(b.name()) ? w.withPanels(panels.of(b.source(), weights), panels.vnni()) : w;
                 }
                 case STATE -> {
                     Object s = state.get(b.name());

@@ -1075,14 +1075,42 @@ public final class CpuKernels implements AutoCloseable {
         return xf;
     }
 
+    /**
+     * int8 activation rows as bytes for the {@link Vnni} tiles: row r at byte r * stride of {@code q}, its k
+     * values then zeros up to the stride ({@link Vnni#paddedColumns}); {@code sums[r]} the row's sum.
+     */
+    private record Int8Rows(byte[] q, int stride, int[] sums) {}
+
+    /** The first {@code rows} rows of k int8 values of x as {@link Int8Rows}, in the launching thread's scratch, chunks of rows over the threads. */
+    private Int8Rows int8Rows(Buf x, int rows, int k) {
+        int stride = Vnni.paddedColumns(k), chunk = Math.max(1, (1 << 15) / stride);
+        PanelScratch scratch = PanelScratch.get();
+        byte[] q = scratch.bytes(rows * stride);
+        int[] sums = scratch.rowSums(rows);
+        par.forEach(Math.ceilDiv(rows, chunk), 1, c -> {
+            for (int r = c * chunk; r < Math.min(rows, (c + 1) * chunk); r++) {
+                int s = 0, at = x.off + r * k;
+                for (int j = 0; j < k; j++) {
+                    int v = x.i[at + j];
+                    q[r * stride + j] = (byte) v;
+                    s += v;
+                }
+                Arrays.fill(q, r * stride + k, (r + 1) * stride, (byte) 0);
+                sums[r] = s;
+            }
+        });
+        return new Int8Rows(q, stride, sums);
+    }
+
     /** int8 x int8 accumulated in int, times the row's and the channel's scales. */
     void quantMatmul(Buf x, Buf xs, Buf w, Buf ws, Buf out) {
         int n = w.dim(0), k = w.dim(1), rows = x.elements() / k;
         float[] wScale = scales(ws);
-        boolean prompt = rows >= PANEL_ROWS;
-        float[] xf = w.panels != null && prompt ? exact(x, rows * k) : null, xstream = w.panels != null && !prompt ? streamed(x, rows * k) : null;
+        boolean prompt = rows >= PANEL_ROWS, floats = w.panels != null && !w.vnni;
+        Int8Rows xq = w.vnni ? int8Rows(x, rows, k) : null;
+        float[] xf = floats && prompt ? exact(x, rows * k) : null, xstream = floats && !prompt ? streamed(x, rows * k) : null;
         int block = w.panels != null && prompt ? promptBlock(n, DType.I8) : streamBlock(n, k, DType.I8);
-        forEachTask(Math.ceilDiv(n, block), !prompt, b -> quantRows(x, xf, xstream, null, xs, w, wScale, 0, k, n, 0, rows, b * block, Math.min(n, (b + 1) * block), out));
+        forEachTask(Math.ceilDiv(n, block), !prompt, b -> quantRows(x, xq, xf, xstream, null, xs, w, wScale, 0, k, n, 0, rows, b * block, Math.min(n, (b + 1) * block), out));
     }
 
     /** Grouped int8 rows times int8 or int4 expert weights, with per-row and per-(expert, channel) scales. */
@@ -1093,31 +1121,37 @@ public final class CpuKernels implements AutoCloseable {
         Groups groups = groups(x, w, counts);
         // Exact floats for int8 panels and for int4 groups turned into panels (PANEL_ROWS rows or more); the
         // activations split by even and odd element (W4A8) for int4 groups too small for a panel.
-        float[] xf = groups.most() >= PANEL_ROWS && (w.panels != null || int4) ? exact(x, x.elements()) : null;
-        float[] xstream = w.panels != null && groups.fewest() < PANEL_ROWS ? streamed(x, k, groups) : null;
+        boolean floats = w.panels != null && !w.vnni;
+        Int8Rows xq = w.vnni ? int8Rows(x, x.dim(0), k) : null;
+        float[] xf = groups.most() >= PANEL_ROWS && (floats || int4) ? exact(x, x.elements()) : null;
+        float[] xstream = floats && groups.fewest() < PANEL_ROWS ? streamed(x, k, groups) : null;
         int[][] split = int4 && groups.fewest() < PANEL_ROWS ? Simd.splitEvenOdd(x.i, x.off, x.dim(0), k) : null;
         forEachGroupBlock(groups, out, n, w.panels != null ? streamChannels(k, DType.I8) : STREAM_BLOCK, (expert, from, count, o0, o1) ->
-                quantRows(x, xf, xstream, split, xs, w, wScale, (long) expert * n, k, n, from, from + count, o0, o1, out));
+                quantRows(x, xq, xf, xstream, split, xs, w, wScale, (long) expert * n, k, n, from, from + count, o0, o1, out));
     }
 
     /**
      * Rows [r0, r1) of an int8 matmul by its output channels [o0, o1), whose weight rows and scales are
      * {@code base + o}: out[r, o] = (x row r . weight row) * x_scale[r] * w_scale, the dot exact in int32.
-     * int8 weights stored in panels (every int8 weight of a loaded model) run through
+     * int8 weights stored in panels (every int8 weight of a loaded model) run through the {@link Vnni}
+     * tiles where their panels are in its layout ({@code xq} the rows as bytes), else through
      * {@link #storedPanelRows}. int4 weights (read in place, two a byte) are turned into panels from
      * {@link #PANEL_ROWS} rows on ({@link #panelRows}); fewer rows read them against the activations split
      * by even and odd element ({@code split}), {@link #ROW_TILE} rows at a time. Other weights are widened a row at a time. {@code xf} is x as
      * exact floats, for the panels widened for {@link #PANEL_ROWS} rows or more; {@code xstream} is x as
      * {@link #streamed} floats, for the panels streamed for fewer; any may be null where no rows need it.
      */
-    private static void quantRows(Buf x, float[] xf, float[] xstream, int[][] split, Buf xs, Buf w, float[] wScale, long base, int k, int n,
+    private static void quantRows(Buf x, Int8Rows xq, float[] xf, float[] xstream, int[][] split, Buf xs, Buf w, float[] wScale, long base, int k, int n,
                                   int r0, int r1, int o0, int o1, Buf out) {
         boolean int4 = inPlaceI4(w, k);
         int count = r1 - r0;
         if (w.panels != null || (int4 && count >= PANEL_ROWS)) {
             int m = o1 - o0;
             int[] acc = PanelScratch.get().acc(count * m);
-            if (w.panels != null) {
+            if (w.vnni) {
+                long panel = panelOf(Math.toIntExact(base / n), n, o0, DType.I8);
+                Vnni.rows(xq.q(), xq.stride(), xq.sums(), r0, r1, w.panels, panel * Vnni.panelBytes(k), k, m, acc);
+            } else if (w.panels != null) {
                 storedPanelRows(count >= PANEL_ROWS ? xf : xstream, 0, k, r0, r1, w.panels, panelOf(Math.toIntExact(base / n), n, o0, DType.I8), DType.I8, m, acc, null, 0, 0);
             } else {
                 panelRows(xf, 0, k, r0, r1, w.w, base + o0, w.dtype, m, acc);
@@ -1519,6 +1553,8 @@ public final class CpuKernels implements AutoCloseable {
         private int[] acc = new int[0];                                     // [activation rows, rows]
         private final float[][] exact = {new float[0], new float[0]};      // each [activation rows, k]: int8 activations as floats, exact and streamed
         private float[] normed = new float[0];                              // [hidden]: one row normed, before it is quantized
+        private byte[] bytes = new byte[0];                                 // [activation rows, k padded]: int8 activations for the VNNI tiles
+        private int[] rowSums = new int[0];                                 // [activation rows]: their sums
         private float[] scores = new float[0];                              // [tokens, heads, positions]: an attention task's scores
         private float[] maxima = new float[0], sums = new float[0];         // [tokens, heads]: their running max and sum of exps
         private float[] values = new float[0];                              // [tokens, heads, head_dim]: their weighted sums of values
@@ -1558,6 +1594,20 @@ public final class CpuKernels implements AutoCloseable {
         }
 
         float[] normed(int n) { return normed = fit(normed, n); }
+
+        /** The int8 activations as bytes for the VNNI tiles ({@link Int8Rows}). */
+        byte[] bytes(int n) {
+            byte[] a = bytes.length >= n ? bytes : new byte[n];
+            if (a.length <= KEEP) bytes = a;
+            return a;
+        }
+
+        /** Their rows' sums. */
+        int[] rowSums(int n) {
+            int[] a = rowSums.length >= n ? rowSums : new int[n];
+            if (a.length <= KEEP) rowSums = a;
+            return a;
+        }
 
         /** Array {@code slot} (0: exact floats, 1: streamed) of the int8 activations as floats. */
         float[] exact(int slot, int n) {

@@ -24,14 +24,15 @@ import java.util.Locale;
 public final class PageMemory {
     /** The huge page size of x86-64 and of arm64 with 4 KB base pages. */
     public static final long HUGE_PAGE = 2L << 20;
-    private static final int PROT_READ_WRITE = 0x3, MAP_PRIVATE_ANONYMOUS = 0x22, MADV_HUGEPAGE = 14;
+    private static final int PROT_READ_WRITE = 0x3, PROT_READ_EXEC = 0x5, MAP_PRIVATE_ANONYMOUS = 0x22, MADV_HUGEPAGE = 14;
+    private static final long CODE_PAGE = 4096;
 
-    private static final MethodHandle MMAP, MADVISE, MUNMAP;               // null where not Linux or not wanted
+    private static final MethodHandle MMAP, MADVISE, MUNMAP, MPROTECT;     // null where not Linux or no native access
+    private static final boolean HUGE = !"false".equalsIgnoreCase(System.getProperty("moec.hugePages", "true"));
 
     static {
-        MethodHandle mmap = null, madvise = null, munmap = null;
-        boolean wanted = !"false".equalsIgnoreCase(System.getProperty("moec.hugePages", "true"));
-        if (wanted && System.getProperty("os.name", "").toLowerCase(Locale.ROOT).startsWith("linux")) {
+        MethodHandle mmap = null, madvise = null, munmap = null, mprotect = null;
+        if (System.getProperty("os.name", "").toLowerCase(Locale.ROOT).startsWith("linux")) {
             try {
                 Linker linker = Linker.nativeLinker();
                 SymbolLookup libc = linker.defaultLookup();
@@ -41,19 +42,22 @@ public final class PageMemory {
                         ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
                 munmap = linker.downcallHandle(libc.find("munmap").orElseThrow(), FunctionDescriptor.of(ValueLayout.JAVA_INT,
                         ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
+                mprotect = linker.downcallHandle(libc.find("mprotect").orElseThrow(), FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                        ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
             } catch (RuntimeException | LinkageError e) {                 // no native access: ordinary memory
-                mmap = madvise = munmap = null;
+                mmap = madvise = munmap = mprotect = null;
             }
         }
         MMAP = mmap;
         MADVISE = madvise;
         MUNMAP = munmap;
+        MPROTECT = mprotect;
     }
 
     private PageMemory() {}
 
     /** Whether allocations are mapped and advised as huge pages (Linux, native access, not turned off). */
-    public static boolean advised() { return MMAP != null; }
+    public static boolean advised() { return MMAP != null && HUGE; }
 
     /**
      * {@code bytes} of zeroed memory owned by {@code arena}: a mapping advised as huge pages and aligned
@@ -61,7 +65,7 @@ public final class PageMemory {
      */
     public static MemorySegment allocate(long bytes, Arena arena) {
         if (bytes <= 0) throw new IllegalArgumentException("cannot allocate " + bytes + " bytes");
-        if (MMAP == null) return arena.allocate(bytes, 64);
+        if (!advised()) return arena.allocate(bytes, 64);
         long length = Math.ceilDiv(bytes, HUGE_PAGE) * HUGE_PAGE, mapped = length + HUGE_PAGE;   // room to align the start
         MemorySegment raw;
         try {
@@ -79,6 +83,29 @@ public final class PageMemory {
             // advice only
         }
         return aligned.reinterpret(bytes, arena, s -> unmap(base, mapped));
+    }
+
+    /**
+     * {@code code} (machine code for this CPU) in pages of its own, mapped readable and executable and
+     * never writable again: written into a fresh anonymous mapping, then protected. It stays mapped for
+     * the life of the process (the executor's tiles, a few KB). Throws {@link UnsupportedOperationException}
+     * where memory is not mapped here (not Linux, or no native access).
+     */
+    public static MemorySegment executable(byte[] code) {
+        if (MMAP == null) throw new UnsupportedOperationException("no executable mappings on this platform");
+        long length = Math.ceilDiv(Math.max(1, code.length), CODE_PAGE) * CODE_PAGE;
+        try {
+            MemorySegment raw = (MemorySegment) MMAP.invokeExact(MemorySegment.NULL, length, PROT_READ_WRITE, MAP_PRIVATE_ANONYMOUS, -1, 0L);
+            if (raw.address() == -1L || raw.address() == 0L) throw new IllegalStateException("mmap of " + length + " bytes failed");
+            MemorySegment pages = raw.reinterpret(length);
+            MemorySegment.copy(code, 0, pages, ValueLayout.JAVA_BYTE, 0, code.length);
+            if ((int) MPROTECT.invokeExact(raw, length, PROT_READ_EXEC) != 0) throw new IllegalStateException("mprotect(PROT_READ | PROT_EXEC) refused");
+            return raw;
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("mapping machine code", t);
+        }
     }
 
     private static void unmap(long base, long length) {

@@ -28,6 +28,9 @@ import java.util.function.LongFunction;
  *   <li>int8: W = {@link Simd#I8_PANEL_WIDTH} (one vector of ints), each weight w stored as w + 128
  *       ({@link Simd#biased}), channel j in byte {@link Simd#i8Slot}(j) of its column, so that byte b of
  *       every lane is L contiguous channels.
+ *   <li>int8 where this machine has the {@link Vnni} tiles: W = 64, biased alike, but four neighbouring
+ *       columns of a channel side by side ({@link Vnni#slot}): {@code [matrices][ceil(rows / 64)][ceil(cols / 4)][4 blocks][16 channels][4 columns]},
+ *       columns past the matrix weighing zero.
  * </ul>
  *
  * <p>Made when a graph is bound, not at compile time, because W follows the machine's vectors (32 and
@@ -45,13 +48,25 @@ public final class WeightPanels {
     static final long SLAB = 32 * PageMemory.HUGE_PAGE;
 
     private final Parallel par;
+    private final boolean vnni;                                                   // int8 in Vnni's layout
     private final Map<String, MemorySegment> made = new ConcurrentHashMap<>();   // by weight source
     private final Arena arena = Arena.ofAuto();
     private MemorySegment slab;                                                   // guarded by this
     private long slabUsed;                                                        // guarded by this
     private volatile long bytes, nanos;
 
-    public WeightPanels(Parallel par) { this.par = par; }
+    /** Panels for {@code par}'s threads, int8 in {@link Vnni}'s layout where this machine has its tiles. */
+    public WeightPanels(Parallel par) { this(par, Vnni.AVAILABLE); }
+
+    /** Panels with int8 in {@link Vnni}'s layout ({@code vnni}, only where {@link Vnni#AVAILABLE}) or the Vector API's. */
+    WeightPanels(Parallel par, boolean vnni) {
+        if (vnni && !Vnni.AVAILABLE) throw new IllegalArgumentException("this machine has no VNNI tiles");
+        this.par = par;
+        this.vnni = vnni;
+    }
+
+    /** Whether its int8 panels are in {@link Vnni}'s layout. */
+    boolean vnni() { return vnni; }
 
     /** Whether operand {@code operand} of a {@code kernel} launch is a weight read through panels when it is stored in {@code d}. */
     static boolean reads(Kernel kernel, int operand, DType d) {
@@ -96,7 +111,7 @@ public final class WeightPanels {
         long[] s = t.shape().sizes();
         if (s.length < 2 || s.length > 3) throw new IllegalArgumentException("weight " + source + " " + t + " is not a matrix or a stack of matrices");
         int matrices = s.length == 3 ? Math.toIntExact(s[0]) : 1, rows = Math.toIntExact(s[s.length - 2]), cols = Math.toIntExact(s[s.length - 1]);
-        MemorySegment out = pack(weights.raw(source), t.dtype(), matrices, rows, cols, this::carve, par);
+        MemorySegment out = pack(weights.raw(source), t.dtype(), matrices, rows, cols, vnni, this::carve, par);
         bytes += out.byteSize();
         nanos += System.nanoTime() - start;
         return out;
@@ -114,32 +129,33 @@ public final class WeightPanels {
         return slab.asSlice(at, size);
     }
 
-    /** Bytes of {@code matrices} matrices of rows x cols elements of {@code d} in panels. */
-    static long panelBytes(DType d, int matrices, int rows, int cols) {
+    /** Bytes of {@code matrices} matrices of rows x cols elements of {@code d} in panels (int8 in {@link Vnni}'s layout where {@code vnni}). */
+    static long panelBytes(DType d, int matrices, int rows, int cols, boolean vnni) {
         int w = Simd.panelWidth(d);
-        return d.bytes((long) matrices * Math.ceilDiv(rows, w) * cols * w);
+        long panels = (long) matrices * Math.ceilDiv(rows, w);
+        return vnni && d == DType.I8 ? panels * Vnni.panelBytes(cols) : d.bytes(panels * cols * w);
     }
 
     /** Row-major matrices (in {@code nd}) into panels allocated from {@code arena}, one panel a task. */
-    static MemorySegment pack(MemorySegment nd, DType d, int matrices, int rows, int cols, Arena arena, Parallel par) {
-        return pack(nd, d, matrices, rows, cols, size -> arena.allocate(size, 64), par);
+    static MemorySegment pack(MemorySegment nd, DType d, int matrices, int rows, int cols, boolean vnni, Arena arena, Parallel par) {
+        return pack(nd, d, matrices, rows, cols, vnni, size -> arena.allocate(size, 64), par);
     }
 
     /** Row-major matrices (in {@code nd}) into panels in zeroed memory from {@code allocate}, one panel a task. */
-    static MemorySegment pack(MemorySegment nd, DType d, int matrices, int rows, int cols, LongFunction<MemorySegment> allocate, Parallel par) {
+    static MemorySegment pack(MemorySegment nd, DType d, int matrices, int rows, int cols, boolean vnni, LongFunction<MemorySegment> allocate, Parallel par) {
         if (d != DType.BF16 && d != DType.I8) throw new IllegalArgumentException("no weight panels of " + d);
         int size = d.bitsPerElement() / 8, w = Simd.panelWidth(d), panels = Math.ceilDiv(rows, w);
         boolean i8 = d == DType.I8;
-        MemorySegment out = allocate.apply(panelBytes(d, matrices, rows, cols));
+        long panelSize = panelBytes(d, 1, w, cols, vnni);
+        MemorySegment out = allocate.apply(panelBytes(d, matrices, rows, cols, vnni));
         par.forEach(matrices * panels, 1, t -> {
             int m = t / panels, p = t % panels, mp = Math.min(w, rows - p * w);
-            byte[] src = new byte[mp * cols * size], dst = new byte[cols * w * size];     // the panel's rows as stored; the panel
+            byte[] src = new byte[mp * cols * size], dst = new byte[Math.toIntExact(panelSize)];   // the panel's rows as stored; the panel
             MemorySegment.copy(nd, ValueLayout.JAVA_BYTE, ((long) m * rows + (long) p * w) * cols * size, src, 0, src.length);
-            if (i8) {                                                    // biased, each channel in its slot; rows past the matrix weigh 0
+            if (i8) {                                                    // biased, each channel in its slot; rows and columns past the matrix weigh 0
                 java.util.Arrays.fill(dst, Simd.biased((byte) 0));
                 for (int j = 0; j < mp; j++) {
-                    int slot = Simd.i8Slot(j);
-                    for (int c = 0; c < cols; c++) dst[c * w + slot] = Simd.biased(src[j * cols + c]);
+                    for (int c = 0; c < cols; c++) dst[Math.toIntExact(vnni ? Vnni.slot(j, c) : (long) c * w + Simd.i8Slot(j))] = Simd.biased(src[j * cols + c]);
                 }
             } else {
                 for (int j = 0; j < mp; j++) {

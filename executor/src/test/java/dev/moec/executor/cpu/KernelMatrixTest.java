@@ -19,6 +19,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * The kernel test matrix: each hand-written weight-reading kernel, for every weight dtype it supports,
@@ -65,28 +66,35 @@ class KernelMatrixTest {
     /**
      * The panel layout: channel j of panel p, column c, is weight row p * W + j, column c; rows past the
      * matrix weigh zero. bf16 holds it as stored, in channel order; int8 biased by 128, in byte
-     * {@link Simd#i8Slot}(j) of the column, and each half of an int8 panel widens back to its weights.
+     * {@link Simd#i8Slot}(j) of the column, and each half of an int8 panel widens back to its weights; or,
+     * in the VNNI layout (where this machine has it), in byte {@link Vnni#slot}(j, c) of the panel, its
+     * columns padded to whole groups of four with zero weights.
      */
-    @ParameterizedTest(name = "{0}")
-    @CsvSource({"BF16", "I8"})
-    void weightPanelsHoldEveryWeightInPlace(DType type) {
+    @ParameterizedTest(name = "{0}, VNNI layout {1}")
+    @CsvSource({"BF16, false", "I8, false", "I8, true"})
+    void weightPanelsHoldEveryWeightInPlace(DType type, boolean vnni) {
+        assumeTrue(!vnni || Vnni.AVAILABLE, "no VNNI tiles on this machine");
         int w = Simd.panelWidth(type), matrices = 2, rows = w + 3, cols = 5, size = type == DType.BF16 ? 2 : 1;
         try (Arena arena = Arena.ofShared(); Parallel par = new Parallel(2)) {
             Buf nd = weight("w", type, new SplittableRandom(3), arena, matrices, rows, cols);
-            MemorySegment p = WeightPanels.pack(nd.w, type, matrices, rows, cols, arena, par);
-            assertEquals(WeightPanels.panelBytes(type, matrices, rows, cols), p.byteSize());
-            assertEquals((long) matrices * 2 * cols * w * size, p.byteSize());
+            MemorySegment p = WeightPanels.pack(nd.w, type, matrices, rows, cols, vnni, arena, par);
+            assertEquals(WeightPanels.panelBytes(type, matrices, rows, cols, vnni), p.byteSize());
+            int stored = vnni ? Vnni.paddedColumns(cols) : cols;
+            assertEquals((long) matrices * 2 * stored * w * size, p.byteSize());
             for (int m = 0; m < matrices; m++) {
                 for (int panel = 0; panel < 2; panel++) {
                     float[][] halves = new float[2][cols * Simd.PANEL_WIDTH];
-                    if (type == DType.I8) for (int h = 0; h < 2; h++) Simd.widenI8Half(p, ((long) m * 2 + panel) * cols * w, cols, h, halves[h]);
-                    for (int c = 0; c < cols; c++) {
+                    if (type == DType.I8 && !vnni) for (int h = 0; h < 2; h++) Simd.widenI8Half(p, ((long) m * 2 + panel) * cols * w, cols, h, halves[h]);
+                    for (int c = 0; c < stored; c++) {
                         for (int j = 0; j < w; j++) {
                             int row = panel * w + j;
                             long column = (((long) m * 2 + panel) * cols + c) * w;
                             for (int b = 0; b < size; b++) {
-                                byte want = row < rows ? nd.w.get(ValueLayout.JAVA_BYTE, (((long) m * rows + row) * cols + c) * size + b) : 0;
-                                if (type == DType.I8) {
+                                byte want = row < rows && c < cols ? nd.w.get(ValueLayout.JAVA_BYTE, (((long) m * rows + row) * cols + c) * size + b) : 0;
+                                if (vnni) {
+                                    long at = ((long) m * 2 + panel) * Vnni.panelBytes(cols) + Vnni.slot(j, c);
+                                    assertEquals(Simd.biased(want), p.get(ValueLayout.JAVA_BYTE, at), "matrix " + m + " row " + row + " column " + c);
+                                } else if (type == DType.I8) {
                                     assertEquals(Simd.biased(want), p.get(ValueLayout.JAVA_BYTE, column + Simd.i8Slot(j)), "matrix " + m + " row " + row + " column " + c);
                                     assertEquals(want, halves[j / Simd.PANEL_WIDTH][c * Simd.PANEL_WIDTH + j % Simd.PANEL_WIDTH], "widened, matrix " + m + " row " + row + " column " + c);
                                 } else {
@@ -97,7 +105,7 @@ class KernelMatrixTest {
                     }
                 }
             }
-            assertThrows(IllegalArgumentException.class, () -> nd.withPanels(arena.allocate(p.byteSize() - 1)));
+            assertThrows(IllegalArgumentException.class, () -> nd.withPanels(arena.allocate(p.byteSize() - 1), vnni));
         }
     }
 
@@ -122,19 +130,26 @@ class KernelMatrixTest {
             Buf w = grouped ? weight("w", type, r, arena, 2, n, k) : weight("w", type, r, arena, n, k);
             byte largest = type == DType.I4 ? (byte) 0x88 : (byte) -128;             // int4: -8 in both nibbles
             for (long j = 0; j < w.w.byteSize(); j++) if (j % 5 != 0) w.w.set(ValueLayout.JAVA_BYTE, j, largest);
-            if (type == DType.I8) w = paneled(w, arena);                          // as a model binds it; int4 experts stay row-major
-            Buf xs = positive("xs", r, rows);
-            Buf[] in = grouped
-                    ? new Buf[] {x, xs, w, positive("ws", r, 2, n), new Buf("counts", DType.I32, new int[] {2}, null, new int[] {rows - 1, 1}, null)}
-                    : new Buf[] {x, xs, w, positive("ws", r, n)};
-            Buf fast = new Buf("out", DType.F32, new int[] {rows, n}, new float[rows * n], null, null);
-            Buf oracle = new Buf("out", DType.F32, new int[] {rows, n}, new float[rows * n], null, null);
-            CpuKernels cpu = new CpuKernels(new Parallel(2));
-            cpu.launch(kernel, in, new Buf[] {fast}, Attrs.of());
-            cpu.reference(kernel, in, new Buf[] {oracle}, Attrs.of());
-            cpu.close();
-            org.junit.jupiter.api.Assertions.assertArrayEquals(oracle.f, fast.f);
+            Buf xs = positive("xs", r, rows), ws = grouped ? positive("ws", r, 2, n) : positive("ws", r, n);
+            for (boolean vnni : layouts(type)) {                                  // as a model binds it; int4 experts stay row-major
+                Buf bound = type == DType.I8 ? paneled(w, arena, vnni) : w;
+                Buf[] in = grouped
+                        ? new Buf[] {x, xs, bound, ws, new Buf("counts", DType.I32, new int[] {2}, null, new int[] {rows - 1, 1}, null)}
+                        : new Buf[] {x, xs, bound, ws};
+                Buf fast = new Buf("out", DType.F32, new int[] {rows, n}, new float[rows * n], null, null);
+                Buf oracle = new Buf("out", DType.F32, new int[] {rows, n}, new float[rows * n], null, null);
+                CpuKernels cpu = new CpuKernels(new Parallel(2));
+                cpu.launch(kernel, in, new Buf[] {fast}, Attrs.of());
+                cpu.reference(kernel, in, new Buf[] {oracle}, Attrs.of());
+                cpu.close();
+                assertArrayEquals(oracle.f, fast.f, "VNNI layout " + vnni);
+            }
         }
+    }
+
+    /** The int8 panel layouts this machine can run for weights of {@code type}: the Vector API's, and VNNI's where it has the tiles. */
+    private static boolean[] layouts(DType type) {
+        return type == DType.I8 && Vnni.AVAILABLE ? new boolean[] {false, true} : new boolean[] {false};
     }
 
     /**
@@ -147,16 +162,18 @@ class KernelMatrixTest {
         int k = 64, n = 2 * Simd.PANEL_WIDTH + 3, rows = first + second;
         SplittableRandom r = new SplittableRandom(first * 7L + type.ordinal());
         try (Arena arena = Arena.ofShared()) {
-            Buf w = weight("w", type, r, arena, 2, n, k);
-            Buf[] in = {int8("x", r, rows, k), positive("xs", r, rows), type == DType.I8 ? paneled(w, arena) : w, positive("ws", r, 2, n),
-                    new Buf("counts", DType.I32, new int[] {2}, null, new int[] {first, second}, null)};
-            Buf fast = new Buf("out", DType.F32, new int[] {rows, n}, new float[rows * n], null, null);
-            Buf oracle = new Buf("out", DType.F32, new int[] {rows, n}, new float[rows * n], null, null);
-            CpuKernels cpu = new CpuKernels(new Parallel(2));
-            cpu.launch(Kernel.GROUPED_QUANT_MATMUL, in, new Buf[] {fast}, Attrs.of());
-            cpu.reference(Kernel.GROUPED_QUANT_MATMUL, in, new Buf[] {oracle}, Attrs.of());
-            cpu.close();
-            assertArrayEquals(oracle.f, fast.f);
+            Buf w = weight("w", type, r, arena, 2, n, k), x = int8("x", r, rows, k), xs = positive("xs", r, rows), ws = positive("ws", r, 2, n);
+            for (boolean vnni : layouts(type)) {
+                Buf[] in = {x, xs, type == DType.I8 ? paneled(w, arena, vnni) : w, ws,
+                        new Buf("counts", DType.I32, new int[] {2}, null, new int[] {first, second}, null)};
+                Buf fast = new Buf("out", DType.F32, new int[] {rows, n}, new float[rows * n], null, null);
+                Buf oracle = new Buf("out", DType.F32, new int[] {rows, n}, new float[rows * n], null, null);
+                CpuKernels cpu = new CpuKernels(new Parallel(2));
+                cpu.launch(Kernel.GROUPED_QUANT_MATMUL, in, new Buf[] {fast}, Attrs.of());
+                cpu.reference(Kernel.GROUPED_QUANT_MATMUL, in, new Buf[] {oracle}, Attrs.of());
+                cpu.close();
+                assertArrayEquals(oracle.f, fast.f, "VNNI layout " + vnni);
+            }
         }
     }
 
@@ -809,10 +826,13 @@ class KernelMatrixTest {
     }
 
     /** {@code w} with its copy in panels, as a loaded model binds a matmul's weight. */
-    private static Buf paneled(Buf w, Arena arena) {
+    private static Buf paneled(Buf w, Arena arena) { return paneled(w, arena, Vnni.AVAILABLE); }
+
+    /** {@code w} with its copy in panels, int8 in the VNNI layout where {@code vnni}. */
+    private static Buf paneled(Buf w, Arena arena, boolean vnni) {
         int[] s = w.shape;
         try (Parallel par = new Parallel(2)) {
-            return w.withPanels(WeightPanels.pack(w.w, w.dtype, s.length == 3 ? s[0] : 1, s[s.length - 2], s[s.length - 1], arena, par));
+            return w.withPanels(WeightPanels.pack(w.w, w.dtype, s.length == 3 ? s[0] : 1, s[s.length - 2], s[s.length - 1], vnni, arena, par), vnni);
         }
     }
 

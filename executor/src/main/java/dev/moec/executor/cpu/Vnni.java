@@ -1,0 +1,230 @@
+package dev.moec.executor.cpu;
+
+import java.io.IOException;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * int8 matmul tiles in x86-64 machine code around AVX-512 VNNI's {@code VPDPBUSD}, which multiplies 64
+ * unsigned bytes by 64 signed bytes and adds each lane's four products into its int32: 64 multiply-adds
+ * an instruction, where the Vector API's best int8 path (bytes read as floats, one FMA each) does 16.
+ * The Vector API exposes no such dot product, so the executor writes the tile itself, as a JIT does: a
+ * few instructions encoded by {@link Asm}, specialized per row count and activation stride, mapped
+ * executable ({@link PageMemory#executable}) and called through the FFM linker as a critical downcall
+ * (no thread transition; heap arrays passed in place).
+ *
+ * <p>The tile takes the panels of {@link WeightPanels} in their VNNI layout ({@link #slot}): a panel's 64
+ * channels in four blocks of 16, each channel's four neighbouring columns in one int32 lane, as
+ * {@code w + 128} (unsigned, the operand VPDPBUSD wants unsigned); a group of four columns is 256 bytes,
+ * four vector loads. Per group it loads them once and, for each of its rows, adds
+ * {@code (w + 128) * x} into four accumulators with the row's four int8 activations broadcast from memory.
+ * The caller takes 128 times each row's sum back, exactly as the Vector API tiles do.
+ *
+ * <p>Used where the JVM runs 512-bit vectors (so the OS keeps the zmm state), the CPU reports
+ * {@code avx512_vnni} and {@code avx512bw} in {@code /proc/cpuinfo}, on Linux x86-64, with native access;
+ * {@code -Dmoec.vnni=false} turns it off. Elsewhere the int8 panels keep the Vector API layout.
+ */
+public final class Vnni {
+    private Vnni() {}
+
+    /** Columns a lane's int32 sums per instruction, and a panel group's width. */
+    static final int GROUP = 4;
+    /** Channels of a panel: four blocks of 16 int32 lanes ({@link Simd#I8_PANEL_WIDTH} with AVX-512). */
+    static final int WIDTH = 64;
+    /** Bytes of one group of a panel: 64 channels of four columns. */
+    static final int GROUP_BYTES = WIDTH * GROUP;
+    /** Rows a tile takes at most: four accumulators a row and four weight registers fill the 32 zmm registers. */
+    static final int MAX_ROWS = 7;
+
+    private static final ConcurrentHashMap<Long, MethodHandle> TILES = new ConcurrentHashMap<>();
+    private static final FunctionDescriptor TILE = FunctionDescriptor.ofVoid(ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS);
+    private static final ThreadLocal<int[]> SUMS = ThreadLocal.withInitial(() -> new int[MAX_ROWS * WIDTH]);
+
+    /** Whether the int8 panels are laid out for, and multiplied by, these tiles on this machine. */
+    public static final boolean AVAILABLE = available();
+
+    private static boolean available() {
+        if (!Boolean.parseBoolean(System.getProperty("moec.vnni", "true"))) return false;
+        String arch = System.getProperty("os.arch", ""), os = System.getProperty("os.name", "").toLowerCase(Locale.ROOT);
+        if (!os.startsWith("linux") || !(arch.equals("amd64") || arch.equals("x86_64"))) return false;
+        if (Simd.L != 16 || Simd.I8_PANEL_WIDTH != WIDTH) return false;       // the JVM keeps to narrower vectors (UseAVX < 3)
+        try {
+            String flags = Files.readAllLines(Path.of("/proc/cpuinfo")).stream().filter(l -> l.startsWith("flags")).findFirst().orElse("");
+            if (!(flags.contains(" avx512_vnni") && flags.contains(" avx512bw") && flags.contains(" avx512f"))) return false;
+            tile(1, GROUP);                                                   // maps and links one: native access granted
+            return true;
+        } catch (IOException | RuntimeException | LinkageError e) {
+            return false;
+        }
+    }
+
+    /** Columns of a matrix of k columns in the VNNI panel layout: k rounded up to a whole group. */
+    static int paddedColumns(int k) { return Math.ceilDiv(k, GROUP) * GROUP; }
+
+    /** Bytes of one VNNI panel of k columns. */
+    static long panelBytes(int k) { return (long) paddedColumns(k) * WIDTH; }
+
+    /** The byte of a VNNI panel that holds channel j (of 64), column c: group c / 4, block j / 16, lane j % 16, byte c % 4. */
+    static long slot(int j, int c) { return (long) (c / GROUP) * GROUP_BYTES + (j / 16) * 64 + (j % 16) * GROUP + c % GROUP; }
+
+    /**
+     * Rows [r0, r1) of int8 activations {@code x} (row r at byte r * stride, stride a multiple of
+     * {@link #GROUP}, zero past the row's k values up to {@link #paddedColumns}; {@code rowSums[r]} its sum)
+     * times the m channels of the VNNI panels from byte {@code panel0} of {@code panels}:
+     * acc[(r - r0) * m + d] = the exact int32 dot product of row r and channel d. Each panel is read once for
+     * up to {@link #MAX_ROWS} rows, a pass per such chunk of rows (the later passes find it in L2).
+     */
+    static void rows(byte[] x, int stride, int[] rowSums, int r0, int r1, MemorySegment panels, long panel0, int k, int m, int[] acc) {
+        int groups = paddedColumns(k) / GROUP, count = r1 - r0, chunks = Math.ceilDiv(count, MAX_ROWS), chunk = Math.ceilDiv(count, chunks);
+        if (stride % GROUP != 0 || stride < groups * GROUP) throw new IllegalArgumentException("activation stride " + stride + " for " + k + " columns");
+        int[] sums = SUMS.get();
+        MemorySegment out = MemorySegment.ofArray(sums), xs = MemorySegment.ofArray(x);
+        long panelSize = panelBytes(k);
+        for (int p = 0; p * WIDTH < m; p++) {
+            int mp = Math.min(WIDTH, m - p * WIDTH);
+            MemorySegment w = panels.asSlice(panel0 + p * panelSize, panelSize);
+            for (int r = r0; r < r1; r += chunk) {
+                int rows = Math.min(chunk, r1 - r);
+                try {
+                    tile(rows, stride).invokeExact(xs.asSlice((long) r * stride, (long) rows * stride), w, (long) groups, out);
+                } catch (Throwable t) {
+                    throw new IllegalStateException("VNNI tile of " + rows + " rows", t);
+                }
+                for (int i = 0; i < rows; i++) {
+                    int bias = 128 * rowSums[r + i], at = (r + i - r0) * m + p * WIDTH;
+                    for (int d = 0; d < mp; d++) acc[at + d] = sums[i * WIDTH + d] - bias;
+                }
+            }
+        }
+    }
+
+    /** The tile for {@code rows} rows whose activations lie {@code stride} bytes apart, made on first use. */
+    static MethodHandle tile(int rows, int stride) {
+        return TILES.computeIfAbsent((long) rows << 32 | stride, key -> {
+            MemorySegment code = PageMemory.executable(code(rows, stride));
+            return Linker.nativeLinker().downcallHandle(code, TILE, Linker.Option.critical(true));
+        });
+    }
+
+    /**
+     * The machine code of a tile: {@code void tile(x, w, groups, out)} (System V: rdi, rsi, rdx, rcx). x:
+     * the first of {@code rows} activation rows, {@code stride} bytes apart; w: a VNNI panel; groups: its
+     * groups of four columns (at least one); out: rows x 64 int32 sums of (w + 128) * x, channel order.
+     * zmm0..4rows-1 accumulate (row r, block b in zmm 4r + b), zmm28..31 hold a group's four blocks.
+     */
+    static byte[] code(int rows, int stride) {
+        if (rows < 1 || rows > MAX_ROWS) throw new IllegalArgumentException("a VNNI tile takes 1 to " + MAX_ROWS + " rows, not " + rows);
+        Asm a = new Asm();
+        for (int z = 0; z < 4 * rows; z++) a.vpxord(z);
+        int loop = a.size();
+        for (int b = 0; b < 4; b++) a.vmovdqu32Load(28 + b, Asm.RSI, b * 64);
+        for (int r = 0; r < rows; r++) {
+            for (int b = 0; b < 4; b++) a.vpdpbusdBroadcast(4 * r + b, 28 + b, Asm.RDI, r * stride);
+        }
+        a.addImm(Asm.RSI, GROUP_BYTES);
+        a.addImm(Asm.RDI, GROUP);
+        a.dec(Asm.RDX);
+        a.jnz(loop);
+        for (int r = 0; r < rows; r++) {
+            for (int b = 0; b < 4; b++) a.vmovdqu32Store(Asm.RCX, (r * WIDTH + b * 16) * 4, 4 * r + b);
+        }
+        a.vzeroupper();
+        a.ret();
+        return a.bytes();
+    }
+
+    /**
+     * The few x86-64 instructions a tile needs, encoded (Intel SDM vol. 2, EVEX for the AVX-512 ones).
+     * Memory operands are a base register below r8 (not rsp) plus a 32-bit displacement, which EVEX leaves
+     * unscaled.
+     */
+    static final class Asm {
+        static final int RCX = 1, RDX = 2, RSI = 6, RDI = 7;
+        private byte[] out = new byte[256];
+        private int size;
+
+        int size() { return size; }
+
+        byte[] bytes() { return Arrays.copyOf(out, size); }
+
+        private void emit(int... bytes) {
+            for (int b : bytes) {
+                if (size == out.length) out = Arrays.copyOf(out, 2 * size);
+                out[size++] = (byte) b;
+            }
+        }
+
+        private void int32(int v) { emit(v, v >>> 8, v >>> 16, v >>> 24); }
+
+        /** EVEX prefix of a 512-bit op: map 1 (0F), 2 (0F38); pp 1 (66), 2 (F3); W0; no masking. rm: a zmm, or -1 for memory. */
+        private void evex(int map, int pp, int reg, int vvvv, int rm, boolean broadcast) {
+            int x = rm < 0 ? 0 : (rm >> 4) & 1, b = rm < 0 ? 0 : (rm >> 3) & 1;
+            emit(0x62,
+                    (~reg >> 3 & 1) << 7 | (~x & 1) << 6 | (~b & 1) << 5 | (~reg >> 4 & 1) << 4 | map,
+                    (~vvvv & 0xF) << 3 | 0x4 | pp,
+                    0b10 << 5 | (broadcast ? 0x10 : 0) | (~vvvv >> 4 & 1) << 3);
+        }
+
+        private void memory(int reg, int base, int disp) {
+            if (base >= 8 || base == 4) throw new IllegalArgumentException("base register " + base);
+            emit(0x80 | (reg & 7) << 3 | base);                          // mod 10: [base + disp32]
+            int32(disp);
+        }
+
+        private static void zmm(int... z) {
+            for (int r : z) if (r < 0 || r > 31) throw new IllegalArgumentException("zmm" + r);
+        }
+
+        /** vpxord zmm_z, zmm_z, zmm_z. */
+        void vpxord(int z) {
+            zmm(z);
+            evex(1, 1, z, z, z, false);
+            emit(0xEF, 0xC0 | (z & 7) << 3 | (z & 7));
+        }
+
+        /** vmovdqu32 zmm_z, [base + disp]. */
+        void vmovdqu32Load(int z, int base, int disp) {
+            zmm(z);
+            evex(1, 2, z, 0, -1, false);
+            emit(0x6F);
+            memory(z, base, disp);
+        }
+
+        /** vmovdqu32 [base + disp], zmm_z. */
+        void vmovdqu32Store(int base, int disp, int z) {
+            zmm(z);
+            evex(1, 2, z, 0, -1, false);
+            emit(0x7F);
+            memory(z, base, disp);
+        }
+
+        /** vpdpbusd zmm_acc, zmm_u8, dword [base + disp]{1to16}: acc += each lane's four u8 x s8 products. */
+        void vpdpbusdBroadcast(int acc, int u8, int base, int disp) {
+            zmm(acc, u8);
+            evex(2, 1, acc, u8, -1, true);
+            emit(0x50);
+            memory(acc, base, disp);
+        }
+
+        /** add r64, imm32. */
+        void addImm(int reg, int imm) { emit(0x48 | reg >> 3, 0x81, 0xC0 | (reg & 7)); int32(imm); }
+
+        /** dec r64. */
+        void dec(int reg) { emit(0x48 | reg >> 3, 0xFF, 0xC8 | (reg & 7)); }
+
+        /** jnz to byte {@code target} of this code. */
+        void jnz(int target) { emit(0x0F, 0x85); int32(target - (size + 4)); }
+
+        void vzeroupper() { emit(0xC5, 0xF8, 0x77); }
+
+        void ret() { emit(0xC3); }
+    }
+}
