@@ -29,6 +29,9 @@ final class BenchCommand {
     /** A rate a roofline is drawn with (bytes or multiply-accumulates per second), and where it came from. */
     record Rate(double perSecond, String source) {}
 
+    /** A compute floor in ms, and the peaks it was drawn at, as the report says it. */
+    record Compute(double ms, String how) {}
+
     static class Common {
         @Option(names = "--model", paramLabel = "DIR|ARTIFACT", description = "checkpoint (compiled first, with --quantization and --kv-cache-dtype) or artifact (compiled already; those flags do not apply) (default: the embedded demo model)")
         Path model;
@@ -44,7 +47,35 @@ final class BenchCommand {
         @Option(names = "--compute-peak", paramLabel = "GMAC/s", description = "f32 multiply-accumulates per second for the compute roofline (default: measured here with --threads threads)")
         Double computePeak;
 
+        @Option(names = "--int8-peak", paramLabel = "GMAC/s", description = "int8 multiply-accumulates per second of the VNNI tiles, for the compute roofline of the int8 matmuls that run on them (default: measured here with --threads threads, where they run)")
+        Double int8Peak;
+
         int threads() { return executor.threads(); }
+
+        /** The VNNI tiles' int8 ceiling: --int8-peak, or measured with the threads. */
+        Rate vnniPeak() throws Exception {
+            if (int8Peak != null) {
+                if (!(int8Peak > 0)) throw new IllegalArgumentException("--int8-peak must be positive GMAC/s");
+                return new Rate(int8Peak * 1e9, "given");
+            }
+            Moec.progress("measuring the VNNI int8 peak (" + threads() + " threads)");
+            return new Rate(ComputePeak.measureVnni(threads(), 20_000, 5), "measured, " + threads() + " threads");
+        }
+
+        /**
+         * The compute floor of {@code macs} multiply-accumulates of which {@code vnniMacs} run on the VNNI
+         * tiles, in ms, and how the report names it: each part at its own peak.
+         */
+        Compute compute(double macs, double vnniMacs) throws Exception {
+            Rate f32 = computePeak();
+            if (vnniMacs <= 0) {
+                return new Compute(macs / f32.perSecond() * 1e3, String.format("at the f32 FMA peak of %.1f GMAC/s (%s)", f32.perSecond() / 1e9, f32.source()));
+            }
+            Rate int8 = vnniPeak();
+            double ms = (vnniMacs / int8.perSecond() + (macs - vnniMacs) / f32.perSecond()) * 1e3;
+            return new Compute(ms, String.format("(%.2f GMAC of int8 at the VNNI peak of %.1f GMAC/s, %s; the rest at the f32 FMA peak of %.1f GMAC/s, %s)",
+                    vnniMacs / 1e9, int8.perSecond() / 1e9, int8.source(), f32.perSecond() / 1e9, f32.source()));
+        }
 
         /** The compute ceiling in multiply-accumulates per second: --compute-peak, or measured with the threads. */
         Rate computePeak() throws Exception {
@@ -135,8 +166,8 @@ final class BenchCommand {
                             Arrays.stream(d.bandwidths()).max().orElseThrow() / 1e9));
                     achieved = d.achievedOfRoofline();
                 }
-                Rate peak = computePeak();
-                double rooflineMs = d.weightBytesPerStep() / bw.perSecond() * 1e3, computeMs = d.macsPerStep() / peak.perSecond() * 1e3;
+                Compute compute = compute(d.macsPerStep(), d.vnniMacsPerStep());
+                double rooflineMs = d.weightBytesPerStep() / bw.perSecond() * 1e3, computeMs = compute.ms();
                 System.out.printf("model        %s (%s)%n", loaded.name(), model.artifact().manifest().pipeline());
                 System.out.printf("decode       batch %d on %s (%s), %d threads, %d steps%n", batch, d.graph(),
                         model.capturedReplay() ? "captured" : "not captured", threads(), d.steps());
@@ -146,8 +177,8 @@ final class BenchCommand {
                 System.out.printf("bandwidth    %.2f GB/s (%s)%n", bw.perSecond() / 1e9, bw.source());
                 System.out.printf("roofline     %.2f ms per step; achieved %.1f %% of it%s%n", rooflineMs, 100 * achieved,
                         bandwidth != null ? "" : " (the median over the steps of each step's roofline, at the bandwidth read after it, over its time)");
-                System.out.printf("compute      %.2f GMAC per step: %.2f ms at the f32 FMA peak of %.1f GMAC/s (%s); achieved %.1f %% of it%n",
-                        d.macsPerStep() / 1e9, computeMs, peak.perSecond() / 1e9, peak.source(), 100 * computeMs / d.medianMs());
+                System.out.printf("compute      %.2f GMAC per step: %.2f ms %s; achieved %.1f %% of it%n",
+                        d.macsPerStep() / 1e9, computeMs, compute.how(), 100 * computeMs / d.medianMs());
                 System.out.printf("bound        %s: %.2f ms per step at best%n", computeMs > rooflineMs ? "compute" : "memory", Math.max(computeMs, rooflineMs));
                 System.out.printf("kernels      %.2f ms per step of their own time (profiled steps: %.2f ms); the %s step is %+.1f %% of that%n",
                         d.kernelMsPerStep(), d.profiledMsPerStep(), model.capturedReplay() ? "captured" : "looped",
@@ -230,10 +261,10 @@ final class BenchCommand {
                 System.out.printf("model        %s (%s)%n", loaded.name(), model.artifact().manifest().pipeline());
                 System.out.printf("prefill      %d tokens on %s, %d threads, %d runs%n", p.tokens(), p.graph(), threads(), p.runs());
                 System.out.printf("throughput   %.1f tokens/s, %.1f ms per prompt (best; mean %.1f)%n", p.tokensPerSecond(), p.bestMs(), p.meanMs());
-                Rate peak = computePeak();
-                double computeMs = p.macsPerRun() / peak.perSecond() * 1e3;
-                System.out.printf("compute      %.1f GMAC per prompt: %.1f ms at the f32 FMA peak of %.1f GMAC/s (%s), at most %.0f tokens/s; achieved %.1f %% of it%n",
-                        p.macsPerRun() / 1e9, computeMs, peak.perSecond() / 1e9, peak.source(), p.tokens() * 1e3 / computeMs, 100 * computeMs / p.bestMs());
+                Compute compute = compute(p.macsPerRun(), p.vnniMacsPerRun());
+                double computeMs = compute.ms();
+                System.out.printf("compute      %.1f GMAC per prompt: %.1f ms %s, at most %.0f tokens/s; achieved %.1f %% of it%n",
+                        p.macsPerRun() / 1e9, computeMs, compute.how(), p.tokens() * 1e3 / computeMs, 100 * computeMs / p.bestMs());
                 System.out.printf("kernels      %.1f ms per prompt of their own time%n", p.kernelMsPerRun());
                 printTopKernels(p.nanosByKernel(), p.runs());
             }

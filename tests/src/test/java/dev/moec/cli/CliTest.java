@@ -232,6 +232,12 @@ class CliTest {
         assertEquals(0, measured.exit(), measured.err());
         assertTrue(measured.out().matches("(?s).*bandwidth    [0-9.]+ GB/s \\(measured, 2 threads: the median of 3 reads of 256 MB, one after each timed step, [0-9.]+ to [0-9.]+\\).*"), measured.out());
         assertTrue(measured.out().matches("(?s).*roofline     [0-9.]+ ms per step; achieved [0-9.]+ % of it \\(the median over the steps.*"), measured.out());
+        Run int8 = run("bench", "decode", "--model", demo().toString(), "--quantization", "w8a8", "--tokens", "2", "--prompt-len", "4", "--warmup", "1",
+                "--warmup-seconds", "0", "--threads", "1", "--bandwidth", "10", "--compute-peak", "20", "--int8-peak", "80");
+        assertEquals(0, int8.exit(), int8.err());
+        assertTrue(int8.out().matches(dev.moec.executor.cpu.Vnni.AVAILABLE
+                ? "(?s).*compute      [0-9.]+ GMAC per step: [0-9.]+ ms \\([0-9.]+ GMAC of int8 at the VNNI peak of 80.0 GMAC/s, given; the rest at the f32 FMA peak of 20.0 GMAC/s, given\\).*"
+                : "(?s).*compute      [0-9.]+ GMAC per step: [0-9.]+ ms at the f32 FMA peak of 20.0 GMAC/s \\(given\\).*"), int8.out());
         Run p = run("bench", "prefill", "--model", demo().toString(), "--tokens", "16", "--runs", "1", "--threads", "1");
         assertEquals(0, p.exit(), p.err());
         assertTrue(p.out().contains("prefill      16 tokens on prefill"), p.out());

@@ -61,6 +61,24 @@ class BenchTest {
     }
 
     /**
+     * The multiply-accumulates on the VNNI tiles are the W8A8 model's int8 matmuls (all of its Linears and
+     * experts but not the lm_head, which stays bf16) where this machine has the tiles, and none where it does
+     * not; a bf16 model has none either way.
+     */
+    @Test void int8MatmulsCountOnTheVnniTilesWhereTheyRunThere() {
+        Path w8a8 = Fixtures.compile(Fixtures.tinyCheckpoint(), java.util.List.of(1), 4, dev.moec.passes.PassManager.defaultPipeline("w8a8"));
+        try (Artifact a = Artifact.open(w8a8); CompiledModel model = new CompiledModel(a, 1, 64, 2);
+             Artifact b = Artifact.open(Fixtures.tinyArtifact()); CompiledModel bf16 = new CompiledModel(b, 1, 64, 2)) {
+            Bench.Decode d = Bench.decode(model, 1, 8, 1, 2, 0);
+            if (dev.moec.executor.cpu.Vnni.AVAILABLE) assertTrue(d.vnniMacsPerStep() > 0 && d.vnniMacsPerStep() < d.macsPerStep(), d.toString());
+            else assertEquals(0, d.vnniMacsPerStep());
+            Bench.Prefill p = Bench.prefill(model, 16, 0, 1, 0);
+            assertTrue(p.vnniMacsPerRun() <= p.macsPerRun() && (p.vnniMacsPerRun() > 0) == dev.moec.executor.cpu.Vnni.AVAILABLE, p.toString());
+            assertEquals(0, Bench.decode(bf16, 1, 8, 1, 2, 0).vnniMacsPerStep());
+        }
+    }
+
+    /**
      * With a bandwidth probe, one reading follows every timed step, and the fraction of the roofline is the
      * median over the steps of each step's roofline at its own reading over its time; without one there is
      * none. The probe itself reads its buffer with the executor's threads.

@@ -20,7 +20,7 @@ public final class Bench {
      * what it must compute (see {@link Roofline}), averaged over the profiled steps.
      */
     public record Decode(String graph, int batch, int steps, double medianMs, double meanMs, double weightBytesPerStep,
-                         double expertBytesPerStep, double macsPerStep, double expertsUsed, double experts, double kernelMsPerStep,
+                         double expertBytesPerStep, double macsPerStep, double vnniMacsPerStep, double expertsUsed, double experts, double kernelMsPerStep,
                          double profiledMsPerStep, Map<Kernel, Long> nanosByKernel, double[] stepMs, double[] bandwidths) {
         public double tokensPerSecond() { return batch * 1000.0 / medianMs; }
 
@@ -49,7 +49,8 @@ public final class Bench {
     }
 
     /** A prefill measurement: one prompt of {@code tokens} tokens, best and mean of the timed runs. */
-    public record Prefill(String graph, int tokens, int runs, double bestMs, double meanMs, double kernelMsPerRun, double macsPerRun, Map<Kernel, Long> nanosByKernel) {
+    public record Prefill(String graph, int tokens, int runs, double bestMs, double meanMs, double kernelMsPerRun, double macsPerRun, double vnniMacsPerRun,
+                          Map<Kernel, Long> nanosByKernel) {
         public double tokensPerSecond() { return tokens * 1000.0 / bestMs; }
     }
 
@@ -155,7 +156,7 @@ public final class Bench {
         double median = sorted[steps / 2] / 1e6, mean = Arrays.stream(times).average().orElse(0) / 1e6;
         double[] stepMs = Arrays.stream(times).mapToDouble(t -> t / 1e6).toArray();
         return new Decode(graph, batch, steps, median, mean, (double) roofline.weightBytes() / steps, (double) roofline.expertBytes() / steps,
-                (double) roofline.macs() / steps, roofline.expertsUsedPerLaunch(), roofline.expertsPerLaunch(), roofline.kernelNanos() / 1e6 / steps, profiled / 1e6 / steps,
+                (double) roofline.macs() / steps, (double) roofline.vnniMacs() / steps, roofline.expertsUsedPerLaunch(), roofline.expertsPerLaunch(), roofline.kernelNanos() / 1e6 / steps, profiled / 1e6 / steps,
                 roofline.nanosByKernel(), stepMs, bandwidths);
     }
 
@@ -182,7 +183,8 @@ public final class Bench {
         } finally {
             model.observe(null);
         }
-        return new Prefill(model.lastGraph(), tokens, runs, best, total / runs, profile.kernelNanos() / 1e6 / runs, (double) profile.macs() / runs, profile.nanosByKernel());
+        return new Prefill(model.lastGraph(), tokens, runs, best, total / runs, profile.kernelNanos() / 1e6 / runs, (double) profile.macs() / runs,
+                (double) profile.vnniMacs() / runs, profile.nanosByKernel());
     }
 
     private static void step(CompiledModel model, int[] last, int[] pos, int[] slots, int[] rows) {

@@ -1,14 +1,17 @@
 package dev.moec.executor.bench;
 
+import dev.moec.executor.cpu.Vnni;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Measures the compute ceiling a step's multiply-accumulates are drawn against: {@code threads} threads
- * each run twelve independent chains of f32 vector FMAs in registers (more chains than an FMA's latency
- * times its issue width, so the FMA pipes never wait), best of several passes. The f32 FMA is the fastest
- * multiply-accumulate the Vector API offers: it has no int8 or bf16 dot-product operation, so the int8
- * kernels widen to f32 or int32 lanes and run at most at this rate.
+ * Measures the compute ceilings a step's multiply-accumulates are drawn against, best of several passes
+ * of {@code threads} threads. {@link #measure}: each thread runs twelve independent chains of f32 vector
+ * FMAs in registers (more chains than an FMA's latency times its issue width, so the FMA pipes never
+ * wait). The f32 FMA is the fastest multiply-accumulate the Vector API offers: it has no int8 or bf16
+ * dot-product operation, so its int8 kernels widen to f32 or int32 lanes and run at most at this rate.
+ * {@link #measureVnni}: each thread runs the int8 matmul tile the {@link Vnni} kernels run, six rows
+ * against a panel in L2, which is how fast the int8 matmuls on those tiles can go.
  */
 public final class ComputePeak {
     private ComputePeak() {}
@@ -19,6 +22,12 @@ public final class ComputePeak {
     /** Multiply-accumulates per second that {@code threads} threads reach, each running {@code iterations} rounds of the chains. */
     public static double measure(int threads, long iterations, int passes) throws Exception {
         return BestRate.of(threads, passes, (double) threads * iterations * CHAINS * F.length(), t -> () -> chains(iterations));
+    }
+
+    /** int8 multiply-accumulates per second that {@code threads} threads reach on the {@link Vnni} tiles, each running {@code calls} of them. */
+    public static double measureVnni(int threads, int calls, int passes) throws Exception {
+        if (!Vnni.AVAILABLE) throw new IllegalStateException("no VNNI tiles on this machine");
+        return BestRate.of(threads, passes, (double) threads * calls * Vnni.benchMacs(), t -> () -> Vnni.bench(calls));
     }
 
     /** Twelve FMA chains a += a * m (m just below one, so the values stay finite), summed at the end. */

@@ -20,13 +20,14 @@ import java.util.Set;
  * It also adds up each kernel's own time, so a step's wall time can be split into kernels and overhead,
  * and the multiply-accumulates of the launches that do nearly all of a step's arithmetic (see {@link #macs}):
  * a step is bound by the slower of its bytes at the memory bandwidth and its multiply-accumulates at the
- * compute peak ({@link ComputePeak}).
+ * compute peaks ({@link ComputePeak}: the VNNI tiles' for the int8 matmuls that run on them, the f32
+ * FMA's for the rest).
  */
 public final class Roofline implements CpuGraph.LaunchObserver {
     private static final Set<Kernel> GROUPED = Set.of(Kernel.GROUPED_MATMUL, Kernel.GROUPED_QUANT_MATMUL);
     private static final Set<Kernel> WHOLE_MOE = Set.of(Kernel.MOE_EXPERTS, Kernel.MOE_EXPERTS_QUANT);
 
-    private long weightBytes, expertBytes, kernelNanos, macs;
+    private long weightBytes, expertBytes, kernelNanos, macs, vnniMacs;
     private long expertLaunches, expertsUsed, expertsTotal;
     private final Map<Kernel, Long> nanosByKernel = new EnumMap<>(Kernel.class);
 
@@ -34,7 +35,9 @@ public final class Roofline implements CpuGraph.LaunchObserver {
     public void launched(int index, Kernel kernel, Buf[] in, Buf[] out, long nanos) {
         kernelNanos += nanos;
         nanosByKernel.merge(kernel, nanos, Long::sum);
-        macs += macs(kernel, in);
+        long m = macs(kernel, in);
+        macs += m;
+        if (onVnniTiles(kernel, in)) vnniMacs += m;
         int experts = 0, used = 0;
         if (GROUPED.contains(kernel)) {
             int[] counts = in[in.length - 1].ints();
@@ -103,6 +106,11 @@ public final class Roofline implements CpuGraph.LaunchObserver {
         };
     }
 
+    /** Whether a launch's multiply-accumulates run on the {@link dev.moec.executor.cpu.Vnni} tiles: an int8 matmul whose weight panels are in their layout. */
+    public static boolean onVnniTiles(Kernel kernel, Buf[] in) {
+        return (kernel == Kernel.QUANT_MATMUL || kernel == Kernel.GROUPED_QUANT_MATMUL) && in[2].onVnniTiles();
+    }
+
     /** Positions the tokens attend to: each live token (slot >= 0) its positions 0..p, at most {@code limit}. */
     private static long attended(Buf slots, Buf positions, int limit) {
         int[] s = slots.ints(), p = positions.ints();
@@ -113,6 +121,9 @@ public final class Roofline implements CpuGraph.LaunchObserver {
 
     /** Multiply-accumulates so far, over all observed steps (see {@link #macs(Kernel, Buf[])}). */
     public long macs() { return macs; }
+
+    /** Of {@link #macs()}, those run on the VNNI tiles ({@link #onVnniTiles}). */
+    public long vnniMacs() { return vnniMacs; }
 
     /** Weight bytes read so far, over all observed steps. */
     public long weightBytes() { return weightBytes; }

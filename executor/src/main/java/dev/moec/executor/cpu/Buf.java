@@ -160,6 +160,9 @@ public final class Buf {
     public int[] shape() { return shape.clone(); }
     /** Bytes a weight occupies as stored (0 for activations and state). */
     public long storedBytes() { return w == null ? 0 : w.byteSize(); }
+
+    /** Whether this weight's int8 panels are in {@link Vnni}'s layout, so its matmuls run on the VNNI tiles. */
+    public boolean onVnniTiles() { return vnni; }
     /** The integer contents of an index or count buffer (not a weight): a copy of its elements. */
     public int[] ints() {
         if (i == null) throw new IllegalStateException(name + " is not an integer activation");

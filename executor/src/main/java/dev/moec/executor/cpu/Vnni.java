@@ -106,6 +106,29 @@ public final class Vnni {
         }
     }
 
+    private static final int BENCH_ROWS = 6, BENCH_COLUMNS = 1024;
+
+    /** Multiply-accumulates of one {@link #bench} call. */
+    public static long benchMacs() { return (long) BENCH_ROWS * WIDTH * BENCH_COLUMNS; }
+
+    /**
+     * Runs the six-row tile {@code calls} times over one panel of 1024 columns (64 KB, in L2) and returns
+     * a value of its sums: what {@link dev.moec.executor.bench.ComputePeak#measureVnni} times.
+     */
+    public static long bench(int calls) {
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            MemorySegment panel = arena.allocate(panelBytes(BENCH_COLUMNS), 64), out = MemorySegment.ofArray(new int[BENCH_ROWS * WIDTH]);
+            byte[] x = new byte[BENCH_ROWS * BENCH_COLUMNS];
+            Arrays.fill(x, (byte) 1);
+            MemorySegment xs = MemorySegment.ofArray(x);
+            MethodHandle tile = tile(BENCH_ROWS, BENCH_COLUMNS);
+            for (int c = 0; c < calls; c++) tile.invokeExact(xs, panel, (long) (BENCH_COLUMNS / GROUP), out);
+            return out.get(ValueLayout.JAVA_INT, 0);
+        } catch (Throwable t) {
+            throw new IllegalStateException("VNNI tile", t);
+        }
+    }
+
     /** The tile for {@code rows} rows whose activations lie {@code stride} bytes apart, made on first use. */
     static MethodHandle tile(int rows, int stride) {
         return TILES.computeIfAbsent((long) rows << 32 | stride, key -> {
