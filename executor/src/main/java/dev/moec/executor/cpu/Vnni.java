@@ -45,8 +45,8 @@ public final class Vnni {
     static final int MAX_ROWS = 7;
 
     private static final ConcurrentHashMap<Long, MethodHandle> TILES = new ConcurrentHashMap<>();
-    private static final FunctionDescriptor TILE = FunctionDescriptor.ofVoid(ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS);
-    private static final ThreadLocal<int[]> SUMS = ThreadLocal.withInitial(() -> new int[MAX_ROWS * WIDTH]);
+    private static final FunctionDescriptor TILE = FunctionDescriptor.ofVoid(ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG);
+    private static final ThreadLocal<int[][]> SUMS = ThreadLocal.withInitial(() -> new int[][] {new int[8 * MAX_ROWS * WIDTH]});
 
     /** Whether the int8 panels are laid out for, and multiplied by, these tiles on this machine. */
     public static final boolean AVAILABLE = available();
@@ -79,28 +79,31 @@ public final class Vnni {
      * Rows [r0, r1) of int8 activations {@code x} (row r at byte r * stride, stride a multiple of
      * {@link #GROUP}, zero past the row's k values up to {@link #paddedColumns}; {@code rowSums[r]} its sum)
      * times the m channels of the VNNI panels from byte {@code panel0} of {@code panels}:
-     * acc[(r - r0) * m + d] = the exact int32 dot product of row r and channel d. Each panel is read once for
-     * up to {@link #MAX_ROWS} rows, a pass per such chunk of rows (the later passes find it in L2).
+     * acc[(r - r0) * m + d] = the exact int32 dot product of row r and channel d. One call of a tile takes
+     * up to {@link #MAX_ROWS} rows over all the panels, a pass per such chunk of rows (the later passes
+     * find the panels in L2).
      */
     static void rows(byte[] x, int stride, int[] rowSums, int r0, int r1, MemorySegment panels, long panel0, int k, int m, int[] acc) {
         int groups = paddedColumns(k) / GROUP, count = r1 - r0, chunks = Math.ceilDiv(count, MAX_ROWS), chunk = Math.ceilDiv(count, chunks);
         if (stride % GROUP != 0 || stride < groups * GROUP) throw new IllegalArgumentException("activation stride " + stride + " for " + k + " columns");
-        int[] sums = SUMS.get();
+        int count8 = Math.ceilDiv(m, WIDTH);
+        int[][] scratch = SUMS.get();
+        if (scratch[0].length < count8 * chunk * WIDTH) scratch[0] = new int[count8 * chunk * WIDTH];
+        int[] sums = scratch[0];                                        // [panels][rows][64]
         MemorySegment out = MemorySegment.ofArray(sums), xs = MemorySegment.ofArray(x);
-        long panelSize = panelBytes(k);
-        for (int p = 0; p * WIDTH < m; p++) {
-            int mp = Math.min(WIDTH, m - p * WIDTH);
-            MemorySegment w = panels.asSlice(panel0 + p * panelSize, panelSize);
-            for (int r = r0; r < r1; r += chunk) {
-                int rows = Math.min(chunk, r1 - r);
-                try {
-                    tile(rows, stride).invokeExact(xs.asSlice((long) r * stride, (long) rows * stride), w, (long) groups, out);
-                } catch (Throwable t) {
-                    throw new IllegalStateException("VNNI tile of " + rows + " rows", t);
-                }
+        MemorySegment w = panels.asSlice(panel0, count8 * panelBytes(k));
+        for (int r = r0; r < r1; r += chunk) {
+            int rows = Math.min(chunk, r1 - r);
+            try {
+                tile(rows, stride).invokeExact(xs.asSlice((long) r * stride, (long) rows * stride), w, (long) groups, out, (long) count8);
+            } catch (Throwable t) {
+                throw new IllegalStateException("VNNI tile of " + rows + " rows", t);
+            }
+            for (int p = 0; p < count8; p++) {
+                int mp = Math.min(WIDTH, m - p * WIDTH);
                 for (int i = 0; i < rows; i++) {
-                    int bias = 128 * rowSums[r + i], at = (r + i - r0) * m + p * WIDTH;
-                    for (int d = 0; d < mp; d++) acc[at + d] = sums[i * WIDTH + d] - bias;
+                    int bias = 128 * rowSums[r + i], at = (r + i - r0) * m + p * WIDTH, from = (p * rows + i) * WIDTH;
+                    for (int d = 0; d < mp; d++) acc[at + d] = sums[from + d] - bias;
                 }
             }
         }
@@ -122,7 +125,7 @@ public final class Vnni {
             Arrays.fill(x, (byte) 1);
             MemorySegment xs = MemorySegment.ofArray(x);
             MethodHandle tile = tile(BENCH_ROWS, BENCH_COLUMNS);
-            for (int c = 0; c < calls; c++) tile.invokeExact(xs, panel, (long) (BENCH_COLUMNS / GROUP), out);
+            for (int c = 0; c < calls; c++) tile.invokeExact(xs, panel, (long) (BENCH_COLUMNS / GROUP), out, 1L);
             return out.get(ValueLayout.JAVA_INT, 0);
         } catch (Throwable t) {
             throw new IllegalStateException("VNNI tile", t);
@@ -138,14 +141,21 @@ public final class Vnni {
     }
 
     /**
-     * The machine code of a tile: {@code void tile(x, w, groups, out)} (System V: rdi, rsi, rdx, rcx). x:
-     * the first of {@code rows} activation rows, {@code stride} bytes apart; w: a VNNI panel; groups: its
-     * groups of four columns (at least one); out: rows x 64 int32 sums of (w + 128) * x, channel order.
-     * zmm0..4rows-1 accumulate (row r, block b in zmm 4r + b), zmm28..31 hold a group's four blocks.
+     * The machine code of a tile: {@code void tile(x, w, groups, out, panels)} (System V: rdi, rsi, rdx,
+     * rcx, r8). x: the first of {@code rows} activation rows, {@code stride} bytes apart; w: the first of
+     * {@code panels} consecutive VNNI panels (at least one), each of {@code groups} groups of four columns
+     * (at least one); out: [panels][rows][64] int32 sums of (w + 128) * x, channel order. Per panel,
+     * zmm0..4rows-1 accumulate (row r, block b in zmm 4r + b) and zmm28..31 hold a group's four blocks;
+     * r9 and r10 keep x and the group count for the next panel, which starts where the last one ended.
      */
     static byte[] code(int rows, int stride) {
         if (rows < 1 || rows > MAX_ROWS) throw new IllegalArgumentException("a VNNI tile takes 1 to " + MAX_ROWS + " rows, not " + rows);
         Asm a = new Asm();
+        a.mov(Asm.R9, Asm.RDI);
+        a.mov(Asm.R10, Asm.RDX);
+        int panel = a.size();
+        a.mov(Asm.RDI, Asm.R9);
+        a.mov(Asm.RDX, Asm.R10);
         for (int z = 0; z < 4 * rows; z++) a.vpxord(z);
         int loop = a.size();
         for (int b = 0; b < 4; b++) a.vmovdqu32Load(28 + b, Asm.RSI, b * 64);
@@ -159,6 +169,9 @@ public final class Vnni {
         for (int r = 0; r < rows; r++) {
             for (int b = 0; b < 4; b++) a.vmovdqu32Store(Asm.RCX, (r * WIDTH + b * 16) * 4, 4 * r + b);
         }
+        a.addImm(Asm.RCX, rows * WIDTH * 4);
+        a.dec(Asm.R8);
+        a.jnz(panel);
         a.vzeroupper();
         a.ret();
         return a.bytes();
@@ -170,7 +183,7 @@ public final class Vnni {
      * unscaled.
      */
     static final class Asm {
-        static final int RCX = 1, RDX = 2, RSI = 6, RDI = 7;
+        static final int RCX = 1, RDX = 2, RSI = 6, RDI = 7, R8 = 8, R9 = 9, R10 = 10;
         private byte[] out = new byte[256];
         private int size;
 
@@ -239,6 +252,9 @@ public final class Vnni {
 
         /** add r64, imm32. */
         void addImm(int reg, int imm) { emit(0x48 | reg >> 3, 0x81, 0xC0 | (reg & 7)); int32(imm); }
+
+        /** mov r64 dst, r64 src. */
+        void mov(int dst, int src) { emit(0x48 | (src >> 3) << 2 | dst >> 3, 0x89, 0xC0 | (src & 7) << 3 | (dst & 7)); }
 
         /** dec r64. */
         void dec(int reg) { emit(0x48 | reg >> 3, 0xFF, 0xC8 | (reg & 7)); }

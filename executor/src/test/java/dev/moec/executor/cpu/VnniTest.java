@@ -35,6 +35,12 @@ class VnniTest {
         assertEncodes("62721d5050af00040000", a -> a.vpdpbusdBroadcast(13, 28, Vnni.Asm.RDI, 0x400));
         assertEncodes("4881c600010000", a -> a.addImm(Vnni.Asm.RSI, 256));
         assertEncodes("48ffca", a -> a.dec(Vnni.Asm.RDX));
+        assertEncodes("49ffc8", a -> a.dec(Vnni.Asm.R8));
+        assertEncodes("4881c100070000", a -> a.addImm(Vnni.Asm.RCX, 0x700));
+        assertEncodes("4989f9", a -> a.mov(Vnni.Asm.R9, Vnni.Asm.RDI));                          // mov r9, rdi
+        assertEncodes("4989d2", a -> a.mov(Vnni.Asm.R10, Vnni.Asm.RDX));
+        assertEncodes("4c89cf", a -> a.mov(Vnni.Asm.RDI, Vnni.Asm.R9));
+        assertEncodes("4c89d2", a -> a.mov(Vnni.Asm.RDX, Vnni.Asm.R10));
         assertEncodes("c5f877c3", a -> { a.vzeroupper(); a.ret(); });
     }
 
