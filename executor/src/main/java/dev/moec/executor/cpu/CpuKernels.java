@@ -1148,11 +1148,11 @@ public final class CpuKernels implements AutoCloseable {
         if (w.panels != null || (int4 && count >= PANEL_ROWS)) {
             int m = o1 - o0;
             int[] acc = PanelScratch.get().acc(count * m);
+            long panel = w.panels != null ? panelOf(Math.toIntExact(base / n), n, o0, DType.I8) : -1;
             if (w.vnni) {
-                long panel = panelOf(Math.toIntExact(base / n), n, o0, DType.I8);
                 Vnni.rows(xq.q(), xq.stride(), xq.sums(), r0, r1, w.panels, panel * Vnni.panelBytes(k), k, m, acc);
             } else if (w.panels != null) {
-                storedPanelRows(count >= PANEL_ROWS ? xf : xstream, 0, k, r0, r1, w.panels, panelOf(Math.toIntExact(base / n), n, o0, DType.I8), DType.I8, m, acc, null, 0, 0);
+                storedPanelRows(count >= PANEL_ROWS ? xf : xstream, 0, k, r0, r1, w.panels, panel, DType.I8, m, acc, null, 0, 0);
             } else {
                 panelRows(xf, 0, k, r0, r1, w.w, base + o0, w.dtype, m, acc);
             }

@@ -86,20 +86,20 @@ public final class Vnni {
     static void rows(byte[] x, int stride, int[] rowSums, int r0, int r1, MemorySegment panels, long panel0, int k, int m, int[] acc) {
         int groups = paddedColumns(k) / GROUP, count = r1 - r0, chunks = Math.ceilDiv(count, MAX_ROWS), chunk = Math.ceilDiv(count, chunks);
         if (stride % GROUP != 0 || stride < groups * GROUP) throw new IllegalArgumentException("activation stride " + stride + " for " + k + " columns");
-        int count8 = Math.ceilDiv(m, WIDTH);
+        int panelCount = Math.ceilDiv(m, WIDTH);
         int[][] scratch = SUMS.get();
-        if (scratch[0].length < count8 * chunk * WIDTH) scratch[0] = new int[count8 * chunk * WIDTH];
+        if (scratch[0].length < panelCount * chunk * WIDTH) scratch[0] = new int[panelCount * chunk * WIDTH];
         int[] sums = scratch[0];                                        // [panels][rows][64]
         MemorySegment out = MemorySegment.ofArray(sums), xs = MemorySegment.ofArray(x);
-        MemorySegment w = panels.asSlice(panel0, count8 * panelBytes(k));
+        MemorySegment w = panels.asSlice(panel0, panelCount * panelBytes(k));
         for (int r = r0; r < r1; r += chunk) {
             int rows = Math.min(chunk, r1 - r);
             try {
-                tile(rows, stride).invokeExact(xs.asSlice((long) r * stride, (long) rows * stride), w, (long) groups, out, (long) count8);
+                tile(rows, stride).invokeExact(xs.asSlice((long) r * stride, (long) rows * stride), w, (long) groups, out, (long) panelCount);
             } catch (Throwable t) {
                 throw new IllegalStateException("VNNI tile of " + rows + " rows", t);
             }
-            for (int p = 0; p < count8; p++) {
+            for (int p = 0; p < panelCount; p++) {
                 int mp = Math.min(WIDTH, m - p * WIDTH);
                 for (int i = 0; i < rows; i++) {
                     int bias = 128 * rowSums[r + i], at = (r + i - r0) * m + p * WIDTH, from = (p * rows + i) * WIDTH;

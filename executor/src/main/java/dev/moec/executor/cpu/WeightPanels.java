@@ -56,13 +56,9 @@ public final class WeightPanels {
     private volatile long bytes, nanos;
 
     /** Panels for {@code par}'s threads, int8 in {@link Vnni}'s layout where this machine has its tiles. */
-    public WeightPanels(Parallel par) { this(par, Vnni.AVAILABLE); }
-
-    /** Panels with int8 in {@link Vnni}'s layout ({@code vnni}, only where {@link Vnni#AVAILABLE}) or the Vector API's. */
-    WeightPanels(Parallel par, boolean vnni) {
-        if (vnni && !Vnni.AVAILABLE) throw new IllegalArgumentException("this machine has no VNNI tiles");
+    public WeightPanels(Parallel par) {
         this.par = par;
-        this.vnni = vnni;
+        this.vnni = Vnni.AVAILABLE;
     }
 
     /** Whether its int8 panels are in {@link Vnni}'s layout. */
