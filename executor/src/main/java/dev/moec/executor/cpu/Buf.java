@@ -30,6 +30,7 @@ public final class Buf {
     final boolean writable;                  // w is packed state, not a weight
     final MemorySegment panels;              // a matmul weight's copy in panels (see WeightPanels), or null
     final boolean vnni;                      // int8 panels in Vnni's layout
+    private volatile float[] widened;        // a weight's values as floats, once asked for (weightFloats)
 
     Buf(String name, DType dtype, int[] shape, float[] f, int[] i, MemorySegment w) {
         this(name, dtype, shape, f, i, 0, w, false);
@@ -147,6 +148,19 @@ public final class Buf {
         float[] out = new float[elements()];
         weightRow(0, out.length, out);
         return out;
+    }
+
+    /**
+     * A weight's values as floats (a weight's per-channel scales or biases), widened on the first call and
+     * kept: weights never change. A launch then finds them with one field read, where a shared map's lookup
+     * went to memory for its table and the key's header (half a microsecond a launch, cold after each
+     * step's stream of weights).
+     */
+    float[] weightFloats() {
+        if (!isWeight()) throw new IllegalStateException(name + " is not a weight");
+        float[] v = widened;
+        if (v == null) widened = v = floats();
+        return v;
     }
 
     public boolean isWeight() { return w != null && !writable; }

@@ -140,11 +140,8 @@ public final class CpuKernels implements AutoCloseable {
         throw new IllegalArgumentException("kernel " + k.name().toLowerCase() + " has no CPU implementation for operand dtypes " + types + " (" + why + ")");
     }
 
-
-    /** Per-channel weight scales as floats, widened once per weight (they never change). */
-    private final Map<Buf, float[]> scaleCache = java.util.Collections.synchronizedMap(new IdentityHashMap<>());
-
-    private float[] scales(Buf ws) { return ws.isWeight() ? scaleCache.computeIfAbsent(ws, Buf::floats) : ws.floats(); }
+    /** Per-channel scales (or biases) as floats: a weight's widened once and kept ({@link Buf#weightFloats}). */
+    private static float[] scales(Buf ws) { return ws.isWeight() ? ws.weightFloats() : ws.floats(); }
 
     /** Weights widened once for the reference-backed kernels (weights never change). */
     private final Map<Buf, RefTensor> weightCache = java.util.Collections.synchronizedMap(new IdentityHashMap<>());
@@ -1089,14 +1086,8 @@ public final class CpuKernels implements AutoCloseable {
         int[] sums = scratch.rowSums(rows);
         par.forEach(Math.ceilDiv(rows, chunk), 1, c -> {
             for (int r = c * chunk; r < Math.min(rows, (c + 1) * chunk); r++) {
-                int s = 0, at = x.off + r * k;
-                for (int j = 0; j < k; j++) {
-                    int v = x.i[at + j];
-                    q[r * stride + j] = (byte) v;
-                    s += v;
-                }
+                sums[r] = Simd.toBytes(x.i, x.off + r * k, k, q, r * stride);
                 Arrays.fill(q, r * stride + k, (r + 1) * stride, (byte) 0);
-                sums[r] = s;
             }
         });
         return new Int8Rows(q, stride, sums);

@@ -1073,6 +1073,28 @@ public final class Simd {
         return scale;
     }
 
+    /**
+     * Ints [xo, xo + n) of x, each within -128..127 (int8 activations as the kernels hold them), written
+     * as bytes at dst[dOff..]; returns their sum (exact: n * 128 stays far below 2^31 for any row).
+     */
+    public static int toBytes(int[] x, int xo, int n, byte[] dst, int dOff) {
+        int j = 0, sum = 0;
+        if (ENABLED) {
+            IntVector acc = IntVector.zero(I);
+            for (; j + L <= n; j += L) {
+                IntVector v = IntVector.fromArray(I, x, xo + j);
+                acc = acc.add(v);
+                ((ByteVector) v.convertShape(VectorOperators.I2B, B, 0)).intoArray(dst, dOff + j);
+            }
+            sum = acc.reduceLanes(VectorOperators.ADD);
+        }
+        for (; j < n; j++) {
+            dst[dOff + j] = (byte) x[xo + j];
+            sum += x[xo + j];
+        }
+        return sum;
+    }
+
     private static final VectorSpecies<Double> D = ENABLED ? VectorSpecies.of(double.class, F.vectorShape()) : null;
     private static final VectorSpecies<Integer> I_HALF = ENABLED ? VectorSpecies.of(int.class, VectorShape.forBitSize(D.length() * 32)) : null;
     private static final VectorSpecies<Float> F_HALF = ENABLED ? VectorSpecies.of(float.class, VectorShape.forBitSize(D.length() * 32)) : null;

@@ -474,6 +474,25 @@ class SimdPropertyTest {
         assertArrayEquals(oracle, fast);
     }
 
+    /** int8 activations held as ints become bytes, each the same value, and their sum is exact; bytes around them are left alone. */
+    @Property(tries = 300)
+    void int8RowsBecomeBytesWithTheirSum(@ForAll @IntRange(min = 0, max = 300) int n, @ForAll @IntRange(min = 0, max = 20) int xo,
+                                         @ForAll @IntRange(min = 0, max = 20) int dOff, @ForAll boolean extremes, @ForAll long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        int[] x = new int[xo + n];
+        for (int j = xo; j < x.length; j++) x[j] = extremes ? (r.nextBoolean() ? -128 : 127) : r.nextInt(-128, 128);
+        byte[] dst = new byte[dOff + n + 3];
+        java.util.Arrays.fill(dst, (byte) 55);
+        int sum = Simd.toBytes(x, xo, n, dst, dOff), expected = 0;
+        for (int j = 0; j < n; j++) {
+            assertEquals(x[xo + j], dst[dOff + j], "element " + j);
+            expected += x[xo + j];
+        }
+        assertEquals(expected, sum);
+        for (int j = 0; j < dOff; j++) assertEquals(55, dst[j]);
+        for (int j = dOff + n; j < dst.length; j++) assertEquals(55, dst[j]);
+    }
+
     /** Long rows of extreme values: sums far past 2^24 stay exact, chunk by chunk. */
     @net.jqwik.api.Example
     void floatAccumulatedInt8DotsAreExactPastTwoToThe24() {
