@@ -1682,6 +1682,10 @@ public final class CpuKernels implements AutoCloseable {
             panelTiles(x, x0, k, r0, r1, turned, bf16, m, acc, out, oo, os, scratch.spill);
             return;
         }
+        if (bf16 && Bf16Tiles.AVAILABLE && k > 0) {
+            Bf16Tiles.rows(x, x0, k, r0, r1, panels, type.bytes(panel0 * k * width), k, m, out, oo, os);
+            return;
+        }
         if (!bf16) Arrays.fill(acc, 0, (r1 - r0) * m, 0);
         int chunk = bf16 ? k : Simd.BIASED_TERMS, tile = Simd.streamRows(type);
         for (int p = 0; p < count; p++) {

@@ -1,15 +1,11 @@
 package dev.moec.executor.cpu;
 
-import java.io.IOException;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.Locale;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
@@ -17,7 +13,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * unsigned bytes by 64 signed bytes and adds each lane's four products into its int32: 64 multiply-adds
  * an instruction, where the Vector API's best int8 path (bytes read as floats, one FMA each) does 16.
  * The Vector API exposes no such dot product, so the executor writes the tile itself, as a JIT does: a
- * few instructions encoded by {@link Asm}, specialized per row count and activation stride, mapped
+ * few instructions encoded by {@link X86Asm}, specialized per row count and activation stride, mapped
  * executable ({@link PageMemory#executable}) and called through the FFM linker as a critical downcall
  * (no thread transition; heap arrays passed in place).
  *
@@ -52,16 +48,11 @@ public final class Vnni {
     public static final boolean AVAILABLE = available();
 
     private static boolean available() {
-        if (!Boolean.parseBoolean(System.getProperty("moec.vnni", "true"))) return false;
-        String arch = System.getProperty("os.arch", ""), os = System.getProperty("os.name", "").toLowerCase(Locale.ROOT);
-        if (!os.startsWith("linux") || !(arch.equals("amd64") || arch.equals("x86_64"))) return false;
-        if (Simd.L != 16 || Simd.I8_PANEL_WIDTH != WIDTH) return false;       // the JVM keeps to narrower vectors (UseAVX < 3)
+        if (!X86Asm.runsHere("moec.vnni", "avx512_vnni", "avx512bw", "avx512f") || Simd.I8_PANEL_WIDTH != WIDTH) return false;
         try {
-            String flags = Files.readAllLines(Path.of("/proc/cpuinfo")).stream().filter(l -> l.startsWith("flags")).findFirst().orElse("");
-            if (!(flags.contains(" avx512_vnni") && flags.contains(" avx512bw") && flags.contains(" avx512f"))) return false;
             tile(1, GROUP);                                                   // maps and links one: native access granted
             return true;
-        } catch (IOException | RuntimeException | LinkageError e) {
+        } catch (RuntimeException | LinkageError e) {
             return false;
         }
     }
@@ -150,120 +141,30 @@ public final class Vnni {
      */
     static byte[] code(int rows, int stride) {
         if (rows < 1 || rows > MAX_ROWS) throw new IllegalArgumentException("a VNNI tile takes 1 to " + MAX_ROWS + " rows, not " + rows);
-        Asm a = new Asm();
-        a.mov(Asm.R9, Asm.RDI);
-        a.mov(Asm.R10, Asm.RDX);
+        X86Asm a = new X86Asm();
+        a.mov(X86Asm.R9, X86Asm.RDI);
+        a.mov(X86Asm.R10, X86Asm.RDX);
         int panel = a.size();
-        a.mov(Asm.RDI, Asm.R9);
-        a.mov(Asm.RDX, Asm.R10);
+        a.mov(X86Asm.RDI, X86Asm.R9);
+        a.mov(X86Asm.RDX, X86Asm.R10);
         for (int z = 0; z < 4 * rows; z++) a.vpxord(z);
         int loop = a.size();
-        for (int b = 0; b < 4; b++) a.vmovdqu32Load(28 + b, Asm.RSI, b * 64);
+        for (int b = 0; b < 4; b++) a.vmovdqu32Load(28 + b, X86Asm.RSI, b * 64);
         for (int r = 0; r < rows; r++) {
-            for (int b = 0; b < 4; b++) a.vpdpbusdBroadcast(4 * r + b, 28 + b, Asm.RDI, r * stride);
+            for (int b = 0; b < 4; b++) a.vpdpbusdBroadcast(4 * r + b, 28 + b, X86Asm.RDI, r * stride);
         }
-        a.addImm(Asm.RSI, GROUP_BYTES);
-        a.addImm(Asm.RDI, GROUP);
-        a.dec(Asm.RDX);
+        a.addImm(X86Asm.RSI, GROUP_BYTES);
+        a.addImm(X86Asm.RDI, GROUP);
+        a.dec(X86Asm.RDX);
         a.jnz(loop);
         for (int r = 0; r < rows; r++) {
-            for (int b = 0; b < 4; b++) a.vmovdqu32Store(Asm.RCX, (r * WIDTH + b * 16) * 4, 4 * r + b);
+            for (int b = 0; b < 4; b++) a.vmovdqu32Store(X86Asm.RCX, (r * WIDTH + b * 16) * 4, 4 * r + b);
         }
-        a.addImm(Asm.RCX, rows * WIDTH * 4);
-        a.dec(Asm.R8);
+        a.addImm(X86Asm.RCX, rows * WIDTH * 4);
+        a.dec(X86Asm.R8);
         a.jnz(panel);
         a.vzeroupper();
         a.ret();
         return a.bytes();
-    }
-
-    /**
-     * The few x86-64 instructions a tile needs, encoded (Intel SDM vol. 2, EVEX for the AVX-512 ones).
-     * Memory operands are a base register below r8 (not rsp) plus a 32-bit displacement, which EVEX leaves
-     * unscaled.
-     */
-    static final class Asm {
-        static final int RCX = 1, RDX = 2, RSI = 6, RDI = 7, R8 = 8, R9 = 9, R10 = 10;
-        private byte[] out = new byte[256];
-        private int size;
-
-        int size() { return size; }
-
-        byte[] bytes() { return Arrays.copyOf(out, size); }
-
-        private void emit(int... bytes) {
-            for (int b : bytes) {
-                if (size == out.length) out = Arrays.copyOf(out, 2 * size);
-                out[size++] = (byte) b;
-            }
-        }
-
-        private void int32(int v) { emit(v, v >>> 8, v >>> 16, v >>> 24); }
-
-        /** EVEX prefix of a 512-bit op: map 1 (0F), 2 (0F38); pp 1 (66), 2 (F3); W0; no masking. rm: a zmm, or -1 for memory. */
-        private void evex(int map, int pp, int reg, int vvvv, int rm, boolean broadcast) {
-            int x = rm < 0 ? 0 : (rm >> 4) & 1, b = rm < 0 ? 0 : (rm >> 3) & 1;
-            emit(0x62,
-                    (~reg >> 3 & 1) << 7 | (~x & 1) << 6 | (~b & 1) << 5 | (~reg >> 4 & 1) << 4 | map,
-                    (~vvvv & 0xF) << 3 | 0x4 | pp,
-                    0b10 << 5 | (broadcast ? 0x10 : 0) | (~vvvv >> 4 & 1) << 3);
-        }
-
-        private void memory(int reg, int base, int disp) {
-            if (base >= 8 || base == 4) throw new IllegalArgumentException("base register " + base);
-            emit(0x80 | (reg & 7) << 3 | base);                          // mod 10: [base + disp32]
-            int32(disp);
-        }
-
-        private static void zmm(int... z) {
-            for (int r : z) if (r < 0 || r > 31) throw new IllegalArgumentException("zmm" + r);
-        }
-
-        /** vpxord zmm_z, zmm_z, zmm_z. */
-        void vpxord(int z) {
-            zmm(z);
-            evex(1, 1, z, z, z, false);
-            emit(0xEF, 0xC0 | (z & 7) << 3 | (z & 7));
-        }
-
-        /** vmovdqu32 zmm_z, [base + disp]. */
-        void vmovdqu32Load(int z, int base, int disp) {
-            zmm(z);
-            evex(1, 2, z, 0, -1, false);
-            emit(0x6F);
-            memory(z, base, disp);
-        }
-
-        /** vmovdqu32 [base + disp], zmm_z. */
-        void vmovdqu32Store(int base, int disp, int z) {
-            zmm(z);
-            evex(1, 2, z, 0, -1, false);
-            emit(0x7F);
-            memory(z, base, disp);
-        }
-
-        /** vpdpbusd zmm_acc, zmm_u8, dword [base + disp]{1to16}: acc += each lane's four u8 x s8 products. */
-        void vpdpbusdBroadcast(int acc, int u8, int base, int disp) {
-            zmm(acc, u8);
-            evex(2, 1, acc, u8, -1, true);
-            emit(0x50);
-            memory(acc, base, disp);
-        }
-
-        /** add r64, imm32. */
-        void addImm(int reg, int imm) { emit(0x48 | reg >> 3, 0x81, 0xC0 | (reg & 7)); int32(imm); }
-
-        /** mov r64 dst, r64 src. */
-        void mov(int dst, int src) { emit(0x48 | (src >> 3) << 2 | dst >> 3, 0x89, 0xC0 | (src & 7) << 3 | (dst & 7)); }
-
-        /** dec r64. */
-        void dec(int reg) { emit(0x48 | reg >> 3, 0xFF, 0xC8 | (reg & 7)); }
-
-        /** jnz to byte {@code target} of this code. */
-        void jnz(int target) { emit(0x0F, 0x85); int32(target - (size + 4)); }
-
-        void vzeroupper() { emit(0xC5, 0xF8, 0x77); }
-
-        void ret() { emit(0xC3); }
     }
 }

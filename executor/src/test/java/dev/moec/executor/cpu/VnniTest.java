@@ -7,7 +7,6 @@ import org.junit.jupiter.params.provider.CsvSource;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.util.HexFormat;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -15,49 +14,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-/** The VNNI int8 tiles: their instructions encoded as an assembler encodes them, and their sums exact against scalar int arithmetic. */
+/** The VNNI int8 tiles: their sums exact against scalar int arithmetic (their instructions: {@link X86AsmTest}). */
 class VnniTest {
-    /**
-     * Each instruction the tiles use, against GNU as 2.40's encoding of it (registers on both sides of zmm8
-     * and zmm16, so every EVEX register-extension bit is exercised). Memory operands keep a 32-bit
-     * displacement where as would compress it into 8 bits; objdump reads both alike.
-     */
-    @Test
-    void instructionsAreEncodedAsAnAssemblerEncodesThem() {
-        assertEncodes("62f17d48efc0", a -> a.vpxord(0));                                         // vpxord zmm0, zmm0, zmm0
-        assertEncodes("62513d48efc0", a -> a.vpxord(8));                                         // zmm8 (EVEX.R, B)
-        assertEncodes("62a17540efc9", a -> a.vpxord(17));                                        // zmm17 (EVEX.R', V', X)
-        assertEncodes("62617e486fa600000000", a -> a.vmovdqu32Load(28, Vnni.Asm.RSI, 0));       // vmovdqu32 zmm28, [rsi]
-        assertEncodes("62617e486fbec0000000", a -> a.vmovdqu32Load(31, Vnni.Asm.RSI, 0xC0));
-        assertEncodes("62f17e487f8900010000", a -> a.vmovdqu32Store(Vnni.Asm.RCX, 0x100, 1));   // vmovdqu32 [rcx + 0x100], zmm1
-        assertEncodes("62f21d50508700000000", a -> a.vpdpbusdBroadcast(0, 28, Vnni.Asm.RDI, 0)); // vpdpbusd zmm0, zmm28, [rdi]{1to16}
-        assertEncodes("62f20550509f00040000", a -> a.vpdpbusdBroadcast(3, 31, Vnni.Asm.RDI, 0x400));
-        assertEncodes("62721d5050af00040000", a -> a.vpdpbusdBroadcast(13, 28, Vnni.Asm.RDI, 0x400));
-        assertEncodes("4881c600010000", a -> a.addImm(Vnni.Asm.RSI, 256));
-        assertEncodes("48ffca", a -> a.dec(Vnni.Asm.RDX));
-        assertEncodes("49ffc8", a -> a.dec(Vnni.Asm.R8));
-        assertEncodes("4881c100070000", a -> a.addImm(Vnni.Asm.RCX, 0x700));
-        assertEncodes("4989f9", a -> a.mov(Vnni.Asm.R9, Vnni.Asm.RDI));                          // mov r9, rdi
-        assertEncodes("4989d2", a -> a.mov(Vnni.Asm.R10, Vnni.Asm.RDX));
-        assertEncodes("4c89cf", a -> a.mov(Vnni.Asm.RDI, Vnni.Asm.R9));
-        assertEncodes("4c89d2", a -> a.mov(Vnni.Asm.RDX, Vnni.Asm.R10));
-        assertEncodes("c5f877c3", a -> { a.vzeroupper(); a.ret(); });
-    }
-
-    @Test
-    void aLoopJumpsBackToItsStart() {
-        Vnni.Asm a = new Vnni.Asm();
-        a.dec(Vnni.Asm.RDX);
-        a.jnz(0);
-        assertEquals("48ffca0f85f7ffffff", HexFormat.of().formatHex(a.bytes()));               // jnz -9: back over itself and the dec
-    }
-
     @Test
     void tilesAreRefusedOutsideTheirRegisters() {
         assertThrows(IllegalArgumentException.class, () -> Vnni.code(0, 64));
         assertThrows(IllegalArgumentException.class, () -> Vnni.code(Vnni.MAX_ROWS + 1, 64));
-        assertThrows(IllegalArgumentException.class, () -> new Vnni.Asm().vpxord(32));
-        assertThrows(IllegalArgumentException.class, () -> new Vnni.Asm().vmovdqu32Load(0, 4, 0));   // rsp needs a SIB byte
     }
 
     /**
@@ -100,11 +62,5 @@ class VnniTest {
             }
             assertArrayEquals(want, acc);
         }
-    }
-
-    private static void assertEncodes(String hex, java.util.function.Consumer<Vnni.Asm> emit) {
-        Vnni.Asm a = new Vnni.Asm();
-        emit.accept(a);
-        assertEquals(hex, HexFormat.of().formatHex(a.bytes()));
     }
 }

@@ -1,0 +1,148 @@
+package dev.moec.executor.cpu;
+
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * bf16 decode tiles in x86-64 machine code: a decode step's few activation rows (f32) times a weight's
+ * bf16 panels ({@link WeightPanels}' layout: a column of a panel is 32 channels in 64 bytes, each int32
+ * lane two neighbouring channels) as they stream in from memory, every row in one pass.
+ *
+ * <p>Why machine code: the Vector API tile takes four rows a pass, so eight rows read each panel twice,
+ * the first time from memory at eight FMAs a column (which asks memory for twice the bytes per second
+ * that sixteen FMAs would) and the second from L2 while memory idles; the 8-row lm_head ran at two
+ * thirds of the FMA peak. One Vector API pass over eight rows ran slower still from memory: its loop of
+ * about 31 instructions a column leaves the out-of-order window only ten columns (640 bytes) of loads in
+ * flight, and the JIT has no prefetch. These tiles take up to {@link #MAX_ROWS} rows a pass, with each
+ * row's activation broadcast from memory into the FMA itself, and prefetch the panel
+ * {@link #PREFETCH} bytes ahead. JMH, the 8-row lm_head ([8, 1024] x [151936, 1024]), 2 threads: the
+ * Vector API tiles 16.5 ms (and 22.5-22.9 ms in a slower stretch, when these tiles took 14.8-16.0);
+ * these tiles 19.1 ms without the prefetch, 16.9 prefetching 256 bytes ahead, 14.1 at 2 KB, 13.2 at
+ * 4 KB, 14.8 at 8 KB and 16.6 at 16 KB. In the bench model at batch 8, the lm_head took 16.2-18.0 ms
+ * a step against 21.2-21.7 for the Vector API tiles in the same minutes.
+ *
+ * <p>Per column: one load, a shift (the even channels as floats: bf16 is the high half of an f32) and a
+ * mask (the odd ones), then for each row two FMAs into its even and odd sums, {@code acc = w * x + acc}
+ * in column order, one rounding each: the Vector API tiles' sums, to the bit, for any row count.
+ *
+ * <p>Used where {@link X86Asm#runsHere} (AVX-512F, Linux x86-64, 512-bit vectors) and
+ * {@code -Dmoec.bf16Tiles} is not false; elsewhere the Vector API tiles run.
+ */
+public final class Bf16Tiles {
+    private Bf16Tiles() {}
+
+    /** Channels of a panel ({@link Simd#PANEL_WIDTH} with AVX-512); a column is 64 bytes. */
+    static final int WIDTH = 32;
+    /** Rows a tile takes at most: two sums a row in zmm0..23; zmm28..31 hold a column, its even and odd channels and the mask. */
+    static final int MAX_ROWS = 12;
+    /** How far ahead of the column it multiplies a tile prefetches its panel, in bytes ({@code -Dmoec.bf16Prefetch}; 0 for none). */
+    static final int PREFETCH = Integer.getInteger("moec.bf16Prefetch", 4096);
+
+    private static final ConcurrentHashMap<Long, MethodHandle> TILES = new ConcurrentHashMap<>();
+    private static final FunctionDescriptor TILE = FunctionDescriptor.ofVoid(ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG);
+    private static final ThreadLocal<float[][]> SUMS = ThreadLocal.withInitial(() -> new float[][] {new float[8 * MAX_ROWS * WIDTH]});
+
+    /** Whether the bf16 decode matmuls run on these tiles on this machine. */
+    public static final boolean AVAILABLE = available();
+
+    private static boolean available() {
+        if (!X86Asm.runsHere("moec.bf16Tiles", "avx512f") || Simd.PANEL_WIDTH != WIDTH) return false;
+        try {
+            tile(1, 4);                                                       // maps and links one: native access granted
+            return true;
+        } catch (RuntimeException | LinkageError e) {
+            return false;
+        }
+    }
+
+    /**
+     * Rows [r0, r1) of {@code x} (row r from float x0 + r * xs, k values) times the m channels of the bf16
+     * panels from byte {@code panel0} of {@code panels} (k columns each, k at least 1): channel d of row r
+     * to out[oo + (r - r0) * os + d]. One call of a tile takes up to {@link #MAX_ROWS} rows over all the
+     * panels.
+     */
+    static void rows(float[] x, int x0, int xs, int r0, int r1, MemorySegment panels, long panel0, int k, int m, float[] out, int oo, int os) {
+        if (k < 1) throw new IllegalArgumentException("a bf16 tile needs at least one column");
+        int count = r1 - r0, chunks = Math.ceilDiv(count, MAX_ROWS), chunk = Math.ceilDiv(count, chunks);
+        int panelCount = Math.ceilDiv(m, WIDTH);
+        float[][] scratch = SUMS.get();
+        if (scratch[0].length < panelCount * chunk * WIDTH) scratch[0] = new float[panelCount * chunk * WIDTH];
+        float[] sums = scratch[0];                                       // [panels][rows][16 even channels, 16 odd ones]
+        MemorySegment sumSeg = MemorySegment.ofArray(sums), xSeg = MemorySegment.ofArray(x);
+        MemorySegment w = panels.asSlice(panel0, (long) panelCount * k * WIDTH * 2);
+        for (int r = r0; r < r1; r += chunk) {
+            int rows = Math.min(chunk, r1 - r);
+            try {
+                tile(rows, xs * Float.BYTES).invokeExact(xSeg.asSlice((long) (x0 + r * xs) * Float.BYTES, ((long) (rows - 1) * xs + k) * Float.BYTES),
+                        w, (long) k, sumSeg, (long) panelCount);
+            } catch (Throwable t) {
+                throw new IllegalStateException("bf16 tile of " + rows + " rows", t);
+            }
+            for (int p = 0; p < panelCount; p++) {
+                int mp = Math.min(WIDTH, m - p * WIDTH);
+                for (int i = 0; i < rows; i++) {
+                    int at = oo + (r + i - r0) * os + p * WIDTH, from = (p * rows + i) * WIDTH;
+                    for (int d = 0; d < mp; d++) out[at + d] = sums[from + (d >> 1) + (d & 1) * (WIDTH / 2)];
+                }
+            }
+        }
+    }
+
+    /** The tile for {@code rows} rows whose activations lie {@code stride} bytes apart, made on first use. */
+    static MethodHandle tile(int rows, int stride) {
+        return TILES.computeIfAbsent((long) rows << 32 | stride, key -> {
+            MemorySegment code = PageMemory.executable(code(rows, stride, PREFETCH));
+            return Linker.nativeLinker().downcallHandle(code, TILE, Linker.Option.critical(true));
+        });
+    }
+
+    /**
+     * The machine code of a tile: {@code void tile(x, w, columns, out, panels)} (System V: rdi, rsi, rdx,
+     * rcx, r8). x: the first of {@code rows} f32 activation rows, {@code stride} bytes apart; w: the first
+     * of {@code panels} consecutive bf16 panels (at least one) of {@code columns} columns (at least one);
+     * out: [panels][rows][32] f32 sums, a row's 16 even channels and then its 16 odd ones. zmm31 holds the
+     * mask 0xFFFF0000; per column zmm30 is loaded, zmm28 = its lanes shifted left 16 (the even channels),
+     * zmm29 = masked (the odd ones), and row r adds them times its activation into zmm 2r and 2r + 1.
+     * {@code prefetch} bytes ahead of each column (0 for none) the panel is prefetched into the caches;
+     * r9 and r10 keep x and the column count for the next panel, which starts where the last one ended.
+     */
+    static byte[] code(int rows, int stride, int prefetch) {
+        if (rows < 1 || rows > MAX_ROWS) throw new IllegalArgumentException("a bf16 tile takes 1 to " + MAX_ROWS + " rows, not " + rows);
+        X86Asm a = new X86Asm();
+        a.mov(X86Asm.R9, X86Asm.RDI);
+        a.mov(X86Asm.R10, X86Asm.RDX);
+        a.allOnes(31);
+        a.vpslldImm(31, 31, 16);
+        int panel = a.size();
+        a.mov(X86Asm.RDI, X86Asm.R9);
+        a.mov(X86Asm.RDX, X86Asm.R10);
+        for (int z = 0; z < 2 * rows; z++) a.vpxord(z);
+        int loop = a.size();
+        a.vmovdqu32Load(30, X86Asm.RSI, 0);
+        if (prefetch > 0) a.prefetcht0(X86Asm.RSI, prefetch);
+        a.vpslldImm(28, 30, 16);
+        a.vpandd(29, 30, 31);
+        for (int r = 0; r < rows; r++) {
+            a.vfmadd231psBroadcast(2 * r, 28, X86Asm.RDI, r * stride);
+            a.vfmadd231psBroadcast(2 * r + 1, 29, X86Asm.RDI, r * stride);
+        }
+        a.addImm(X86Asm.RSI, 2 * WIDTH);
+        a.addImm(X86Asm.RDI, Float.BYTES);
+        a.dec(X86Asm.RDX);
+        a.jnz(loop);
+        for (int r = 0; r < rows; r++) {
+            a.vmovdqu32Store(X86Asm.RCX, r * WIDTH * Float.BYTES, 2 * r);
+            a.vmovdqu32Store(X86Asm.RCX, (r * WIDTH + WIDTH / 2) * Float.BYTES, 2 * r + 1);
+        }
+        a.addImm(X86Asm.RCX, rows * WIDTH * Float.BYTES);
+        a.dec(X86Asm.R8);
+        a.jnz(panel);
+        a.vzeroupper();
+        a.ret();
+        return a.bytes();
+    }
+}

@@ -1,0 +1,148 @@
+package dev.moec.executor.cpu;
+
+import java.util.Arrays;
+
+/**
+ * The few x86-64 instructions the executor's machine-code tiles need ({@link Vnni}, {@link Bf16Tiles}),
+ * encoded (Intel SDM vol. 2, EVEX for the AVX-512 ones). Memory operands are a base register below r8
+ * (not rsp) plus a 32-bit displacement, which EVEX leaves unscaled.
+ */
+final class X86Asm {
+    static final int RCX = 1, RDX = 2, RSI = 6, RDI = 7, R8 = 8, R9 = 9, R10 = 10;
+    private byte[] out = new byte[256];
+    private int size;
+
+    int size() { return size; }
+
+    byte[] bytes() { return Arrays.copyOf(out, size); }
+
+    private void emit(int... bytes) {
+        for (int b : bytes) {
+            if (size == out.length) out = Arrays.copyOf(out, 2 * size);
+            out[size++] = (byte) b;
+        }
+    }
+
+    private void int32(int v) { emit(v, v >>> 8, v >>> 16, v >>> 24); }
+
+    /**
+     * Whether machine-code tiles can run here: Linux on x86-64 (System V calls, mmap), a JVM that runs
+     * 512-bit vectors (so the OS keeps the zmm state), {@code /proc/cpuinfo} listing every one of
+     * {@code flags}, and {@code -Dproperty} not false.
+     */
+    static boolean runsHere(String property, String... flags) {
+        if (!Boolean.parseBoolean(System.getProperty(property, "true"))) return false;
+        String arch = System.getProperty("os.arch", ""), os = System.getProperty("os.name", "").toLowerCase(java.util.Locale.ROOT);
+        if (!os.startsWith("linux") || !(arch.equals("amd64") || arch.equals("x86_64"))) return false;
+        if (Simd.L != 16) return false;                                       // the JVM keeps to narrower vectors (UseAVX < 3)
+        try {
+            String cpu = java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/cpuinfo")).stream()
+                    .filter(l -> l.startsWith("flags")).findFirst().orElse("") + " ";
+            for (String f : flags) if (!cpu.contains(" " + f + " ")) return false;
+            return true;
+        } catch (java.io.IOException e) {
+            return false;
+        }
+    }
+
+    /** EVEX prefix of a 512-bit op: map 1 (0F), 2 (0F38), 3 (0F3A); pp 1 (66), 2 (F3); W0; no masking. rm: a zmm, or -1 for memory. */
+    private void evex(int map, int pp, int reg, int vvvv, int rm, boolean broadcast) {
+        int x = rm < 0 ? 0 : (rm >> 4) & 1, b = rm < 0 ? 0 : (rm >> 3) & 1;
+        emit(0x62,
+                (~reg >> 3 & 1) << 7 | (~x & 1) << 6 | (~b & 1) << 5 | (~reg >> 4 & 1) << 4 | map,
+                (~vvvv & 0xF) << 3 | 0x4 | pp,
+                0b10 << 5 | (broadcast ? 0x10 : 0) | (~vvvv >> 4 & 1) << 3);
+    }
+
+    private void memory(int reg, int base, int disp) {
+        if (base >= 8 || base == 4) throw new IllegalArgumentException("base register " + base);
+        emit(0x80 | (reg & 7) << 3 | base);                          // mod 10: [base + disp32]
+        int32(disp);
+    }
+
+    private static void zmm(int... z) {
+        for (int r : z) if (r < 0 || r > 31) throw new IllegalArgumentException("zmm" + r);
+    }
+
+    /** vpxord zmm_z, zmm_z, zmm_z. */
+    void vpxord(int z) {
+        zmm(z);
+        evex(1, 1, z, z, z, false);
+        emit(0xEF, 0xC0 | (z & 7) << 3 | (z & 7));
+    }
+
+    /** vmovdqu32 zmm_z, [base + disp]. */
+    void vmovdqu32Load(int z, int base, int disp) {
+        zmm(z);
+        evex(1, 2, z, 0, -1, false);
+        emit(0x6F);
+        memory(z, base, disp);
+    }
+
+    /** vmovdqu32 [base + disp], zmm_z. */
+    void vmovdqu32Store(int base, int disp, int z) {
+        zmm(z);
+        evex(1, 2, z, 0, -1, false);
+        emit(0x7F);
+        memory(z, base, disp);
+    }
+
+    /** vpdpbusd zmm_acc, zmm_u8, dword [base + disp]{1to16}: acc += each lane's four u8 x s8 products. */
+    void vpdpbusdBroadcast(int acc, int u8, int base, int disp) {
+        zmm(acc, u8);
+        evex(2, 1, acc, u8, -1, true);
+        emit(0x50);
+        memory(acc, base, disp);
+    }
+
+    /** vfmadd231ps zmm_acc, zmm_w, dword [base + disp]{1to16}: acc += w * the float there, fused (one rounding). */
+    void vfmadd231psBroadcast(int acc, int w, int base, int disp) {
+        zmm(acc, w);
+        evex(2, 1, acc, w, -1, true);
+        emit(0xB8);
+        memory(acc, base, disp);
+    }
+
+    /** vpslld zmm_dst, zmm_src, imm8: each int32 lane shifted left. */
+    void vpslldImm(int dst, int src, int imm) {
+        zmm(dst, src);
+        evex(1, 1, 6, dst, src, false);                                  // ModRM.reg 6 selects the shift; vvvv is the destination
+        emit(0x72, 0xC0 | 6 << 3 | (src & 7), imm);
+    }
+
+    /** vpandd zmm_dst, zmm_a, zmm_b. */
+    void vpandd(int dst, int a, int b) {
+        zmm(dst, a, b);
+        evex(1, 1, dst, a, b, false);
+        emit(0xDB, 0xC0 | (dst & 7) << 3 | (b & 7));
+    }
+
+    /** vpternlogd zmm_z, zmm_z, zmm_z, 0xFF: every bit set. */
+    void allOnes(int z) {
+        zmm(z);
+        evex(3, 1, z, z, z, false);
+        emit(0x25, 0xC0 | (z & 7) << 3 | (z & 7), 0xFF);
+    }
+
+    /** prefetcht0 [base + disp]: the line into every cache level, without waiting for it (never faults). */
+    void prefetcht0(int base, int disp) {
+        emit(0x0F, 0x18);
+        memory(1, base, disp);                                          // ModRM.reg 1 selects T0
+    }
+
+    /** add r64, imm32. */
+    void addImm(int reg, int imm) { emit(0x48 | reg >> 3, 0x81, 0xC0 | (reg & 7)); int32(imm); }
+
+    /** mov r64 dst, r64 src. */
+    void mov(int dst, int src) { emit(0x48 | (src >> 3) << 2 | dst >> 3, 0x89, 0xC0 | (src & 7) << 3 | (dst & 7)); }
+
+    /** dec r64. */
+    void dec(int reg) { emit(0x48 | reg >> 3, 0xFF, 0xC8 | (reg & 7)); }
+
+    /** jnz to byte {@code target} of this code. */
+    void jnz(int target) { emit(0x0F, 0x85); int32(target - (size + 4)); }
+
+    void vzeroupper() { emit(0xC5, 0xF8, 0x77); }
+
+    void ret() { emit(0xC3); }
+}
