@@ -795,7 +795,7 @@ public final class CpuKernels implements AutoCloseable {
     void softmax(Buf x, Buf out) {
         int n = x.dim(-1);
         float[] xs = x.f, dst = out.f;
-        par.forEach(x.elements() / n, 8, r -> {
+        par.forEach(x.elements() / n, 1, r -> {
             int xr = x.off + r * n, or = out.off + r * n;
             float max = Float.NEGATIVE_INFINITY;
             for (int j = 0; j < n; j++) max = Math.max(max, xs[xr + j]);
@@ -811,7 +811,7 @@ public final class CpuKernels implements AutoCloseable {
         int n = x.dim(-1);
         float[] xs = x.f;
         int[] best = indices.i;
-        par.forEach(x.elements() / n, 8, r -> {
+        par.forEach(x.elements() / n, 1, r -> {
             int xr = x.off + r * n, br = indices.off + r * k;
             boolean[] taken = new boolean[n];
             for (int s = 0; s < k; s++) {
@@ -905,7 +905,7 @@ public final class CpuKernels implements AutoCloseable {
     void moeDispatchQuant(Buf x, Buf experts, Buf rowsQ, Buf rowsScale, Buf rows, Buf counts) {
         int k = experts.dim(1), hidden = x.dim(1), tokens = x.dim(0);
         int[] dest = route(experts, rows, counts);
-        par.forEach(tokens, 8, t -> {
+        par.forEach(tokens, 1, t -> {
             int first = dest[t * k], at = rowsQ.off + first * hidden;
             float scale = Simd.quantizeRow(x.f, x.off + t * hidden, hidden, rowsQ.i, at);
             rowsScale.f[rowsScale.off + first] = scale;
@@ -1039,7 +1039,7 @@ public final class CpuKernels implements AutoCloseable {
     /** Per row: scale = max|x| / 127, q = round(x / scale), the rows over the threads. */
     void dynamicQuant(Buf x, Buf q, Buf scale) {
         int n = x.dim(-1), rows = x.elements() / n;
-        par.forEach(rows, 8, r -> scale.f[scale.off + r] = Simd.quantizeRow(x.f, x.off + r * n, n, q.i, q.off + r * n));
+        par.forEach(rows, 1, r -> scale.f[scale.off + r] = Simd.quantizeRow(x.f, x.off + r * n, n, q.i, q.off + r * n));
     }
 
     /**
