@@ -1,9 +1,6 @@
 package dev.moec.executor.cpu;
 
-import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.util.concurrent.ConcurrentHashMap;
 
@@ -43,7 +40,6 @@ public final class Bf16Tiles {
     static final int PREFETCH = Integer.getInteger("moec.bf16Prefetch", 4096);
 
     private static final ConcurrentHashMap<Long, MethodHandle> TILES = new ConcurrentHashMap<>();
-    private static final FunctionDescriptor TILE = FunctionDescriptor.ofVoid(ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG);
     private static final ThreadLocal<float[][]> SUMS = ThreadLocal.withInitial(() -> new float[][] {new float[8 * MAX_ROWS * WIDTH]});
 
     /** Whether the bf16 decode matmuls run on these tiles on this machine. */
@@ -94,10 +90,7 @@ public final class Bf16Tiles {
 
     /** The tile for {@code rows} rows whose activations lie {@code stride} bytes apart, made on first use. */
     static MethodHandle tile(int rows, int stride) {
-        return TILES.computeIfAbsent((long) rows << 32 | stride, key -> {
-            MemorySegment code = PageMemory.executable(code(rows, stride, PREFETCH));
-            return Linker.nativeLinker().downcallHandle(code, TILE, Linker.Option.critical(true));
-        });
+        return TILES.computeIfAbsent((long) rows << 32 | stride, key -> X86Asm.link(code(rows, stride, PREFETCH)));
     }
 
     /**

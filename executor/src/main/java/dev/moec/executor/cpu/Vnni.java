@@ -1,7 +1,5 @@
 package dev.moec.executor.cpu;
 
-import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
@@ -41,7 +39,6 @@ public final class Vnni {
     static final int MAX_ROWS = 7;
 
     private static final ConcurrentHashMap<Long, MethodHandle> TILES = new ConcurrentHashMap<>();
-    private static final FunctionDescriptor TILE = FunctionDescriptor.ofVoid(ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG);
     private static final ThreadLocal<int[][]> SUMS = ThreadLocal.withInitial(() -> new int[][] {new int[8 * MAX_ROWS * WIDTH]});
 
     /** Whether the int8 panels are laid out for, and multiplied by, these tiles on this machine. */
@@ -125,10 +122,7 @@ public final class Vnni {
 
     /** The tile for {@code rows} rows whose activations lie {@code stride} bytes apart, made on first use. */
     static MethodHandle tile(int rows, int stride) {
-        return TILES.computeIfAbsent((long) rows << 32 | stride, key -> {
-            MemorySegment code = PageMemory.executable(code(rows, stride));
-            return Linker.nativeLinker().downcallHandle(code, TILE, Linker.Option.critical(true));
-        });
+        return TILES.computeIfAbsent((long) rows << 32 | stride, key -> X86Asm.link(code(rows, stride)));
     }
 
     /**

@@ -1,6 +1,14 @@
 package dev.moec.executor.cpu;
 
+import java.io.IOException;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.Locale;
 
 /**
  * The few x86-64 instructions the executor's machine-code tiles need ({@link Vnni}, {@link Bf16Tiles}),
@@ -32,17 +40,28 @@ final class X86Asm {
      */
     static boolean runsHere(String property, String... flags) {
         if (!Boolean.parseBoolean(System.getProperty(property, "true"))) return false;
-        String arch = System.getProperty("os.arch", ""), os = System.getProperty("os.name", "").toLowerCase(java.util.Locale.ROOT);
+        String arch = System.getProperty("os.arch", ""), os = System.getProperty("os.name", "").toLowerCase(Locale.ROOT);
         if (!os.startsWith("linux") || !(arch.equals("amd64") || arch.equals("x86_64"))) return false;
         if (Simd.L != 16) return false;                                       // the JVM keeps to narrower vectors (UseAVX < 3)
         try {
-            String cpu = java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/cpuinfo")).stream()
+            String cpu = Files.readAllLines(Path.of("/proc/cpuinfo")).stream()
                     .filter(l -> l.startsWith("flags")).findFirst().orElse("") + " ";
             for (String f : flags) if (!cpu.contains(" " + f + " ")) return false;
             return true;
-        } catch (java.io.IOException e) {
+        } catch (IOException e) {
             return false;
         }
+    }
+
+    /** The tiles' signature, {@code void tile(x, w, long count, out, long panels)} (System V: rdi, rsi, rdx, rcx, r8). */
+    private static final FunctionDescriptor TILE = FunctionDescriptor.ofVoid(ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG);
+
+    /**
+     * A tile's machine code mapped executable ({@link PageMemory#executable}) and linked as a critical
+     * downcall of the tiles' signature: no thread transition, heap arrays passed in place.
+     */
+    static MethodHandle link(byte[] code) {
+        return Linker.nativeLinker().downcallHandle(PageMemory.executable(code), TILE, Linker.Option.critical(true));
     }
 
     /** EVEX prefix of a 512-bit op: map 1 (0F), 2 (0F38), 3 (0F3A); pp 1 (66), 2 (F3); W0; no masking. rm: a zmm, or -1 for memory. */
