@@ -2,6 +2,7 @@ package dev.moec.executor.cpu;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
+import java.util.Arrays;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
@@ -87,26 +88,33 @@ public final class Bf16Tiles {
                     }
                 }
             } else {
-                java.util.Arrays.fill(sums, 0, panelCount * rows * WIDTH, 0f);
+                Arrays.fill(sums, 0, panelCount * rows * WIDTH, 0f);
             }
-            if (k % 2 == 1) {                                            // the last column, on the same chains
-                for (int p = 0; p < panelCount; p++) {
-                    long col = ((long) p * k + k - 1) * WIDTH * 2;
-                    for (int i = 0; i < rows; i++) {
-                        float xv = x[x0 + (r + i) * xs + k - 1];
-                        int from = (p * rows + i) * WIDTH;
-                        for (int j = 0; j < WIDTH / 2; j++) {
-                            sums[from + j] = Math.fma(Simd.bf16At(w, (col >> 1) + 2 * j), xv, sums[from + j]);
-                            sums[from + WIDTH / 2 + j] = Math.fma(Simd.bf16At(w, (col >> 1) + 2 * j + 1), xv, sums[from + WIDTH / 2 + j]);
-                        }
-                    }
-                }
-            }
+            if (k % 2 == 1) addLastColumn(x, x0 + r * xs, xs, rows, w, k, panelCount, sums);
             for (int p = 0; p < panelCount; p++) {
                 int mp = Math.min(WIDTH, m - p * WIDTH);
                 for (int i = 0; i < rows; i++) {
                     int at = oo + (r + i - r0) * os + p * WIDTH, from = (p * rows + i) * WIDTH;
                     for (int d = 0; d < mp; d++) out[at + d] = sums[from + (d >> 1) + (d & 1) * (WIDTH / 2)];
+                }
+            }
+        }
+    }
+
+    /**
+     * Adds column k - 1 (odd k; the tiles take columns in pairs) of every panel into the tiles' sums
+     * [panels][rows][16 even, 16 odd], each sum's chain continued with one more fused multiply-add.
+     * x: the first row's first value at x0, rows xs apart.
+     */
+    private static void addLastColumn(float[] x, int x0, int xs, int rows, MemorySegment w, int k, int panelCount, float[] sums) {
+        for (int p = 0; p < panelCount; p++) {
+            long column = ((long) p * k + k - 1) * WIDTH;                    // its first bf16 element
+            for (int i = 0; i < rows; i++) {
+                float xv = x[x0 + i * xs + k - 1];
+                int from = (p * rows + i) * WIDTH;
+                for (int j = 0; j < WIDTH / 2; j++) {
+                    sums[from + j] = Math.fma(Simd.bf16At(w, column + 2 * j), xv, sums[from + j]);
+                    sums[from + WIDTH / 2 + j] = Math.fma(Simd.bf16At(w, column + 2 * j + 1), xv, sums[from + WIDTH / 2 + j]);
                 }
             }
         }
