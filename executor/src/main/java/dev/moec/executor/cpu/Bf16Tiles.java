@@ -48,13 +48,7 @@ public final class Bf16Tiles {
     public static final boolean AVAILABLE = available();
 
     private static boolean available() {
-        if (!X86Asm.runsHere("moec.bf16Tiles", "avx512f") || Simd.PANEL_WIDTH != WIDTH) return false;
-        try {
-            tile(1, 4);                                                       // maps and links one: native access granted
-            return true;
-        } catch (RuntimeException | LinkageError e) {
-            return false;
-        }
+        return Simd.PANEL_WIDTH == WIDTH && X86Asm.runsHere("moec.bf16Tiles", () -> tile(1, Float.BYTES), "avx512f");
     }
 
     /**
@@ -79,9 +73,10 @@ public final class Bf16Tiles {
                 // A tile takes columns in pairs and each panel after the last one's end: with k odd, a call a panel.
                 int calls = k % 2 == 0 ? 1 : panelCount, each = panelCount / calls;
                 long panelBytes = (long) k * WIDTH * 2;
+                MethodHandle tile = tile(rows, xs * Float.BYTES);
                 for (int c = 0; c < calls; c++) {
                     try {
-                        tile(rows, xs * Float.BYTES).invokeExact(xr, w.asSlice(c * panelBytes), (long) (k / 2),
+                        tile.invokeExact(xr, w.asSlice(c * panelBytes), (long) (k / 2),
                                 sumSeg.asSlice((long) c * rows * WIDTH * Float.BYTES), (long) each);
                     } catch (Throwable t) {
                         throw new IllegalStateException("bf16 tile of " + rows + " rows", t);

@@ -45,13 +45,7 @@ public final class Vnni {
     public static final boolean AVAILABLE = available();
 
     private static boolean available() {
-        if (!X86Asm.runsHere("moec.vnni", "avx512_vnni", "avx512bw", "avx512f") || Simd.I8_PANEL_WIDTH != WIDTH) return false;
-        try {
-            tile(1, GROUP);                                                   // maps and links one: native access granted
-            return true;
-        } catch (RuntimeException | LinkageError e) {
-            return false;
-        }
+        return Simd.I8_PANEL_WIDTH == WIDTH && X86Asm.runsHere("moec.vnni", () -> tile(1, GROUP), "avx512_vnni", "avx512bw", "avx512f");
     }
 
     /** Columns of a matrix of k columns in the VNNI panel layout: k rounded up to a whole group. */

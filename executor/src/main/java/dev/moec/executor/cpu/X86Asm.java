@@ -36,9 +36,10 @@ final class X86Asm {
     /**
      * Whether machine-code tiles can run here: Linux on x86-64 (System V calls, mmap), a JVM that runs
      * 512-bit vectors (so the OS keeps the zmm state), {@code /proc/cpuinfo} listing every one of
-     * {@code flags}, and {@code -Dproperty} not false.
+     * {@code flags}, {@code -Dproperty} not false, and {@code link} (mapping and linking one tile) going
+     * through, which it does only with native access granted.
      */
-    static boolean runsHere(String property, String... flags) {
+    static boolean runsHere(String property, Runnable link, String... flags) {
         if (!Boolean.parseBoolean(System.getProperty(property, "true"))) return false;
         String arch = System.getProperty("os.arch", ""), os = System.getProperty("os.name", "").toLowerCase(Locale.ROOT);
         if (!os.startsWith("linux") || !(arch.equals("amd64") || arch.equals("x86_64"))) return false;
@@ -47,8 +48,9 @@ final class X86Asm {
             String cpu = Files.readAllLines(Path.of("/proc/cpuinfo")).stream()
                     .filter(l -> l.startsWith("flags")).findFirst().orElse("") + " ";
             for (String f : flags) if (!cpu.contains(" " + f + " ")) return false;
+            link.run();
             return true;
-        } catch (IOException e) {
+        } catch (IOException | RuntimeException | LinkageError e) {
             return false;
         }
     }
