@@ -1324,7 +1324,11 @@ public final class Simd {
         for (; j < n; j++) out[oo + j] = x[xo + j] / d;
     }
 
-    /** x[xo + j] = exp(x[xo + j] - max), j < n, in place; returns their sum (lanes, then the tail, in a fixed order). */
+    /**
+     * x[xo + j] = exp(x[xo + j] - max), j < n, in place; returns their sum (lanes, then the lanes' sums in
+     * a fixed order). The tail of fewer than L values is one masked vector: a decode step's attention rows
+     * are tens of positions long, and there the scalar tail took as long as the vectors.
+     */
     public static float expShifted(float[] x, int xo, int n, float max) {
         int j = 0;
         float s = 0;
@@ -1334,6 +1338,13 @@ public final class Simd {
                 FloatVector e = exp(FloatVector.fromArray(F, x, xo + j).sub(max));
                 e.intoArray(x, xo + j);
                 acc = acc.add(e);
+            }
+            if (j < n) {
+                VectorMask<Float> m = F.indexInRange(j, n);
+                FloatVector e = exp(FloatVector.fromArray(F, x, xo + j, m).sub(max));
+                e.intoArray(x, xo + j, m);
+                acc = acc.add(e, m);
+                j = n;
             }
             s = sum(acc);
         }
