@@ -29,8 +29,8 @@ final class BenchCommand {
     /** A rate a roofline is drawn with (bytes or multiply-accumulates per second), and where it came from. */
     record Rate(double perSecond, String source) {}
 
-    /** A compute floor in ms, and the peaks it was drawn at, as the report says it. */
-    record Compute(double ms, String how) {}
+    /** A compute floor in ms, how the report says it, and the peaks it was drawn at (multiply-accumulates per second; the VNNI one NaN where no MAC ran on its tiles). */
+    record Compute(double ms, String how, double f32Peak, double vnniPeak) {}
 
     static class Common {
         @Option(names = "--model", paramLabel = "DIR|ARTIFACT", description = "checkpoint (compiled first, with --quantization and --kv-cache-dtype) or artifact (compiled already; those flags do not apply) (default: the embedded demo model)")
@@ -69,12 +69,13 @@ final class BenchCommand {
         Compute compute(double macs, double vnniMacs) throws Exception {
             Rate f32 = computePeak();
             if (vnniMacs <= 0) {
-                return new Compute(macs / f32.perSecond() * 1e3, String.format("at the f32 FMA peak of %.1f GMAC/s (%s)", f32.perSecond() / 1e9, f32.source()));
+                return new Compute(macs / f32.perSecond() * 1e3, String.format("at the f32 FMA peak of %.1f GMAC/s (%s)", f32.perSecond() / 1e9, f32.source()),
+                        f32.perSecond(), Double.NaN);
             }
             Rate int8 = vnniPeak();
             double ms = (vnniMacs / int8.perSecond() + (macs - vnniMacs) / f32.perSecond()) * 1e3;
             return new Compute(ms, String.format("(%.2f GMAC of int8 at the VNNI peak of %.1f GMAC/s, %s; the rest at the f32 FMA peak of %.1f GMAC/s, %s)",
-                    vnniMacs / 1e9, int8.perSecond() / 1e9, int8.source(), f32.perSecond() / 1e9, f32.source()));
+                    vnniMacs / 1e9, int8.perSecond() / 1e9, int8.source(), f32.perSecond() / 1e9, f32.source()), f32.perSecond(), int8.perSecond());
         }
 
         /** The compute ceiling in multiply-accumulates per second: --compute-peak, or measured with the threads. */
@@ -179,7 +180,12 @@ final class BenchCommand {
                         bandwidth != null ? "" : " (the median over the steps of each step's roofline, at the bandwidth read after it, over its time)");
                 System.out.printf("compute      %.2f GMAC per step: %.2f ms %s; achieved %.1f %% of it%n",
                         d.macsPerStep() / 1e9, computeMs, compute.how(), 100 * computeMs / d.medianMs());
-                System.out.printf("bound        %s: %.2f ms per step at best%n", computeMs > rooflineMs ? "compute" : "memory", Math.max(computeMs, rooflineMs));
+                System.out.printf("bound        %s: %.2f ms per step at best, were the step's compute hidden behind its memory traffic as a whole%n",
+                        computeMs > rooflineMs ? "compute" : "memory", Math.max(computeMs, rooflineMs));
+                double launchMs = d.launches().ms(bw.perSecond(), compute.f32Peak(), compute.vnniPeak());
+                double ofLaunches = bandwidth != null ? launchMs / d.medianMs() : d.achievedOfLaunchBound(compute.f32Peak(), compute.vnniPeak());
+                System.out.printf("launch bound %.2f ms per step: launch by launch, the slower of its weight bytes at the bandwidth and its MACs at the peaks, added up (so at most %.1f %% of the roofline); achieved %.1f %% of it%n",
+                        launchMs, 100 * rooflineMs / launchMs, 100 * ofLaunches);
                 System.out.printf("kernels      %.2f ms per step of their own time (profiled steps: %.2f ms); the %s step is %+.1f %% of that%n",
                         d.kernelMsPerStep(), d.profiledMsPerStep(), model.capturedReplay() ? "captured" : "looped",
                         100 * (d.medianMs() - d.kernelMsPerStep()) / d.kernelMsPerStep());

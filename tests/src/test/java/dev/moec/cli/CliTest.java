@@ -227,11 +227,13 @@ class CliTest {
         assertTrue(d.out().matches("(?s).*roofline     [0-9.]+ ms per step; achieved [0-9.]+ % of it.*"), d.out());
         assertTrue(d.out().matches("(?s).*compute      [0-9.]+ GMAC per step: [0-9.]+ ms at the f32 FMA peak of 20.0 GMAC/s \\(given\\).*"), d.out());
         assertTrue(d.out().matches("(?s).*bound        (memory|compute): [0-9.]+ ms per step at best.*"), d.out());
+        assertTrue(d.out().matches("(?s).*launch bound [0-9.]+ ms per step: launch by launch, .* \\(so at most [0-9.]+ % of the roofline\\); achieved [0-9.]+ % of it.*"), d.out());
         Run measured = run("bench", "decode", "--model", demo().toString(), "--tokens", "3", "--prompt-len", "4", "--warmup", "1",
                 "--warmup-seconds", "0", "--threads", "2", "--compute-peak", "20");
         assertEquals(0, measured.exit(), measured.err());
         assertTrue(measured.out().matches("(?s).*bandwidth    [0-9.]+ GB/s \\(measured, 2 threads: the median of 3 reads of 256 MB, one after each timed step, [0-9.]+ to [0-9.]+\\).*"), measured.out());
         assertTrue(measured.out().matches("(?s).*roofline     [0-9.]+ ms per step; achieved [0-9.]+ % of it \\(the median over the steps.*"), measured.out());
+        assertTrue(measured.out().matches("(?s).*launch bound [0-9.]+ ms per step: .*; achieved [0-9.]+ % of it.*"), measured.out());
         Run int8 = run("bench", "decode", "--model", demo().toString(), "--quantization", "w8a8", "--tokens", "2", "--prompt-len", "4", "--warmup", "1",
                 "--warmup-seconds", "0", "--threads", "1", "--bandwidth", "10", "--compute-peak", "20", "--int8-peak", "80");
         assertEquals(0, int8.exit(), int8.err());

@@ -95,7 +95,19 @@ class BenchTest {
             for (int s = 0; s < 3; s++) ratio[s] = d.weightBytesPerStep() / rates[s] * 1e3 / d.stepMs()[s];
             java.util.Arrays.sort(ratio);
             assertEquals(ratio[1], d.achievedOfRoofline(), 1e-12);
-            assertTrue(Double.isNaN(Bench.decode(model, 1, 8, 1, 3, 0).achievedOfRoofline()), "no probe, no fraction");
+            // The launch-by-launch bound at each step's reading: at least the whole step's bytes and its
+            // MACs, at most both added; held to the steps as the roofline is.
+            double f32 = 5e9, vnni = 20e9;
+            double compute = (d.macsPerStep() - d.vnniMacsPerStep()) / f32 * 1e3 + d.vnniMacsPerStep() / vnni * 1e3;
+            for (int s = 0; s < 3; s++) {
+                double bytes = d.weightBytesPerStep() / rates[s] * 1e3, bound = d.launches().ms(rates[s], f32, vnni);
+                assertTrue(bound >= Math.max(bytes, compute) * (1 - 1e-9) && bound <= (bytes + compute) * (1 + 1e-9), bound + " against " + bytes + " and " + compute);
+                ratio[s] = bound / d.stepMs()[s];
+            }
+            java.util.Arrays.sort(ratio);
+            assertEquals(ratio[1], d.achievedOfLaunchBound(f32, vnni), 1e-12);
+            Bench.Decode unprobed = Bench.decode(model, 1, 8, 1, 3, 0);
+            assertTrue(Double.isNaN(unprobed.achievedOfRoofline()) && Double.isNaN(unprobed.achievedOfLaunchBound(f32, vnni)), "no probe, no fraction");
             try (dev.moec.executor.bench.MemoryBandwidth.Probe probe = new dev.moec.executor.bench.MemoryBandwidth.Probe(model.parallel(), 8 << 20)) {
                 assertTrue(probe.read() > 0);
             }

@@ -21,7 +21,7 @@ public final class Bench {
      */
     public record Decode(String graph, int batch, int steps, double medianMs, double meanMs, double weightBytesPerStep,
                          double expertBytesPerStep, double macsPerStep, double vnniMacsPerStep, double expertsUsed, double experts, double kernelMsPerStep,
-                         double profiledMsPerStep, Map<Kernel, Long> nanosByKernel, double[] stepMs, double[] bandwidths) {
+                         double profiledMsPerStep, Map<Kernel, Long> nanosByKernel, double[] stepMs, double[] bandwidths, Roofline.Launches launches) {
         public double tokensPerSecond() { return batch * 1000.0 / medianMs; }
 
         /** The median of the bandwidths read beside the timed steps (bytes per second); NaN without a probe. */
@@ -37,6 +37,18 @@ public final class Bench {
             if (bandwidths.length == 0) return Double.NaN;
             double[] ratio = new double[stepMs.length];
             for (int s = 0; s < ratio.length; s++) ratio[s] = weightBytesPerStep / bandwidths[s] * 1e3 / stepMs[s];
+            return median(ratio);
+        }
+
+        /**
+         * The fraction of the launch-by-launch bound ({@link Roofline.Launches#ms}) reached at the compute
+         * peaks given (per second), each timed step held to the bound at the bandwidth read right after it,
+         * as {@link #achievedOfRoofline} does; the median of those. NaN without a probe.
+         */
+        public double achievedOfLaunchBound(double f32Peak, double vnniPeak) {
+            if (bandwidths.length == 0) return Double.NaN;
+            double[] ratio = new double[stepMs.length];
+            for (int s = 0; s < ratio.length; s++) ratio[s] = launches.ms(bandwidths[s], f32Peak, vnniPeak) / stepMs[s];
             return median(ratio);
         }
     }
@@ -157,7 +169,7 @@ public final class Bench {
         double[] stepMs = Arrays.stream(times).mapToDouble(t -> t / 1e6).toArray();
         return new Decode(graph, batch, steps, median, mean, (double) roofline.weightBytes() / steps, (double) roofline.expertBytes() / steps,
                 (double) roofline.macs() / steps, (double) roofline.vnniMacs() / steps, roofline.expertsUsedPerLaunch(), roofline.expertsPerLaunch(), roofline.kernelNanos() / 1e6 / steps, profiled / 1e6 / steps,
-                roofline.nanosByKernel(), stepMs, bandwidths);
+                roofline.nanosByKernel(), stepMs, bandwidths, roofline.launches(steps));
     }
 
     /** Runs a prompt of {@code tokens} tokens {@code warmup + runs} times into slot 0, timing the last {@code runs}. */

@@ -21,7 +21,9 @@ import java.util.Set;
  * and the multiply-accumulates of the launches that do nearly all of a step's arithmetic (see {@link #macs}):
  * a step is bound by the slower of its bytes at the memory bandwidth and its multiply-accumulates at the
  * compute peaks ({@link ComputePeak}: the VNNI tiles' for the int8 matmuls that run on them, the f32
- * FMA's for the rest).
+ * FMA's for the rest). That bound lets a step's compute hide behind its memory traffic as a whole; the
+ * launches run one after another, so it also keeps each launch's bytes and multiply-accumulates
+ * ({@link #launches}), from which {@link Launches#ms} adds up a bound launch by launch.
  */
 public final class Roofline implements CpuGraph.LaunchObserver {
     private static final Set<Kernel> GROUPED = Set.of(Kernel.GROUPED_MATMUL, Kernel.GROUPED_QUANT_MATMUL);
@@ -30,14 +32,16 @@ public final class Roofline implements CpuGraph.LaunchObserver {
     private long weightBytes, expertBytes, kernelNanos, macs, vnniMacs;
     private long expertLaunches, expertsUsed, expertsTotal;
     private final Map<Kernel, Long> nanosByKernel = new EnumMap<>(Kernel.class);
+    private long[] launchBytes = new long[0], launchMacs = new long[0], launchVnniMacs = new long[0];   // [launch index], summed over the steps
 
     @Override
     public void launched(int index, Kernel kernel, Buf[] in, Buf[] out, long nanos) {
         kernelNanos += nanos;
         nanosByKernel.merge(kernel, nanos, Long::sum);
         long m = macs(kernel, in);
+        boolean vnni = onVnniTiles(kernel, in);
         macs += m;
-        if (onVnniTiles(kernel, in)) vnniMacs += m;
+        if (vnni) vnniMacs += m;
         int experts = 0, used = 0;
         if (GROUPED.contains(kernel)) {
             int[] counts = in[in.length - 1].ints();
@@ -53,21 +57,67 @@ public final class Roofline implements CpuGraph.LaunchObserver {
             expertsUsed += used;
             expertsTotal += experts;
         }
+        long read = 0;
         for (int j = 0; j < in.length; j++) {
             Buf b = in[j];
             if (!b.isWeight()) continue;
             long bytes = b.storedBytes();
             if (kernel == Kernel.EMBEDDING && j == 0) {
                 int rows = b.shape()[0];
-                weightBytes += bytes / rows * in[1].elements();
+                read += bytes / rows * in[1].elements();
             } else if (experts > 0 && b.shape().length >= 2 && b.shape()[0] == experts) {
-                long read = bytes / experts * used;
-                weightBytes += read;
-                expertBytes += read;
+                long routed = bytes / experts * used;
+                read += routed;
+                expertBytes += routed;
             } else {
-                weightBytes += bytes;
+                read += bytes;
             }
         }
+        weightBytes += read;
+        if (index >= launchBytes.length) {
+            int n = Math.max(index + 1, 2 * launchBytes.length);
+            launchBytes = java.util.Arrays.copyOf(launchBytes, n);
+            launchMacs = java.util.Arrays.copyOf(launchMacs, n);
+            launchVnniMacs = java.util.Arrays.copyOf(launchVnniMacs, n);
+        }
+        launchBytes[index] += read;
+        launchMacs[index] += m;
+        if (vnni) launchVnniMacs[index] += m;
+    }
+
+    /**
+     * What each launch of a step must read and compute, per step: weight bytes (as {@link #weightBytes}
+     * counts them), all its multiply-accumulates, and those of them on the VNNI tiles, by launch index.
+     */
+    public record Launches(double[] bytes, double[] macs, double[] vnniMacs) {
+        /**
+         * The launch-by-launch bound of a step in ms: each launch at the slower of its bytes at
+         * {@code bandwidth} (bytes/s) and its multiply-accumulates at the peaks (per second: the VNNI
+         * tiles' for those on them, the f32 FMA's for the rest), added up. A launch that is compute-bound
+         * (a batch's lm_head in f32 FMAs) leaves the memory idle while it runs, and the next launch cannot
+         * start before it ends; no schedule of these launches is faster.
+         */
+        public double ms(double bandwidth, double f32Peak, double vnniPeak) {
+            double s = 0;
+            for (int i = 0; i < bytes.length; i++) {
+                double compute = (macs[i] - vnniMacs[i]) / f32Peak + (vnniMacs[i] > 0 ? vnniMacs[i] / vnniPeak : 0);
+                s += Math.max(bytes[i] / bandwidth, compute);
+            }
+            return s * 1e3;
+        }
+    }
+
+    /** {@link Launches} per step, over {@code steps} observed steps. */
+    public Launches launches(int steps) {
+        int n = launchBytes.length;
+        while (n > 0 && launchBytes[n - 1] == 0 && launchMacs[n - 1] == 0) n--;
+        double[] bytes = new double[n], all = new double[n], vnni = new double[n];
+        for (int i = 0; i < n; i++) {
+            bytes[i] = (double) launchBytes[i] / steps;
+            all[i] = (double) launchMacs[i] / steps;
+            vnni[i] = (double) launchVnniMacs[i] / steps;
+        }
+        return new Launches(bytes, all, vnni);
     }
 
     /**
