@@ -114,6 +114,32 @@ public final class CompiledModel implements StepModel {
 
     @Override
     public float[][] step(int[] tokens, int[] positions, int[] slots, int[] logitRows) {
+        CpuGraph graph = run(tokens, positions, slots, logitRows);
+        boolean decoded = decodeRows(logitRows, tokens.length);
+        float[][] out = new float[logitRows.length][];
+        for (int r = 0; r < out.length; r++) out[r] = graph.row(StepAbi.LOGITS, decoded ? logitRows[r] : r, vocab);
+        return out;
+    }
+
+    /**
+     * {@link #step}, then each row's argmax read where the graph left its logits, the rows over the
+     * threads: no copy of the logits (at batch 8, 4.9 MB a step into new arrays took 0.6–0.8 ms, and the
+     * scalar argmax of the copies 0.7 ms more).
+     */
+    @Override
+    public int[] greedy(int[] tokens, int[] positions, int[] slots, int[] logitRows) {
+        CpuGraph graph = run(tokens, positions, slots, logitRows);
+        boolean decoded = decodeRows(logitRows, tokens.length);
+        int[] ids = new int[logitRows.length];
+        par.forEach(ids.length, 1, r -> ids[r] = graph.argmax(StepAbi.LOGITS, decoded ? logitRows[r] : r, vocab));
+        return ids;
+    }
+
+    /** Whether a step of {@code tokens} tokens and these logit rows runs on a captured decode graph, whose logit rows are its token rows. */
+    private boolean decodeRows(int[] logitRows, int tokens) { return allRows(logitRows, tokens) && decode.ceilingKey(tokens) != null; }
+
+    /** Runs a step on its graph (a captured decode graph where every token's logits are asked for, else a prompt's) and returns the graph. */
+    private CpuGraph run(int[] tokens, int[] positions, int[] slots, int[] logitRows) {
         StepChecks.check(tokens, positions, slots, logitRows, maxSlots, maxSeqLen, vocab);
         kv.prepare(slots, positions);
         int n = tokens.length;
@@ -139,9 +165,7 @@ public final class CompiledModel implements StepModel {
         if (paged) inputs.put(StepAbi.BLOCK_TABLE, kv.table());
         graph.run(kernels, inputs, observer);
         lastGraph = graph.name();
-        float[][] out = new float[logitRows.length][];
-        for (int r = 0; r < out.length; r++) out[r] = graph.row(StepAbi.LOGITS, captured != null ? logitRows[r] : r, vocab);
-        return out;
+        return graph;
     }
 
     /**

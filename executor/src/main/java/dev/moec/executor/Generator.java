@@ -34,21 +34,30 @@ public final class Generator {
             positions[i] = i;
             slots[i] = slot;
         }
-        float[] logits = model.step(prompt, positions, slots, new int[]{prompt.length - 1})[0];
         List<float[]> kept = new ArrayList<>();
+        boolean greedy = sampler.isGreedy() && !keepLogits;               // the model's argmax, without the logits
         int[] out = new int[maxTokens];
         int n = 0;
         String finish = "length";
+        int[] tokens = prompt, rows = {prompt.length - 1};
         while (n < maxTokens) {
-            if (keepLogits) kept.add(logits);
-            int next = sampler.sample(logits);
+            int next;
+            if (greedy) {
+                next = model.greedy(tokens, positions, slots, rows)[0];
+            } else {
+                float[] logits = model.step(tokens, positions, slots, rows)[0];
+                if (keepLogits) kept.add(logits);
+                next = sampler.sample(logits);
+            }
             out[n++] = next;
-            if (stopIds.contains(next)) {
-                finish = "stop";
+            if (stopIds.contains(next) || n == maxTokens) {
+                if (stopIds.contains(next)) finish = "stop";
                 break;
             }
-            if (n == maxTokens) break;
-            logits = model.step(new int[]{next}, new int[]{prompt.length + n - 1}, new int[]{slot}, new int[]{0})[0];
+            tokens = new int[] {next};
+            positions = new int[] {prompt.length + n - 1};
+            slots = new int[] {slot};
+            rows = new int[] {0};
         }
         return new Result(java.util.Arrays.copyOf(out, n), kept, finish);
     }

@@ -36,9 +36,6 @@ public final class Sampler {
         return argmax(logits);
     }
 
-    public static int argmax(float[] logits) {
-        int best = 0;
-        for (int i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
-        return best;
-    }
+    /** The first index of the largest logit (a NaN is never the largest), in vectors ({@link dev.moec.executor.cpu.Simd#argmax}). */
+    public static int argmax(float[] logits) { return dev.moec.executor.cpu.Simd.argmax(logits, 0, logits.length); }
 }

@@ -21,6 +21,18 @@ public interface StepModel extends AutoCloseable {
      */
     float[][] step(int[] tokens, int[] positions, int[] slots, int[] logitRows);
 
+    /**
+     * Runs one step as {@link #step} does and returns, for each entry of {@code logitRows}, the argmax of
+     * its logits ({@link Sampler#argmax}): greedy decoding, where an implementation need not hand out the
+     * logits themselves.
+     */
+    default int[] greedy(int[] tokens, int[] positions, int[] slots, int[] logitRows) {
+        float[][] logits = step(tokens, positions, slots, logitRows);
+        int[] ids = new int[logits.length];
+        for (int r = 0; r < ids.length; r++) ids[r] = Sampler.argmax(logits[r]);
+        return ids;
+    }
+
     /** The name of the graph the last step ran on (e.g. {@code decode_bs4}), for reports and tests. */
     default String lastGraph() { return "reference"; }
 

@@ -130,10 +130,12 @@ public final class BatchScheduler implements AutoCloseable {
                     positions[i] = i;
                     slots[i] = slot;
                 }
-                float[] logits = model.step(prompt, positions, slots, new int[]{prompt.length - 1})[0];
+                Sampler sampler = p.request().sampler();
+                int[] last = {prompt.length - 1};
+                int token = sampler.isGreedy() ? model.greedy(prompt, positions, slots, last)[0] : sampler.sample(model.step(prompt, positions, slots, last)[0]);
                 steps++;
                 r.position = prompt.length;
-                if (!accept(r, p.request().sampler().sample(logits))) running.add(r);
+                if (!accept(r, token)) running.add(r);
             } catch (RuntimeException e) {
                 fail(r, e);
             }
@@ -150,13 +152,17 @@ public final class BatchScheduler implements AutoCloseable {
             slots[i] = r.slot;
             rows[i] = i;
         }
-        float[][] logits = model.step(tokens, positions, slots, rows);
+        // Where every running request decodes greedily, the model gives the argmax of each row without
+        // handing out its logits (151,936 floats a row for Qwen3).
+        boolean greedy = running.stream().allMatch(r -> r.pending.request().sampler().isGreedy());
+        int[] next = greedy ? model.greedy(tokens, positions, slots, rows) : null;
+        float[][] logits = greedy ? null : model.step(tokens, positions, slots, rows);
         steps++;
         List<Running> still = new ArrayList<>();
         for (int i = 0; i < n; i++) {
             Running r = running.get(i);
             r.position++;
-            if (!accept(r, r.pending.request().sampler().sample(logits[i]))) still.add(r);
+            if (!accept(r, greedy ? next[i] : r.pending.request().sampler().sample(logits[i]))) still.add(r);
         }
         running.clear();
         running.addAll(still);

@@ -72,6 +72,41 @@ class BatchingTest {
         for (int r = 0; r < rows.length; r++) assertArrayEquals(alone[r], second[r], "logit row " + rows[r]);
     }
 
+    /**
+     * A greedy step gives each row's argmax of the logits the same step gives (a step run again with the
+     * same tokens at the same positions writes the same cache rows): a prompt's chosen rows, a live batch
+     * of three on the graph captured for four, and the reference model through the default method.
+     */
+    @Test void aGreedyStepGivesTheArgmaxOfItsLogits() {
+        int n = PROMPT.length;
+        int[] pos = new int[n], slot1 = new int[n], rows = {n - 1, 2};
+        for (int i = 0; i < n; i++) {
+            pos[i] = i;
+            slot1[i] = 1;
+        }
+        try (CompiledModel m = new CompiledModel(Artifact.open(Fixtures.tinyArtifact()), 4, 32, 2);
+             Checkpoint c = Checkpoint.open(Fixtures.tinyCheckpoint())) {
+            for (StepModel model : new StepModel[] {m, new ReferenceModel(ModelImport.stepGraph(c), c, 4, 32)}) {
+                assertGreedyIsArgmax(model, PROMPT, pos, slot1, rows);
+                int[] tokens = {PROMPT[1], PROMPT[5], PROMPT[7]}, at = {n, 3, 0}, slots = {1, 2, 3};
+                model.step(PROMPT, pos, new int[] {2, 2, 2, 2, 2, 2, 2, 2}, new int[] {n - 1});
+                assertGreedyIsArgmax(model, tokens, at, slots, new int[] {0, 1, 2});
+            }
+            assertEquals("decode_bs4", m.lastGraph());
+        }
+    }
+
+    private static void assertGreedyIsArgmax(StepModel m, int[] tokens, int[] positions, int[] slots, int[] rows) {
+        float[][] logits = m.step(tokens, positions, slots, rows);
+        int[] ids = m.greedy(tokens, positions, slots, rows);
+        assertEquals(rows.length, ids.length);
+        for (int r = 0; r < rows.length; r++) {
+            int best = 0;
+            for (int i = 1; i < logits[r].length; i++) if (logits[r][i] > logits[r][best]) best = i;
+            assertEquals(best, ids[r], "row " + rows[r]);
+        }
+    }
+
     @Test void aLiveBatchRunsOnTheSmallestCapturedGraphAndMatchesSoloRuns() {
         int[][] prompts = {{9707, 11, 1879}, {785, 3974}, {40, 1079, 264, 5562, 13}};
         int steps = 8;

@@ -2,7 +2,6 @@ package dev.moec.executor.bench;
 
 import dev.moec.backend.Kernel;
 import dev.moec.executor.CompiledModel;
-import dev.moec.executor.Sampler;
 
 import java.util.Arrays;
 import java.util.Map;
@@ -10,7 +9,7 @@ import java.util.SplittableRandom;
 
 /**
  * The measurements behind {@code moec bench}: decode steps at a batch size on a captured graph, and
- * prefill of a long prompt. Prompts are seeded random token ids; decoding is greedy.
+ * prefill of a long prompt. Prompts are seeded random token ids; decoding is greedy ({@link CompiledModel#greedy}, as the server decodes greedy requests).
  */
 public final class Bench {
     private Bench() {}
@@ -114,8 +113,7 @@ public final class Bench {
             for (int t = 0; t < promptLen; t++) positions[t] = t;
             int[] slot = new int[promptLen];
             Arrays.fill(slot, b);
-            float[][] logits = model.step(prompt, positions, slot, new int[] {promptLen - 1});
-            last[b] = Sampler.argmax(logits[0]);
+            last[b] = model.greedy(prompt, positions, slot, new int[] {promptLen - 1})[0];
             pos[b] = promptLen;
             slots[b] = b;
             rows[b] = b;
@@ -200,9 +198,9 @@ public final class Bench {
     }
 
     private static void step(CompiledModel model, int[] last, int[] pos, int[] slots, int[] rows) {
-        float[][] logits = model.step(last.clone(), pos.clone(), slots, rows);
+        int[] next = model.greedy(last.clone(), pos.clone(), slots, rows);
         for (int b = 0; b < last.length; b++) {
-            last[b] = Sampler.argmax(logits[b]);
+            last[b] = next[b];
             pos[b]++;
         }
     }

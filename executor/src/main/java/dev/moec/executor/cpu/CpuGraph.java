@@ -156,6 +156,12 @@ public final class CpuGraph {
         return java.util.Arrays.copyOfRange(b.f, from, from + width);
     }
 
+    /** The argmax of one row of a float buffer, read in place ({@link Simd#argmax}: the first index of the largest). */
+    public int argmax(String buffer, int row, int width) {
+        Buf b = buffers.get(buffer);
+        return Simd.argmax(b.f, b.off + row * width, width);
+    }
+
     /** Bytes the activations and inputs take: the arena, as this executor stores them (4 bytes an element). */
     public long activationBytes() { return activationBytes; }
 

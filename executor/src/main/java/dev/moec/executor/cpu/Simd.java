@@ -1352,6 +1352,48 @@ public final class Simd {
         return s;
     }
 
+    /**
+     * The index (from 0) of the largest of x[xo], ..., x[xo + n - 1], the first of equal ones: what
+     * {@code best = 0; for i: if (x[xo + i] > x[xo + best]) best = i} gives, NaN never greater and -0
+     * equal to 0. Each lane keeps its largest value and the first index it was seen at, in one pass; of
+     * the lanes holding the overall largest, the smallest index wins. A greedy step takes the argmax of
+     * each row of 151,936 logits: the scalar loop took 85 µs a row.
+     */
+    public static int argmax(float[] x, int xo, int n) {
+        if (n <= 0) throw new IllegalArgumentException("argmax of no values");
+        if (Float.isNaN(x[xo])) return 0;                                  // nothing is greater than a NaN first value
+        int j = 0, best = 0;
+        float max = x[xo];
+        if (ENABLED && n >= 2 * L) {
+            FloatVector top = FloatVector.broadcast(F, Float.NEGATIVE_INFINITY);
+            IntVector at = IntVector.zero(I), index = IntVector.zero(I).addIndex(1), step = IntVector.broadcast(I, L);
+            for (; j + L <= n; j += L) {
+                FloatVector v = FloatVector.fromArray(F, x, xo + j);
+                VectorMask<Float> greater = v.compare(VectorOperators.GT, top);
+                top = top.blend(v, greater);
+                at = at.blend(index, greater.cast(I));
+                index = index.add(step);
+            }
+            float[] tops = new float[L];
+            int[] ats = new int[L];
+            top.intoArray(tops, 0);
+            at.intoArray(ats, 0);
+            for (int l = 0; l < L; l++) {                                 // a lane that saw no value above -inf keeps index 0
+                if (tops[l] > max || (tops[l] == max && ats[l] < best)) {
+                    max = tops[l];
+                    best = ats[l];
+                }
+            }
+        }
+        for (int i = Math.max(j, 1); i < n; i++) {
+            if (x[xo + i] > max) {
+                max = x[xo + i];
+                best = i;
+            }
+        }
+        return best;
+    }
+
     /** out[oo + j] = a[ao + j] + b[bo + j], j < n. */
     public static void add(float[] a, int ao, float[] b, int bo, float[] out, int oo, int n) {
         int j = 0;

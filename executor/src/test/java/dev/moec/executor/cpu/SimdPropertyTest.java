@@ -84,6 +84,33 @@ class SimdPropertyTest {
     }
 
     /** Four f32 rows against one shared row, as attention scores the query heads of a KV head. */
+    /**
+     * The vector argmax is the scalar loop's: the first index of the largest value, over rows drawn from a
+     * few values (so ties are common) mixed with -0, 0, infinities and NaNs, at an offset, short rows and
+     * long ones, and a NaN first value (nothing is greater, so index 0).
+     */
+    @Property(tries = 500)
+    void argmaxIsTheFirstIndexOfTheLargestAsTheScalarLoopFindsIt(@ForAll @IntRange(min = 1, max = 300) int n, @ForAll @IntRange(min = 0, max = 20) int offset,
+                                                                  @ForAll @IntRange(min = 0, max = 5) int kind, @ForAll long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        float[] pool = {-0f, 0f, 1.5f, -2f, Float.NEGATIVE_INFINITY, Float.POSITIVE_INFINITY, Float.NaN, 3f};
+        float[] x = new float[offset + n + 5];
+        for (int j = 0; j < x.length; j++) {
+            x[j] = switch (kind) {
+                case 0 -> (float) r.nextGaussian();                                   // distinct values
+                case 1 -> pool[r.nextInt(4)];                                         // ties, signed zeros
+                case 2 -> pool[r.nextInt(pool.length)];                               // with infinities and NaNs
+                case 3 -> Float.NEGATIVE_INFINITY;                                    // nothing above -inf
+                case 4 -> r.nextInt(3) == 0 ? Float.NaN : -r.nextInt(4);              // NaNs among ties
+                default -> r.nextInt(50) == 0 ? 7f : (float) -r.nextDouble();          // one value, maybe repeated, far above
+            };
+        }
+        if (kind == 2 && r.nextBoolean()) x[offset] = Float.NaN;
+        int best = 0;
+        for (int i = 1; i < n; i++) if (x[offset + i] > x[offset + best]) best = i;
+        assertEquals(best, Simd.argmax(x, offset, n), "kind " + kind);
+    }
+
     /** An attention row's scaling, max and normalisation in vectors give the scalar loops' bits. */
     @Property(tries = 300)
     void scoresScaleAndNormaliseAsTheScalarLoops(@ForAll @IntRange(min = 0, max = 100) int n, @ForAll @IntRange(min = 0, max = 20) int offset, @ForAll long seed) {
