@@ -114,10 +114,9 @@ public final class CompiledModel implements StepModel {
 
     @Override
     public float[][] step(int[] tokens, int[] positions, int[] slots, int[] logitRows) {
-        CpuGraph graph = run(tokens, positions, slots, logitRows);
-        boolean decoded = decodeRows(logitRows, tokens.length);
+        Ran ran = run(tokens, positions, slots, logitRows);
         float[][] out = new float[logitRows.length][];
-        for (int r = 0; r < out.length; r++) out[r] = graph.row(StepAbi.LOGITS, decoded ? logitRows[r] : r, vocab);
+        for (int r = 0; r < out.length; r++) out[r] = ran.graph().row(StepAbi.LOGITS, ran.row(logitRows, r), vocab);
         return out;
     }
 
@@ -128,18 +127,20 @@ public final class CompiledModel implements StepModel {
      */
     @Override
     public int[] greedy(int[] tokens, int[] positions, int[] slots, int[] logitRows) {
-        CpuGraph graph = run(tokens, positions, slots, logitRows);
-        boolean decoded = decodeRows(logitRows, tokens.length);
+        Ran ran = run(tokens, positions, slots, logitRows);
         int[] ids = new int[logitRows.length];
-        par.forEach(ids.length, 1, r -> ids[r] = graph.argmax(StepAbi.LOGITS, decoded ? logitRows[r] : r, vocab));
+        par.forEach(ids.length, 1, r -> ids[r] = ran.graph().argmax(StepAbi.LOGITS, ran.row(logitRows, r), vocab));
         return ids;
     }
 
-    /** Whether a step of {@code tokens} tokens and these logit rows runs on a captured decode graph, whose logit rows are its token rows. */
-    private boolean decodeRows(int[] logitRows, int tokens) { return allRows(logitRows, tokens) && decode.ceilingKey(tokens) != null; }
+    /** A step's graph, run; a decode graph holds a row of logits per token, a prompt's one per logit row asked for. */
+    private record Ran(CpuGraph graph, boolean decode) {
+        /** The row of the graph's logits that holds the r-th row asked for. */
+        int row(int[] logitRows, int r) { return decode ? logitRows[r] : r; }
+    }
 
-    /** Runs a step on its graph (a captured decode graph where every token's logits are asked for, else a prompt's) and returns the graph. */
-    private CpuGraph run(int[] tokens, int[] positions, int[] slots, int[] logitRows) {
+    /** Runs a step on its graph: a captured decode graph where every token's logits are asked for, else a prompt's. */
+    private Ran run(int[] tokens, int[] positions, int[] slots, int[] logitRows) {
         StepChecks.check(tokens, positions, slots, logitRows, maxSlots, maxSeqLen, vocab);
         kv.prepare(slots, positions);
         int n = tokens.length;
@@ -165,7 +166,7 @@ public final class CompiledModel implements StepModel {
         if (paged) inputs.put(StepAbi.BLOCK_TABLE, kv.table());
         graph.run(kernels, inputs, observer);
         lastGraph = graph.name();
-        return graph;
+        return new Ran(graph, captured != null);
     }
 
     /**

@@ -50,10 +50,11 @@ public final class Generator {
                 next = sampler.sample(logits);
             }
             out[n++] = next;
-            if (stopIds.contains(next) || n == maxTokens) {
-                if (stopIds.contains(next)) finish = "stop";
+            if (stopIds.contains(next)) {
+                finish = "stop";
                 break;
             }
+            if (n == maxTokens) break;
             tokens = new int[] {next};
             positions = new int[] {prompt.length + n - 1};
             slots = new int[] {slot};
