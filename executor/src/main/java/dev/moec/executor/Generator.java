@@ -35,19 +35,19 @@ public final class Generator {
             slots[i] = slot;
         }
         List<float[]> kept = new ArrayList<>();
-        boolean greedy = sampler.isGreedy() && !keepLogits;               // the model's argmax, without the logits
         int[] out = new int[maxTokens];
         int n = 0;
         String finish = "length";
-        int[] tokens = prompt, rows = {prompt.length - 1};
+        int[] tokens = prompt;
+        int row = prompt.length - 1;
         while (n < maxTokens) {
             int next;
-            if (greedy) {
-                next = model.greedy(tokens, positions, slots, rows)[0];
-            } else {
-                float[] logits = model.step(tokens, positions, slots, rows)[0];
-                if (keepLogits) kept.add(logits);
+            if (keepLogits) {
+                float[] logits = model.step(tokens, positions, slots, new int[] {row})[0];
+                kept.add(logits);
                 next = sampler.sample(logits);
+            } else {
+                next = sampler.next(model, tokens, positions, slots, row);
             }
             out[n++] = next;
             if (stopIds.contains(next)) {
@@ -58,7 +58,7 @@ public final class Generator {
             tokens = new int[] {next};
             positions = new int[] {prompt.length + n - 1};
             slots = new int[] {slot};
-            rows = new int[] {0};
+            row = 0;
         }
         return new Result(java.util.Arrays.copyOf(out, n), kept, finish);
     }

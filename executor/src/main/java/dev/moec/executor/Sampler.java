@@ -36,6 +36,16 @@ public final class Sampler {
         return argmax(logits);
     }
 
+    /**
+     * The next token from row {@code logitRow} of the step the model runs now: a greedy sampler asks the
+     * model for the row's argmax ({@link StepModel#greedy}: no logits handed out); another samples the
+     * row's logits.
+     */
+    public int next(StepModel model, int[] tokens, int[] positions, int[] slots, int logitRow) {
+        int[] rows = {logitRow};
+        return isGreedy() ? model.greedy(tokens, positions, slots, rows)[0] : sample(model.step(tokens, positions, slots, rows)[0]);
+    }
+
     /** The first index of the largest logit (a NaN is never the largest), in vectors ({@link dev.moec.executor.cpu.Simd#argmax}). */
     public static int argmax(float[] logits) { return dev.moec.executor.cpu.Simd.argmax(logits, 0, logits.length); }
 }

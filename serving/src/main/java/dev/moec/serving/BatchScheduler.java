@@ -130,9 +130,7 @@ public final class BatchScheduler implements AutoCloseable {
                     positions[i] = i;
                     slots[i] = slot;
                 }
-                Sampler sampler = p.request().sampler();
-                int[] last = {prompt.length - 1};
-                int token = sampler.isGreedy() ? model.greedy(prompt, positions, slots, last)[0] : sampler.sample(model.step(prompt, positions, slots, last)[0]);
+                int token = p.request().sampler().next(model, prompt, positions, slots, prompt.length - 1);
                 steps++;
                 r.position = prompt.length;
                 if (!accept(r, token)) running.add(r);
@@ -154,15 +152,20 @@ public final class BatchScheduler implements AutoCloseable {
         }
         // Where every running request decodes greedily, the model gives the argmax of each row without
         // handing out its logits (151,936 floats a row for Qwen3).
-        boolean greedy = running.stream().allMatch(r -> r.pending.request().sampler().isGreedy());
-        int[] next = greedy ? model.greedy(tokens, positions, slots, rows) : null;
-        float[][] logits = greedy ? null : model.step(tokens, positions, slots, rows);
+        int[] next;
+        if (running.stream().allMatch(r -> r.pending.request().sampler().isGreedy())) {
+            next = model.greedy(tokens, positions, slots, rows);
+        } else {
+            float[][] logits = model.step(tokens, positions, slots, rows);
+            next = new int[n];
+            for (int i = 0; i < n; i++) next[i] = running.get(i).pending.request().sampler().sample(logits[i]);
+        }
         steps++;
         List<Running> still = new ArrayList<>();
         for (int i = 0; i < n; i++) {
             Running r = running.get(i);
             r.position++;
-            if (!accept(r, greedy ? next[i] : r.pending.request().sampler().sample(logits[i]))) still.add(r);
+            if (!accept(r, next[i])) still.add(r);
         }
         running.clear();
         running.addAll(still);
