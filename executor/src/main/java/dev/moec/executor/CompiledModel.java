@@ -114,59 +114,62 @@ public final class CompiledModel implements StepModel {
 
     @Override
     public float[][] step(int[] tokens, int[] positions, int[] slots, int[] logitRows) {
-        Ran ran = run(tokens, positions, slots, logitRows);
+        Step step = prepare(tokens, positions, slots, logitRows);
+        step.graph().run(kernels, step.inputs(), observer);
         float[][] out = new float[logitRows.length][];
-        for (int r = 0; r < out.length; r++) out[r] = ran.graph().row(StepAbi.LOGITS, ran.row(logitRows, r), vocab);
+        for (int r = 0; r < out.length; r++) out[r] = step.graph().row(StepAbi.LOGITS, step.rows()[r], vocab);
         return out;
     }
 
     /**
-     * {@link #step}, then each row's argmax read where the graph left its logits, the rows over the
-     * threads: no copy of the logits (at batch 8, 4.9 MB a step into new arrays took 0.6–0.8 ms, and the
-     * scalar argmax of the copies 0.7 ms more).
+     * {@link #step}, but each row's argmax (its first largest logit) in place of the logits: no copy of
+     * them (at batch 8, 4.9 MB a step into new arrays took 0.6–0.8 ms, and the scalar argmax of the copies
+     * 0.7 ms more), and where the graph's lm_head runs as a {@link CpuGraph#greedy greedy head}, not every
+     * logit's f32 sum either.
      */
     @Override
     public int[] greedy(int[] tokens, int[] positions, int[] slots, int[] logitRows) {
-        Ran ran = run(tokens, positions, slots, logitRows);
-        int[] ids = new int[logitRows.length];
-        par.forEach(ids.length, 1, r -> ids[r] = ran.graph().argmax(StepAbi.LOGITS, ran.row(logitRows, r), vocab));
-        return ids;
+        Step step = prepare(tokens, positions, slots, logitRows);
+        return step.graph().greedy(kernels, step.inputs(), observer, StepAbi.LOGITS, vocab, step.rows());
     }
 
-    /** A step's graph, run; a decode graph holds a row of logits per token, a prompt's one per logit row asked for. */
-    private record Ran(CpuGraph graph, boolean decode) {
-        /** The row of the graph's logits that holds the r-th row asked for. */
-        int row(int[] logitRows, int r) { return decode ? logitRows[r] : r; }
-    }
+    /**
+     * A step's graph and its inputs; {@code rows[r]}: the row of the graph's logits that holds the r-th
+     * row asked for (a decode graph holds a row per token, a prompt's one per logit row asked for).
+     */
+    private record Step(CpuGraph graph, Map<String, int[]> inputs, int[] rows) {}
 
-    /** Runs a step on its graph: a captured decode graph where every token's logits are asked for, else a prompt's. */
-    private Ran run(int[] tokens, int[] positions, int[] slots, int[] logitRows) {
+    /** Picks a step's graph: a captured decode graph where every token's logits are asked for, else a prompt's. */
+    private Step prepare(int[] tokens, int[] positions, int[] slots, int[] logitRows) {
         StepChecks.check(tokens, positions, slots, logitRows, maxSlots, maxSeqLen, vocab);
         kv.prepare(slots, positions);
         int n = tokens.length;
         Map.Entry<Integer, CpuGraph> captured = allRows(logitRows, n) ? decode.ceilingEntry(n) : null;
         CpuGraph graph;
         Map<String, int[]> inputs = new HashMap<>();
+        int[] rows;
         if (captured != null) {
             int bs = captured.getKey();
             graph = captured.getValue();
             inputs.put(StepAbi.TOKENS, pad(tokens, bs, 0));
             inputs.put(StepAbi.POSITIONS, pad(positions, bs, 0));
             inputs.put(StepAbi.SLOTS, pad(slots, bs, -1));
-            int[] rows = new int[bs];
-            for (int r = 0; r < bs; r++) rows[r] = r;
-            inputs.put(StepAbi.LOGIT_ROWS, rows);
+            int[] all = new int[bs];
+            for (int r = 0; r < bs; r++) all[r] = r;
+            inputs.put(StepAbi.LOGIT_ROWS, all);
+            rows = logitRows.clone();
         } else {
             graph = prefillGraph(n, logitRows.length);
             inputs.put(StepAbi.TOKENS, tokens);
             inputs.put(StepAbi.POSITIONS, positions);
             inputs.put(StepAbi.SLOTS, slots);
             inputs.put(StepAbi.LOGIT_ROWS, logitRows);
+            rows = new int[logitRows.length];
+            for (int r = 0; r < rows.length; r++) rows[r] = r;
         }
         if (paged) inputs.put(StepAbi.BLOCK_TABLE, kv.table());
-        graph.run(kernels, inputs, observer);
         lastGraph = graph.name();
-        return new Ran(graph, captured != null);
+        return new Step(graph, inputs, rows);
     }
 
     /**

@@ -47,6 +47,13 @@ public final class Bf16Tiles {
     /** Whether the bf16 decode matmuls run on these tiles on this machine. */
     public static final boolean AVAILABLE = available();
 
+    /**
+     * Whether the bf16 dot-product tiles ({@link #dotRows}: AVX512_BF16's {@code vdpbf16ps}) run here, for
+     * the first, approximate pass of a greedy lm_head ({@link GreedyHead}); {@code -Dmoec.bf16Dot=false}
+     * turns them off.
+     */
+    static final boolean DOT_AVAILABLE = AVAILABLE && X86Asm.runsHere("moec.bf16Dot", () -> dotTile(1, Integer.BYTES), "avx512f", "avx512_bf16");
+
     private static boolean available() {
         return Simd.PANEL_WIDTH == WIDTH && X86Asm.runsHere("moec.bf16Tiles", () -> tile(1, Float.BYTES), "avx512f");
     }
@@ -113,6 +120,105 @@ public final class Bf16Tiles {
                 }
             }
         }
+    }
+
+    /**
+     * Rows [0, rows) of bf16 activation pairs (row r's k / 2 ints from pairs[r * ps]: each the bf16 of
+     * values 2c and 2c + 1, the first in the low half) times the m channels of the bf16 panels from byte
+     * {@code panel0} of {@code panels} (k columns each, k even and at least 2): channel d of row r to
+     * out[oo + r * os + d]. Each sum is a chain of {@code vdpbf16ps} in column-pair order, so it is not
+     * the f32 tiles' sum: a row's values were rounded to bf16 and every step rounds (and flushes values
+     * below the smallest normal) as that instruction does; {@link GreedyHead} bounds the difference.
+     */
+    static void dotRows(int[] pairs, int ps, int rows, MemorySegment panels, long panel0, int k, int m, float[] out, int oo, int os) {
+        if (k < 2 || k % 2 != 0) throw new IllegalArgumentException("a bf16 dot tile takes an even number of columns, not " + k);
+        int chunks = Math.ceilDiv(rows, MAX_ROWS), chunk = Math.ceilDiv(rows, chunks);
+        int panelCount = Math.ceilDiv(m, WIDTH);
+        float[][] scratch = SUMS.get();
+        if (scratch[0].length < panelCount * chunk * WIDTH) scratch[0] = new float[panelCount * chunk * WIDTH];
+        float[] sums = scratch[0];                                       // [panels][rows][16 lanes of the low words, 16 of the high ones]
+        MemorySegment sumSeg = MemorySegment.ofArray(sums), xSeg = MemorySegment.ofArray(pairs);
+        MemorySegment w = panels.asSlice(panel0, (long) panelCount * k * WIDTH * 2);
+        for (int r = 0; r < rows; r += chunk) {
+            int n = Math.min(chunk, rows - r);
+            MemorySegment xr = xSeg.asSlice((long) r * ps * Integer.BYTES, ((long) (n - 1) * ps + k / 2) * Integer.BYTES);
+            try {
+                dotTile(n, ps * Integer.BYTES).invokeExact(xr, w, (long) (k / 2), sumSeg, (long) panelCount);
+            } catch (Throwable t) {
+                throw new IllegalStateException("bf16 dot tile of " + n + " rows", t);
+            }
+            for (int p = 0; p < panelCount; p++) {
+                int mp = Math.min(WIDTH, m - p * WIDTH);
+                for (int i = 0; i < n; i++) {
+                    int at = oo + (r + i) * os + p * WIDTH, from = (p * n + i) * WIDTH;
+                    for (int d = 0; d < mp; d++) out[at + d] = sums[from + DOT_LANE[d]];
+                }
+            }
+        }
+    }
+
+    /**
+     * The lane of a dot tile's sums that holds a panel's channel d. A panel column's int32 lane j holds
+     * channels 2j and 2j + 1; interleaving the words of two columns within each 128-bit lane (low halves,
+     * then high halves) makes lane j of the first sum channel 8 (j / 4) + j % 4, and of the second
+     * 8 (j / 4) + 4 + j % 4.
+     */
+    private static final int[] DOT_LANE = new int[WIDTH];
+    static {
+        for (int j = 0; j < WIDTH / 2; j++) {
+            DOT_LANE[8 * (j / 4) + j % 4] = j;
+            DOT_LANE[8 * (j / 4) + 4 + j % 4] = WIDTH / 2 + j;
+        }
+    }
+
+    /** The dot tile for {@code rows} rows of pairs {@code stride} bytes apart, made on first use. */
+    static MethodHandle dotTile(int rows, int stride) {
+        return TILES.computeIfAbsent(-((long) rows << 32 | stride), key -> X86Asm.link(dotCode(rows, stride, PREFETCH)));
+    }
+
+    /**
+     * The machine code of a dot tile: {@code void tile(x, w, pairs, out, panels)}, as {@link #code}'s but
+     * x holds rows of bf16 pairs (an int each) and out [panels][rows][32] the sums {@link #DOT_LANE}
+     * orders. A loop takes two columns: zmm30 and zmm27 are loaded, zmm28 and zmm29 = their words
+     * interleaved (each lane two columns of one channel), and row r adds each against its pair into
+     * zmm 2r and 2r + 1.
+     */
+    static byte[] dotCode(int rows, int stride, int prefetch) {
+        if (rows < 1 || rows > MAX_ROWS) throw new IllegalArgumentException("a bf16 dot tile takes 1 to " + MAX_ROWS + " rows, not " + rows);
+        X86Asm a = new X86Asm();
+        a.mov(X86Asm.R9, X86Asm.RDI);
+        a.mov(X86Asm.R10, X86Asm.RDX);
+        int panel = a.size();
+        a.mov(X86Asm.RDI, X86Asm.R9);
+        a.mov(X86Asm.RDX, X86Asm.R10);
+        for (int z = 0; z < 2 * rows; z++) a.vpxord(z);
+        int loop = a.size();
+        a.vmovdqu32Load(30, X86Asm.RSI, 0);
+        a.vmovdqu32Load(27, X86Asm.RSI, 2 * WIDTH);
+        if (prefetch > 0) {
+            a.prefetcht0(X86Asm.RSI, prefetch);
+            a.prefetcht0(X86Asm.RSI, prefetch + 2 * WIDTH);
+        }
+        a.vpunpcklwd(28, 30, 27);
+        a.vpunpckhwd(29, 30, 27);
+        for (int r = 0; r < rows; r++) {
+            a.vdpbf16psBroadcast(2 * r, 28, X86Asm.RDI, r * stride);
+            a.vdpbf16psBroadcast(2 * r + 1, 29, X86Asm.RDI, r * stride);
+        }
+        a.addImm(X86Asm.RSI, 4 * WIDTH);
+        a.addImm(X86Asm.RDI, Integer.BYTES);
+        a.dec(X86Asm.RDX);
+        a.jnz(loop);
+        for (int r = 0; r < rows; r++) {
+            a.vmovdqu32Store(X86Asm.RCX, r * WIDTH * Float.BYTES, 2 * r);
+            a.vmovdqu32Store(X86Asm.RCX, (r * WIDTH + WIDTH / 2) * Float.BYTES, 2 * r + 1);
+        }
+        a.addImm(X86Asm.RCX, rows * WIDTH * Float.BYTES);
+        a.dec(X86Asm.R8);
+        a.jnz(panel);
+        a.vzeroupper();
+        a.ret();
+        return a.bytes();
     }
 
     /** The tile for {@code rows} rows whose activations lie {@code stride} bytes apart, made on first use. */

@@ -29,7 +29,9 @@ public final class CpuGraph {
     private final Buf[][] ins, outs;
     private final dev.moec.ir.Attrs[] attrs;
     private final long activationBytes;
+    private final GreedyHead head;                                               // the last launch as a greedy step runs it, or null
     private CapturedReplay.Replay captured;                                      // null: replayed by the loop in run
+    private CapturedReplay.Replay capturedBody;                                  // every launch but the head's, where there is a head
 
     /**
      * {@code state}: the persistent arrays by state name: float[] for f32 state, byte[] for a packed bf16
@@ -89,6 +91,10 @@ public final class CpuGraph {
             for (Buf b : ins[l]) types.add(b.dtype);
             CpuKernels.checkSupported(kernels[l], types);
         }
+        KernelGraph.Launch last = g.launches().getLast();
+        this.head = last.outputs().equals(List.of(dev.moec.ir.StepAbi.LOGITS))
+                ? GreedyHead.of(last.kernel(), ins[count - 1], outs[count - 1], () -> panels.rowNorms(g.buffer(last.inputs().get(1)).source(), weights))
+                : null;
     }
 
     public String name() { return name; }
@@ -107,6 +113,7 @@ public final class CpuGraph {
     /** Generates the straight-line replay of this graph's launches (see {@link CapturedReplay}); later runs use it. */
     public CpuGraph capture() {
         captured = CapturedReplay.generate(name, kernels);
+        if (head != null) capturedBody = CapturedReplay.generate(name + "_body", java.util.Arrays.copyOf(kernels, kernels.length - 1));
         return this;
     }
 
@@ -127,6 +134,39 @@ public final class CpuGraph {
      * observed run goes through the loop, captured or not).
      */
     public void run(CpuKernels k, Map<String, int[]> inputs, LaunchObserver observer) {
+        copyIn(inputs);
+        launches(k, kernels.length, captured, observer);
+    }
+
+    /**
+     * As {@link #run(CpuKernels, Map, LaunchObserver)}, then the argmax of each row {@code rows[i]} of
+     * float buffer {@code buffer} seen as rows of {@code width} values (the first index of the largest).
+     * Where the last launch writes the logits through a {@link GreedyHead} and the step has at least
+     * {@link GreedyHead#MIN_ROWS} rows, the head finds the same argmaxes in its place (its time reported
+     * to the observer as that launch's), and the buffer holds its approximations.
+     */
+    public int[] greedy(CpuKernels k, Map<String, int[]> inputs, LaunchObserver observer, String buffer, int width, int[] rows) {
+        copyIn(inputs);
+        int last = kernels.length - 1;
+        int[] ids = null;
+        if (head != null && head.rows() >= GreedyHead.MIN_ROWS && buffer.equals(dev.moec.ir.StepAbi.LOGITS)) {
+            launches(k, last, capturedBody, observer);
+            long t0 = System.nanoTime();
+            ids = head.argmax(k, rows);
+            if (ids == null) k.launch(kernels[last], ins[last], outs[last], attrs[last]);   // undecided: the launch as it is
+            if (observer != null) observer.launched(last, kernels[last], ins[last], outs[last], System.nanoTime() - t0);
+        } else {
+            launches(k, kernels.length, captured, observer);
+        }
+        if (ids == null) {
+            int[] all = new int[rows.length];
+            k.parallel().forEach(rows.length, 1, r -> all[r] = argmax(buffer, rows[r], width));
+            ids = all;
+        }
+        return ids;
+    }
+
+    private void copyIn(Map<String, int[]> inputs) {
         inputs.forEach((n, data) -> {
             Buf b = buffers.get(n);
             if (b == null || b.i == null || b.elements() != data.length) {
@@ -134,15 +174,22 @@ public final class CpuGraph {
             }
             System.arraycopy(data, 0, b.i, b.off, data.length);
         });
-        if (observer == null && captured != null) {
-            captured.run(k, ins, outs, attrs);
+    }
+
+    /**
+     * Launches [0, count): by {@code replay} (the captured code of exactly those launches) where there is
+     * one and no observer, else from the loop, each timed for {@code observer} when it is not null.
+     */
+    private void launches(CpuKernels k, int count, CapturedReplay.Replay replay, LaunchObserver observer) {
+        if (observer == null && replay != null) {
+            replay.run(k, ins, outs, attrs);
             return;
         }
         if (observer == null) {
-            for (int l = 0; l < kernels.length; l++) k.launch(kernels[l], ins[l], outs[l], attrs[l]);
+            for (int l = 0; l < count; l++) k.launch(kernels[l], ins[l], outs[l], attrs[l]);
             return;
         }
-        for (int l = 0; l < kernels.length; l++) {
+        for (int l = 0; l < count; l++) {
             long t0 = System.nanoTime();
             k.launch(kernels[l], ins[l], outs[l], attrs[l]);
             observer.launched(l, kernels[l], ins[l], outs[l], System.nanoTime() - t0);

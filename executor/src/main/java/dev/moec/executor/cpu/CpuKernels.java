@@ -83,6 +83,21 @@ public final class CpuKernels implements AutoCloseable {
     }
 
     /**
+     * A decode step's matmul over n outputs, k wide, of {@code type} panels, cut as {@link #matmul} cuts
+     * it: {@code body} for each task's channels [o0, o1), over the threads in runs.
+     */
+    void forEachStreamedBlock(int n, int k, DType type, BlockBody body) {
+        int block = streamBlock(n, k, type);
+        forEachTask(Math.ceilDiv(n, block), true, b -> body.run(b * block, Math.min(n, (b + 1) * block)));
+    }
+
+    /** A task of {@link #forEachStreamedBlock}: output channels [o0, o1). */
+    interface BlockBody { void run(int o0, int o1); }
+
+    /** The kernels' threads. */
+    Parallel parallel() { return par; }
+
+    /**
      * Activation rows the int4 row loop (a decode step's experts under W4A8) runs over at a time against a
      * block of weight rows read in place. Four f32 rows of a 1024-wide model (16 KB) stay in L1 beside
      * the weights; eight (32 KB, the whole L1) made every activation load go to L2, 20 % slower (JMH).

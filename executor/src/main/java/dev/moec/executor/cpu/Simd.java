@@ -1394,6 +1394,34 @@ public final class Simd {
         return best;
     }
 
+    /**
+     * The indices i in [0, n), in order, where a[ao + i] + norms[i] * e (one rounding) is not below t, a
+     * NaN sum counting as not below: their count, written to out, or -1 where there are more than
+     * out.length. How {@link GreedyHead} picks a row's candidates.
+     */
+    static int notBelow(float[] a, int ao, int n, float[] norms, float e, float t, int[] out) {
+        int count = 0, i = 0;
+        if (ENABLED) {
+            FloatVector ev = FloatVector.broadcast(F, e);
+            for (; i + L <= n; i += L) {
+                FloatVector s = FloatVector.fromArray(F, norms, i).fma(ev, FloatVector.fromArray(F, a, ao + i));
+                VectorMask<Float> keep = s.compare(VectorOperators.LT, t).not();
+                if (!keep.anyTrue()) continue;
+                for (int l = 0; l < L; l++) {
+                    if (!keep.laneIsSet(l)) continue;
+                    if (count == out.length) return -1;
+                    out[count++] = i + l;
+                }
+            }
+        }
+        for (; i < n; i++) {
+            if (Math.fma(norms[i], e, a[ao + i]) < t) continue;
+            if (count == out.length) return -1;
+            out[count++] = i;
+        }
+        return count;
+    }
+
     /** out[oo + j] = a[ao + j] + b[bo + j], j < n. */
     public static void add(float[] a, int ao, float[] b, int bo, float[] out, int oo, int n) {
         int j = 0;

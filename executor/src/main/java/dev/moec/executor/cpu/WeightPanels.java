@@ -50,6 +50,7 @@ public final class WeightPanels {
     private final Parallel par;
     private final boolean vnni;                                                   // int8 in Vnni's layout
     private final Map<String, MemorySegment> made = new ConcurrentHashMap<>();   // by weight source
+    private final Map<String, float[]> norms = new ConcurrentHashMap<>();        // by weight source: [rows] each row's 2-norm
     private final Arena arena = Arena.ofAuto();
     private MemorySegment slab;                                                   // guarded by this
     private long slabUsed;                                                        // guarded by this
@@ -93,6 +94,36 @@ public final class WeightPanels {
     /** The panels of weight {@code source} of {@code weights}, made on first use. */
     MemorySegment of(String source, TensorStore weights) {
         return made.computeIfAbsent(source, s -> make(s, weights));
+    }
+
+    /**
+     * The 2-norm of each row of bf16 matrix {@code source} (from its row-major mapping), rounded up to a
+     * float, made on first use over the threads: what {@link GreedyHead} bounds its approximations by. A
+     * row holding a value that is not finite has a norm that is not finite.
+     */
+    float[] rowNorms(String source, TensorStore weights) {
+        return norms.computeIfAbsent(source, s -> {
+            TensorType t = weights.type(s);
+            if (t.dtype() != DType.BF16 || t.shape().rank() != 2) throw new IllegalArgumentException("row norms of " + s + " " + t + ": a bf16 matrix only");
+            return rowNorms(weights.raw(s), Math.toIntExact(t.shape().sizes()[0]), Math.toIntExact(t.shape().sizes()[1]), par);
+        });
+    }
+
+    /** {@link #rowNorms(String, TensorStore)} of a row-major bf16 matrix of rows x cols, over {@code par}'s threads. */
+    static float[] rowNorms(MemorySegment raw, int rows, int cols, Parallel par) {
+        float[] out = new float[rows];
+        int block = 1024;
+        par.forEach(Math.ceilDiv(rows, block), 1, b -> {
+            for (int r = b * block; r < Math.min(rows, (b + 1) * block); r++) {
+                double sum = 0;                                          // each square exact in double; the sum's rounding is covered below
+                for (int c = 0; c < cols; c++) {
+                    double v = Simd.bf16At(raw, (long) r * cols + c);
+                    sum += v * v;
+                }
+                out[r] = Math.nextUp((float) (Math.sqrt(sum) * (1 + 0x1p-40)));
+            }
+        });
+        return out;
     }
 
     /** Bytes of all panels made so far. */

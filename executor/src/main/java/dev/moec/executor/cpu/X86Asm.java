@@ -124,6 +124,32 @@ final class X86Asm {
         memory(acc, base, disp);
     }
 
+    /**
+     * vdpbf16ps zmm_acc, zmm_w, dword [base + disp]{1to16}: each lane of acc plus the products of its two
+     * bf16 in w with the two bf16 of the dword there (low with low, high with high); inputs below the
+     * smallest normal read as zero, and the result is rounded to nearest even and flushed to zero.
+     */
+    void vdpbf16psBroadcast(int acc, int w, int base, int disp) {
+        zmm(acc, w);
+        evex(2, 2, acc, w, -1, true);
+        emit(0x52);
+        memory(acc, base, disp);
+    }
+
+    /** vpunpcklwd zmm_dst, zmm_a, zmm_b: in each 128-bit lane, the low four words of a and of b interleaved, a's first. */
+    void vpunpcklwd(int dst, int a, int b) {
+        zmm(dst, a, b);
+        evex(1, 1, dst, a, b, false);
+        emit(0x61, 0xC0 | (dst & 7) << 3 | (b & 7));
+    }
+
+    /** vpunpckhwd zmm_dst, zmm_a, zmm_b: as {@link #vpunpcklwd}, the high four words of each lane. */
+    void vpunpckhwd(int dst, int a, int b) {
+        zmm(dst, a, b);
+        evex(1, 1, dst, a, b, false);
+        emit(0x69, 0xC0 | (dst & 7) << 3 | (b & 7));
+    }
+
     /** vpslld zmm_dst, zmm_src, imm8: each int32 lane shifted left. */
     void vpslldImm(int dst, int src, int imm) {
         zmm(dst, src);

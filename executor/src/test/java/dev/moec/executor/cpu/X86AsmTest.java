@@ -10,7 +10,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 /** The machine-code tiles' encoder: each instruction as GNU as encodes it; what it cannot encode refused. */
 class X86AsmTest {
     /**
-     * Each instruction the tiles use (VNNI's, then the bf16 tiles'), against GNU as 2.40's encoding of it (registers on both sides of zmm8
+     * Each instruction the tiles use (VNNI's, then the bf16 tiles', then the bf16 dot tiles'), against GNU as 2.40's encoding of it (registers on both sides of zmm8
      * and zmm16, so every EVEX register-extension bit is exercised). Memory operands keep a 32-bit
      * displacement where as would compress it into 8 bits; objdump reads both alike.
      */
@@ -44,6 +44,13 @@ class X86AsmTest {
         assertEncodes("6203054025ffff", a -> a.allOnes(31));                                       // vpternlogd zmm31, zmm31, zmm31, 0xff
         assertEncodes("6253354825c9ff", a -> a.allOnes(9));
         assertEncodes("0f188e00040000", a -> a.prefetcht0(X86Asm.RSI, 0x400));                    // prefetcht0 [rsi + 0x400]
+        assertEncodes("62f21e50528700040000", a -> a.vdpbf16psBroadcast(0, 28, X86Asm.RDI, 0x400)); // vdpbf16ps zmm0, zmm28, [rdi + 0x400]{1to16}
+        assertEncodes("62e2165052be34120000", a -> a.vdpbf16psBroadcast(23, 29, X86Asm.RSI, 0x1234));
+        assertEncodes("62727658528f00400000", a -> a.vdpbf16psBroadcast(9, 1, X86Asm.RDI, 0x4000));
+        assertEncodes("62010d4061e3", a -> a.vpunpcklwd(28, 30, 27));                            // vpunpcklwd zmm28, zmm30, zmm27
+        assertEncodes("62010d4069eb", a -> a.vpunpckhwd(29, 30, 27));
+        assertEncodes("62716d4861c9", a -> a.vpunpcklwd(9, 2, 1));
+        assertEncodes("62d1654869e4", a -> a.vpunpckhwd(4, 3, 12));
     }
 
     @Test
