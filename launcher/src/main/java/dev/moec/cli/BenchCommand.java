@@ -5,6 +5,7 @@ import dev.moec.executor.CompiledModel;
 import dev.moec.ir.StepAbi;
 import dev.moec.executor.bench.Bench;
 import dev.moec.executor.bench.ComputePeak;
+import dev.moec.executor.bench.Roofline;
 import dev.moec.executor.bench.MemoryBandwidth;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -29,8 +30,8 @@ final class BenchCommand {
     /** A rate a roofline is drawn with (bytes or multiply-accumulates per second), and where it came from. */
     record Rate(double perSecond, String source) {}
 
-    /** A compute floor in ms, how the report says it, and the peaks it was drawn at (multiply-accumulates per second; the VNNI one NaN where no MAC ran on its tiles). */
-    record Compute(double ms, String how, double f32Peak, double vnniPeak) {}
+    /** A compute floor in ms, how the report says it, and the peaks it was drawn at (multiply-accumulates per second; a tile's NaN where no MAC ran on it). */
+    record Compute(double ms, String how, Roofline.Peaks peaks) {}
 
     static class Common {
         @Option(names = "--model", paramLabel = "DIR|ARTIFACT", description = "checkpoint (compiled first, with --quantization and --kv-cache-dtype) or artifact (compiled already; those flags do not apply) (default: the embedded demo model)")
@@ -50,6 +51,9 @@ final class BenchCommand {
         @Option(names = "--int8-peak", paramLabel = "GMAC/s", description = "int8 multiply-accumulates per second of the VNNI tiles, for the compute roofline of the int8 matmuls that run on them (default: measured here with --threads threads, where they run)")
         Double int8Peak;
 
+        @Option(names = "--bf16-dot-peak", paramLabel = "GMAC/s", description = "bf16 multiply-accumulates per second of the bf16 dot tiles, for the compute roofline of a greedy batch's lm_head, which runs on them (default: measured here with --threads threads, where they run)")
+        Double dotPeak;
+
         int threads() { return executor.threads(); }
 
         /** The VNNI tiles' int8 ceiling: --int8-peak, or measured with the threads. */
@@ -62,20 +66,32 @@ final class BenchCommand {
             return new Rate(ComputePeak.measureVnni(threads(), 20_000, 5), "measured, " + threads() + " threads");
         }
 
+        /** The bf16 dot tiles' ceiling: --bf16-dot-peak, or measured with the threads. */
+        Rate dotPeak() throws Exception {
+            if (dotPeak != null) {
+                if (!(dotPeak > 0)) throw new IllegalArgumentException("--bf16-dot-peak must be positive GMAC/s");
+                return new Rate(dotPeak * 1e9, "given");
+            }
+            Moec.progress("measuring the bf16 dot-product peak (" + threads() + " threads)");
+            return new Rate(ComputePeak.measureDot(threads(), 20_000, 5), "measured, " + threads() + " threads");
+        }
+
         /**
          * The compute floor of {@code macs} multiply-accumulates of which {@code vnniMacs} run on the VNNI
-         * tiles, in ms, and how the report names it: each part at its own peak.
+         * tiles and {@code dotMacs} on the bf16 dot tiles, in ms, and how the report names it: each part at
+         * its own peak.
          */
-        Compute compute(double macs, double vnniMacs) throws Exception {
+        Compute compute(double macs, double vnniMacs, double dotMacs) throws Exception {
             Rate f32 = computePeak();
-            if (vnniMacs <= 0) {
-                return new Compute(macs / f32.perSecond() * 1e3, String.format("at the f32 FMA peak of %.1f GMAC/s (%s)", f32.perSecond() / 1e9, f32.source()),
-                        f32.perSecond(), Double.NaN);
-            }
-            Rate int8 = vnniPeak();
-            double ms = (vnniMacs / int8.perSecond() + (macs - vnniMacs) / f32.perSecond()) * 1e3;
-            return new Compute(ms, String.format("(%.2f GMAC of int8 at the VNNI peak of %.1f GMAC/s, %s; the rest at the f32 FMA peak of %.1f GMAC/s, %s)",
-                    vnniMacs / 1e9, int8.perSecond() / 1e9, int8.source(), f32.perSecond() / 1e9, f32.source()), f32.perSecond(), int8.perSecond());
+            Rate int8 = vnniMacs > 0 ? vnniPeak() : null, dot = dotMacs > 0 ? dotPeak() : null;
+            Roofline.Peaks peaks = new Roofline.Peaks(f32.perSecond(), int8 != null ? int8.perSecond() : Double.NaN, dot != null ? dot.perSecond() : Double.NaN);
+            double ms = peaks.seconds(macs, vnniMacs, dotMacs) * 1e3;
+            if (int8 == null && dot == null) return new Compute(ms, String.format("at the f32 FMA peak of %.1f GMAC/s (%s)", f32.perSecond() / 1e9, f32.source()), peaks);
+            String f32Part = String.format("at the f32 FMA peak of %.1f GMAC/s, %s", f32.perSecond() / 1e9, f32.source());
+            StringBuilder how = new StringBuilder("(");
+            if (int8 != null) how.append(String.format("%.2f GMAC of int8 at the VNNI peak of %.1f GMAC/s, %s; ", vnniMacs / 1e9, int8.perSecond() / 1e9, int8.source()));
+            if (dot != null) how.append(String.format("%.2f GMAC of the greedy lm_head at the bf16 dot peak of %.1f GMAC/s, %s; ", dotMacs / 1e9, dot.perSecond() / 1e9, dot.source()));
+            return new Compute(ms, how.append("the rest ").append(f32Part).append(")").toString(), peaks);
         }
 
         /** The compute ceiling in multiply-accumulates per second: --compute-peak, or measured with the threads. */
@@ -167,7 +183,7 @@ final class BenchCommand {
                             Arrays.stream(d.bandwidths()).max().orElseThrow() / 1e9));
                     achieved = d.achievedOfRoofline();
                 }
-                Compute compute = compute(d.macsPerStep(), d.vnniMacsPerStep());
+                Compute compute = compute(d.macsPerStep(), d.vnniMacsPerStep(), d.dotMacsPerStep());
                 double rooflineMs = d.weightBytesPerStep() / bw.perSecond() * 1e3, computeMs = compute.ms();
                 System.out.printf("model        %s (%s)%n", loaded.name(), model.artifact().manifest().pipeline());
                 System.out.printf("decode       batch %d on %s (%s), %d threads, %d steps%n", batch, d.graph(),
@@ -182,8 +198,8 @@ final class BenchCommand {
                         d.macsPerStep() / 1e9, computeMs, compute.how(), 100 * computeMs / d.medianMs());
                 System.out.printf("bound        %s: %.2f ms per step at best, were the step's compute hidden behind its memory traffic as a whole%n",
                         computeMs > rooflineMs ? "compute" : "memory", Math.max(computeMs, rooflineMs));
-                double launchMs = d.launches().ms(bw.perSecond(), compute.f32Peak(), compute.vnniPeak());
-                double ofLaunches = bandwidth != null ? launchMs / d.medianMs() : d.achievedOfLaunchBound(compute.f32Peak(), compute.vnniPeak());
+                double launchMs = d.launches().ms(bw.perSecond(), compute.peaks());
+                double ofLaunches = bandwidth != null ? launchMs / d.medianMs() : d.achievedOfLaunchBound(compute.peaks());
                 System.out.printf("launch bound %.2f ms per step: launch by launch, the slower of its weight bytes at the bandwidth and its MACs at the peaks, added up (so at most %.1f %% of the roofline); achieved %.1f %% of it%n",
                         launchMs, 100 * rooflineMs / launchMs, 100 * ofLaunches);
                 System.out.printf("kernels      %.2f ms per step of their own time (profiled steps: %.2f ms); the %s step is %+.1f %% of that%n",
@@ -267,7 +283,7 @@ final class BenchCommand {
                 System.out.printf("model        %s (%s)%n", loaded.name(), model.artifact().manifest().pipeline());
                 System.out.printf("prefill      %d tokens on %s, %d threads, %d runs%n", p.tokens(), p.graph(), threads(), p.runs());
                 System.out.printf("throughput   %.1f tokens/s, %.1f ms per prompt (best; mean %.1f)%n", p.tokensPerSecond(), p.bestMs(), p.meanMs());
-                Compute compute = compute(p.macsPerRun(), p.vnniMacsPerRun());
+                Compute compute = compute(p.macsPerRun(), p.vnniMacsPerRun(), 0);
                 double computeMs = compute.ms();
                 System.out.printf("compute      %.1f GMAC per prompt: %.1f ms %s, at most %.0f tokens/s; achieved %.1f %% of it%n",
                         p.macsPerRun() / 1e9, computeMs, compute.how(), p.tokens() * 1e3 / computeMs, 100 * computeMs / p.bestMs());

@@ -6,6 +6,7 @@ import dev.moec.capture.Manifest;
 import dev.moec.executor.CompiledModel;
 import dev.moec.executor.Sampler;
 import dev.moec.executor.bench.Bench;
+import dev.moec.executor.bench.Roofline;
 import dev.moec.frontend.ModelImport;
 import dev.moec.ir.ParamCount;
 import dev.moec.frontend.testmodel.TestModels;
@@ -61,6 +62,21 @@ class BenchTest {
     }
 
     /**
+     * A greedy batch's lm_head runs on the bf16 dot tiles where this machine has them: its multiply-accumulates
+     * (4 rows x 151,936 x the hidden size) count at their peak, one step's worth per step; a single row's
+     * lm_head, and any on a machine without the tiles, counts none there.
+     */
+    @Test void aGreedyBatchsLmHeadCountsOnTheDotTilesWhereItRunsThere() {
+        try (Artifact a = Artifact.open(Fixtures.tinyArtifact()); CompiledModel model = new CompiledModel(a, 4, 128, 2)) {
+            String head = a.manifest().weights().tensors().stream().filter(t -> t.name().equals("lm_head.weight")).findFirst().orElseThrow().type();
+            long hidden = Long.parseLong(head.replaceAll(".*,(\\d+)]", "$1"));                 // bf16[151936,H]
+            Bench.Decode d = Bench.decode(model, 4, 8, 1, 3, 0);
+            assertEquals(dev.moec.executor.cpu.Bf16Tiles.DOT_AVAILABLE ? 4 * 151936 * hidden : 0, d.dotMacsPerStep(), 1e-6);
+            assertEquals(0, Bench.decode(model, 1, 8, 1, 3, 0).dotMacsPerStep());
+        }
+    }
+
+    /**
      * The multiply-accumulates on the VNNI tiles are the W8A8 model's int8 matmuls (all of its Linears and
      * experts but not the lm_head, which stays bf16) where this machine has the tiles, and none where it does
      * not; a bf16 model has none either way.
@@ -98,16 +114,17 @@ class BenchTest {
             // The launch-by-launch bound at each step's reading: at least the whole step's bytes and its
             // MACs, at most both added; held to the steps as the roofline is.
             double f32 = 5e9, vnni = 20e9;
+            Roofline.Peaks peaks = new Roofline.Peaks(f32, vnni, 10e9);
             double compute = (d.macsPerStep() - d.vnniMacsPerStep()) / f32 * 1e3 + d.vnniMacsPerStep() / vnni * 1e3;
             for (int s = 0; s < 3; s++) {
-                double bytes = d.weightBytesPerStep() / rates[s] * 1e3, bound = d.launches().ms(rates[s], f32, vnni);
+                double bytes = d.weightBytesPerStep() / rates[s] * 1e3, bound = d.launches().ms(rates[s], peaks);
                 assertTrue(bound >= Math.max(bytes, compute) * (1 - 1e-9) && bound <= (bytes + compute) * (1 + 1e-9), bound + " against " + bytes + " and " + compute);
                 ratio[s] = bound / d.stepMs()[s];
             }
             java.util.Arrays.sort(ratio);
-            assertEquals(ratio[1], d.achievedOfLaunchBound(f32, vnni), 1e-12);
+            assertEquals(ratio[1], d.achievedOfLaunchBound(peaks), 1e-12);
             Bench.Decode unprobed = Bench.decode(model, 1, 8, 1, 3, 0);
-            assertTrue(Double.isNaN(unprobed.achievedOfRoofline()) && Double.isNaN(unprobed.achievedOfLaunchBound(f32, vnni)), "no probe, no fraction");
+            assertTrue(Double.isNaN(unprobed.achievedOfRoofline()) && Double.isNaN(unprobed.achievedOfLaunchBound(peaks)), "no probe, no fraction");
             try (dev.moec.executor.bench.MemoryBandwidth.Probe probe = new dev.moec.executor.bench.MemoryBandwidth.Probe(model.parallel(), 8 << 20)) {
                 assertTrue(probe.read() > 0);
             }

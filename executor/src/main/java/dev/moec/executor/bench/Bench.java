@@ -19,7 +19,7 @@ public final class Bench {
      * what it must compute (see {@link Roofline}), averaged over the profiled steps.
      */
     public record Decode(String graph, int batch, int steps, double medianMs, double meanMs, double weightBytesPerStep,
-                         double expertBytesPerStep, double macsPerStep, double vnniMacsPerStep, double expertsUsed, double experts, double kernelMsPerStep,
+                         double expertBytesPerStep, double macsPerStep, double vnniMacsPerStep, double dotMacsPerStep, double expertsUsed, double experts, double kernelMsPerStep,
                          double profiledMsPerStep, Map<Kernel, Long> nanosByKernel, double[] stepMs, double[] bandwidths, Roofline.Launches launches) {
         public double tokensPerSecond() { return batch * 1000.0 / medianMs; }
 
@@ -44,10 +44,10 @@ public final class Bench {
          * peaks given (per second), each timed step held to the bound at the bandwidth read right after it,
          * as {@link #achievedOfRoofline} does; the median of those. NaN without a probe.
          */
-        public double achievedOfLaunchBound(double f32Peak, double vnniPeak) {
+        public double achievedOfLaunchBound(Roofline.Peaks peaks) {
             if (bandwidths.length == 0) return Double.NaN;
             double[] ratio = new double[stepMs.length];
-            for (int s = 0; s < ratio.length; s++) ratio[s] = launches.ms(bandwidths[s], f32Peak, vnniPeak) / stepMs[s];
+            for (int s = 0; s < ratio.length; s++) ratio[s] = launches.ms(bandwidths[s], peaks) / stepMs[s];
             return median(ratio);
         }
     }
@@ -166,7 +166,7 @@ public final class Bench {
         double median = sorted[steps / 2] / 1e6, mean = Arrays.stream(times).average().orElse(0) / 1e6;
         double[] stepMs = Arrays.stream(times).mapToDouble(t -> t / 1e6).toArray();
         return new Decode(graph, batch, steps, median, mean, (double) roofline.weightBytes() / steps, (double) roofline.expertBytes() / steps,
-                (double) roofline.macs() / steps, (double) roofline.vnniMacs() / steps, roofline.expertsUsedPerLaunch(), roofline.expertsPerLaunch(), roofline.kernelNanos() / 1e6 / steps, profiled / 1e6 / steps,
+                (double) roofline.macs() / steps, (double) roofline.vnniMacs() / steps, (double) roofline.dotMacs() / steps, roofline.expertsUsedPerLaunch(), roofline.expertsPerLaunch(), roofline.kernelNanos() / 1e6 / steps, profiled / 1e6 / steps,
                 roofline.nanosByKernel(), stepMs, bandwidths, roofline.launches(steps));
     }
 

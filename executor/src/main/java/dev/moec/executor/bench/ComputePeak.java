@@ -1,5 +1,6 @@
 package dev.moec.executor.bench;
 
+import dev.moec.executor.cpu.Bf16Tiles;
 import dev.moec.executor.cpu.Vnni;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
@@ -11,7 +12,8 @@ import jdk.incubator.vector.VectorSpecies;
  * wait). The f32 FMA is the fastest multiply-accumulate the Vector API offers: it has no int8 or bf16
  * dot-product operation, so its int8 kernels widen to f32 or int32 lanes and run at most at this rate.
  * {@link #measureVnni}: each thread runs the int8 matmul tile the {@link Vnni} kernels run, six rows
- * against a panel in L2, which is how fast the int8 matmuls on those tiles can go.
+ * against a panel in L2, which is how fast the int8 matmuls on those tiles can go. {@link #measureDot}:
+ * likewise the bf16 dot tile a greedy step's lm_head runs ({@link Bf16Tiles#dotRows}), eight rows.
  */
 public final class ComputePeak {
     private ComputePeak() {}
@@ -28,6 +30,12 @@ public final class ComputePeak {
     public static double measureVnni(int threads, int calls, int passes) throws Exception {
         if (!Vnni.AVAILABLE) throw new IllegalStateException("no VNNI tiles on this machine");
         return BestRate.of(threads, passes, (double) threads * calls * Vnni.benchMacs(), t -> () -> Vnni.bench(calls));
+    }
+
+    /** bf16 multiply-accumulates per second that {@code threads} threads reach on the bf16 dot tiles, each running {@code calls} of them. */
+    public static double measureDot(int threads, int calls, int passes) throws Exception {
+        if (!Bf16Tiles.DOT_AVAILABLE) throw new IllegalStateException("no bf16 dot tiles on this machine");
+        return BestRate.of(threads, passes, (double) threads * calls * Bf16Tiles.dotBenchMacs(), t -> () -> Bf16Tiles.dotBench(calls));
     }
 
     /** Twelve FMA chains a += a * m (m just below one, so the values stay finite), summed at the end. */

@@ -20,8 +20,9 @@ import java.util.Set;
  * It also adds up each kernel's own time, so a step's wall time can be split into kernels and overhead,
  * and the multiply-accumulates of the launches that do nearly all of a step's arithmetic (see {@link #macs}):
  * a step is bound by the slower of its bytes at the memory bandwidth and its multiply-accumulates at the
- * compute peaks ({@link ComputePeak}: the VNNI tiles' for the int8 matmuls that run on them, the f32
- * FMA's for the rest). That bound lets a step's compute hide behind its memory traffic as a whole; the
+ * compute peaks ({@link ComputePeak}: the VNNI tiles' for the int8 matmuls that run on them, the bf16 dot
+ * tiles' for a greedy step's lm_head where it runs on them ({@link #headLaunched}), the f32 FMA's for the
+ * rest). That bound lets a step's compute hide behind its memory traffic as a whole; the
  * launches run one after another, so it also keeps each launch's bytes and multiply-accumulates
  * ({@link #launches}), from which {@link Launches#ms} adds up a bound launch by launch.
  */
@@ -29,19 +30,30 @@ public final class Roofline implements CpuGraph.LaunchObserver {
     private static final Set<Kernel> GROUPED = Set.of(Kernel.GROUPED_MATMUL, Kernel.GROUPED_QUANT_MATMUL);
     private static final Set<Kernel> WHOLE_MOE = Set.of(Kernel.MOE_EXPERTS, Kernel.MOE_EXPERTS_QUANT);
 
-    private long weightBytes, expertBytes, kernelNanos, macs, vnniMacs;
+    private long weightBytes, expertBytes, kernelNanos, macs, vnniMacs, dotMacs;
     private long expertLaunches, expertsUsed, expertsTotal;
     private final Map<Kernel, Long> nanosByKernel = new EnumMap<>(Kernel.class);
-    private long[] launchBytes = new long[0], launchMacs = new long[0], launchVnniMacs = new long[0];   // [launch index], summed over the steps
+    private long[] launchBytes = new long[0], launchMacs = new long[0], launchVnniMacs = new long[0], launchDotMacs = new long[0];   // [launch index], summed over the steps
 
     @Override
     public void launched(int index, Kernel kernel, Buf[] in, Buf[] out, long nanos) {
+        add(index, kernel, in, nanos, false);
+    }
+
+    /** A greedy step's lm_head: its multiply-accumulates ran on the bf16 dot tiles. */
+    @Override
+    public void headLaunched(int index, Kernel kernel, Buf[] in, Buf[] out, long nanos) {
+        add(index, kernel, in, nanos, true);
+    }
+
+    private void add(int index, Kernel kernel, Buf[] in, long nanos, boolean dot) {
         kernelNanos += nanos;
         nanosByKernel.merge(kernel, nanos, Long::sum);
         long m = macs(kernel, in);
         boolean vnni = onVnniTiles(kernel, in);
         macs += m;
         if (vnni) vnniMacs += m;
+        if (dot) dotMacs += m;
         int experts = 0, used = 0;
         if (GROUPED.contains(kernel)) {
             int[] counts = in[in.length - 1].ints();
@@ -79,30 +91,40 @@ public final class Roofline implements CpuGraph.LaunchObserver {
             launchBytes = java.util.Arrays.copyOf(launchBytes, n);
             launchMacs = java.util.Arrays.copyOf(launchMacs, n);
             launchVnniMacs = java.util.Arrays.copyOf(launchVnniMacs, n);
+            launchDotMacs = java.util.Arrays.copyOf(launchDotMacs, n);
         }
         launchBytes[index] += read;
         launchMacs[index] += m;
         if (vnni) launchVnniMacs[index] += m;
+        if (dot) launchDotMacs[index] += m;
+    }
+
+    /**
+     * The compute peaks a step's multiply-accumulates are drawn against, per second: the f32 FMA's, the
+     * VNNI tiles' (int8) and the bf16 dot tiles' (NaN where no multiply-accumulate ran on those tiles).
+     */
+    public record Peaks(double f32, double vnni, double dot) {
+        /** Seconds {@code macs} multiply-accumulates take, {@code vnniMacs} and {@code dotMacs} of them on those tiles, each part at its peak. */
+        public double seconds(double macs, double vnniMacs, double dotMacs) {
+            return (macs - vnniMacs - dotMacs) / f32 + (vnniMacs > 0 ? vnniMacs / vnni : 0) + (dotMacs > 0 ? dotMacs / dot : 0);
+        }
     }
 
     /**
      * What each launch of a step must read and compute, per step: weight bytes (as {@link #weightBytes}
-     * counts them), all its multiply-accumulates, and those of them on the VNNI tiles, by launch index.
+     * counts them), all its multiply-accumulates, and those of them on the VNNI tiles and on the bf16 dot
+     * tiles, by launch index.
      */
-    public record Launches(double[] bytes, double[] macs, double[] vnniMacs) {
+    public record Launches(double[] bytes, double[] macs, double[] vnniMacs, double[] dotMacs) {
         /**
          * The launch-by-launch bound of a step in ms: each launch at the slower of its bytes at
-         * {@code bandwidth} (bytes/s) and its multiply-accumulates at the peaks (per second: the VNNI
-         * tiles' for those on them, the f32 FMA's for the rest), added up. A launch that is compute-bound
-         * (a batch's lm_head in f32 FMAs) leaves the memory idle while it runs, and the next launch cannot
-         * start before it ends; no schedule of these launches is faster.
+         * {@code bandwidth} (bytes/s) and its multiply-accumulates at the {@code peaks}, added up. A
+         * launch that is compute-bound (a batch's lm_head) leaves the memory idle while it runs, and the
+         * next launch cannot start before it ends; no schedule of these launches is faster.
          */
-        public double ms(double bandwidth, double f32Peak, double vnniPeak) {
+        public double ms(double bandwidth, Peaks peaks) {
             double s = 0;
-            for (int i = 0; i < bytes.length; i++) {
-                double compute = (macs[i] - vnniMacs[i]) / f32Peak + (vnniMacs[i] > 0 ? vnniMacs[i] / vnniPeak : 0);
-                s += Math.max(bytes[i] / bandwidth, compute);
-            }
+            for (int i = 0; i < bytes.length; i++) s += Math.max(bytes[i] / bandwidth, peaks.seconds(macs[i], vnniMacs[i], dotMacs[i]));
             return s * 1e3;
         }
     }
@@ -111,13 +133,14 @@ public final class Roofline implements CpuGraph.LaunchObserver {
     public Launches launches(int steps) {
         int n = launchBytes.length;
         while (n > 0 && launchBytes[n - 1] == 0 && launchMacs[n - 1] == 0) n--;
-        double[] bytes = new double[n], all = new double[n], vnni = new double[n];
+        double[] bytes = new double[n], all = new double[n], vnni = new double[n], dot = new double[n];
         for (int i = 0; i < n; i++) {
             bytes[i] = (double) launchBytes[i] / steps;
             all[i] = (double) launchMacs[i] / steps;
             vnni[i] = (double) launchVnniMacs[i] / steps;
+            dot[i] = (double) launchDotMacs[i] / steps;
         }
-        return new Launches(bytes, all, vnni);
+        return new Launches(bytes, all, vnni, dot);
     }
 
     /**
@@ -174,6 +197,9 @@ public final class Roofline implements CpuGraph.LaunchObserver {
 
     /** Of {@link #macs()}, those run on the VNNI tiles ({@link #onVnniTiles}). */
     public long vnniMacs() { return vnniMacs; }
+
+    /** Of {@link #macs()}, those run on the bf16 dot tiles (a greedy step's lm_head: {@link #headLaunched}). */
+    public long dotMacs() { return dotMacs; }
 
     /** Weight bytes read so far, over all observed steps. */
     public long weightBytes() { return weightBytes; }

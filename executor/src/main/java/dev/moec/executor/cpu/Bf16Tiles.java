@@ -52,7 +52,7 @@ public final class Bf16Tiles {
      * the first, approximate pass of a greedy lm_head ({@link GreedyHead}); {@code -Dmoec.bf16Dot=false}
      * turns them off.
      */
-    static final boolean DOT_AVAILABLE = AVAILABLE && X86Asm.runsHere("moec.bf16Dot", () -> dotTile(1, Integer.BYTES), "avx512f", "avx512_bf16");
+    public static final boolean DOT_AVAILABLE = AVAILABLE && X86Asm.runsHere("moec.bf16Dot", () -> dotTile(1, Integer.BYTES), "avx512f", "avx512_bf16");
 
     private static boolean available() {
         return Simd.PANEL_WIDTH == WIDTH && X86Asm.runsHere("moec.bf16Tiles", () -> tile(1, Float.BYTES), "avx512f");
@@ -131,22 +131,12 @@ public final class Bf16Tiles {
      * below the smallest normal) as that instruction does; {@link GreedyHead} bounds the difference.
      */
     static void dotRows(int[] pairs, int ps, int rows, MemorySegment panels, long panel0, int k, int m, float[] out, int oo, int os) {
-        if (k < 2 || k % 2 != 0) throw new IllegalArgumentException("a bf16 dot tile takes an even number of columns, not " + k);
         int chunks = Math.ceilDiv(rows, MAX_ROWS), chunk = Math.ceilDiv(rows, chunks);
         int panelCount = Math.ceilDiv(m, WIDTH);
-        float[][] scratch = SUMS.get();
-        if (scratch[0].length < panelCount * chunk * WIDTH) scratch[0] = new float[panelCount * chunk * WIDTH];
-        float[] sums = scratch[0];                                       // [panels][rows][16 lanes of the low words, 16 of the high ones]
-        MemorySegment sumSeg = MemorySegment.ofArray(sums), xSeg = MemorySegment.ofArray(pairs);
-        MemorySegment w = panels.asSlice(panel0, (long) panelCount * k * WIDTH * 2);
+        float[] sums = new float[panelCount * chunk * WIDTH];
         for (int r = 0; r < rows; r += chunk) {
             int n = Math.min(chunk, rows - r);
-            MemorySegment xr = xSeg.asSlice((long) r * ps * Integer.BYTES, ((long) (n - 1) * ps + k / 2) * Integer.BYTES);
-            try {
-                dotTile(n, ps * Integer.BYTES).invokeExact(xr, w, (long) (k / 2), sumSeg, (long) panelCount);
-            } catch (Throwable t) {
-                throw new IllegalStateException("bf16 dot tile of " + n + " rows", t);
-            }
+            dotSums(pairs, r * ps, ps, n, panels, panel0, k, panelCount, sums, 0);
             for (int p = 0; p < panelCount; p++) {
                 int mp = Math.min(WIDTH, m - p * WIDTH);
                 for (int i = 0; i < n; i++) {
@@ -154,6 +144,51 @@ public final class Bf16Tiles {
                     for (int d = 0; d < mp; d++) out[at + d] = sums[from + DOT_LANE[d]];
                 }
             }
+        }
+    }
+
+    /**
+     * {@link #dotRows}' sums as the tile leaves them: rows [0, rows) (at most {@link #MAX_ROWS}; row r's
+     * pairs from pairs[p0 + r * ps]) against {@code panelCount} panels from byte {@code panel0}, into
+     * sums[so ...] as [panels][rows][32], a panel's channel d of row r in lane {@link #dotLane}(d).
+     */
+    static void dotSums(int[] pairs, int p0, int ps, int rows, MemorySegment panels, long panel0, int k, int panelCount, float[] sums, int so) {
+        if (k < 2 || k % 2 != 0) throw new IllegalArgumentException("a bf16 dot tile takes an even number of columns, not " + k);
+        if (rows < 1 || rows > MAX_ROWS) throw new IllegalArgumentException("a bf16 dot tile takes 1 to " + MAX_ROWS + " rows, not " + rows);
+        MemorySegment xr = MemorySegment.ofArray(pairs).asSlice((long) p0 * Integer.BYTES, ((long) (rows - 1) * ps + k / 2) * Integer.BYTES);
+        MemorySegment out = MemorySegment.ofArray(sums).asSlice((long) so * Float.BYTES, (long) panelCount * rows * WIDTH * Float.BYTES);
+        try {
+            dotTile(rows, ps * Integer.BYTES).invokeExact(xr, panels.asSlice(panel0, (long) panelCount * k * WIDTH * 2), (long) (k / 2), out, (long) panelCount);
+        } catch (Throwable t) {
+            throw new IllegalStateException("bf16 dot tile of " + rows + " rows", t);
+        }
+    }
+
+    /** The lane of a dot tile's sums that holds a panel's channel d (see {@link #DOT_LANE}). */
+    static int dotLane(int d) { return DOT_LANE[d]; }
+
+    /** A {@link #dotBench} call's tile: eight rows (a batch of 8's lm_head) against one panel of 1024 columns (64 KB, in L2). */
+    private static final int BENCH_ROWS = 8, BENCH_COLUMNS = 1024;
+
+    /** Multiply-accumulates of one {@link #dotBench} call. */
+    public static long dotBenchMacs() { return (long) BENCH_ROWS * WIDTH * BENCH_COLUMNS; }
+
+    /**
+     * Runs the eight-row dot tile {@code calls} times over one panel and returns one of its sums: what
+     * {@link dev.moec.executor.bench.ComputePeak#measureDot} times.
+     */
+    public static float dotBench(int calls) {
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            MemorySegment panel = arena.allocate((long) BENCH_COLUMNS * WIDTH * 2, 64);
+            float[] sums = new float[BENCH_ROWS * WIDTH];
+            int[] pairs = new int[BENCH_ROWS * BENCH_COLUMNS / 2];
+            Arrays.fill(pairs, 0x3F803F80);                                     // bf16 ones
+            MemorySegment x = MemorySegment.ofArray(pairs), out = MemorySegment.ofArray(sums);
+            MethodHandle tile = dotTile(BENCH_ROWS, BENCH_COLUMNS / 2 * Integer.BYTES);
+            for (int c = 0; c < calls; c++) tile.invokeExact(x, panel, (long) (BENCH_COLUMNS / 2), out, 1L);
+            return sums[0];
+        } catch (Throwable t) {
+            throw new IllegalStateException("bf16 dot tile", t);
         }
     }
 

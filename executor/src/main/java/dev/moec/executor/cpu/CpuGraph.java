@@ -29,7 +29,8 @@ public final class CpuGraph {
     private final Buf[][] ins, outs;
     private final dev.moec.ir.Attrs[] attrs;
     private final long activationBytes;
-    private final GreedyHead head;                                               // the last launch as a greedy step runs it, or null
+    private final float[] headNorms;                                             // where the last launch is a greedy head: its weight's row norms
+    private GreedyHead head;                                                     // that head, made at the first greedy step
     private CapturedReplay.Replay captured;                                      // null: replayed by the loop in run
     private CapturedReplay.Replay capturedBody;                                  // every launch but the head's, where there is a head
 
@@ -92,8 +93,8 @@ public final class CpuGraph {
             CpuKernels.checkSupported(kernels[l], types);
         }
         KernelGraph.Launch last = g.launches().getLast();
-        this.head = last.outputs().equals(List.of(dev.moec.ir.StepAbi.LOGITS))
-                ? GreedyHead.of(last.kernel(), ins[count - 1], outs[count - 1], () -> panels.rowNorms(g.buffer(last.inputs().get(1)).source(), weights))
+        this.headNorms = last.outputs().equals(List.of(dev.moec.ir.StepAbi.LOGITS)) && GreedyHead.runs(last.kernel(), ins[count - 1], outs[count - 1])
+                ? panels.rowNorms(g.buffer(last.inputs().get(1)).source(), weights)
                 : null;
     }
 
@@ -113,7 +114,7 @@ public final class CpuGraph {
     /** Generates the straight-line replay of this graph's launches (see {@link CapturedReplay}); later runs use it. */
     public CpuGraph capture() {
         captured = CapturedReplay.generate(name, kernels);
-        if (head != null) capturedBody = CapturedReplay.generate(name + "_body", java.util.Arrays.copyOf(kernels, kernels.length - 1));
+        if (headNorms != null) capturedBody = CapturedReplay.generate(name + "_body", java.util.Arrays.copyOf(kernels, kernels.length - 1));
         return this;
     }
 
@@ -122,6 +123,11 @@ public final class CpuGraph {
     /** Sees each launch after it ran, with its own time: how benchmarks profile a step. */
     public interface LaunchObserver {
         void launched(int index, Kernel kernel, Buf[] inputs, Buf[] outputs, long nanos);
+
+        /** A greedy step's last launch, which its {@link GreedyHead} ran in its place (the bf16 dot tiles, then the candidates). */
+        default void headLaunched(int index, Kernel kernel, Buf[] inputs, Buf[] outputs, long nanos) {
+            launched(index, kernel, inputs, outputs, nanos);
+        }
     }
 
     /** Copies integer inputs in, replays every launch. */
@@ -143,18 +149,20 @@ public final class CpuGraph {
      * float buffer {@code buffer} seen as rows of {@code width} values (the first index of the largest).
      * Where the last launch writes the logits through a {@link GreedyHead} and the step has at least
      * {@link GreedyHead#MIN_ROWS} rows, the head finds the same argmaxes in its place (its time reported
-     * to the observer as that launch's), and the buffer holds its approximations.
+     * to the observer as that launch's), and the buffer is not written.
      */
     public int[] greedy(CpuKernels k, Map<String, int[]> inputs, LaunchObserver observer, String buffer, int width, int[] rows) {
         copyIn(inputs);
         int last = kernels.length - 1;
         int[] ids = null;
-        if (head != null && head.rows() >= GreedyHead.MIN_ROWS && buffer.equals(dev.moec.ir.StepAbi.LOGITS)) {
+        if (headNorms != null && kernels.length > 0 && ins[last][0].elements() / ins[last][1].dim(1) >= GreedyHead.MIN_ROWS && buffer.equals(dev.moec.ir.StepAbi.LOGITS)) {
+            if (head == null) head = GreedyHead.of(k, ins[last], headNorms);
             launches(k, last, capturedBody, observer);
             long t0 = System.nanoTime();
             ids = head.argmax(k, rows);
             if (ids == null) k.launch(kernels[last], ins[last], outs[last], attrs[last]);   // undecided: the launch as it is
-            if (observer != null) observer.launched(last, kernels[last], ins[last], outs[last], System.nanoTime() - t0);
+            if (observer != null && ids != null) observer.headLaunched(last, kernels[last], ins[last], outs[last], System.nanoTime() - t0);
+            else if (observer != null) observer.launched(last, kernels[last], ins[last], outs[last], System.nanoTime() - t0);
         } else {
             launches(k, kernels.length, captured, observer);
         }

@@ -58,7 +58,7 @@ public final class CpuKernels implements AutoCloseable {
      * fewer panels where that would leave a thread without a task (the 64-wide MoE router: one task of 128 KB
      * for one thread, 15 µs a layer, where two threads share it).
      */
-    private int streamBlock(int n, int k, DType type) {
+    int streamBlock(int n, int k, DType type) {
         int width = Simd.panelWidth(type), panels = Math.max(1, Math.min(streamChannels(k, type), Math.ceilDiv(n, par.threads())) / width);
         return panels * width;
     }

@@ -18,16 +18,17 @@ import dev.moec.ir.DType;
  * |x'|)) + c, with |.| the 2-norm, g = 2K u / (1 - 2K u) for K columns and unit roundoff u = 2^-24 (each
  * chain rounds at most 2K times: |sum error| <= g sum |w_k x_k| <= g |w_j| |x|), and c the values below
  * the smallest normal that {@code vdpbf16ps} flushes: at most 2^-126 (|x'|_1 + sqrt(K) |w_j| + 2K).
- * Each weight row's norm |w_j| is computed once at load ({@link WeightPanels#rowNorms}). (3) With m the
- * argmax of the a_j, every j whose a_j + bound_j is not below a_m - bound_m may be the argmax (the
- * largest logit is at least l_m >= a_m - bound_m, and l_j <= a_j + bound_j); these candidates, one or two
- * in a typical row, get their f32 logit from the weight's row-major mapping with {@link Math#fma} in
- * column order, the tiles' chain to the bit, and the largest wins, ties to the lower id, as
- * {@link Simd#argmax}. Where the bound cannot decide (a value that is not finite, rows too large to
- * rule out overflow, more than {@link #MAX_CANDIDATES} candidates), {@link #argmax} says so and the
- * launch runs as it is.
+ * Each weight row's norm |w_j| is computed once at load ({@link WeightPanels#rowNorms}). (3) The largest
+ * logit is at least the largest a_j - bound_j, and l_j is at most a_j + bound_j, so only a j whose
+ * a_j + bound_j reaches that largest lower bound may be the argmax. Each task of the dot pass keeps both
+ * extremes of its 128 channels per row while its sums are in cache ({@link Simd#dotBounds}); a row then
+ * scans only the tasks whose upper extreme reaches its lower bound. These candidates, one or two in a
+ * typical row, get their f32 logit from the weight's row-major mapping with {@link Math#fma} in column
+ * order, the tiles' chain to the bit, and the largest wins, ties to the lower id, as {@link Simd#argmax}.
+ * Where the bound cannot decide (a value that is not finite, rows too large to rule out overflow, more
+ * than {@link #MAX_CANDIDATES} candidates), {@link #argmax} says so and the launch runs as it is.
  *
- * <p>A greedy step's logits buffer then holds the approximations, with the candidates' f32 logits.
+ * <p>A step the head decides does not write the logits buffer.
  */
 final class GreedyHead {
     /** Fewest rows a step uses this for ({@code -Dmoec.greedyHeadRows}); one row's lm_head is memory-bound. */
@@ -38,41 +39,57 @@ final class GreedyHead {
     /** Values the chains may reach without any risk of overflow (far below Float.MAX_VALUE). */
     private static final double SAFE = 1e30;
 
-    private final Buf x, w, out;         // x: f32 [R, K], the final norm's rows; w: bf16 [N, K] in panels; out: f32 [R, N], the logits
+    private final Buf x, w;              // x: f32 [R, K], the final norm's rows; w: bf16 [N, K] in panels (out: the logits [R, N], not written)
     private final int rows, n, k;        // R, N, K
+    private final int block, blocks;     // channels of a task of the dot pass (the matmul's), and how many tasks: G
     private final float[] norms;         // [N] each weight row's 2-norm, rounded up
+    private final float[] laneNorms;     // [P * 32] the norms of each panel's channels in its dot-tile lanes; +inf past N
     private final double maxNorm;
     private final int[] pairs;           // [R, K / 2] each row's values in bf16, two an int (the first in the low half)
+    private final float[] sums;          // [P, R, 32] the dot tiles' approximations, as they leave them
+    private final float[] upper, lower;  // [R, G] per row and task: the largest a_j + bound_j, and the largest a_j - bound_j
 
-    private GreedyHead(Buf x, Buf w, Buf out, float[] norms) {
+    private GreedyHead(Buf x, Buf w, float[] norms, int block) {
         this.x = x;
         this.w = w;
-        this.out = out;
         this.n = w.dim(0);
         this.k = w.dim(1);
         this.rows = x.elements() / k;
         this.norms = norms;
+        this.block = block;
+        this.blocks = Math.ceilDiv(n, block);
+        int panels = Math.ceilDiv(n, Bf16Tiles.WIDTH);
+        this.laneNorms = new float[panels * Bf16Tiles.WIDTH];
+        java.util.Arrays.fill(laneNorms, Float.POSITIVE_INFINITY);
         double max = 0;
-        for (float v : norms) max = Math.max(max, v);
+        for (int j = 0; j < n; j++) {
+            max = Math.max(max, norms[j]);
+            laneNorms[j - j % Bf16Tiles.WIDTH + Bf16Tiles.dotLane(j % Bf16Tiles.WIDTH)] = norms[j];
+        }
         this.maxNorm = max;
         this.pairs = new int[rows * (k / 2)];
+        this.sums = new float[panels * rows * Bf16Tiles.WIDTH];
+        this.upper = new float[rows * blocks];
+        this.lower = new float[rows * blocks];
     }
 
     /**
-     * The greedy head of a launch, or null where it is not one this runs: a bf16 matmul whose weight is
-     * in panels, with an even k, at most {@link CpuKernels#PANEL_ROWS} rows (the tiles' chain), on a
-     * machine with the dot tiles. {@code norms}: the weight rows' norms, asked for only where it is.
+     * Whether a launch is one a greedy head runs: a bf16 matmul whose weight is in panels, with an even
+     * k, at most {@link Bf16Tiles#MAX_ROWS} rows (one tile a panel), on a machine with the dot tiles.
      */
-    static GreedyHead of(Kernel kernel, Buf[] ins, Buf[] outs, java.util.function.Supplier<float[]> norms) {
-        if (!Bf16Tiles.DOT_AVAILABLE || kernel != Kernel.MATMUL) return null;
+    static boolean runs(Kernel kernel, Buf[] ins, Buf[] outs) {
+        if (!Bf16Tiles.DOT_AVAILABLE || kernel != Kernel.MATMUL) return false;
         Buf x = ins[0], w = ins[1], o = outs[0];
-        if (w.panels == null || w.dtype != DType.BF16 || w.shape.length != 2 || x.f == null || o.f == null) return null;
+        if (w.panels == null || w.dtype != DType.BF16 || w.shape.length != 2 || x.f == null || o.f == null) return false;
         int k = w.dim(1);
-        if (k % 2 != 0 || x.elements() / k >= CpuKernels.PANEL_ROWS) return null;
-        return new GreedyHead(x, w, o, norms.get());
+        return k % 2 == 0 && x.elements() / k <= Bf16Tiles.MAX_ROWS;
     }
 
-    int rows() { return rows; }
+    /** The head of a launch that {@link #runs} ({@code ins}: x and the weight), its weight rows' {@code norms} given, for {@code kernels}' threads. */
+    static GreedyHead of(CpuKernels kernels, Buf[] ins, float[] norms) {
+        Buf w = ins[1];
+        return new GreedyHead(ins[0], w, norms, kernels.streamBlock(w.dim(0), w.dim(1), DType.BF16));
+    }
 
     /**
      * The argmax of each row {@code want[i]} of the launch's logits (the first id of the largest; NaN never
@@ -81,34 +98,40 @@ final class GreedyHead {
     int[] argmax(CpuKernels kernels, int[] want) {
         int half = k / 2;
         double[] reach = new double[rows], floor = new double[rows];  // per row: bound_j = reach * |w_j| + floor
+        float[] e = new float[rows];                                     // reach, moved up so float rounding only widens the bound
         double g = 2.0 * k * 0x1p-24 / (1 - 2.0 * k * 0x1p-24);
         for (int r = 0; r < rows; r++) {
             double xx = 0, dd = 0, hh = 0, h1 = 0;
             int xo = x.off + r * k;
             for (int j = 0; j < k; j++) {
                 float v = x.f[xo + j];
-                short b = Simd.toBf16(v);
+                int bits = Float.floatToRawIntBits(v), b = (bits + 0x7FFF + (bits >>> 16 & 1)) >>> 16;   // to nearest bf16, ties to even (finite v)
                 float h = Float.intBitsToFloat(b << 16);
                 double d = (double) v - h;
                 xx += (double) v * v;
                 dd += d * d;
                 hh += (double) h * h;
                 h1 += Math.abs(h);
-                if (j % 2 == 0) pairs[r * half + j / 2] = b & 0xFFFF;
+                if (j % 2 == 0) pairs[r * half + j / 2] = b;
                 else pairs[r * half + j / 2] |= b << 16;
             }
             double xn = Math.sqrt(xx), hn = Math.sqrt(hh);
             if (!(xn < SAFE && hn < SAFE && maxNorm * (xn + hn) < SAFE)) return null;   // NaN or infinite values fail too
             reach[r] = (Math.sqrt(dd) + g * (xn + hn) + SMALLEST_NORMAL * Math.sqrt(k)) * (1 + 0x1p-20);
             floor[r] = SMALLEST_NORMAL * (h1 + 2.0 * k) * 2;
+            e[r] = Math.nextUp((float) (reach[r] * (1 + 0x1p-10)));
         }
         long panelBytes = (long) k * Bf16Tiles.WIDTH * 2;
-        kernels.forEachStreamedBlock(n, k, DType.BF16, (o0, o1) ->
-                Bf16Tiles.dotRows(pairs, half, rows, w.panels, o0 / Bf16Tiles.WIDTH * panelBytes, k, o1 - o0, out.f, out.off + o0, n));
+        int width = Bf16Tiles.WIDTH;
+        kernels.forEachStreamedBlock(n, k, DType.BF16, (o0, o1) -> {
+            int p0 = o0 / width, count = Math.ceilDiv(o1 - o0, width);
+            Bf16Tiles.dotSums(pairs, 0, half, rows, w.panels, p0 * panelBytes, k, count, sums, p0 * rows * width);
+            Simd.dotBounds(sums, p0 * rows * width, rows, count, laneNorms, p0 * width, e, upper, lower, o0 / block, blocks);
+        });
         int[] ids = new int[want.length];
         boolean[] undecided = new boolean[1];
         kernels.parallel().forEach(want.length, 1, i -> {
-            int id = decide(want[i], reach[want[i]], floor[want[i]]);
+            int r = want[i], id = decide(r, e[r], floor[r]);
             if (id < 0) undecided[0] = true;
             ids[i] = id;
         });
@@ -116,23 +139,30 @@ final class GreedyHead {
     }
 
     /** Row r's argmax from its approximations (see the class), or -1 where the bound cannot decide. */
-    private int decide(int r, double reach, double floor) {
-        int ao = out.off + r * n, m = Simd.argmax(out.f, ao, n);
-        float am = out.f[ao + m];
-        if (!Float.isFinite(am)) return -1;
-        double least = am - (norms[m] * reach + floor);                  // the largest logit is at least this
-        // Candidates: a_j + |w_j| e >= t in floats, e and t moved so float rounding can only add candidates.
-        double slack = 0x1p-16 * (Math.abs(am) + Math.abs(least) + maxNorm * reach) + floor;
-        float e = Math.nextUp((float) (reach * (1 + 0x1p-10))), t = Math.nextDown((float) (least - slack));
+    private int decide(int r, float e, double floor) {
+        float least = Float.NEGATIVE_INFINITY;                          // the largest logit is at least this (less the floor)
+        for (int b = 0; b < blocks; b++) least = Math.max(least, lower[r * blocks + b]);
+        if (!Float.isFinite(least)) return -1;
+        // Candidates: a_j + |w_j| e not below t in floats, t moved down so float rounding can only add candidates.
+        double slack = 0x1p-16 * (Math.abs((double) least) + 2 * maxNorm * e) + 2 * floor;
+        float t = Math.nextDown((float) (least - slack));
+        int width = Bf16Tiles.WIDTH, count = 0;
         int[] candidates = new int[MAX_CANDIDATES];
-        int count = Simd.notBelow(out.f, ao, n, norms, e, t, candidates);
-        if (count < 0) return -1;
+        for (int b = 0; b < blocks; b++) {
+            if (upper[r * blocks + b] < t) continue;                      // NaN is scanned
+            for (int j = b * block; j < Math.min(n, (b + 1) * block); j++) {
+                int p = j / width;
+                float a = sums[(p * rows + r) * width + Bf16Tiles.dotLane(j % width)];
+                if (Math.fma(norms[j], e, a) < t) continue;
+                if (count == MAX_CANDIDATES) return -1;
+                candidates[count++] = j;
+            }
+        }
         int best = -1;
         float top = 0;
         for (int c = 0; c < count; c++) {
             int j = candidates[c];
             float l = logit(r, j);
-            out.f[ao + j] = l;
             if (!Float.isNaN(l) && (best < 0 || l > top)) {
                 best = j;
                 top = l;
@@ -140,7 +170,6 @@ final class GreedyHead {
         }
         return best >= 0 && Float.isFinite(top) ? best : -1;
     }
-
     /** Logit j of row r as the f32 tiles compute it: the fused chain over the columns in order, from +0. */
     private float logit(int r, int j) {
         int xo = x.off + r * k;

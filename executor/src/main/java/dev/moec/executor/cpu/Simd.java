@@ -1395,31 +1395,39 @@ public final class Simd {
     }
 
     /**
-     * The indices i in [0, n), in order, where a[ao + i] + norms[i] * e (one rounding) is not below t, a
-     * NaN sum counting as not below: their count, written to out, or -1 where there are more than
-     * out.length. How {@link GreedyHead} picks a row's candidates.
+     * For each of {@code rows} rows, over {@code panels} panels of a bf16 dot tile's sums from sums[so]
+     * ([panels][rows][32], {@link Bf16Tiles#dotSums}) with the norms of their lanes from laneNorms[no]
+     * ([panels][32]): the largest a + n e[r] into upper[r * stride + at] and the largest a - n e[r] into
+     * lower[r * stride + at], each term with one rounding (NaN where one is NaN). How a {@link GreedyHead}
+     * task keeps the extremes of its sums while they are in cache.
      */
-    static int notBelow(float[] a, int ao, int n, float[] norms, float e, float t, int[] out) {
-        int count = 0, i = 0;
-        if (ENABLED) {
-            FloatVector ev = FloatVector.broadcast(F, e);
-            for (; i + L <= n; i += L) {
-                FloatVector s = FloatVector.fromArray(F, norms, i).fma(ev, FloatVector.fromArray(F, a, ao + i));
-                VectorMask<Float> keep = s.compare(VectorOperators.LT, t).not();
-                if (!keep.anyTrue()) continue;
-                for (int l = 0; l < L; l++) {
-                    if (!keep.laneIsSet(l)) continue;
-                    if (count == out.length) return -1;
-                    out[count++] = i + l;
+    static void dotBounds(float[] sums, int so, int rows, int panels, float[] laneNorms, int no, float[] e, float[] upper, float[] lower, int at, int stride) {
+        int width = Bf16Tiles.WIDTH;
+        for (int r = 0; r < rows; r++) {
+            float up = Float.NEGATIVE_INFINITY, low = Float.NEGATIVE_INFINITY, er = e[r];
+            int j = 0;
+            if (ENABLED && width % L == 0) {
+                FloatVector ev = FloatVector.broadcast(F, er), neg = ev.neg();
+                FloatVector u = FloatVector.broadcast(F, Float.NEGATIVE_INFINITY), d = u;
+                for (int p = 0; p < panels; p++) {
+                    for (int l = 0; l < width; l += L) {
+                        FloatVector a = FloatVector.fromArray(F, sums, so + (p * rows + r) * width + l), n = FloatVector.fromArray(F, laneNorms, no + p * width + l);
+                        u = u.max(n.fma(ev, a));
+                        d = d.max(n.fma(neg, a));
+                    }
                 }
+                up = u.reduceLanes(VectorOperators.MAX);
+                low = d.reduceLanes(VectorOperators.MAX);
+                j = panels * width;
             }
+            for (; j < panels * width; j++) {
+                float a = sums[so + (j / width * rows + r) * width + j % width], n = laneNorms[no + j];
+                up = Math.max(up, Math.fma(n, er, a));
+                low = Math.max(low, Math.fma(n, -er, a));
+            }
+            upper[r * stride + at] = up;
+            lower[r * stride + at] = low;
         }
-        for (; i < n; i++) {
-            if (Math.fma(norms[i], e, a[ao + i]) < t) continue;
-            if (count == out.length) return -1;
-            out[count++] = i;
-        }
-        return count;
     }
 
     /** out[oo + j] = a[ao + j] + b[bo + j], j < n. */

@@ -18,6 +18,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
@@ -59,14 +60,19 @@ class GreedyHeadTest {
         }
     }
 
-    /** Gaussian rows: the head's argmaxes are the f32 logits' (rows of x asked for out of order, one left out). */
-    @ParameterizedTest(name = "seed {0}")
-    @CsvSource({"1", "2", "3", "4"})
-    void argmaxesAreTheLogitsArgmaxes(long seed) {
+    /**
+     * Gaussian rows: the head's argmaxes are the f32 logits' (rows of x asked for out of order, one left
+     * out; 3001 channels, so the last panel is part padding). Negative: every logit below zero, where
+     * the padding's zero sums must not count.
+     */
+    @ParameterizedTest(name = "seed {0}, negative {1}")
+    @CsvSource({"1, false", "2, false", "3, false", "4, true", "5, true"})
+    void argmaxesAreTheLogitsArgmaxes(long seed, boolean negative) {
         assumeTrue(Bf16Tiles.DOT_AVAILABLE, "no bf16 dot tiles on this machine");
         SplittableRandom r = new SplittableRandom(seed);
         try (Arena arena = Arena.ofShared()) {
-            Head h = head(arena, 3001, 256, 8, (j, c) -> bf16Bits((float) r.nextGaussian() * 0.05f), (i, c) -> (float) r.nextGaussian());
+            Head h = head(arena, 3001, 256, 8, (j, c) -> (float) (negative ? -Math.abs(r.nextGaussian()) : r.nextGaussian()) * 0.05f,
+                    (i, c) -> (float) (negative ? Math.abs(r.nextGaussian()) : r.nextGaussian()));
             int[] want = {5, 0, 7, 1, 2, 3, 4};
             assertArrayEquals(h.argmaxes(want), h.greedy().argmax(kernels, want));
         }
@@ -151,7 +157,10 @@ class GreedyHeadTest {
     }
 
     private record Head(Buf x, Buf w, Buf out, java.util.function.Supplier<float[]> norms, int n) {
-        GreedyHead greedy() { return GreedyHead.of(Kernel.MATMUL, new Buf[] {x, w}, new Buf[] {out}, norms); }
+        GreedyHead greedy() {
+            assertTrue(GreedyHead.runs(Kernel.MATMUL, new Buf[] {x, w}, new Buf[] {out}), "a greedy head's launch");
+            return GreedyHead.of(kernels, new Buf[] {x, w}, norms.get());
+        }
 
         /** The f32 logits, as the matmul launch computes them. */
         float[] logits() {

@@ -48,15 +48,29 @@ class MacCountTest {
 
     /**
      * The launch-by-launch bound by hand: a memory-bound launch (1 GB at 10 GB/s: 100 ms), a compute-bound
-     * f32 one (4 GMAC at 20 GMAC/s: 200 ms against 10 ms of bytes) and one whose int8 MACs run at the VNNI
-     * peak (2 GMAC at 80: 25 ms) beside f32 ones (1 GMAC at 20: 50 ms), against 30 ms of bytes: 375 ms,
-     * where the whole step's bytes (1.4 GB: 140 ms) and MACs (7 GMAC: 275 ms) bound it at 275.
+     * f32 one (4 GMAC at 20 GMAC/s: 200 ms against 10 ms of bytes), one whose int8 MACs run at the VNNI
+     * peak (2 GMAC at 80: 25 ms) beside f32 ones (1 GMAC at 20: 50 ms), against 30 ms of bytes, and a
+     * greedy lm_head on the bf16 dot tiles (3 GMAC at 40: 75 ms against 20 ms of bytes): 450 ms, where the
+     * whole step's bytes (1.6 GB: 160 ms) and MACs (10 GMAC: 350 ms) bound it at 350.
      */
     @Test void theLaunchBoundAddsUpEachLaunchsSlowerSide() {
-        Roofline.Launches l = new Roofline.Launches(new double[] {1e9, 0.1e9, 0.3e9}, new double[] {0, 4e9, 3e9}, new double[] {0, 0, 2e9});
-        assertEquals(375, l.ms(10e9, 20e9, 80e9), 1e-9);
-        assertEquals(100 + 200 + 75, l.ms(10e9, 20e9, 80e9), 1e-9);
-        assertEquals(Math.max(100, 0) + Math.max(10, 400) + Math.max(30, 100 + 50), l.ms(10e9, 10e9, 40e9), 1e-9, "half the peaks");
+        Roofline.Launches l = new Roofline.Launches(new double[] {1e9, 0.1e9, 0.3e9, 0.2e9}, new double[] {0, 4e9, 3e9, 3e9},
+                new double[] {0, 0, 2e9, 0}, new double[] {0, 0, 0, 3e9});
+        assertEquals(100 + 200 + 75 + 75, l.ms(10e9, new Roofline.Peaks(20e9, 80e9, 40e9)), 1e-9);
+        assertEquals(Math.max(100, 0) + Math.max(10, 400) + Math.max(30, 100 + 50) + Math.max(20, 150), l.ms(10e9, new Roofline.Peaks(10e9, 40e9, 20e9)), 1e-9, "half the peaks");
+        assertEquals(350, new Roofline.Peaks(20e9, 80e9, 40e9).seconds(10e9, 2e9, 3e9) * 1e3, 1e-9, "the whole step's MACs");
+    }
+
+    /** A greedy head's launch keeps its MACs as the dot tiles' too; a plain launch's not. */
+    @Test void aHeadLaunchCountsItsMacsOnTheDotTiles() {
+        Roofline r = new Roofline();
+        Buf x = f32(2, 4), w = weight(5, 4);
+        r.launched(0, Kernel.MATMUL, new Buf[] {x, w}, new Buf[] {f32(2, 5)}, 10);
+        r.headLaunched(1, Kernel.MATMUL, new Buf[] {x, w}, new Buf[] {f32(2, 5)}, 10);
+        Roofline.Launches l = r.launches(1);
+        org.junit.jupiter.api.Assertions.assertArrayEquals(new double[] {0, 2 * 5 * 4}, l.dotMacs());
+        assertEquals(2 * 5 * 4, r.dotMacs());
+        assertEquals(2 * 2 * 5 * 4, r.macs());
     }
 
     /** Observed steps keep each launch's bytes and MACs by its index, per step: two steps of the same launches give the launches of one. */
@@ -71,6 +85,7 @@ class MacCountTest {
         org.junit.jupiter.api.Assertions.assertArrayEquals(new double[] {0, 5 * 4 * 2}, l.bytes());
         org.junit.jupiter.api.Assertions.assertArrayEquals(new double[] {0, 2 * 5 * 4}, l.macs());
         org.junit.jupiter.api.Assertions.assertArrayEquals(new double[] {0, 0}, l.vnniMacs());
+        org.junit.jupiter.api.Assertions.assertArrayEquals(new double[] {0, 0}, l.dotMacs());
         assertEquals(r.weightBytes() / 2.0, l.bytes()[1]);
     }
 }
