@@ -410,9 +410,12 @@ public final class CpuKernels implements AutoCloseable {
         applyRotary(x, cos, sin, out, 2 * half, a.has("interleaved") && a.b("interleaved"));
     }
 
+    /** Each rotary launch's inverse frequencies, by its attributes: the same every step (26 µs a step at batch 1 when made anew). */
+    private final Map<Attrs, double[]> inverseFrequencies = new java.util.concurrent.ConcurrentHashMap<>();
+
     /** cos and sin of position * inv_freq[i] (YaRN-blended frequencies come from the op's reference definition). */
     void ropeCosSin(Buf positions, Buf cos, Buf sin, Attrs a) {
-        double[] invFreq = dev.moec.ir.interp.Reference.ropeInverseFrequencies(a);
+        double[] invFreq = inverseFrequencies.computeIfAbsent(a, dev.moec.ir.interp.Reference::ropeInverseFrequencies);
         int half = invFreq.length;
         for (int t = 0; t < positions.elements(); t++) {
             for (int i = 0; i < half; i++) {

@@ -7,12 +7,14 @@ import dev.moec.ir.DType;
  * The greedy tokens of a step whose last launch is its lm_head (a bf16 matmul into the logits), found
  * without every logit's f32 sum, yet the very tokens that the argmax of the launch's logits gives.
  *
- * <p>Why: at batch 8 the lm_head is compute-bound (8 x 151,936 x 1024 multiply-adds: 10.9 ms a step at
- * the f32 FMA peak, against 6.2 ms for its 311 MB at 50 GB/s). AVX512_BF16's {@code vdpbf16ps} does
- * two bf16 products a lane, 1.5-1.9 times the f32 FMA's rate on this machine (a C loop of each), but
- * over activations rounded to bf16, so its sums are not the logits.
+ * <p>Why: at batch 8 the lm_head is compute-bound (8 x 151,936 x 1024 multiply-adds: 10.7 ms a step at
+ * the f32 FMA peak of 116 GMAC/s on two threads, against 6.2 ms for its 311 MB at 50 GB/s).
+ * AVX512_BF16's {@code vdpbf16ps} does two bf16 products a lane: its tile reaches 222-229 GMAC/s on the
+ * same threads ({@code moec bench}'s probes), but over activations rounded to bf16, so its sums are not
+ * the logits. In the bench model at batch 8 the step took 0.917 times as long (in one process against
+ * the f32 lm_head, eight rounds, every one faster, the same tokens).
  *
- * <p>How: (1) each row x is rounded to bf16, x', and the dot tiles ({@link Bf16Tiles#dotRows}) give
+ * <p>How: (1) each row x is rounded to bf16, x', and the dot tiles ({@link Bf16Tiles#dotSums}) give
  * every logit's approximation a_j. (2) The difference from the f32 logit l_j (the fused chain in column
  * order that {@link Bf16Tiles#rows} computes) is bounded: |a_j - l_j| <= |w_j| (|x - x'| + g (|x| +
  * |x'|)) + c, with |.| the 2-norm, g = 2K u / (1 - 2K u) for K columns and unit roundoff u = 2^-24 (each
