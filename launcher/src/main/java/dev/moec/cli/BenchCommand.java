@@ -58,22 +58,22 @@ final class BenchCommand {
 
         /** The VNNI tiles' int8 ceiling: --int8-peak, or measured with the threads. */
         Rate vnniPeak() throws Exception {
-            if (int8Peak != null) {
-                if (!(int8Peak > 0)) throw new IllegalArgumentException("--int8-peak must be positive GMAC/s");
-                return new Rate(int8Peak * 1e9, "given");
-            }
-            Moec.progress("measuring the VNNI int8 peak (" + threads() + " threads)");
-            return new Rate(ComputePeak.measureVnni(threads(), 20_000, 5), "measured, " + threads() + " threads");
+            return peak(int8Peak, "--int8-peak", "the VNNI int8 peak", () -> ComputePeak.measureVnni(threads(), 20_000, 5));
         }
 
         /** The bf16 dot tiles' ceiling: --bf16-dot-peak, or measured with the threads. */
         Rate dotPeak() throws Exception {
-            if (dotPeak != null) {
-                if (!(dotPeak > 0)) throw new IllegalArgumentException("--bf16-dot-peak must be positive GMAC/s");
-                return new Rate(dotPeak * 1e9, "given");
+            return peak(dotPeak, "--bf16-dot-peak", "the bf16 dot-product peak", () -> ComputePeak.measureDot(threads(), 20_000, 5));
+        }
+
+        /** A compute ceiling in multiply-accumulates per second: {@code given} (GMAC/s, from {@code flag}) where set, else {@code measure}d with the threads. */
+        private Rate peak(Double given, String flag, String what, Callable<Double> measure) throws Exception {
+            if (given != null) {
+                if (!(given > 0)) throw new IllegalArgumentException(flag + " must be positive GMAC/s");
+                return new Rate(given * 1e9, "given");
             }
-            Moec.progress("measuring the bf16 dot-product peak (" + threads() + " threads)");
-            return new Rate(ComputePeak.measureDot(threads(), 20_000, 5), "measured, " + threads() + " threads");
+            Moec.progress("measuring " + what + " (" + threads() + " threads)");
+            return new Rate(measure.call(), "measured, " + threads() + " threads");
         }
 
         /**
@@ -96,12 +96,7 @@ final class BenchCommand {
 
         /** The compute ceiling in multiply-accumulates per second: --compute-peak, or measured with the threads. */
         Rate computePeak() throws Exception {
-            if (computePeak != null) {
-                if (!(computePeak > 0)) throw new IllegalArgumentException("--compute-peak must be positive GMAC/s");
-                return new Rate(computePeak * 1e9, "given");
-            }
-            Moec.progress("measuring the f32 FMA peak (" + threads() + " threads)");
-            return new Rate(ComputePeak.measure(threads(), 50_000_000L, 5), "measured, " + threads() + " threads");
+            return peak(computePeak, "--compute-peak", "the f32 FMA peak", () -> ComputePeak.measure(threads(), 50_000_000L, 5));
         }
 
         Models.Loaded load(int batch, int positions) throws Exception {

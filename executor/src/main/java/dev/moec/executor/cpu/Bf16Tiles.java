@@ -220,40 +220,14 @@ public final class Bf16Tiles {
      */
     static byte[] dotCode(int rows, int stride, int prefetch) {
         if (rows < 1 || rows > MAX_ROWS) throw new IllegalArgumentException("a bf16 dot tile takes 1 to " + MAX_ROWS + " rows, not " + rows);
-        X86Asm a = new X86Asm();
-        a.mov(X86Asm.R9, X86Asm.RDI);
-        a.mov(X86Asm.R10, X86Asm.RDX);
-        int panel = a.size();
-        a.mov(X86Asm.RDI, X86Asm.R9);
-        a.mov(X86Asm.RDX, X86Asm.R10);
-        for (int z = 0; z < 2 * rows; z++) a.vpxord(z);
-        int loop = a.size();
-        a.vmovdqu32Load(30, X86Asm.RSI, 0);
-        a.vmovdqu32Load(27, X86Asm.RSI, 2 * WIDTH);
-        if (prefetch > 0) {
-            a.prefetcht0(X86Asm.RSI, prefetch);
-            a.prefetcht0(X86Asm.RSI, prefetch + 2 * WIDTH);
-        }
-        a.vpunpcklwd(28, 30, 27);
-        a.vpunpckhwd(29, 30, 27);
-        for (int r = 0; r < rows; r++) {
-            a.vdpbf16psBroadcast(2 * r, 28, X86Asm.RDI, r * stride);
-            a.vdpbf16psBroadcast(2 * r + 1, 29, X86Asm.RDI, r * stride);
-        }
-        a.addImm(X86Asm.RSI, 4 * WIDTH);
-        a.addImm(X86Asm.RDI, Integer.BYTES);
-        a.dec(X86Asm.RDX);
-        a.jnz(loop);
-        for (int r = 0; r < rows; r++) {
-            a.vmovdqu32Store(X86Asm.RCX, r * WIDTH * Float.BYTES, 2 * r);
-            a.vmovdqu32Store(X86Asm.RCX, (r * WIDTH + WIDTH / 2) * Float.BYTES, 2 * r + 1);
-        }
-        a.addImm(X86Asm.RCX, rows * WIDTH * Float.BYTES);
-        a.dec(X86Asm.R8);
-        a.jnz(panel);
-        a.vzeroupper();
-        a.ret();
-        return a.bytes();
+        return frame(rows, prefetch, Integer.BYTES, a -> {}, a -> {
+            a.vpunpcklwd(28, 30, 27);
+            a.vpunpckhwd(29, 30, 27);
+            for (int r = 0; r < rows; r++) {
+                a.vdpbf16psBroadcast(2 * r, 28, X86Asm.RDI, r * stride);
+                a.vdpbf16psBroadcast(2 * r + 1, 29, X86Asm.RDI, r * stride);
+            }
+        });
     }
 
     /** The tile for {@code rows} rows whose activations lie {@code stride} bytes apart, made on first use. */
@@ -276,11 +250,38 @@ public final class Bf16Tiles {
      */
     static byte[] code(int rows, int stride, int prefetch) {
         if (rows < 1 || rows > MAX_ROWS) throw new IllegalArgumentException("a bf16 tile takes 1 to " + MAX_ROWS + " rows, not " + rows);
+        return frame(rows, prefetch, 2 * Float.BYTES, a -> {
+            a.allOnes(31);
+            a.vpslldImm(31, 31, 16);
+        }, a -> {
+            a.vpslldImm(28, 30, 16);
+            a.vpandd(29, 30, 31);
+            a.vpslldImm(25, 27, 16);
+            a.vpandd(26, 27, 31);
+            for (int r = 0; r < rows; r++) {
+                a.vfmadd231psBroadcast(2 * r, 28, X86Asm.RDI, r * stride);
+                a.vfmadd231psBroadcast(2 * r + 1, 29, X86Asm.RDI, r * stride);
+            }
+            for (int r = 0; r < rows; r++) {
+                a.vfmadd231psBroadcast(2 * r, 25, X86Asm.RDI, r * stride + Float.BYTES);
+                a.vfmadd231psBroadcast(2 * r + 1, 26, X86Asm.RDI, r * stride + Float.BYTES);
+            }
+        });
+    }
+
+    /**
+     * What both tiles' code shares: {@code setup} once, then per panel the sums zmm0 .. zmm(2 rows - 1)
+     * zeroed and a loop over the column pairs that loads two columns into zmm30 and zmm27 (prefetching
+     * {@code prefetch} bytes ahead, none for 0), runs {@code pass} (its multiplies, x at rdi) and moves
+     * w on by the two columns and x by {@code xStep} bytes; then each row's two sums stored to out and
+     * out moved on. r9 and r10 keep x and the pair count for the next panel, which starts where the last
+     * one ended.
+     */
+    private static byte[] frame(int rows, int prefetch, int xStep, java.util.function.Consumer<X86Asm> setup, java.util.function.Consumer<X86Asm> pass) {
         X86Asm a = new X86Asm();
         a.mov(X86Asm.R9, X86Asm.RDI);
         a.mov(X86Asm.R10, X86Asm.RDX);
-        a.allOnes(31);
-        a.vpslldImm(31, 31, 16);
+        setup.accept(a);
         int panel = a.size();
         a.mov(X86Asm.RDI, X86Asm.R9);
         a.mov(X86Asm.RDX, X86Asm.R10);
@@ -292,20 +293,9 @@ public final class Bf16Tiles {
             a.prefetcht0(X86Asm.RSI, prefetch);
             a.prefetcht0(X86Asm.RSI, prefetch + 2 * WIDTH);
         }
-        a.vpslldImm(28, 30, 16);
-        a.vpandd(29, 30, 31);
-        a.vpslldImm(25, 27, 16);
-        a.vpandd(26, 27, 31);
-        for (int r = 0; r < rows; r++) {
-            a.vfmadd231psBroadcast(2 * r, 28, X86Asm.RDI, r * stride);
-            a.vfmadd231psBroadcast(2 * r + 1, 29, X86Asm.RDI, r * stride);
-        }
-        for (int r = 0; r < rows; r++) {
-            a.vfmadd231psBroadcast(2 * r, 25, X86Asm.RDI, r * stride + Float.BYTES);
-            a.vfmadd231psBroadcast(2 * r + 1, 26, X86Asm.RDI, r * stride + Float.BYTES);
-        }
+        pass.accept(a);
         a.addImm(X86Asm.RSI, 4 * WIDTH);
-        a.addImm(X86Asm.RDI, 2 * Float.BYTES);
+        a.addImm(X86Asm.RDI, xStep);
         a.dec(X86Asm.RDX);
         a.jnz(loop);
         for (int r = 0; r < rows; r++) {
