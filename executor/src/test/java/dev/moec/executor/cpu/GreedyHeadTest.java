@@ -2,8 +2,9 @@ package dev.moec.executor.cpu;
 
 import dev.moec.backend.Kernel;
 import dev.moec.ir.DType;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
+import net.jqwik.api.ForAll;
+import net.jqwik.api.Property;
+import net.jqwik.api.constraints.IntRange;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -27,15 +28,9 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  */
 class GreedyHeadTest {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static Parallel par;
-    private static CpuKernels kernels;
-
-    @BeforeAll static void threads() {
-        par = new Parallel(2);
-        kernels = new CpuKernels(par);
-    }
-
-    @AfterAll static void stop() { kernels.close(); }
+    /** Shared by the JUnit tests and the jqwik property (which does not run JUnit's lifecycle); daemon threads. */
+    private static final Parallel par = new Parallel(2);
+    private static final CpuKernels kernels = new CpuKernels(par);
 
     /**
      * Small integers, whose products and sums no step rounds: each dot-tile sum is then the exact dot
@@ -104,6 +99,22 @@ class GreedyHeadTest {
         }
     }
 
+    /** Rows equal to the bit tie exactly, and the first of them wins, as in {@link Simd#argmax}, wherever they lie in the panels and tasks. */
+    @Test
+    void exactTiesGoToTheLowerId() {
+        assumeTrue(Bf16Tiles.DOT_AVAILABLE, "no bf16 dot tiles on this machine");
+        SplittableRandom r = new SplittableRandom(5);
+        float[] top = new float[64];
+        for (int c = 0; c < top.length; c++) top[c] = 1 + (float) r.nextDouble();
+        try (Arena arena = Arena.ofShared()) {
+            Head h = head(arena, 1000, 64, 3, (j, c) -> j == 77 || j == 78 || j == 500 || j == 999 ? top[c] : (float) r.nextGaussian() * 0.1f,
+                    (i, c) -> 1 + (float) r.nextDouble());
+            int[] want = {0, 1, 2};
+            assertArrayEquals(new int[] {77, 77, 77}, h.argmaxes(want), "the f32 logits' argmaxes");
+            assertArrayEquals(new int[] {77, 77, 77}, h.greedy().argmax(kernels, want));
+        }
+    }
+
     /**
      * Where the approximations rank two rows the other way round: w_a = (1, 0), w_b = (0, 1 + 2^-7), x_0
      * = 1 + 3 * 2^-8 + 2^-20 (bf16: 1 + 2^-6), x_1 = 1 + 2^-8 - 2^-20 (bf16: 1). Over bf16 x row a leads
@@ -123,6 +134,30 @@ class GreedyHeadTest {
             }, (i, c) -> c >= 2 ? 0f : (c == 0) == (i == 0) ? x0 : x1);
             assertArrayEquals(new int[] {200, 200}, h.argmaxes(new int[] {0, 1}), "the f32 logits' argmaxes");
             assertArrayEquals(new int[] {200, 200}, h.greedy().argmax(kernels, new int[] {0, 1}));
+        }
+    }
+
+    /**
+     * Any shape and any values: the head's argmaxes are the f32 logits', or it leaves the step to the
+     * launch (null). Weights are drawn from a few values, their neighbours one bf16 step away and
+     * Gaussians, so rows tie exactly and nearly; activations at scales from 1e-30 to 1e6.
+     */
+    @Property(tries = 150)
+    void theHeadNeverPicksAnotherToken(@ForAll @IntRange(min = 1, max = 700) int n, @ForAll @IntRange(min = 1, max = 96) int halfK,
+                                       @ForAll @IntRange(min = 1, max = 12) int rows, @ForAll long seed) {
+        assumeTrue(Bf16Tiles.DOT_AVAILABLE, "no bf16 dot tiles on this machine");
+        SplittableRandom r = new SplittableRandom(seed);
+        int k = 2 * halfK;
+        float[] palette = {0f, 1f, -1f, 0.5f, 2f, bf16Step(1f, 1), bf16Step(1f, -1), bf16Step(0.5f, 1)};
+        float[] scale = new float[rows];
+        for (int i = 0; i < rows; i++) scale[i] = (float) Math.pow(10, r.nextInt(-30, 7));
+        try (Arena arena = Arena.ofShared()) {
+            Head h = head(arena, n, k, rows, (j, c) -> r.nextInt(3) == 0 ? (float) r.nextGaussian() : palette[r.nextInt(palette.length)],
+                    (i, c) -> (float) r.nextGaussian() * scale[i]);
+            int[] want = new int[rows];
+            for (int i = 0; i < rows; i++) want[i] = i;
+            int[] ids = h.greedy().argmax(kernels, want);
+            if (ids != null) assertArrayEquals(h.argmaxes(want), ids, n + " x " + k + ", " + rows + " rows");
         }
     }
 
