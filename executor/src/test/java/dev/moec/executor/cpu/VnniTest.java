@@ -28,7 +28,7 @@ class VnniTest {
      * whole number of groups and not (padded columns), a partial last panel.
      */
     @ParameterizedTest(name = "{0} rows, k {1}")
-    @CsvSource({"1, 4", "1, 1030", "3, 36", "7, 256", "8, 256", "15, 6", "22, 2064"})
+    @CsvSource({"1, 4", "1, 1030", "3, 36", "7, 256", "8, 256", "9, 256", "15, 6", "16, 64", "22, 2064"})
     void tilesSumExactly(int rows, int k) {
         assumeTrue(Vnni.AVAILABLE, "no VNNI tiles on this machine");
         int n = 2 * Vnni.WIDTH + 5, stride = Vnni.paddedColumns(k) + 8;
