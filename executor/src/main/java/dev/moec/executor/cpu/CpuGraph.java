@@ -92,8 +92,8 @@ public final class CpuGraph {
             for (Buf b : ins[l]) types.add(b.dtype);
             CpuKernels.checkSupported(kernels[l], types);
         }
-        KernelGraph.Launch last = g.launches().getLast();
-        this.headNorms = last.outputs().equals(List.of(dev.moec.ir.StepAbi.LOGITS)) && GreedyHead.runs(last.kernel(), ins[count - 1], outs[count - 1])
+        KernelGraph.Launch last = count > 0 ? g.launches().getLast() : null;
+        this.headNorms = last != null && last.outputs().equals(List.of(dev.moec.ir.StepAbi.LOGITS)) && GreedyHead.runs(last.kernel(), ins[count - 1], outs[count - 1])
                 ? panels.rowNorms(g.buffer(last.inputs().get(1)).source(), weights)
                 : null;
     }
@@ -155,7 +155,9 @@ public final class CpuGraph {
         copyIn(inputs);
         int last = kernels.length - 1;
         int[] ids = null;
-        if (headNorms != null && kernels.length > 0 && ins[last][0].elements() / ins[last][1].dim(1) >= GreedyHead.MIN_ROWS && buffer.equals(dev.moec.ir.StepAbi.LOGITS)) {
+        boolean byHead = headNorms != null && buffer.equals(dev.moec.ir.StepAbi.LOGITS)
+                && ins[last][0].elements() / ins[last][1].dim(1) >= GreedyHead.MIN_ROWS;   // the head's rows: the launch's, padding included
+        if (byHead) {
             if (head == null) head = GreedyHead.of(k, ins[last], headNorms);
             launches(k, last, capturedBody, observer);
             long t0 = System.nanoTime();
