@@ -154,9 +154,7 @@ public final class CompiledModel implements StepModel {
             inputs.put(StepAbi.TOKENS, pad(tokens, bs, 0));
             inputs.put(StepAbi.POSITIONS, pad(positions, bs, 0));
             inputs.put(StepAbi.SLOTS, pad(slots, bs, -1));
-            int[] all = new int[bs];
-            for (int r = 0; r < bs; r++) all[r] = r;
-            inputs.put(StepAbi.LOGIT_ROWS, all);
+            inputs.put(StepAbi.LOGIT_ROWS, java.util.stream.IntStream.range(0, bs).toArray());
             rows = logitRows.clone();
         } else {
             graph = prefillGraph(n, logitRows.length);
@@ -164,8 +162,7 @@ public final class CompiledModel implements StepModel {
             inputs.put(StepAbi.POSITIONS, positions);
             inputs.put(StepAbi.SLOTS, slots);
             inputs.put(StepAbi.LOGIT_ROWS, logitRows);
-            rows = new int[logitRows.length];
-            for (int r = 0; r < rows.length; r++) rows[r] = r;
+            rows = java.util.stream.IntStream.range(0, logitRows.length).toArray();
         }
         if (paged) inputs.put(StepAbi.BLOCK_TABLE, kv.table());
         lastGraph = graph.name();

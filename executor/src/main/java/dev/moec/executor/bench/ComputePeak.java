@@ -13,7 +13,7 @@ import jdk.incubator.vector.VectorSpecies;
  * dot-product operation, so its int8 kernels widen to f32 or int32 lanes and run at most at this rate.
  * {@link #measureVnni}: each thread runs the int8 matmul tile the {@link Vnni} kernels run, six rows
  * against a panel in L2, which is how fast the int8 matmuls on those tiles can go. {@link #measureDot}:
- * likewise the bf16 dot tile a greedy step's lm_head runs ({@link Bf16Tiles#dotRows}), eight rows.
+ * likewise the bf16 dot tile a greedy step's lm_head runs ({@link Bf16Tiles#dotSums}), eight rows.
  */
 public final class ComputePeak {
     private ComputePeak() {}

@@ -48,7 +48,7 @@ public final class Bf16Tiles {
     public static final boolean AVAILABLE = available();
 
     /**
-     * Whether the bf16 dot-product tiles ({@link #dotRows}: AVX512_BF16's {@code vdpbf16ps}) run here, for
+     * Whether the bf16 dot-product tiles ({@link #dotSums}: AVX512_BF16's {@code vdpbf16ps}) run here, for
      * the first, approximate pass of a greedy lm_head ({@link GreedyHead}); {@code -Dmoec.bf16Dot=false}
      * turns them off.
      */
@@ -123,34 +123,13 @@ public final class Bf16Tiles {
     }
 
     /**
-     * Rows [0, rows) of bf16 activation pairs (row r's k / 2 ints from pairs[r * ps]: each the bf16 of
-     * values 2c and 2c + 1, the first in the low half) times the m channels of the bf16 panels from byte
-     * {@code panel0} of {@code panels} (k columns each, k even and at least 2): channel d of row r to
-     * out[oo + r * os + d]. Each sum is a chain of {@code vdpbf16ps} in column-pair order, so it is not
-     * the f32 tiles' sum: a row's values were rounded to bf16 and every step rounds (and flushes values
-     * below the smallest normal) as that instruction does; {@link GreedyHead} bounds the difference.
-     */
-    static void dotRows(int[] pairs, int ps, int rows, MemorySegment panels, long panel0, int k, int m, float[] out, int oo, int os) {
-        int chunks = Math.ceilDiv(rows, MAX_ROWS), chunk = Math.ceilDiv(rows, chunks);
-        int panelCount = Math.ceilDiv(m, WIDTH);
-        float[] sums = new float[panelCount * chunk * WIDTH];
-        for (int r = 0; r < rows; r += chunk) {
-            int n = Math.min(chunk, rows - r);
-            dotSums(pairs, r * ps, ps, n, panels, panel0, k, panelCount, sums, 0);
-            for (int p = 0; p < panelCount; p++) {
-                int mp = Math.min(WIDTH, m - p * WIDTH);
-                for (int i = 0; i < n; i++) {
-                    int at = oo + (r + i) * os + p * WIDTH, from = (p * n + i) * WIDTH;
-                    for (int d = 0; d < mp; d++) out[at + d] = sums[from + DOT_LANE[d]];
-                }
-            }
-        }
-    }
-
-    /**
-     * {@link #dotRows}' sums as the tile leaves them: rows [0, rows) (at most {@link #MAX_ROWS}; row r's
-     * pairs from pairs[p0 + r * ps]) against {@code panelCount} panels from byte {@code panel0}, into
-     * sums[so ...] as [panels][rows][32], a panel's channel d of row r in lane {@link #dotLane}(d).
+     * Rows [0, rows) (at most {@link #MAX_ROWS}) of bf16 activation pairs (row r's k / 2 ints from
+     * pairs[p0 + r * ps]: each the bf16 of values 2c and 2c + 1, the first in the low half) times the
+     * {@code panelCount} bf16 panels from byte {@code panel0} of {@code panels} (k columns each, k even and
+     * at least 2), into sums[so ...] as [panels][rows][32], a panel's channel d of row r in lane
+     * {@link #dotLane}(d). Each sum is a chain of {@code vdpbf16ps} in column-pair order, so it is not the
+     * f32 tiles' sum: a row's values were rounded to bf16 and every step rounds (and flushes values below
+     * the smallest normal) as that instruction does; {@link GreedyHead} bounds the difference.
      */
     static void dotSums(int[] pairs, int p0, int ps, int rows, MemorySegment panels, long panel0, int k, int panelCount, float[] sums, int so) {
         if (k < 2 || k % 2 != 0) throw new IllegalArgumentException("a bf16 dot tile takes an even number of columns, not " + k);

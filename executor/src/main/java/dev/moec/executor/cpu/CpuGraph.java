@@ -29,7 +29,7 @@ public final class CpuGraph {
     private final Buf[][] ins, outs;
     private final dev.moec.ir.Attrs[] attrs;
     private final long activationBytes;
-    private final float[] headNorms;                                             // where the last launch is a greedy head: its weight's row norms
+    private final float[] headNorms;                                             // where the last launch is one a greedy head runs and pays for: its weight's row norms
     private GreedyHead head;                                                     // that head, made at the first greedy step
     private CapturedReplay.Replay captured;                                      // null: replayed by the loop in run
     private CapturedReplay.Replay capturedBody;                                  // every launch but the head's, where there is a head
@@ -93,7 +93,8 @@ public final class CpuGraph {
             CpuKernels.checkSupported(kernels[l], types);
         }
         KernelGraph.Launch last = count > 0 ? g.launches().getLast() : null;
-        this.headNorms = last != null && last.outputs().equals(List.of(dev.moec.ir.StepAbi.LOGITS)) && GreedyHead.runs(last.kernel(), ins[count - 1], outs[count - 1])
+        this.headNorms = last != null && last.outputs().equals(List.of(dev.moec.ir.StepAbi.LOGITS))
+                && GreedyHead.runs(last.kernel(), ins[count - 1], outs[count - 1]) && GreedyHead.pays(ins[count - 1])
                 ? panels.rowNorms(g.buffer(last.inputs().get(1)).source(), weights)
                 : null;
     }
@@ -155,9 +156,7 @@ public final class CpuGraph {
         copyIn(inputs);
         int last = kernels.length - 1;
         int[] ids = null;
-        boolean byHead = headNorms != null && buffer.equals(dev.moec.ir.StepAbi.LOGITS)
-                && ins[last][0].elements() / ins[last][1].dim(1) >= GreedyHead.MIN_ROWS;   // the head's rows: the launch's, padding included
-        if (byHead) {
+        if (headNorms != null && buffer.equals(dev.moec.ir.StepAbi.LOGITS)) {
             if (head == null) head = GreedyHead.of(k, ins[last], headNorms);
             launches(k, last, capturedBody, observer);
             long t0 = System.nanoTime();

@@ -87,6 +87,9 @@ final class GreedyHead {
         return k % 2 == 0 && x.elements() / k <= Bf16Tiles.MAX_ROWS;
     }
 
+    /** Whether a launch that {@link #runs} has at least {@link #MIN_ROWS} rows: at fewer the head is no faster than the launch. */
+    static boolean pays(Buf[] ins) { return ins[0].elements() / ins[1].dim(1) >= MIN_ROWS; }
+
     /** The head of a launch that {@link #runs} ({@code ins}: x and the weight), its weight rows' {@code norms} given, for {@code kernels}' threads. */
     static GreedyHead of(CpuKernels kernels, Buf[] ins, float[] norms) {
         Buf w = ins[1];
@@ -99,15 +102,15 @@ final class GreedyHead {
      */
     int[] argmax(CpuKernels kernels, int[] want) {
         int half = k / 2;
-        double[] reach = new double[rows], floor = new double[rows];  // per row: bound_j = reach * |w_j| + floor
-        float[] e = new float[rows];                                     // reach, moved up so float rounding only widens the bound
+        double[] floor = new double[rows];                               // per row: bound_j = reach * |w_j| + floor
+        float[] e = new float[rows];                                     // per row: reach, moved up so float rounding only widens the bound
         double g = 2.0 * k * 0x1p-24 / (1 - 2.0 * k * 0x1p-24);
         for (int r = 0; r < rows; r++) {
             double xx = 0, dd = 0, hh = 0, h1 = 0;
             int xo = x.off + r * k;
             for (int j = 0; j < k; j++) {
                 float v = x.f[xo + j];
-                int bits = Float.floatToRawIntBits(v), b = (bits + 0x7FFF + (bits >>> 16 & 1)) >>> 16;   // to nearest bf16, ties to even (finite v)
+                int b = Simd.toBf16(v) & 0xFFFF;
                 float h = Float.intBitsToFloat(b << 16);
                 double d = (double) v - h;
                 xx += (double) v * v;
@@ -119,9 +122,9 @@ final class GreedyHead {
             }
             double xn = Math.sqrt(xx), hn = Math.sqrt(hh);
             if (!(xn < SAFE && hn < SAFE && maxNorm * (xn + hn) < SAFE)) return null;   // NaN or infinite values fail too
-            reach[r] = (Math.sqrt(dd) + g * (xn + hn) + SMALLEST_NORMAL * Math.sqrt(k)) * (1 + 0x1p-20);
+            double reach = (Math.sqrt(dd) + g * (xn + hn) + SMALLEST_NORMAL * Math.sqrt(k)) * (1 + 0x1p-20);
             floor[r] = SMALLEST_NORMAL * (h1 + 2.0 * k) * 2;
-            e[r] = Math.nextUp((float) (reach[r] * (1 + 0x1p-10)));
+            e[r] = Math.nextUp((float) (reach * (1 + 0x1p-10)));
         }
         long panelBytes = (long) k * Bf16Tiles.WIDTH * 2;
         int width = Bf16Tiles.WIDTH;

@@ -48,10 +48,18 @@ class GreedyHeadTest {
             for (int i = 0; i < rows; i++) {
                 for (int c = 0; c < k; c++) pairs[i * half + c / 2] |= (Simd.toBf16(h.x.f[i * k + c]) & 0xFFFF) << (16 * (c % 2));
             }
-            float[] out = new float[rows * m];
-            Bf16Tiles.dotRows(pairs, half, rows, h.w.panels, 0, k, m, out, 0, m);
-            float[] want = h.logits();
-            for (int i = 0; i < rows * m; i++) assertEquals(want[i], out[i], "row " + i / m + ", channel " + i % m);
+            int width = Bf16Tiles.WIDTH, panels = Math.ceilDiv(m, width);
+            float[] sums = new float[panels * rows * width], want = h.logits();
+            for (int r0 = 0; r0 < rows; r0 += Bf16Tiles.MAX_ROWS) {                   // a tile's rows a call, as [panels][rows][32]
+                int n = Math.min(Bf16Tiles.MAX_ROWS, rows - r0);
+                Bf16Tiles.dotSums(pairs, r0 * half, half, n, h.w.panels, 0, k, panels, sums, 0);
+                for (int i = r0; i < r0 + n; i++) {
+                    for (int d = 0; d < m; d++) {
+                        float got = sums[((d / width) * n + i - r0) * width + Bf16Tiles.dotLane(d % width)];
+                        assertEquals(want[i * m + d], got, "row " + i + ", channel " + d);
+                    }
+                }
+            }
         }
     }
 
