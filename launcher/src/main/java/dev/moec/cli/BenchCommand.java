@@ -133,6 +133,11 @@ final class BenchCommand {
                 description = "decode steps the JIT warm-up runs at least, however long they take; --warmup-seconds 0 still turns the warm-up off (default: ${DEFAULT-VALUE})")
         int warmupMinSteps;
 
+        @Option(names = "--warmup-max-seconds", defaultValue = "30", paramLabel = "S",
+                description = "past --warmup-seconds and --warmup-min-steps, the warm-up goes on with whole rounds while the JIT still compiles "
+                        + "(more than 1 %% of a round's time), until S seconds in all (default: ${DEFAULT-VALUE})")
+        double warmupMaxSeconds;
+
         @Option(names = "--bandwidth", paramLabel = "GB/s", description = "memory read bandwidth for the roofline (default: measured here with --threads threads)")
         Double bandwidth;
 
@@ -152,24 +157,26 @@ final class BenchCommand {
             if (bandwidth != null && !(bandwidth > 0)) throw new IllegalArgumentException("--bandwidth must be positive GB/s");
             if (!(warmupSeconds >= 0)) throw new IllegalArgumentException("--warmup-seconds must be 0 or more, not " + warmupSeconds);
             if (warmupMinSteps < 0) throw new IllegalArgumentException("--warmup-min-steps must be 0 or more, not " + warmupMinSteps);
+            if (!(warmupMaxSeconds >= 0)) throw new IllegalArgumentException("--warmup-max-seconds must be 0 or more, not " + warmupMaxSeconds);
             if (versus != null) return compare();
             try (Models.Loaded loaded = load(batch, Bench.decodePositions(promptLen, warmup, tokens))) {
                 CompiledModel model = (CompiledModel) loaded.model();
-                warmUp(model);
                 // Without --bandwidth, the bandwidth is read right after every timed step (it moves with the
                 // machine's load from one second to the next), and each step is held to the roofline of its
-                // own moment.
+                // own moment. The warm-up reads it too, so the JIT has compiled the reading before the steps count.
                 Bench.Decode d;
                 Rate bw;
                 double achieved;
                 if (bandwidth != null) {
+                    warmUp(model, null);
                     Moec.progress(decoding());
                     d = Bench.decode(model, batch, promptLen, warmup, tokens, seed);
                     bw = new Rate(bandwidth * 1e9, "given");
                     achieved = d.weightBytesPerStep() / bw.perSecond() * 1e3 / d.medianMs();
                 } else {
                     try (MemoryBandwidth.Probe probe = new MemoryBandwidth.Probe(model.parallel(), PROBE_BYTES)) {
-                        for (int r = 0; r < 3; r++) probe.read();           // its loop compiled before the samples count
+                        warmUp(model, probe::read);
+                        for (int r = 0; r < 3; r++) probe.read();           // its loop compiled before the samples count, warm-up or none
                         Moec.progress(decoding() + ", reading " + (PROBE_BYTES >> 20) + " MB after each timed step for the bandwidth");
                         d = Bench.decode(model, batch, promptLen, warmup, tokens, seed, probe::read);
                     }
@@ -200,6 +207,8 @@ final class BenchCommand {
                 System.out.printf("kernels      %.2f ms per step of their own time (profiled steps: %.2f ms); the %s step is %+.1f %% of that%n",
                         d.kernelMsPerStep(), d.profiledMsPerStep(), model.capturedReplay() ? "captured" : "looped",
                         100 * (d.medianMs() - d.kernelMsPerStep()) / d.kernelMsPerStep());
+                System.out.printf("jit          %s during the timed and profiled steps%n", Double.isNaN(d.compileMs()) ? "compile time not counted by this JVM"
+                        : String.format("%.0f ms of compilation (summed over the compiler threads; %.1f s of steps)", d.compileMs(), (d.medianMs() * d.steps() + d.profiledMsPerStep() * d.steps()) / 1e3));
                 printTopKernels(d.nanosByKernel(), d.steps());
             }
             return 0;
@@ -216,8 +225,8 @@ final class BenchCommand {
             Path first = model != null ? model : Models.demoModel();
             try (Models.Loaded a = load(first, batch, positions); Models.Loaded b = load(versus, batch, positions)) {
                 CompiledModel ma = (CompiledModel) a.model(), mb = (CompiledModel) b.model();
-                warmUp(ma);
-                warmUp(mb);
+                warmUp(ma, null);
+                warmUp(mb, null);
                 Moec.progress("decoding " + rounds + " rounds of " + tokens + " timed steps at batch " + batch + " on each model, alternating");
                 double[] ta = new double[rounds], tb = new double[rounds], ratio = new double[rounds];
                 for (int r = 0; r < rounds; r++) {
@@ -245,15 +254,20 @@ final class BenchCommand {
             return "decoding " + tokens + " timed steps at batch " + batch + " after a " + promptLen + "-token prompt per sequence and " + warmup + " warm-up steps";
         }
 
-        /** {@link Bench#warmUp} for --warmup-seconds and --warmup-min-steps, with a line of progress before and after. */
-        private void warmUp(CompiledModel model) {
+        /**
+         * {@link Bench#warmUp} for --warmup-seconds, --warmup-min-steps and --warmup-max-seconds, with a line of
+         * progress before and after; {@code bandwidth} the reading the measured steps take, or null.
+         */
+        private void warmUp(CompiledModel model, java.util.function.DoubleSupplier bandwidth) {
             if (warmupSeconds == 0) return;
-            Moec.progress(String.format("warming up for %s s and at least %d decode steps: untimed rounds of the prompt and %d decode steps, until the JIT has compiled the step",
-                    warmupSeconds == Math.rint(warmupSeconds) ? String.valueOf((long) warmupSeconds) : String.valueOf(warmupSeconds), warmupMinSteps, warmup + 2 * tokens));
-            Bench.Warmup w = Bench.warmUp(model, batch, promptLen, warmup, tokens, warmupSeconds, warmupMinSteps, seed);
-            Moec.progress(String.format("warmed up: %d %s, %d decode steps in %.1f s", w.rounds(), w.rounds() == 1 ? "round" : "rounds", w.steps(), w.seconds()));
+            Moec.progress(String.format("warming up for %s s and at least %d decode steps, then while the JIT compiles (up to %s s): untimed rounds of the prompt and %d decode steps",
+                    seconds(warmupSeconds), warmupMinSteps, seconds(Math.max(warmupSeconds, warmupMaxSeconds)), warmup + 2 * tokens));
+            Bench.Warmup w = Bench.warmUp(model, batch, promptLen, warmup, tokens, warmupSeconds, warmupMinSteps, Math.max(warmupSeconds, warmupMaxSeconds), seed, bandwidth);
+            Moec.progress(String.format("warmed up: %d %s, %d decode steps in %.1f s; the JIT compiled for %s in the last round (%.1f s)", w.rounds(), w.rounds() == 1 ? "round" : "rounds",
+                    w.steps(), w.seconds(), Double.isNaN(w.lastRoundCompileMs()) ? "an uncounted time" : String.format("%.0f ms", w.lastRoundCompileMs()), w.lastRoundSeconds()));
         }
 
+        private static String seconds(double s) { return s == Math.rint(s) ? String.valueOf((long) s) : String.valueOf(s); }
     }
 
     @Command(name = "prefill", description = "Prefill of one prompt: tokens/s.")

@@ -219,10 +219,11 @@ class CliTest {
 
     @Test void benchReportsThroughputAndTheRoofline() {
         Run d = run("bench", "decode", "--model", demo().toString(), "--batch", "2", "--tokens", "2", "--prompt-len", "4",
-                "--warmup", "1", "--warmup-seconds", "0.5", "--warmup-min-steps", "12", "--threads", "1", "--bandwidth", "10", "--compute-peak", "20",
+                "--warmup", "1", "--warmup-seconds", "0.5", "--warmup-min-steps", "12", "--warmup-max-seconds", "1.5", "--threads", "1", "--bandwidth", "10", "--compute-peak", "20",
                 "--bf16-dot-peak", "40");
         assertEquals(0, d.exit(), d.err());
-        assertTrue(d.progress().matches("(?s).*warming up for 0.5 s and at least 12 decode steps: untimed rounds of the prompt and 5 decode steps.*\\n\\[moec\\] warmed up: [1-9][0-9]* rounds?, [0-9]+ decode steps in [0-9.]+ s.*"), d.progress());
+        assertTrue(d.progress().matches("(?s).*warming up for 0.5 s and at least 12 decode steps, then while the JIT compiles \\(up to 1.5 s\\): untimed rounds of the prompt and 5 decode steps.*\\n\\[moec\\] warmed up: [1-9][0-9]* rounds?, [0-9]+ decode steps in [0-9.]+ s; the JIT compiled for [0-9]+ ms in the last round \\([0-9.]+ s\\).*"), d.progress());
+        assertTrue(d.out().matches("(?s).*jit          [0-9]+ ms of compilation \\(summed over the compiler threads; [0-9.]+ s of steps\\) during the timed and profiled steps.*"), d.out());
         assertTrue(d.out().contains("batch 2 on decode_bs2"), d.out());
         assertTrue(d.out().contains("bandwidth    10.00 GB/s (given)"), d.out());
         assertTrue(d.out().matches("(?s).*roofline     [0-9.]+ ms per step; achieved [0-9.]+ % of it.*"), d.out());

@@ -139,25 +139,54 @@ class BenchTest {
     @Test void warmUpRoundsRestartTheirSequencesSoTheContextNeverGrows() {
         int positions = Bench.decodePositions(8, 1, 3);
         try (Artifact a = Artifact.open(Fixtures.tinyArtifact()); CompiledModel model = new CompiledModel(a, 2, positions, 2)) {
-            Bench.Warmup w = Bench.warmUp(model, 2, 8, 1, 3, 2.0, 0, 0);
+            Bench.Warmup w = Bench.warmUp(model, 2, 8, 1, 3, 2.0, 0, 2.0, 0, null);
             assertTrue(w.rounds() >= 2, "a tiny model runs many rounds in 2 s: " + w);
             int perRound = 1 + 2 * 3;
-            assertTrue(w.steps() > (w.rounds() - 1) * perRound - 1 && w.steps() <= w.rounds() * perRound, w.toString());
+            assertEquals(w.rounds() * perRound, w.steps(), "whole rounds: " + w);
             assertTrue(w.seconds() >= 2.0, w.toString());
             assertEquals("decode_bs2", Bench.decode(model, 2, 8, 1, 3, 0).graph());
-            assertEquals(0, Bench.warmUp(model, 2, 8, 1, 3, 0, 0, 0).rounds(), "no time, no rounds");
+            assertEquals(0, Bench.warmUp(model, 2, 8, 1, 3, 0, 0, 5, 0, null).rounds(), "no time, no steps, no rounds");
         }
     }
 
-    /** However little time it is given, the warm-up runs its minimum of decode steps, whole rounds but the last. */
+    /**
+     * However little time it is given, the warm-up runs its minimum of decode steps, in whole rounds of the
+     * measured schedule: the bandwidth reading after every timed step included, so the JIT has compiled
+     * it (and the profiled steps' observer) before the measured steps.
+     */
     @Test void warmUpRunsItsMinimumOfStepsWhateverTheTime() {
         int positions = Bench.decodePositions(8, 1, 3), perRound = 1 + 2 * 3;
         try (Artifact a = Artifact.open(Fixtures.tinyArtifact()); CompiledModel model = new CompiledModel(a, 2, positions, 2)) {
-            Bench.Warmup w = Bench.warmUp(model, 2, 8, 1, 3, 0, 17, 0);
-            assertEquals(17, w.steps(), w.toString());
+            int[] readings = {0};
+            Bench.Warmup w = Bench.warmUp(model, 2, 8, 1, 3, 0, 17, 0, 0, () -> ++readings[0]);
             assertEquals(Math.ceilDiv(17, perRound), w.rounds(), w.toString());
-            assertThrows(IllegalArgumentException.class, () -> Bench.warmUp(model, 2, 8, 1, 3, 0, -1, 0));
-            assertThrows(IllegalArgumentException.class, () -> Bench.warmUp(model, 2, 8, 1, 3, Double.NaN, 0, 0));
+            assertEquals(w.rounds() * perRound, w.steps(), w.toString());
+            assertEquals(w.rounds() * 3, readings[0], "a reading after every timed step of every round");
+            assertThrows(IllegalArgumentException.class, () -> Bench.warmUp(model, 2, 8, 1, 3, 0, -1, 0, 0, null));
+            assertThrows(IllegalArgumentException.class, () -> Bench.warmUp(model, 2, 8, 1, 3, Double.NaN, 0, 0, 0, null));
+            assertThrows(IllegalArgumentException.class, () -> Bench.warmUp(model, 2, 8, 1, 3, 0, 0, Double.NaN, 0, null));
+        }
+    }
+
+    /**
+     * Past its time and steps the warm-up goes on while the JIT compiles, up to its limit: it ends either
+     * with a last round in which the JIT compiled for at most {@link Bench#QUIET} of the round's time, or
+     * at the limit. The measured steps report the JIT's time during them.
+     */
+    @Test void warmUpGoesOnWhileTheJitCompilesUpToItsLimit() {
+        int positions = Bench.decodePositions(8, 1, 3);
+        try (Artifact a = Artifact.open(Fixtures.tinyArtifact()); CompiledModel model = new CompiledModel(a, 2, positions, 2)) {
+            Bench.Warmup w = Bench.warmUp(model, 2, 8, 1, 3, 0, 1, 3.0, 0, null);
+            assertTrue(w.rounds() >= 1, w.toString());
+            if (Bench.compileMillis() >= 0) {
+                boolean quiet = w.lastRoundCompileMs() <= Bench.QUIET * w.lastRoundSeconds() * 1e3;
+                assertTrue(quiet || w.seconds() >= 3.0, "stopped while the JIT compiled, before the limit: " + w);
+                assertTrue(w.rounds() == 1 || w.seconds() - w.lastRoundSeconds() < 3.0, "no round starts past the limit: " + w);
+                double compileMs = Bench.decode(model, 2, 8, 1, 3, 0).compileMs();
+                assertTrue(compileMs >= 0, "compile time during the measured steps: " + compileMs);
+            } else {
+                assertTrue(Double.isNaN(w.lastRoundCompileMs()), w.toString());
+            }
         }
     }
 

@@ -16,11 +16,14 @@ public final class Bench {
 
     /**
      * A decode measurement. Times are per step; weight bytes are what a step must read and multiply-accumulates
-     * what it must compute (see {@link Roofline}), averaged over the profiled steps.
+     * what it must compute (see {@link Roofline}), averaged over the profiled steps. {@code compileMs}: the
+     * JIT's compilation time while the timed and profiled steps ran (milliseconds summed over its threads;
+     * NaN where the JVM does not count it), time a compiler thread may have taken from the step's threads.
      */
     public record Decode(String graph, int batch, int steps, double medianMs, double meanMs, double weightBytesPerStep,
                          double expertBytesPerStep, double macsPerStep, double vnniMacsPerStep, double dotMacsPerStep, double expertsUsed, double experts, double kernelMsPerStep,
-                         double profiledMsPerStep, Map<Kernel, Long> nanosByKernel, double[] stepMs, double[] bandwidths, Roofline.Launches launches) {
+                         double profiledMsPerStep, Map<Kernel, Long> nanosByKernel, double[] stepMs, double[] bandwidths, Roofline.Launches launches,
+                         double compileMs) {
         public double tokensPerSecond() { return batch * 1000.0 / medianMs; }
 
         /** The median of the bandwidths read beside the timed steps (bytes per second); NaN without a probe. */
@@ -68,33 +71,63 @@ public final class Bench {
     /** Context a decode benchmark needs: the prompt, the warm-up and the timed and profiled steps. */
     public static int decodePositions(int promptLen, int warmup, int steps) { return promptLen + warmup + 2 * steps + 1; }
 
-    /** What {@link #warmUp} ran: whole rounds and the decode steps in them. */
-    public record Warmup(int rounds, int steps, double seconds) {}
+    /**
+     * What {@link #warmUp} ran: whole rounds and the decode steps in them, and the JIT's compilation time
+     * in its last round (milliseconds, summed over the compiler threads; NaN where the JVM does not count
+     * it).
+     */
+    public record Warmup(int rounds, int steps, double seconds, double lastRoundSeconds, double lastRoundCompileMs) {}
 
     /**
-     * Untimed rounds of {@link #decode}'s schedule (a fresh prompt in every slot, then the warm-up, timed and
-     * profiled steps' worth of decode steps) until {@code seconds} have passed and at least {@code minSteps}
-     * decode steps have run, so the steps measured after it run code the JIT has finished compiling. A
-     * kernel's own loops are compiled within a few launches, but the code around them (a launch's set-up, a
-     * step's replay) is called a few times a step and compiled only after thousands of calls: the first
-     * hundred steps ran partly interpreted and took several milliseconds longer (see the README's
-     * performance section). Time alone is not enough: in a slow minute ten seconds held 41 batch-8 steps,
-     * and the run after them measured attention at 11 ms a step instead of 3.7. Each round starts its sequences
-     * again at position 0, so the context never grows past the measured steps' and recurrent state starts
-     * fresh, as a prompt's does.
+     * Untimed rounds of {@link #decode}'s whole schedule (a fresh prompt in every slot, the warm-up steps,
+     * then timed steps alternating with the bandwidth reading and profiled steps) until {@code seconds}
+     * have passed and at least {@code minSteps} decode steps have run, and then on, up to
+     * {@code maxSeconds}, while the JIT still compiles, so the steps measured after it run code the JIT
+     * has finished compiling. A kernel's own loops are compiled within a few launches, but the code around
+     * them (a launch's set-up, a step's replay) is called a few times a step and compiled only after
+     * thousands of calls: the first hundred steps ran partly interpreted and took several milliseconds
+     * longer (see the README's performance section). Time alone is not enough: in a slow minute ten
+     * seconds held 41 batch-8 steps, and the run after them measured attention at 11 ms a step instead of
+     * 3.7. The profiled steps and the reading run here too: when they did not, the JIT compiled their code
+     * (the launch observer, the roofline's accounting, the probe) during the measured steps, for 0.5-1.5 s
+     * on one of the two cores the step's threads spin on, and a step whose thread lost its core waited
+     * for it. The JIT counts as still compiling while its compile time in the last round exceeds
+     * {@link #QUIET} of the round's time. Each round starts its sequences again at position 0, so the
+     * context never grows past the measured steps' and recurrent state starts fresh, as a prompt's does.
+     *
+     * @param bandwidth the reading {@link #decode} will take after each timed step, or null for none
      */
-    public static Warmup warmUp(CompiledModel model, int batch, int promptLen, int warmup, int steps, double seconds, int minSteps, long seed) {
+    public static Warmup warmUp(CompiledModel model, int batch, int promptLen, int warmup, int steps, double seconds, int minSteps, double maxSeconds,
+                                long seed, java.util.function.DoubleSupplier bandwidth) {
         check(model, batch, promptLen, warmup, steps);
-        if (!(seconds >= 0) || minSteps < 0) throw new IllegalArgumentException("a warm-up takes 0 or more seconds and steps, not " + seconds + " s and " + minSteps + " steps");
-        long start = System.nanoTime(), budget = (long) (seconds * 1e9);
-        int rounds = 0, done = 0, perRound = warmup + 2 * steps;
-        int[] last = new int[batch], pos = new int[batch], slots = new int[batch], rows = new int[batch];
-        while (System.nanoTime() - start < budget || done < minSteps) {
-            fill(model, promptLen, seed + rounds, last, pos, slots, rows);
-            for (int s = 0; s < perRound && (System.nanoTime() - start < budget || done < minSteps); s++, done++) step(model, last, pos, slots, rows);
+        if (!(seconds >= 0) || minSteps < 0 || !(maxSeconds >= 0)) {
+            throw new IllegalArgumentException("a warm-up takes 0 or more seconds and steps, not " + seconds + " s (at most " + maxSeconds + " s) and " + minSteps + " steps");
+        }
+        long start = System.nanoTime();
+        int rounds = 0, done = 0;
+        double lastSeconds = 0, lastCompileMs = Double.NaN;
+        while (true) {
+            double elapsed = (System.nanoTime() - start) / 1e9;
+            boolean owed = elapsed < seconds || done < minSteps;
+            boolean compiling = rounds > 0 && !(lastCompileMs <= QUIET * lastSeconds * 1e3) && elapsed < maxSeconds;
+            if (!owed && !compiling) break;
+            long c0 = compileMillis(), t0 = System.nanoTime();
+            measure(model, batch, promptLen, warmup, steps, seed + rounds, bandwidth);
+            lastSeconds = (System.nanoTime() - t0) / 1e9;
+            lastCompileMs = c0 < 0 ? Double.NaN : compileMillis() - c0;
+            done += warmup + 2 * steps;
             rounds++;
         }
-        return new Warmup(rounds, done, (System.nanoTime() - start) / 1e9);
+        return new Warmup(rounds, done, (System.nanoTime() - start) / 1e9, lastSeconds, lastCompileMs);
+    }
+
+    /** The share of a warm-up round's time below which the JIT's compile time in it counts as quiet. */
+    public static final double QUIET = 0.01;
+
+    /** The JIT's compilation time so far, in milliseconds summed over its threads, or -1 where the JVM does not count it. */
+    public static long compileMillis() {
+        java.lang.management.CompilationMXBean jit = java.lang.management.ManagementFactory.getCompilationMXBean();
+        return jit != null && jit.isCompilationTimeMonitoringSupported() ? jit.getTotalCompilationTime() : -1;
     }
 
     private static void check(CompiledModel model, int batch, int promptLen, int warmup, int steps) {
@@ -135,6 +168,27 @@ public final class Bench {
      */
     public static Decode decode(CompiledModel model, int batch, int promptLen, int warmup, int steps, long seed, java.util.function.DoubleSupplier bandwidth) {
         check(model, batch, promptLen, warmup, steps);
+        long c0 = compileMillis();
+        Measured m = measure(model, batch, promptLen, warmup, steps, seed, bandwidth);
+        double compileMs = c0 < 0 ? Double.NaN : compileMillis() - c0;
+        Roofline roofline = m.roofline();
+        long[] sorted = m.times().clone();
+        Arrays.sort(sorted);
+        double median = sorted[steps / 2] / 1e6, mean = Arrays.stream(m.times()).average().orElse(0) / 1e6;
+        double[] stepMs = Arrays.stream(m.times()).mapToDouble(t -> t / 1e6).toArray();
+        return new Decode(m.graph(), batch, steps, median, mean, (double) roofline.weightBytes() / steps, (double) roofline.expertBytes() / steps,
+                (double) roofline.macs() / steps, (double) roofline.vnniMacs() / steps, (double) roofline.dotMacs() / steps, roofline.expertsUsedPerLaunch(), roofline.expertsPerLaunch(), roofline.kernelNanos() / 1e6 / steps, m.profiledNanos() / 1e6 / steps,
+                roofline.nanosByKernel(), stepMs, m.bandwidths(), roofline.launches(steps), compileMs);
+    }
+
+    /** What one run of {@link #measure} saw: each timed step's nanoseconds and the bandwidth read after it, the profiled steps' roofline and time. */
+    private record Measured(String graph, long[] times, double[] bandwidths, Roofline roofline, long profiledNanos) {}
+
+    /**
+     * {@link #decode}'s schedule, which {@link #warmUp} runs as it is: a prompt into each slot, the
+     * warm-up steps, then timed steps, each followed by the bandwidth reading and a profiled step.
+     */
+    private static Measured measure(CompiledModel model, int batch, int promptLen, int warmup, int steps, long seed, java.util.function.DoubleSupplier bandwidth) {
         int[] last = new int[batch], pos = new int[batch], slots = new int[batch], rows = new int[batch];
         fill(model, promptLen, seed, last, pos, slots, rows);
         for (int s = 0; s < warmup; s++) step(model, last, pos, slots, rows);
@@ -161,13 +215,7 @@ public final class Bench {
         } finally {
             model.observe(null);
         }
-        long[] sorted = times.clone();
-        Arrays.sort(sorted);
-        double median = sorted[steps / 2] / 1e6, mean = Arrays.stream(times).average().orElse(0) / 1e6;
-        double[] stepMs = Arrays.stream(times).mapToDouble(t -> t / 1e6).toArray();
-        return new Decode(graph, batch, steps, median, mean, (double) roofline.weightBytes() / steps, (double) roofline.expertBytes() / steps,
-                (double) roofline.macs() / steps, (double) roofline.vnniMacs() / steps, (double) roofline.dotMacs() / steps, roofline.expertsUsedPerLaunch(), roofline.expertsPerLaunch(), roofline.kernelNanos() / 1e6 / steps, profiled / 1e6 / steps,
-                roofline.nanosByKernel(), stepMs, bandwidths, roofline.launches(steps));
+        return new Measured(graph, times, bandwidths, roofline, profiled);
     }
 
     /** Runs a prompt of {@code tokens} tokens {@code warmup + runs} times into slot 0, timing the last {@code runs}. */
