@@ -492,8 +492,8 @@ public final class CpuKernels implements AutoCloseable {
      * {@link #QUERY_TILE} consecutive tokens of one sequence over an f32 cache, else one token. A lone
      * token's positions 0..positions[t] are cut into parts, one per thread at batch 1 (two per thread
      * were slower in an in-process A/B: each part pays its own softmax and merge); a tile's are not. Over
-     * an f32 cache a lone token's task first reads its part's K rows in ahead of the scores and its V rows
-     * ahead of the weighted sum ({@link #touch}); a prompt's tile reads each row for all its tokens, from
+     * an f32 cache a lone token's task first reads its part's K and V rows in, side by side, ahead of the
+     * scores ({@link #touch}); a prompt's tile reads each row for all its tokens, from
      * a cache its own prompt has just written. One task takes a part (or a tile) for every head: it reads the K and V rows
      * position by position (all KV heads of a position lie together), scoring the query heads that share
      * a KV head four at a time, for each token of its tile while the rows are in L1. A token in one part is
@@ -547,7 +547,7 @@ public final class CpuKernels implements AutoCloseable {
             PanelScratch scratch = PanelScratch.get();
             float[] score = scratch.scores(tiled * heads * m), four = scratch.four;   // score [tiled, heads, m]
             float[] spill = scratch.spill;
-            if (!bf16 && tiled == 1) scratch.touched += touch(paged, s, from, to, kc.f, kc.off, kvHeads * hd);
+            if (!bf16 && tiled == 1) scratch.touched += touch(paged, s, from, to, kc.f, kc.off, kvHeads * hd, vc.f, vc.off, kvHeads * vd);
             for (int j0 = from; j0 < to; ) {                             // runs of positions within one cache block
                 int base = paged.row(s, j0), run = Math.min(to - j0, bs - j0 % bs);
                 if (!bf16 && tiled >= PANEL_TOKENS) {                    // a prompt's tile: K rows turned into panels
@@ -616,7 +616,6 @@ public final class CpuKernels implements AutoCloseable {
                 }
             }
             float[] acc = scratch.values(tiled * heads * vd);
-            if (!bf16 && tiled == 1) scratch.touched += touch(paged, s, from, to, vc.f, vc.off, kvHeads * vd);
             for (int j0 = from; j0 < to; ) {
                 int base = paged.row(s, j0), run = Math.min(to - j0, bs - j0 % bs);
                 for (int kvh = 0; kvh < kvHeads; kvh++) {
@@ -675,27 +674,35 @@ public final class CpuKernels implements AutoCloseable {
     }
 
     /**
-     * Reads one float of every 64-byte line of the cache rows of positions [from, to) of sequence s
-     * ({@code row} floats each from {@code off}), so that they all come in from memory at once, many
-     * lines in flight, before the loop that uses them; returns their sum, which the caller keeps so the
-     * reads stay. The Vector API has no prefetch instruction, and the hardware prefetcher, following one
-     * stride at a time, brought a decode step's cache rows in far below the memory bandwidth: a part's
-     * rows (at most {@link #ATTENTION_PART} positions, 512 KB of K at the bench model's width) fit in L2,
-     * and read ahead this way the step's attention took 1.39 instead of 1.76 ms at batch 1 and 5.8
-     * instead of 8.6 ms at batch 8 (128 positions, in-process A/B).
+     * Reads one float of every 64-byte line of the K and the V cache rows of positions [from, to) of
+     * sequence s ({@code kRow} floats a row of k from {@code ko}, {@code vRow} of v from {@code vo}), so that
+     * they all come in from memory at once, many lines in flight, before the loops that use them; returns
+     * their sum, which the caller keeps so the reads stay. The Vector API has no prefetch instruction, and
+     * the hardware prefetcher, following one stride at a time, brought a decode step's cache rows in far
+     * below the memory bandwidth: a part's rows (at most {@link #ATTENTION_PART} positions, 512 KB of K and
+     * as much of V at the bench model's width) stay in L2 and L3, and read ahead this way the step's
+     * attention took 1.39 instead of 1.76 ms at batch 1 and 5.8 instead of 8.6 ms at batch 8 (128
+     * positions, in-process A/B). K and V are read side by side, a line of each in turn, where they were
+     * read one before the scores and the other before the weighted sum: two streams keep more lines in
+     * flight than one (cold 160 KB regions, two threads: 0.46-0.69 times as long in four of five windows,
+     * 0.99 in the fifth). In the model, the two forms alternating every 8 steps in one process, batch 1's
+     * attention took 0.61-1.01 times as long (median 0.86, ten windows of two runs); batch 8's, whose
+     * tasks read a whole sequence's rows, 0.92, 1.14 and 1.00.
      */
-    static float touch(PagedCache paged, int s, int from, int to, float[] a, int off, int row) {
+    static float touch(PagedCache paged, int s, int from, int to, float[] k, int ko, int kRow, float[] v, int vo, int vRow) {
         float s0 = 0, s1 = 0, s2 = 0, s3 = 0;                          // four sums: the reads do not wait on one add chain
         int bs = paged.blockSize();
         for (int j0 = from; j0 < to; ) {
-            int run = Math.min(to - j0, bs - j0 % bs), i = off + paged.row(s, j0) * row, end = i + run * row;
-            for (; i + 48 < end; i += 64) {
-                s0 += a[i];
-                s1 += a[i + 16];
-                s2 += a[i + 32];
-                s3 += a[i + 48];
+            int run = Math.min(to - j0, bs - j0 % bs), row = paged.row(s, j0);
+            int i = ko + row * kRow, iEnd = i + run * kRow, u = vo + row * vRow, uEnd = u + run * vRow;
+            for (; i + 16 < iEnd && u + 16 < uEnd; i += 32, u += 32) {
+                s0 += k[i];
+                s1 += v[u];
+                s2 += k[i + 16];
+                s3 += v[u + 16];
             }
-            for (; i < end; i += 16) s0 += a[i];
+            for (; i < iEnd; i += 16) s0 += k[i];
+            for (; u < uEnd; u += 16) s1 += v[u];
             j0 += run;
         }
         return s0 + s1 + s2 + s3;

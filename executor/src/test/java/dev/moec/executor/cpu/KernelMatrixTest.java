@@ -224,26 +224,42 @@ class KernelMatrixTest {
 
     /**
      * The read-ahead of a part's cache rows reads the first float of every 64-byte line of exactly the
-     * rows of its positions, through the block table: ones there and a thousand everywhere else sum to the
-     * count of those lines.
+     * K and V rows of its positions, through the block table, K and V of different widths: ones there and
+     * a thousand everywhere else sum to the count of those lines.
      */
     @Test
     void touchReadsEveryLineOfThePartsRowsAndNothingElse() {
-        int bs = 4, blocks = 5, row = 40, off = 3;                        // rows of 2.5 lines: lines start mid-row too
+        int bs = 4, blocks = 5, kRow = 40, vRow = 24, ko = 3, vo = 5;     // rows of 2.5 and 1.5 lines: lines start mid-row too
         dev.moec.ir.PagedCache paged = new dev.moec.ir.PagedCache("attention", new int[] {4, 1, 3, 0, 2, -1}, 3, bs, blocks);
-        float[] a = new float[off + blocks * bs * row];
+        float[] k = marked(paged, ko, kRow, blocks * bs), v = marked(paged, vo, vRow, blocks * bs);
+        assertEquals(lines(paged, kRow) + lines(paged, vRow), CpuKernels.touch(paged, 0, 2, 9, k, ko, kRow, v, vo, vRow), 0f);
+    }
+
+    /** A cache of {@code rows} rows of {@code row} floats from {@code off}: a thousand everywhere, zeros in slot 0's rows of positions [2, 9) but ones at each run's every 16th float. */
+    private static float[] marked(dev.moec.ir.PagedCache paged, int off, int row, int rows) {
+        float[] a = new float[off + rows * row];
         Arrays.fill(a, 1000f);
-        int lines = 0;
         for (int p = 2; p < 9; p++) {                                     // slot 0, positions [2, 9): three blocks, runs of 2, 4 and 1
             int start = off + paged.row(0, p) * row;
             for (int i = start; i < start + row; i++) a[i] = 0f;
         }
         for (int p = 2; p < 9; ) {
-            int run = Math.min(9 - p, bs - p % bs), start = off + paged.row(0, p) * row;
-            for (int i = start; i < start + run * row; i += 16, lines++) a[i] = 1f;
+            int run = Math.min(9 - p, paged.blockSize() - p % paged.blockSize()), start = off + paged.row(0, p) * row;
+            for (int i = start; i < start + run * row; i += 16) a[i] = 1f;
             p += run;
         }
-        assertEquals(lines, CpuKernels.touch(paged, 0, 2, 9, a, off, row), 0f);
+        return a;
+    }
+
+    /** The 64-byte lines of slot 0's rows of positions [2, 9), counted from each run's start. */
+    private static int lines(dev.moec.ir.PagedCache paged, int row) {
+        int lines = 0, bs = paged.blockSize();
+        for (int p = 2; p < 9; ) {
+            int run = Math.min(9 - p, bs - p % bs);
+            lines += Math.ceilDiv(run * row, 16);
+            p += run;
+        }
+        return lines;
     }
 
     /** Attention on these inputs against its op's definition, within float rounding, and the same bits at arena offsets. */
