@@ -29,6 +29,7 @@ public final class PassManager {
         PASSES.put("fuse-attention", FuseAttention::new);
         PASSES.put("fuse-moe-gating", FuseMoeGating::new);
         PASSES.put("fuse-moe", FuseMoe::new);
+        PASSES.put("fuse-linears", FuseLinears::new);
         PASSES.put("quantize-w8a8", QuantizeW8a8::new);
         PASSES.put("quantize-w4a8", QuantizeW4a8::new);
         PASSES.put("kv-int8", KvInt8::new);

@@ -61,4 +61,37 @@ class CompiledPipelinesTest {
             assertArrayEquals(c.greedy(), tokens, quantization + "/" + kv + ": greedy continuation of the README prompt");
         }
     }
+
+    /**
+     * {@code fuse-linears} (opt-in) joins q, k and v into one matmul and slices its output: each output
+     * channel is the same dot product of the same row, so the compiled logits are the default pipeline's
+     * to the bit, at batch 1 and at batch 2 (where the slices are strided), float and W8A8.
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"none", "w8a8"})
+    void joinedLinearsGiveTheSameLogitsToTheBit(String quantization) throws Exception {
+        String plain = PassManager.defaultPipeline(quantization), joined = plain.replace("fuse-moe,", "fuse-linears,fuse-moe,");
+        assertTrue(!joined.equals(plain), joined);
+        try (Checkpoint ckpt = Checkpoint.open(Fixtures.demoModel())) {
+            Graph g = ModelImport.stepGraph(ckpt);
+            java.util.function.ToLongFunction<Graph> linears = x -> x.nodes().stream().filter(n -> n.op() == dev.moec.ir.Op.MATMUL || n.op() == dev.moec.ir.Op.QUANT_MATMUL).count();
+            long before = linears.applyAsLong(new PassManager(plain).run(g)), after = linears.applyAsLong(new PassManager(joined).run(g));
+            assertTrue(after < before, "fuse-linears joined no Linears: " + before + " -> " + after);
+        }
+        Path a = dir.resolve("plain"), b = dir.resolve("joined");
+        ModelCompiler.compile(Fixtures.demoModel(), a, new ModelCompiler.Options(List.of(1, 2), plain, Target.CPU), line -> {});
+        ModelCompiler.compile(Fixtures.demoModel(), b, new ModelCompiler.Options(List.of(1, 2), joined, Target.CPU), line -> {});
+        Fixtures.DemoCase c = Fixtures.demoCase();
+        try (CompiledModel p = new CompiledModel(Artifact.open(a), 2, 64, 2); CompiledModel j = new CompiledModel(Artifact.open(b), 2, 64, 2)) {
+            assertTrue(Artifact.open(b).manifest().pipeline().contains("fuse-linears"));
+            int[] pos = {0, 1, 2};
+            assertArrayEquals(p.step(c.prompt(), pos, new int[3], new int[]{2})[0], j.step(c.prompt(), pos, new int[3], new int[]{2})[0], "prompt");
+            int[] tokens = {c.prompt()[0], c.prompt()[1]}, positions = {3, 3}, slots = {0, 1};
+            p.step(c.prompt(), pos, new int[] {1, 1, 1}, new int[]{2});
+            j.step(c.prompt(), pos, new int[] {1, 1, 1}, new int[]{2});
+            float[][] x = p.step(tokens, positions, slots, new int[] {0, 1}), y = j.step(tokens, positions, slots, new int[] {0, 1});
+            assertArrayEquals(x[0], y[0], "batch 2, row 0");
+            assertArrayEquals(x[1], y[1], "batch 2, row 1");
+        }
+    }
 }
