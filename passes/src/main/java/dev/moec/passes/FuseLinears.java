@@ -4,7 +4,6 @@ import dev.moec.ir.Attrs;
 import dev.moec.ir.Graph;
 import dev.moec.ir.Node;
 import dev.moec.ir.Op;
-import dev.moec.ir.StepAbi;
 import dev.moec.ir.Value;
 
 import java.util.ArrayList;
@@ -104,11 +103,7 @@ public final class FuseLinears implements Pass {
         Value weight = n.operand(n.op() == Op.QUANT_MATMUL ? 2 : 1);
         if (!rw.constant(weight) || weight.type().rank() != 2 || !weight.type().shape().dim(0).isFixed()) return false;
         if (n.op() == Op.QUANT_MATMUL && !rw.constant(n.operand(3))) return false;
-        if (n.result().name().equals(StepAbi.LOGITS)) return false;
-        for (Node u : rw.users(n.result())) {
-            if (u.op() == Op.SOFTMAX || u.op() == Op.SIGMOID || u.op() == Op.MOE_GATING_TOPK || u.op() == Op.MOE_GATING_TOPK_SOFTMAX) return false;
-        }
-        return true;
+        return !QuantizeW8a8.headOrRouter(rw, n);
     }
 
     /** What the Linears of a group share: the activation (and for W8A8 its scale), with the op. */

@@ -48,11 +48,16 @@ public final class QuantizeW8a8 implements Pass {
 
     /** A Linear with a float parameter weight that is neither the lm_head nor a router. */
     static boolean quantizable(Rewrite rw, Node n) {
-        if (!rw.constant(n.operand(1)) || !n.operand(1).type().dtype().isFloating() || n.result().name().equals(StepAbi.LOGITS)) return false;
+        return rw.constant(n.operand(1)) && n.operand(1).type().dtype().isFloating() && !headOrRouter(rw, n);
+    }
+
+    /** A Linear that is the lm_head, or a router: read by a softmax, a sigmoid or a gating op. */
+    static boolean headOrRouter(Rewrite rw, Node n) {
+        if (n.result().name().equals(StepAbi.LOGITS)) return true;
         for (Node u : rw.users(n.result())) {
-            if (u.op() == Op.SOFTMAX || u.op() == Op.SIGMOID || u.op() == Op.MOE_GATING_TOPK || u.op() == Op.MOE_GATING_TOPK_SOFTMAX) return false;
+            if (u.op() == Op.SOFTMAX || u.op() == Op.SIGMOID || u.op() == Op.MOE_GATING_TOPK || u.op() == Op.MOE_GATING_TOPK_SOFTMAX) return true;
         }
-        return true;
+        return false;
     }
 
     /**
