@@ -208,7 +208,7 @@ final class BenchCommand {
                         d.kernelMsPerStep(), d.profiledMsPerStep(), model.capturedReplay() ? "captured" : "looped",
                         100 * (d.medianMs() - d.kernelMsPerStep()) / d.kernelMsPerStep());
                 System.out.printf("jit          %s during the timed and profiled steps%n", Double.isNaN(d.compileMs()) ? "compile time not counted by this JVM"
-                        : String.format("%.0f ms of compilation (summed over the compiler threads; %.1f s of steps)", d.compileMs(), (d.medianMs() * d.steps() + d.profiledMsPerStep() * d.steps()) / 1e3));
+                        : String.format("%.0f ms of compilation (summed over the compiler threads; %.1f s of steps)", d.compileMs(), (Arrays.stream(d.stepMs()).sum() + d.profiledMsPerStep() * d.steps()) / 1e3));
                 printTopKernels(d.nanosByKernel(), d.steps());
             }
             return 0;
@@ -260,9 +260,10 @@ final class BenchCommand {
          */
         private void warmUp(CompiledModel model, java.util.function.DoubleSupplier bandwidth) {
             if (warmupSeconds == 0) return;
+            double most = Math.max(warmupSeconds, warmupMaxSeconds);
             Moec.progress(String.format("warming up for %s s and at least %d decode steps, then while the JIT compiles (up to %s s): untimed rounds of the prompt and %d decode steps",
-                    seconds(warmupSeconds), warmupMinSteps, seconds(Math.max(warmupSeconds, warmupMaxSeconds)), warmup + 2 * tokens));
-            Bench.Warmup w = Bench.warmUp(model, batch, promptLen, warmup, tokens, warmupSeconds, warmupMinSteps, Math.max(warmupSeconds, warmupMaxSeconds), seed, bandwidth);
+                    seconds(warmupSeconds), warmupMinSteps, seconds(most), warmup + 2 * tokens));
+            Bench.Warmup w = Bench.warmUp(model, batch, promptLen, warmup, tokens, warmupSeconds, warmupMinSteps, most, seed, bandwidth);
             Moec.progress(String.format("warmed up: %d %s, %d decode steps in %.1f s; the JIT compiled for %s in the last round (%.1f s)", w.rounds(), w.rounds() == 1 ? "round" : "rounds",
                     w.steps(), w.seconds(), Double.isNaN(w.lastRoundCompileMs()) ? "an uncounted time" : String.format("%.0f ms", w.lastRoundCompileMs()), w.lastRoundSeconds()));
         }

@@ -79,7 +79,7 @@ public final class FuseLinears implements Pass {
     private static void emit(Rewrite rw, List<Node> group) {
         Node first = group.getFirst();
         boolean quant = first.op() == Op.QUANT_MATMUL;
-        int w = quant ? 2 : 1;
+        int w = weightIndex(first);
         String base = first.result().name() + ".fused";
         Value weight = first.operand(w), scale = quant ? first.operand(3) : null;
         for (Node n : group.subList(1, group.size())) {
@@ -100,11 +100,14 @@ public final class FuseLinears implements Pass {
     /** A matmul or quant_matmul with a constant 2-D weight of fixed width, not the lm_head and not read by a router's softmax or gating. */
     private static boolean fusable(Rewrite rw, Node n) {
         if (n.op() != Op.MATMUL && n.op() != Op.QUANT_MATMUL) return false;
-        Value weight = n.operand(n.op() == Op.QUANT_MATMUL ? 2 : 1);
+        Value weight = n.operand(weightIndex(n));
         if (!rw.constant(weight) || weight.type().rank() != 2 || !weight.type().shape().dim(0).isFixed()) return false;
         if (n.op() == Op.QUANT_MATMUL && !rw.constant(n.operand(3))) return false;
         return !QuantizeW8a8.headOrRouter(rw, n);
     }
+
+    /** The operand that is a Linear's weight: quant_matmul(x, x_scale, weight, w_scale), matmul(x, weight). */
+    private static int weightIndex(Node n) { return n.op() == Op.QUANT_MATMUL ? 2 : 1; }
 
     /** What the Linears of a group share: the activation (and for W8A8 its scale), with the op. */
     private static List<Value> activation(Node n) {
@@ -113,7 +116,7 @@ public final class FuseLinears implements Pass {
 
     /** The same op, weight dtype and width (columns), and for W8A8 the same scale dtype. */
     private static boolean sameWeightKind(Node n, Node first) {
-        int w = n.op() == Op.QUANT_MATMUL ? 2 : 1;
+        int w = weightIndex(n);
         if (n.op() != first.op()) return false;
         if (!n.operand(w).type().dtype().equals(first.operand(w).type().dtype())) return false;
         if (!n.operand(w).type().shape().dim(1).equals(first.operand(w).type().shape().dim(1))) return false;

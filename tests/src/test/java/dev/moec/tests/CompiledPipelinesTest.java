@@ -83,7 +83,7 @@ class CompiledPipelinesTest {
         ModelCompiler.compile(Fixtures.demoModel(), b, new ModelCompiler.Options(List.of(1, 2), joined, Target.CPU), line -> {});
         Fixtures.DemoCase c = Fixtures.demoCase();
         try (CompiledModel p = new CompiledModel(Artifact.open(a), 2, 64, 2); CompiledModel j = new CompiledModel(Artifact.open(b), 2, 64, 2)) {
-            assertTrue(Artifact.open(b).manifest().pipeline().contains("fuse-linears"));
+            assertTrue(j.artifact().manifest().pipeline().contains("fuse-linears"));
             int[] pos = {0, 1, 2};
             assertArrayEquals(p.step(c.prompt(), pos, new int[3], new int[]{2})[0], j.step(c.prompt(), pos, new int[3], new int[]{2})[0], "prompt");
             int[] tokens = {c.prompt()[0], c.prompt()[1]}, positions = {3, 3}, slots = {0, 1};
