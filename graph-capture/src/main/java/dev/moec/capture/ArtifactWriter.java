@@ -58,13 +58,14 @@ public final class ArtifactWriter {
         ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).enable(SerializationFeature.ORDER_MAP_ENTRIES_BY_KEYS);
         Map<String, String> sha = new TreeMap<>();
 
-        // 1. Graphs: the prefill graph keeps T and R symbolic; each decode graph binds them to its batch size.
+        // 1. Graphs: the prefill graph keeps T and R symbolic; each decode graph binds them to its batch size,
+        //    and its slices that are contiguous runs at that size become views.
         List<Manifest.GraphEntry> graphs = new ArrayList<>();
         if (req.tokensPerSequence() < 1) throw new IllegalArgumentException("tokens per sequence must be at least 1");
         graphs.add(writeGraph(json, out, "prefill", "prefill", 0, 0, req.graph().bind("prefill", Map.of()), null, sha));
         for (int bs : new TreeSet<>(req.batchSizes())) {
             long tokens = (long) bs * req.tokensPerSequence();
-            KernelGraph decode = req.graph().bind("decode_bs" + bs, Map.of(StepAbi.T, tokens, StepAbi.R, tokens));
+            KernelGraph decode = req.graph().bind("decode_bs" + bs, Map.of(StepAbi.T, tokens, StepAbi.R, tokens)).withSliceViews();
             MemoryPlan plan = MemoryPlan.of(decode.bind(decode.name(), StepAbi.stateBindings(1, 1, 1, 1)));
             graphs.add(writeGraph(json, out, decode.name(), "decode", bs, (int) tokens, decode, plan, sha));
         }

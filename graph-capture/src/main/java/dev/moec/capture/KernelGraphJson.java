@@ -30,6 +30,7 @@ final class KernelGraphJson {
             n.put("role", b.role().name().toLowerCase());
             if (b.source() != null) n.put("source", b.source());
             if (!b.layout().equals("nd")) n.put("layout", b.layout());
+            if (b.offset() != 0) n.put("offset", b.offset());
         }
         ArrayNode launches = root.putArray("launches");
         for (KernelGraph.Launch l : g.launches()) {
@@ -87,7 +88,7 @@ final class KernelGraphJson {
         for (JsonNode n : root.path("buffers")) {
             buffers.add(new KernelGraph.Buffer(n.path("name").asText(), TensorType.parse(n.path("type").asText()),
                     KernelGraph.Role.valueOf(n.path("role").asText().toUpperCase()), n.has("source") ? n.get("source").asText() : null,
-                    n.path("layout").asText("nd")));
+                    n.path("layout").asText("nd"), n.path("offset").asLong(0)));
         }
         List<KernelGraph.Launch> launches = new ArrayList<>();
         for (JsonNode n : root.path("launches")) {

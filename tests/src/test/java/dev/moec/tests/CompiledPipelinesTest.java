@@ -65,7 +65,8 @@ class CompiledPipelinesTest {
     /**
      * {@code fuse-linears} (opt-in) joins q, k and v into one matmul and slices its output: each output
      * channel is the same dot product of the same row, so the compiled logits are the default pipeline's
-     * to the bit, at batch 1 and at batch 2 (where the slices are strided), float and W8A8.
+     * to the bit, at batch 1 (where the decode graph reads q, k and v as views of the joined result) and at
+     * batch 2 (where the slices are strided copies), float and W8A8.
      */
     @ParameterizedTest(name = "{0}")
     @CsvSource({"none", "w8a8"})
@@ -84,6 +85,12 @@ class CompiledPipelinesTest {
         Fixtures.DemoCase c = Fixtures.demoCase();
         try (CompiledModel p = new CompiledModel(Artifact.open(a), 2, 64, 2); CompiledModel j = new CompiledModel(Artifact.open(b), 2, 64, 2)) {
             assertTrue(j.artifact().manifest().pipeline().contains("fuse-linears"));
+            // At one token the joined result's slices are contiguous: views, not launches. At two they are strided copies.
+            java.util.function.ToLongFunction<dev.moec.backend.KernelGraph> slices = kg -> kg.launches().stream().filter(l -> l.kernel() == dev.moec.backend.Kernel.SLICE).count();
+            java.util.function.ToLongFunction<dev.moec.backend.KernelGraph> views = kg -> kg.buffers().stream().filter(bf -> bf.offset() > 0).count();
+            dev.moec.backend.KernelGraph one = j.artifact().decodeGraphs().get(1), two = j.artifact().decodeGraphs().get(2);
+            assertTrue(views.applyAsLong(one) > 0 && slices.applyAsLong(one) < slices.applyAsLong(two), "batch 1: " + views.applyAsLong(one) + " views, "
+                    + slices.applyAsLong(one) + " slices; batch 2: " + slices.applyAsLong(two) + " slices");
             int[] pos = {0, 1, 2};
             assertArrayEquals(p.step(c.prompt(), pos, new int[3], new int[]{2})[0], j.step(c.prompt(), pos, new int[3], new int[]{2})[0], "prompt");
             int[] tokens = {c.prompt()[0], c.prompt()[1]}, positions = {3, 3}, slots = {0, 1};
@@ -92,6 +99,8 @@ class CompiledPipelinesTest {
             float[][] x = p.step(tokens, positions, slots, new int[] {0, 1}), y = j.step(tokens, positions, slots, new int[] {0, 1});
             assertArrayEquals(x[0], y[0], "batch 2, row 0");
             assertArrayEquals(x[1], y[1], "batch 2, row 1");
+            int[] next = {c.prompt()[2]}, at = {4}, slot = {0};
+            assertArrayEquals(p.step(next, at, slot, new int[] {0})[0], j.step(next, at, slot, new int[] {0})[0], "batch 1, on its views");
         }
     }
 }

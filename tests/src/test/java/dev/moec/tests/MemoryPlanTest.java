@@ -52,6 +52,42 @@ class MemoryPlanTest {
     }
 
     /**
+     * A slice that is one contiguous run of an activation becomes a view of it (an alias at the run's
+     * first element) and its launch goes; a strided slice, or a slice of state, stays a launch. The plan
+     * keeps the viewed buffer live while its view is read, so nothing written meanwhile takes its memory.
+     */
+    @Test void contiguousSlicesOfActivationsBecomeViews() {
+        dev.moec.ir.TensorType row = dev.moec.ir.TensorType.parse("f32[1,8]"), rows = dev.moec.ir.TensorType.parse("f32[2,8]");
+        java.util.function.BiFunction<String, String, KernelGraph.Buffer> act = (n, t) -> new KernelGraph.Buffer(n, dev.moec.ir.TensorType.parse(t), KernelGraph.Role.ACTIVATION, null);
+        java.util.function.Function<long[], dev.moec.ir.Attrs> slice = r -> new dev.moec.ir.Attrs(Map.of("axis", r[0], "start", r[1], "end", r[2]));
+        KernelGraph g = new KernelGraph("views", List.of(
+                new KernelGraph.Buffer("x", row, KernelGraph.Role.INPUT, null), new KernelGraph.Buffer("s", row, KernelGraph.Role.STATE, null),
+                act.apply("a", "f32[1,8]"), act.apply("p", "f32[2,8]"), act.apply("a0", "f32[1,4]"), act.apply("s0", "f32[1,4]"),
+                act.apply("p0", "f32[2,4]"), act.apply("p1", "f32[1,8]"), act.apply("b", "f32[1,8]"), act.apply("c", "f32[1,4]")),
+                List.of(
+                        new KernelGraph.Launch(dev.moec.backend.Kernel.ADD, List.of("x", "x"), List.of("a"), dev.moec.ir.Attrs.NONE),
+                        new KernelGraph.Launch(dev.moec.backend.Kernel.REPEAT, List.of("x"), List.of("p"), new dev.moec.ir.Attrs(Map.of("axis", 0L, "times", 2L))),
+                        new KernelGraph.Launch(dev.moec.backend.Kernel.SLICE, List.of("a"), List.of("a0"), slice.apply(new long[] {-1, 2, 6})),
+                        new KernelGraph.Launch(dev.moec.backend.Kernel.SLICE, List.of("s"), List.of("s0"), slice.apply(new long[] {1, 0, 4})),
+                        new KernelGraph.Launch(dev.moec.backend.Kernel.SLICE, List.of("p"), List.of("p0"), slice.apply(new long[] {1, 4, 8})),
+                        new KernelGraph.Launch(dev.moec.backend.Kernel.SLICE, List.of("p"), List.of("p1"), slice.apply(new long[] {0, 1, 2})),
+                        new KernelGraph.Launch(dev.moec.backend.Kernel.ADD, List.of("x", "p1"), List.of("b"), dev.moec.ir.Attrs.NONE),
+                        new KernelGraph.Launch(dev.moec.backend.Kernel.ADD, List.of("a0", "s0"), List.of("c"), dev.moec.ir.Attrs.NONE)),
+                List.of("b", "c", "p0"), List.of());
+        KernelGraph v = g.withSliceViews();
+        assertEquals(List.of("a0", "p1"), v.buffers().stream().filter(b -> b.role() == KernelGraph.Role.ALIAS).map(KernelGraph.Buffer::name).toList());
+        assertEquals(2, v.buffer("a0").offset(), "a0 starts at a's element 2");
+        assertEquals("a", v.buffer("a0").source());
+        assertEquals(8, v.buffer("p1").offset(), "p1 is p's second row");
+        assertEquals(List.of(List.of("s0"), List.of("p0")), v.launches().stream().filter(l -> l.kernel() == dev.moec.backend.Kernel.SLICE).map(KernelGraph.Launch::outputs).toList());
+        MemoryPlan plan = MemoryPlan.of(v);
+        assertEquals(v.launches().size() - 1, plan.lifetimes().get("a")[1], "a lives until its view's last reader");
+        assertTrue(plan.offsets().get("a") + plan.sizes().get("a") <= plan.offsets().get("b") || plan.offsets().get("b") + plan.sizes().get("b") <= plan.offsets().get("a"),
+                "b is written while a's view is still to be read");
+        assertEquals(v, v.withSliceViews(), "nothing left to view");
+    }
+
+    /**
      * The CPU executor stores activations as the plan places them: one array per plan slot, so a decode
      * graph takes about the planned peak rather than one array per buffer (the steps still match the
      * reference: every compiled test runs on these graphs).

@@ -82,9 +82,10 @@ public final class Buf {
         return new Buf(name, dtype, shape, f, i, off, w, false, panels, tiles);
     }
 
-    /** This buffer's storage under another name and shape: an alias. */
-    Buf alias(String name, DType dtype, int[] shape) {
-        return new Buf(name, dtype, shape, f, i, off, writable ? w : null, writable);
+    /** This buffer's storage from its element {@code at} on, under another name and shape: an alias (a view where {@code at > 0}). */
+    Buf alias(String name, DType dtype, int[] shape, int at) {
+        if (at != 0 && (writable || w != null)) throw new IllegalArgumentException("view " + name + " at element " + at + " of " + this + ": only activations have views");
+        return new Buf(name, dtype, shape, f, i, off + at, writable ? w : null, writable);
     }
 
     int dim(int k) { return shape[k < 0 ? shape.length + k : k]; }

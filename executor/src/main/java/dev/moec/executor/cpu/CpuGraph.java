@@ -68,7 +68,7 @@ public final class CpuGraph {
                 case ALIAS -> {
                     Buf src = buffers.get(b.source());
                     if (src == null) throw new IllegalArgumentException("alias " + b.name() + " of unknown buffer " + b.source());
-                    yield src.alias(b.name(), t.dtype(), shape);
+                    yield src.alias(b.name(), t.dtype(), shape, Math.toIntExact(b.offset()));
                 }
                 case INPUT, ACTIVATION -> t.dtype().isFloating()          // bf16 / f16 activations (a cast's) hold rounded floats
                         ? Buf.floatsAt(b.name(), t.dtype(), shape, arena.floats, arena.offset(b.name()))
