@@ -7,12 +7,13 @@ import java.util.Map;
  * {@code manifest.json} of an artifact. {@code formatVersion} changes whenever a reader of the old
  * version would misread the new files; a reader refuses any other version. {@code kvBlockSize} is the
  * paged KV cache's block size (the BS of the graphs' cache types) that the executor binds.
- * Version 3: paged KV caches (block_table input, caches [NB, BS, ...]).
+ * Version 3: paged KV caches (block_table input, caches [NB, BS, ...]). Version 4: an alias buffer may
+ * carry an {@code offset} (a decode graph's contiguous slice made a view), which version 3 readers ignored.
  */
 public record Manifest(String format, int formatVersion, String compiler, ModelInfo model, String target, String pipeline, int kvBlockSize,
                        List<GraphEntry> graphs, WeightsEntry weights, List<String> tokenizerFiles, List<String> report, Map<String, String> sha256) {
     public static final String FORMAT = "moec-artifact";
-    public static final int FORMAT_VERSION = 3;
+    public static final int FORMAT_VERSION = 4;
 
     /**
      * A captured graph: {@code kind} is prefill (symbolic token count) or decode ({@code tokens} =

@@ -24,7 +24,7 @@ class ArtifactTest {
         try (Artifact a = Artifact.open(Fixtures.demoArtifact())) {
             assertEquals(List.of(1, 2, 4, 8), List.copyOf(a.decodeGraphs().keySet()));
             assertEquals("prefill", a.prefillGraph().name());
-            assertEquals(3, a.manifest().formatVersion());
+            assertEquals(4, a.manifest().formatVersion());
             assertEquals("qwen3_moe", a.manifest().model().modelType());
             assertEquals(List.of(8191, 8189), a.manifest().model().eosTokenIds());
             // Decode graphs are static in the token count; the prefill graph is not.
@@ -54,7 +54,7 @@ class ArtifactTest {
     @Test void anotherFormatVersionIsRefused() throws IOException {
         Path copy = copy(Fixtures.demoArtifact());
         Path manifest = copy.resolve("manifest.json");
-        Files.writeString(manifest, Files.readString(manifest).replace("\"formatVersion\" : 3", "\"formatVersion\" : 99"));
+        Files.writeString(manifest, Files.readString(manifest).replace("\"formatVersion\" : 4", "\"formatVersion\" : 99"));
         var e = assertThrows(Artifact.ArtifactException.class, () -> Artifact.open(copy));
         assertTrue(e.getMessage().contains("format version 99"), e.getMessage());
     }
