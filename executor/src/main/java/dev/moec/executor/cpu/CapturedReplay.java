@@ -25,8 +25,16 @@ final class CapturedReplay {
         void run(CpuKernels k, Buf[][] ins, Buf[][] outs, Attrs[] attrs);
     }
 
-    /** Launches per generated method: keeps every method far below the JVM's 64 KiB code limit. */
-    static final int LAUNCHES_PER_METHOD = 1000;
+    /**
+     * Launches per generated method. A launch is about 22 bytes of bytecode, and HotSpot leaves a method
+     * of more than 8000 bytes to the interpreter (-XX:HugeMethodLimit, DontCompileHugeMethods): with 1000
+     * launches a method, a decode graph's 400-odd launches (9-10 KB) were never compiled, and each step
+     * interpreted them. 256 keeps a method near 5.6 KB, so the JIT compiles every part.
+     */
+    static final int LAUNCHES_PER_METHOD = 256;
+
+    /** The largest method HotSpot compiles by default ({@code -XX:HugeMethodLimit}). */
+    static final int HUGE_METHOD_BYTES = 8000;
 
     private static final String RUN_DESC = "(" + Type.getDescriptor(CpuKernels.class) + "[[" + Type.getDescriptor(Buf.class)
             + "[[" + Type.getDescriptor(Buf.class) + "[" + Type.getDescriptor(Attrs.class) + ")V";
