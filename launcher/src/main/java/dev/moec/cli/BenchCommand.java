@@ -209,6 +209,8 @@ final class BenchCommand {
                         100 * (d.medianMs() - d.kernelMsPerStep()) / d.kernelMsPerStep());
                 System.out.printf("jit          %s during the timed and profiled steps%n", Double.isNaN(d.compileMs()) ? "compile time not counted by this JVM"
                         : String.format("%.0f ms of compilation (summed over the compiler threads; %.1f s of steps)", d.compileMs(), (Arrays.stream(d.stepMs()).sum() + d.profiledMsPerStep() * d.steps()) / 1e3));
+                System.out.printf("garbage      %s%n", Double.isNaN(d.allocatedBytesPerStep()) ? "heap allocation not counted by this JVM"
+                        : String.format("%.1f KB of heap allocated per timed step (all threads)", d.allocatedBytesPerStep() / 1024));
                 printTopKernels(d.nanosByKernel(), d.steps());
             }
             return 0;

@@ -182,8 +182,10 @@ class BenchTest {
                 boolean quiet = w.lastRoundCompileMs() <= Bench.QUIET * w.lastRoundSeconds() * 1e3;
                 assertTrue(quiet || w.seconds() >= 3.0, "stopped while the JIT compiled, before the limit: " + w);
                 assertTrue(w.rounds() == 1 || w.seconds() - w.lastRoundSeconds() < 3.0, "no round starts past the limit: " + w);
-                double compileMs = Bench.decode(model, 2, 8, 1, 3, 0).compileMs();
-                assertTrue(compileMs >= 0, "compile time during the measured steps: " + compileMs);
+                Bench.Decode d = Bench.decode(model, 2, 8, 1, 3, 0);
+                assertTrue(d.compileMs() >= 0, "compile time during the measured steps: " + d.compileMs());
+                // Each step returns its tokens in a new array, so a counted step allocates something.
+                assertTrue(Double.isNaN(d.allocatedBytesPerStep()) ? Bench.allocatedBytes() < 0 : d.allocatedBytesPerStep() > 0, "heap bytes a step: " + d.allocatedBytesPerStep());
             } else {
                 assertTrue(Double.isNaN(w.lastRoundCompileMs()), w.toString());
             }

@@ -19,11 +19,14 @@ public final class Bench {
      * what it must compute (see {@link Roofline}), averaged over the profiled steps. {@code compileMs}: the
      * JIT's compilation time while the timed and profiled steps ran (milliseconds summed over its threads;
      * NaN where the JVM does not count it), time a compiler thread may have taken from the step's threads.
+     * {@code allocatedBytesPerStep}: the heap bytes a timed step allocated, over all threads (NaN where the
+     * JVM does not count them): a step's garbage, which lands on untouched pages unless the heap is
+     * pre-touched (README, twelfth session).
      */
     public record Decode(String graph, int batch, int steps, double medianMs, double meanMs, double weightBytesPerStep,
                          double expertBytesPerStep, double macsPerStep, double vnniMacsPerStep, double dotMacsPerStep, double expertsUsed, double experts, double kernelMsPerStep,
                          double profiledMsPerStep, Map<Kernel, Long> nanosByKernel, double[] stepMs, double[] bandwidths, Roofline.Launches launches,
-                         double compileMs) {
+                         double compileMs, double allocatedBytesPerStep) {
         public double tokensPerSecond() { return batch * 1000.0 / medianMs; }
 
         /** The median of the bandwidths read beside the timed steps (bytes per second); NaN without a probe. */
@@ -130,6 +133,12 @@ public final class Bench {
         return jit != null && jit.isCompilationTimeMonitoringSupported() ? jit.getTotalCompilationTime() : -1;
     }
 
+    /** Heap bytes allocated so far by the live threads, or -1 where the JVM does not count them. */
+    public static long allocatedBytes() {
+        return java.lang.management.ManagementFactory.getThreadMXBean() instanceof com.sun.management.ThreadMXBean t && t.isThreadAllocatedMemoryEnabled()
+                ? t.getTotalThreadAllocatedBytes() : -1;
+    }
+
     private static void check(CompiledModel model, int batch, int promptLen, int warmup, int steps) {
         if (batch < 1 || batch > model.maxSlots()) throw new IllegalArgumentException("batch " + batch + " needs 1.." + model.maxSlots() + " slots");
         if (promptLen < 1 || steps < 1 || warmup < 0) throw new IllegalArgumentException("prompt, steps must be positive");
@@ -178,11 +187,15 @@ public final class Bench {
         double[] stepMs = Arrays.stream(m.times()).mapToDouble(t -> t / 1e6).toArray();
         return new Decode(m.graph(), batch, steps, median, mean, (double) roofline.weightBytes() / steps, (double) roofline.expertBytes() / steps,
                 (double) roofline.macs() / steps, (double) roofline.vnniMacs() / steps, (double) roofline.dotMacs() / steps, roofline.expertsUsedPerLaunch(), roofline.expertsPerLaunch(), roofline.kernelNanos() / 1e6 / steps, m.profiledNanos() / 1e6 / steps,
-                roofline.nanosByKernel(), stepMs, m.bandwidths(), roofline.launches(steps), compileMs);
+                roofline.nanosByKernel(), stepMs, m.bandwidths(), roofline.launches(steps), compileMs,
+                m.allocated() < 0 ? Double.NaN : (double) m.allocated() / steps);
     }
 
-    /** What one run of {@link #measure} saw: each timed step's nanoseconds and the bandwidth read after it, the profiled steps' roofline and time. */
-    private record Measured(String graph, long[] times, double[] bandwidths, Roofline roofline, long profiledNanos) {}
+    /**
+     * What one run of {@link #measure} saw: each timed step's nanoseconds and the bandwidth read after it,
+     * the profiled steps' roofline and time, and the heap bytes the timed steps allocated (-1: not counted).
+     */
+    private record Measured(String graph, long[] times, double[] bandwidths, Roofline roofline, long profiledNanos, long allocated) {}
 
     /**
      * {@link #decode}'s schedule, which {@link #warmUp} runs as it is: a prompt into each slot, the
@@ -197,13 +210,14 @@ public final class Bench {
         long[] times = new long[steps];
         double[] bandwidths = new double[bandwidth == null ? 0 : steps];
         Roofline roofline = new Roofline();
-        long profiled = 0;
+        long profiled = 0, allocated = 0;
         String graph = null;
         try {
             for (int s = 0; s < steps; s++) {
-                long t0 = System.nanoTime();
+                long a0 = allocatedBytes(), t0 = System.nanoTime();
                 step(model, last, pos, slots, rows);
                 times[s] = System.nanoTime() - t0;
+                allocated = a0 < 0 || allocated < 0 ? -1 : allocated + allocatedBytes() - a0;
                 if (bandwidth != null) bandwidths[s] = bandwidth.getAsDouble();
                 graph = model.lastGraph();
                 model.observe(roofline);
@@ -215,7 +229,7 @@ public final class Bench {
         } finally {
             model.observe(null);
         }
-        return new Measured(graph, times, bandwidths, roofline, profiled);
+        return new Measured(graph, times, bandwidths, roofline, profiled, allocated);
     }
 
     /** Runs a prompt of {@code tokens} tokens {@code warmup + runs} times into slot 0, timing the last {@code runs}. */
