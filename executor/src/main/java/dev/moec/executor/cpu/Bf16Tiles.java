@@ -3,7 +3,7 @@ package dev.moec.executor.cpu;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
 import java.util.Arrays;
-import java.util.concurrent.ConcurrentHashMap;
+import java.util.Objects;
 
 /**
  * bf16 decode tiles in x86-64 machine code: a decode step's few activation rows (f32) times a weight's
@@ -41,7 +41,8 @@ public final class Bf16Tiles {
     /** How far ahead of the column it multiplies a tile prefetches its panel, in bytes ({@code -Dmoec.bf16Prefetch}; 0 for none). */
     static final int PREFETCH = Integer.getInteger("moec.bf16Prefetch", 4096);
 
-    private static final ConcurrentHashMap<Long, MethodHandle> TILES = new ConcurrentHashMap<>();
+    private static final X86Asm.Tiles TILES = new X86Asm.Tiles(key -> code((int) (key >>> 32), (int) key, PREFETCH)),
+            DOT_TILES = new X86Asm.Tiles(key -> dotCode((int) (key >>> 32), (int) key, PREFETCH));
     private static final ThreadLocal<float[][]> SUMS = ThreadLocal.withInitial(() -> new float[][] {new float[8 * MAX_ROWS * WIDTH]});
 
     /** Whether the bf16 decode matmuls run on these tiles on this machine. */
@@ -71,20 +72,21 @@ public final class Bf16Tiles {
         float[][] scratch = SUMS.get();
         if (scratch[0].length < panelCount * chunk * WIDTH) scratch[0] = new float[panelCount * chunk * WIDTH];
         float[] sums = scratch[0];                                       // [panels][rows][16 even channels, 16 odd ones]
-        MemorySegment sumSeg = MemorySegment.ofArray(sums), xSeg = MemorySegment.ofArray(x);
-        MemorySegment w = panels.asSlice(panel0, (long) panelCount * k * WIDTH * 2);
+        MemorySegment sumSeg = X86Asm.heap(sums), xSeg = X86Asm.heap(x);
+        long panelBytes = (long) k * WIDTH * 2;
+        Objects.checkFromIndexSize(panel0, panelCount * panelBytes, panels.byteSize());
+        long w = X86Asm.address(panels, panel0);
         for (int r = r0; r < r1; r += chunk) {
             int rows = Math.min(chunk, r1 - r);
             if (k >= 2) {
-                MemorySegment xr = xSeg.asSlice((long) (x0 + r * xs) * Float.BYTES, ((long) (rows - 1) * xs + k) * Float.BYTES);
+                long x0Bytes = (long) (x0 + r * xs) * Float.BYTES;
+                Objects.checkFromIndexSize(x0Bytes, ((long) (rows - 1) * xs + k) * Float.BYTES, (long) x.length * Float.BYTES);
                 // A tile takes columns in pairs and each panel after the last one's end: with k odd, a call a panel.
                 int calls = k % 2 == 0 ? 1 : panelCount, each = panelCount / calls;
-                long panelBytes = (long) k * WIDTH * 2;
                 MethodHandle tile = tile(rows, xs * Float.BYTES);
                 for (int c = 0; c < calls; c++) {
                     try {
-                        tile.invokeExact(xr, w.asSlice(c * panelBytes), (long) (k / 2),
-                                sumSeg.asSlice((long) c * rows * WIDTH * Float.BYTES), (long) each);
+                        tile.invokeExact(xSeg, x0Bytes, w + c * panelBytes, X86Asm.counts(k / 2, each), sumSeg, (long) c * rows * WIDTH * Float.BYTES);
                     } catch (Throwable t) {
                         throw new IllegalStateException("bf16 tile of " + rows + " rows", t);
                     }
@@ -92,7 +94,7 @@ public final class Bf16Tiles {
             } else {
                 Arrays.fill(sums, 0, panelCount * rows * WIDTH, 0f);
             }
-            if (k % 2 == 1) addLastColumn(x, x0 + r * xs, xs, rows, w, k, panelCount, sums);
+            if (k % 2 == 1) addLastColumn(x, x0 + r * xs, xs, rows, panels.asSlice(panel0, panelCount * panelBytes), k, panelCount, sums);
             for (int p = 0; p < panelCount; p++) {
                 int mp = Math.min(WIDTH, m - p * WIDTH);
                 for (int i = 0; i < rows; i++) {
@@ -134,10 +136,12 @@ public final class Bf16Tiles {
     static void dotSums(int[] pairs, int p0, int ps, int rows, MemorySegment panels, long panel0, int k, int panelCount, float[] sums, int so) {
         if (k < 2 || k % 2 != 0) throw new IllegalArgumentException("a bf16 dot tile takes an even number of columns, not " + k);
         if (rows < 1 || rows > MAX_ROWS) throw new IllegalArgumentException("a bf16 dot tile takes 1 to " + MAX_ROWS + " rows, not " + rows);
-        MemorySegment xr = MemorySegment.ofArray(pairs).asSlice((long) p0 * Integer.BYTES, ((long) (rows - 1) * ps + k / 2) * Integer.BYTES);
-        MemorySegment out = MemorySegment.ofArray(sums).asSlice((long) so * Float.BYTES, (long) panelCount * rows * WIDTH * Float.BYTES);
+        Objects.checkFromIndexSize((long) p0, (long) (rows - 1) * ps + k / 2, pairs.length);
+        Objects.checkFromIndexSize((long) so, (long) panelCount * rows * WIDTH, sums.length);
+        Objects.checkFromIndexSize(panel0, (long) panelCount * k * WIDTH * 2, panels.byteSize());
         try {
-            dotTile(rows, ps * Integer.BYTES).invokeExact(xr, panels.asSlice(panel0, (long) panelCount * k * WIDTH * 2), (long) (k / 2), out, (long) panelCount);
+            dotTile(rows, ps * Integer.BYTES).invokeExact(X86Asm.heap(pairs), (long) p0 * Integer.BYTES, X86Asm.address(panels, panel0), X86Asm.counts(k / 2, panelCount),
+                    X86Asm.heap(sums), (long) so * Float.BYTES);
         } catch (Throwable t) {
             throw new IllegalStateException("bf16 dot tile of " + rows + " rows", t);
         }
@@ -164,7 +168,7 @@ public final class Bf16Tiles {
             Arrays.fill(pairs, 0x3F803F80);                                     // bf16 ones
             MemorySegment x = MemorySegment.ofArray(pairs), out = MemorySegment.ofArray(sums);
             MethodHandle tile = dotTile(BENCH_ROWS, BENCH_COLUMNS / 2 * Integer.BYTES);
-            for (int c = 0; c < calls; c++) tile.invokeExact(x, panel, (long) (BENCH_COLUMNS / 2), out, 1L);
+            for (int c = 0; c < calls; c++) tile.invokeExact(x, 0L, panel.address(), X86Asm.counts(BENCH_COLUMNS / 2, 1), out, 0L);
             return sums[0];
         } catch (Throwable t) {
             throw new IllegalStateException("bf16 dot tile", t);
@@ -187,7 +191,7 @@ public final class Bf16Tiles {
 
     /** The dot tile for {@code rows} rows of pairs {@code stride} bytes apart, made on first use. */
     static MethodHandle dotTile(int rows, int stride) {
-        return TILES.computeIfAbsent(-((long) rows << 32 | stride), key -> X86Asm.link(dotCode(rows, stride, PREFETCH)));
+        return DOT_TILES.get((long) rows << 32 | stride);
     }
 
     /**
@@ -211,12 +215,12 @@ public final class Bf16Tiles {
 
     /** The tile for {@code rows} rows whose activations lie {@code stride} bytes apart, made on first use. */
     static MethodHandle tile(int rows, int stride) {
-        return TILES.computeIfAbsent((long) rows << 32 | stride, key -> X86Asm.link(code(rows, stride, PREFETCH)));
+        return TILES.get((long) rows << 32 | stride);
     }
 
     /**
-     * The machine code of a tile: {@code void tile(x, w, pairs, out, panels)} (System V: rdi, rsi, rdx,
-     * rcx, r8). x: the first of {@code rows} f32 activation rows, {@code stride} bytes apart; w: the first
+     * The machine code of a tile: {@code void tile(x, w, pairs, out, panels)} in the registers
+     * {@link X86Asm#tileArguments} sets from a call (rdi, rsi, rdx, rcx, r8). x: the first of {@code rows} f32 activation rows, {@code stride} bytes apart; w: the first
      * of {@code panels} consecutive bf16 panels (at least one) of 2 * {@code pairs} columns (at least one
      * pair); out: [panels][rows][32] f32 sums, a row's 16 even channels and then its 16 odd ones. zmm31
      * holds the mask 0xFFFF0000. A loop takes two columns: zmm30 and zmm27 are loaded, zmm28 and zmm25 =
@@ -258,6 +262,7 @@ public final class Bf16Tiles {
      */
     private static byte[] frame(int rows, int prefetch, int xStep, java.util.function.Consumer<X86Asm> setup, java.util.function.Consumer<X86Asm> pass) {
         X86Asm a = new X86Asm();
+        a.tileArguments();
         a.mov(X86Asm.R9, X86Asm.RDI);
         a.mov(X86Asm.R10, X86Asm.RDX);
         setup.accept(a);

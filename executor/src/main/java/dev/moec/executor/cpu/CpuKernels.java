@@ -511,12 +511,13 @@ public final class CpuKernels implements AutoCloseable {
         boolean bf16 = kc.dtype == DType.BF16;
         float[] qs = q.f, dst = out.f;
         int qo = q.off, oo = out.off;
-        int[] slot = new int[tokens], last = new int[tokens];          // per token: its sequence and its position
+        AttentionPlan plan = PanelScratch.get().attentionPlan(tokens);  // the launching thread's: nothing allocated a step
+        int[] slot = plan.slot, last = plan.last;                       // per token: its sequence and its position
         for (int t = 0; t < tokens; t++) {
             slot[t] = slots.i[slots.off + t];
             last[t] = positions.i[positions.off + t];
         }
-        int[] tileStart = new int[tokens + 1];
+        int[] tileStart = plan.tileStart;
         int tiles = 0;
         for (int t = 0; t < tokens; ) {
             int e = t + 1;
@@ -526,15 +527,17 @@ public final class CpuKernels implements AutoCloseable {
         }
         tileStart[tiles] = tokens;
         int wanted = Math.ceilDiv(par.threads(), tiles);               // parts a lone token needs for every thread to work
-        int[] parts = new int[tiles], first = new int[tiles + 1], reach = new int[tiles];
+        int[] parts = plan.parts, first = plan.first, reach = plan.reach;
+        first[0] = 0;
         for (int i = 0; i < tiles; i++) {
+            reach[i] = 0;
             for (int t = tileStart[i]; t < tileStart[i + 1]; t++) reach[i] = Math.max(reach[i], slot[t] < 0 ? 0 : last[t] + 1);
             int n = reach[i];
             parts[i] = n == 0 || tileStart[i + 1] - tileStart[i] > 1 ? 1 : Math.min(n, Math.max(wanted, Math.ceilDiv(n, ATTENTION_PART)));
             first[i + 1] = first[i] + parts[i];
         }
-        float[][] partial = new float[first[tiles]][];                  // per split part: [heads][max, sum, vd values]
-        int tasks = first[tiles];
+        int tasks = first[tiles], stride = heads * (vd + 2);
+        float[] partial = plan.partials(tasks * stride);                // per task of a split token, at task * stride: [heads][max, sum, vd values]
         par.forEach(tasks, 1, index -> {
             int task = tasks - 1 - index, i = 0;                         // the latest tiles, which read the most, first
             while (first[i + 1] <= task) i++;
@@ -647,26 +650,25 @@ public final class CpuKernels implements AutoCloseable {
                 }
                 return;
             }
-            float[] p = new float[heads * (vd + 2)];
-            for (int h = 0; h < heads; h++) {
-                p[h * (vd + 2)] = max[h];
-                p[h * (vd + 2) + 1] = sum[h];
-                System.arraycopy(acc, h * vd, p, h * (vd + 2) + 2, vd);
+            for (int h = 0, at = task * stride; h < heads; h++, at += vd + 2) {
+                partial[at] = max[h];
+                partial[at + 1] = sum[h];
+                System.arraycopy(acc, h * vd, partial, at + 2, vd);
             }
-            partial[task] = p;
         });
         for (int i = 0; i < tiles; i++) {                               // merge the parts of split tokens
             int t = tileStart[i];
             if (parts[i] == 1) continue;
+            float[] acc = plan.merged(vd);
             for (int h = 0; h < heads; h++) {
                 float max = Float.NEGATIVE_INFINITY, sum = 0;
-                for (int part = 0; part < parts[i]; part++) max = Math.max(max, partial[first[i] + part][h * (vd + 2)]);
-                float[] acc = new float[vd];
+                for (int part = 0; part < parts[i]; part++) max = Math.max(max, partial[(first[i] + part) * stride + h * (vd + 2)]);
+                Arrays.fill(acc, 0, vd, 0f);
                 for (int part = 0; part < parts[i]; part++) {
-                    float[] p = partial[first[i] + part];
-                    float w = Simd.exp(p[h * (vd + 2)] - max);
-                    sum += p[h * (vd + 2) + 1] * w;
-                    Simd.axpy(w, p, h * (vd + 2) + 2, acc, 0, vd);
+                    int at = (first[i] + part) * stride + h * (vd + 2);
+                    float w = Simd.exp(partial[at] - max);
+                    sum += partial[at + 1] * w;
+                    Simd.axpy(w, partial, at + 2, acc, 0, vd);
                 }
                 Simd.divide(acc, 0, sum, dst, oo + (t * heads + h) * vd, vd);
             }
@@ -1669,6 +1671,40 @@ public final class CpuKernels implements AutoCloseable {
 
         /** {@code have} if it holds n elements, else a new array of n. */
         private static float[] fit(float[] have, int n) { return have.length >= n ? have : new float[n]; }
+
+        private AttentionPlan attention = new AttentionPlan(0);
+
+        /** The launching thread's {@link AttentionPlan}, for a launch of up to {@code tokens} tokens. */
+        AttentionPlan attentionPlan(int tokens) {
+            if (attention.slot.length < tokens) attention = new AttentionPlan(tokens);
+            return attention;
+        }
+    }
+
+    /**
+     * A decode attention launch's bookkeeping, kept by the launching thread from launch to launch: each
+     * launch took fresh arrays for it (its tiles, the parts of split tokens and their partial sums), and a
+     * decode step's garbage, until the heap's first collection, lands on untouched pages whose first write
+     * faults (README, twelfth session). Sized for {@code tokens} tokens; the partial sums grow as needed.
+     */
+    static final class AttentionPlan {
+        final int[] slot, last, tileStart, parts, first, reach;
+        private float[] partials = new float[0], merged = new float[0];
+
+        AttentionPlan(int tokens) {
+            slot = new int[tokens];
+            last = new int[tokens];
+            tileStart = new int[tokens + 1];
+            parts = new int[tokens];
+            first = new int[tokens + 1];
+            reach = new int[tokens];
+        }
+
+        /** Room for the partial sums of a launch's split tokens: n floats, written by its tasks. */
+        float[] partials(int n) { return partials = PanelScratch.fit(partials, n); }
+
+        /** A merge's accumulator of n floats. */
+        float[] merged(int n) { return merged = PanelScratch.fit(merged, n); }
     }
 
     /**

@@ -4,7 +4,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.util.Arrays;
-import java.util.concurrent.ConcurrentHashMap;
+import java.util.Objects;
 
 /**
  * int8 matmul tiles in x86-64 machine code around AVX-512 VNNI's {@code VPDPBUSD}, which multiplies 64
@@ -38,7 +38,7 @@ public final class Vnni {
     /** Rows a tile takes at most: four accumulators a row and four weight registers fill the 32 zmm registers. */
     static final int MAX_ROWS = 7;
 
-    private static final ConcurrentHashMap<Long, MethodHandle> TILES = new ConcurrentHashMap<>();
+    private static final X86Asm.Tiles TILES = new X86Asm.Tiles(key -> code((int) (key >>> 32), (int) key));
     private static final ThreadLocal<int[][]> SUMS = ThreadLocal.withInitial(() -> new int[][] {new int[8 * MAX_ROWS * WIDTH]});
 
     /** Whether the int8 panels are laid out for, and multiplied by, these tiles on this machine. */
@@ -75,12 +75,14 @@ public final class Vnni {
         int[][] scratch = SUMS.get();
         if (scratch[0].length < panelCount * chunk * WIDTH) scratch[0] = new int[panelCount * chunk * WIDTH];
         int[] sums = scratch[0];                                        // [panels][rows][64]
-        MemorySegment out = MemorySegment.ofArray(sums), xs = MemorySegment.ofArray(x);
-        MemorySegment w = panels.asSlice(panel0, panelCount * panelBytes(k));
+        MemorySegment out = X86Asm.heap(sums), xs = X86Asm.heap(x);
+        Objects.checkFromIndexSize(panel0, panelCount * panelBytes(k), panels.byteSize());
+        long w = X86Asm.address(panels, panel0), counts = X86Asm.counts(groups, panelCount);
         for (int r = r0; r < r1; r += chunk) {
             int rows = Math.min(chunk, r1 - r);
+            Objects.checkFromIndexSize((long) r * stride, (long) rows * stride, x.length);
             try {
-                tile(rows, stride).invokeExact(xs.asSlice((long) r * stride, (long) rows * stride), w, (long) groups, out, (long) panelCount);
+                tile(rows, stride).invokeExact(xs, (long) r * stride, w, counts, out, 0L);
             } catch (Throwable t) {
                 throw new IllegalStateException("VNNI tile of " + rows + " rows", t);
             }
@@ -110,7 +112,7 @@ public final class Vnni {
             Arrays.fill(x, (byte) 1);
             MemorySegment xs = MemorySegment.ofArray(x);
             MethodHandle tile = tile(BENCH_ROWS, BENCH_COLUMNS);
-            for (int c = 0; c < calls; c++) tile.invokeExact(xs, panel, (long) (BENCH_COLUMNS / GROUP), out, 1L);
+            for (int c = 0; c < calls; c++) tile.invokeExact(xs, 0L, panel.address(), X86Asm.counts(BENCH_COLUMNS / GROUP, 1), out, 0L);
             return out.get(ValueLayout.JAVA_INT, 0);
         } catch (Throwable t) {
             throw new IllegalStateException("VNNI tile", t);
@@ -119,12 +121,12 @@ public final class Vnni {
 
     /** The tile for {@code rows} rows whose activations lie {@code stride} bytes apart, made on first use. */
     static MethodHandle tile(int rows, int stride) {
-        return TILES.computeIfAbsent((long) rows << 32 | stride, key -> X86Asm.link(code(rows, stride)));
+        return TILES.get((long) rows << 32 | stride);
     }
 
     /**
-     * The machine code of a tile: {@code void tile(x, w, groups, out, panels)} (System V: rdi, rsi, rdx,
-     * rcx, r8). x: the first of {@code rows} activation rows, {@code stride} bytes apart; w: the first of
+     * The machine code of a tile: {@code void tile(x, w, groups, out, panels)} in the registers
+     * {@link X86Asm#tileArguments} sets from a call (rdi, rsi, rdx, rcx, r8). x: the first of {@code rows} activation rows, {@code stride} bytes apart; w: the first of
      * {@code panels} consecutive VNNI panels (at least one), each of {@code groups} groups of four columns
      * (at least one); out: [panels][rows][64] int32 sums of (w + 128) * x, channel order. Per panel,
      * zmm0..4rows-1 accumulate (row r, block b in zmm 4r + b) and zmm28..31 hold a group's four blocks;
@@ -133,6 +135,7 @@ public final class Vnni {
     static byte[] code(int rows, int stride) {
         if (rows < 1 || rows > MAX_ROWS) throw new IllegalArgumentException("a VNNI tile takes 1 to " + MAX_ROWS + " rows, not " + rows);
         X86Asm a = new X86Asm();
+        a.tileArguments();
         a.mov(X86Asm.R9, X86Asm.RDI);
         a.mov(X86Asm.R10, X86Asm.RDX);
         int panel = a.size();

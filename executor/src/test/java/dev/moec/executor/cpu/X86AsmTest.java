@@ -34,6 +34,11 @@ class X86AsmTest {
         assertEncodes("4c89cf", a -> a.mov(X86Asm.RDI, X86Asm.R9));
         assertEncodes("4c89d2", a -> a.mov(X86Asm.RDX, X86Asm.R10));
         assertEncodes("c5f877c3", a -> { a.vzeroupper(); a.ret(); });
+        assertEncodes("4801f7", a -> a.add(X86Asm.RDI, X86Asm.RSI));                          // add rdi, rsi
+        assertEncodes("4d01c8", a -> a.add(X86Asm.R8, X86Asm.R9));                            // add r8, r9
+        assertEncodes("49c1e820", a -> a.shrImm(X86Asm.R8, 32));                              // shr r8, 32
+        assertEncodes("89d2", a -> a.mov32(X86Asm.RDX, X86Asm.RDX));                          // mov edx, edx
+        assertEncodes("4801f74d01c84889d64889ca4c89c14989d049c1e82089d2", X86Asm::tileArguments);
         assertEncodes("62721550b8af00400000", a -> a.vfmadd231psBroadcast(13, 29, X86Asm.RDI, 0x4000)); // vfmadd231ps zmm13, zmm29, [rdi + 0x4000]{1to16}
         assertEncodes("62e21d50b88f00100000", a -> a.vfmadd231psBroadcast(17, 28, X86Asm.RDI, 0x1000));
         assertEncodes("62911d4072f610", a -> a.vpslldImm(28, 30, 16));        // vpslld zmm28, zmm30, 16
