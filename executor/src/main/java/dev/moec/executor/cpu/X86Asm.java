@@ -71,7 +71,10 @@ final class X86Asm {
     /** The heap array {@code array} (byte[], int[] or float[]) as a segment, kept by the calling thread for its next calls. */
     static MemorySegment heap(Object array) { return HeapSegments.OF_THREAD.get().of(array); }
 
-    /** A thread's segments over the last few heap arrays it passed to a tile: x and out of a call, made once per array. */
+    /**
+     * A thread's segments over the last four heap arrays it passed to a tile: x and out of a call, made
+     * once per array. They keep those four arrays reachable until newer ones take their places.
+     */
     private static final class HeapSegments {
         private static final ThreadLocal<HeapSegments> OF_THREAD = ThreadLocal.withInitial(HeapSegments::new);
         private final Object[] arrays = new Object[4];
