@@ -30,12 +30,14 @@ import java.util.concurrent.TimeUnit;
  * and prefill, and the whole MoE chain. Each launches the kernel through {@link CpuKernels#launch} on
  * buffers bound the way a captured graph binds them (weights in off-heap memory, read in place). Lives
  * in the executor's package to build those buffers. Run with {@code tools/jmh.sh} (arguments go to JMH).
+ * The forks pre-touch their heap as the {@code moec} launcher does, so a kernel's garbage never lands on
+ * an untouched page (README, twelfth session).
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MICROSECONDS)
 @Warmup(iterations = 3, time = 1)
 @Measurement(iterations = 5, time = 1)
-@Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED"})
+@Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-XX:+AlwaysPreTouch"})
 public class KernelBenchmarks {
     static final int HIDDEN = 1024, HEADS = 16, KV_HEADS = 4, HEAD_DIM = 128, EXPERTS = 64, TOP_K = 8, MOE_INTER = 256;
 
