@@ -220,7 +220,8 @@ public final class Bf16Tiles {
 
     /**
      * The machine code of a tile: {@code void tile(x, w, pairs, out, panels)} in the registers
-     * {@link X86Asm#tileArguments} sets from a call (rdi, rsi, rdx, rcx, r8). x: the first of {@code rows} f32 activation rows, {@code stride} bytes apart; w: the first
+     * {@link X86Asm#tileArguments} sets from a call (rdi, rsi, rdx, rcx, r8). x: the first of
+     * {@code rows} f32 activation rows, {@code stride} bytes apart; w: the first
      * of {@code panels} consecutive bf16 panels (at least one) of 2 * {@code pairs} columns (at least one
      * pair); out: [panels][rows][32] f32 sums, a row's 16 even channels and then its 16 odd ones. zmm31
      * holds the mask 0xFFFF0000. A loop takes two columns: zmm30 and zmm27 are loaded, zmm28 and zmm25 =
