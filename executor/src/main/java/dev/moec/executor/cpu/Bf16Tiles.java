@@ -74,8 +74,7 @@ public final class Bf16Tiles {
         float[] sums = scratch[0];                                       // [panels][rows][16 even channels, 16 odd ones]
         MemorySegment sumSeg = X86Asm.heap(sums), xSeg = X86Asm.heap(x);
         long panelBytes = (long) k * WIDTH * 2;
-        Objects.checkFromIndexSize(panel0, panelCount * panelBytes, panels.byteSize());
-        long w = X86Asm.address(panels, panel0);
+        long w = X86Asm.address(panels, panel0, panelCount * panelBytes);
         for (int r = r0; r < r1; r += chunk) {
             int rows = Math.min(chunk, r1 - r);
             if (k >= 2) {
@@ -138,10 +137,9 @@ public final class Bf16Tiles {
         if (rows < 1 || rows > MAX_ROWS) throw new IllegalArgumentException("a bf16 dot tile takes 1 to " + MAX_ROWS + " rows, not " + rows);
         Objects.checkFromIndexSize((long) p0, (long) (rows - 1) * ps + k / 2, pairs.length);
         Objects.checkFromIndexSize((long) so, (long) panelCount * rows * WIDTH, sums.length);
-        Objects.checkFromIndexSize(panel0, (long) panelCount * k * WIDTH * 2, panels.byteSize());
         try {
-            dotTile(rows, ps * Integer.BYTES).invokeExact(X86Asm.heap(pairs), (long) p0 * Integer.BYTES, X86Asm.address(panels, panel0), X86Asm.counts(k / 2, panelCount),
-                    X86Asm.heap(sums), (long) so * Float.BYTES);
+            dotTile(rows, ps * Integer.BYTES).invokeExact(X86Asm.heap(pairs), (long) p0 * Integer.BYTES, X86Asm.address(panels, panel0, (long) panelCount * k * WIDTH * 2),
+                    X86Asm.counts(k / 2, panelCount), X86Asm.heap(sums), (long) so * Float.BYTES);
         } catch (Throwable t) {
             throw new IllegalStateException("bf16 dot tile of " + rows + " rows", t);
         }

@@ -76,8 +76,7 @@ public final class Vnni {
         if (scratch[0].length < panelCount * chunk * WIDTH) scratch[0] = new int[panelCount * chunk * WIDTH];
         int[] sums = scratch[0];                                        // [panels][rows][64]
         MemorySegment out = X86Asm.heap(sums), xs = X86Asm.heap(x);
-        Objects.checkFromIndexSize(panel0, panelCount * panelBytes(k), panels.byteSize());
-        long w = X86Asm.address(panels, panel0), counts = X86Asm.counts(groups, panelCount);
+        long w = X86Asm.address(panels, panel0, panelCount * panelBytes(k)), counts = X86Asm.counts(groups, panelCount);
         for (int r = r0; r < r1; r += chunk) {
             int rows = Math.min(chunk, r1 - r);
             Objects.checkFromIndexSize((long) r * stride, (long) rows * stride, x.length);
@@ -126,7 +125,8 @@ public final class Vnni {
 
     /**
      * The machine code of a tile: {@code void tile(x, w, groups, out, panels)} in the registers
-     * {@link X86Asm#tileArguments} sets from a call (rdi, rsi, rdx, rcx, r8). x: the first of {@code rows} activation rows, {@code stride} bytes apart; w: the first of
+     * {@link X86Asm#tileArguments} sets from a call (rdi, rsi, rdx, rcx, r8). x: the first of
+     * {@code rows} activation rows, {@code stride} bytes apart; w: the first of
      * {@code panels} consecutive VNNI panels (at least one), each of {@code groups} groups of four columns
      * (at least one); out: [panels][rows][64] int32 sums of (w + 128) * x, channel order. Per panel,
      * zmm0..4rows-1 accumulate (row r, block b in zmm 4r + b) and zmm28..31 hold a group's four blocks;

@@ -96,10 +96,13 @@ final class X86Asm {
         }
     }
 
-    /** The native address of byte {@code offset} of {@code weights}, which must be off the heap (the weight panels are). */
-    static long address(MemorySegment weights, long offset) {
+    /**
+     * The native address of byte {@code offset} of {@code weights}, where a tile reads {@code bytes} bytes:
+     * refused unless those bytes lie in {@code weights}, which must be off the heap (the weight panels are).
+     */
+    static long address(MemorySegment weights, long offset, long bytes) {
         if (!weights.isNative()) throw new IllegalArgumentException("a tile reads its weights from native memory, not " + weights);
-        java.util.Objects.checkIndex(offset, weights.byteSize());
+        java.util.Objects.checkFromIndexSize(offset, bytes, weights.byteSize());
         return weights.address() + offset;
     }
 
@@ -275,7 +278,7 @@ final class X86Asm {
     void addImm(int reg, int imm) { emit(0x48 | reg >> 3, 0x81, 0xC0 | (reg & 7)); int32(imm); }
 
     /** mov r64 dst, r64 src. */
-    void mov(int dst, int src) { emit(0x48 | (src >> 3) << 2 | dst >> 3, 0x89, 0xC0 | (src & 7) << 3 | (dst & 7)); }
+    void mov(int dst, int src) { registers(0x89, dst, src); }
 
     /** mov r32 dst, r32 src: the low half, the high half of dst cleared. */
     void mov32(int dst, int src) {
@@ -284,7 +287,10 @@ final class X86Asm {
     }
 
     /** add r64 dst, r64 src. */
-    void add(int dst, int src) { emit(0x48 | (src >> 3) << 2 | dst >> 3, 0x01, 0xC0 | (src & 7) << 3 | (dst & 7)); }
+    void add(int dst, int src) { registers(0x01, dst, src); }
+
+    /** A 64-bit instruction {@code opcode} from register src to register dst: REX.W (R, B extending them), opcode, ModRM. */
+    private void registers(int opcode, int dst, int src) { emit(0x48 | (src >> 3) << 2 | dst >> 3, opcode, 0xC0 | (src & 7) << 3 | (dst & 7)); }
 
     /** shr r64, imm8. */
     void shrImm(int reg, int imm) { emit(0x48 | reg >> 3, 0xC1, 0xE8 | (reg & 7), imm); }
