@@ -21,7 +21,7 @@ public final class Bench {
      * NaN where the JVM does not count it), time a compiler thread may have taken from the step's threads.
      * {@code allocatedBytesPerStep}: the heap bytes a timed step allocated, over all threads (NaN where the
      * JVM does not count them): a step's garbage, which lands on untouched pages unless the heap is
-     * pre-touched (README, twelfth session).
+     * pre-touched (docs/performance-log.md, twelfth session).
      */
     public record Decode(String graph, int batch, int steps, double medianMs, double meanMs, double weightBytesPerStep,
                          double expertBytesPerStep, double macsPerStep, double vnniMacsPerStep, double dotMacsPerStep, double expertsUsed, double experts, double kernelMsPerStep,
@@ -89,7 +89,7 @@ public final class Bench {
      * has finished compiling. A kernel's own loops are compiled within a few launches, but the code around
      * them (a launch's set-up, a step's replay) is called a few times a step and compiled only after
      * thousands of calls: the first hundred steps ran partly interpreted and took several milliseconds
-     * longer (see the README's performance section). Time alone is not enough: in a slow minute ten
+     * longer (see docs/performance-log.md). Time alone is not enough: in a slow minute ten
      * seconds held 41 batch-8 steps, and the run after them measured attention at 11 ms a step instead of
      * 3.7. The profiled steps and the reading run here too: when they did not, the JIT compiled their code
      * (the launch observer, the roofline's accounting, the probe) during the measured steps, for 0.5-1.5 s

@@ -1685,7 +1685,7 @@ public final class CpuKernels implements AutoCloseable {
      * A decode attention launch's bookkeeping, kept by the launching thread from launch to launch: each
      * launch took fresh arrays for it (its tiles, the parts of split tokens and their partial sums), and a
      * decode step's garbage, until the heap's first collection, lands on untouched pages whose first write
-     * faults (README, twelfth session). Sized for {@code tokens} tokens; the partial sums grow as needed.
+     * faults (docs/performance-log.md, twelfth session). Sized for {@code tokens} tokens; the partial sums grow as needed.
      */
     static final class AttentionPlan {
         final int[] slot, last, tileStart, parts, first, reach;

@@ -62,7 +62,7 @@ final class X86Asm {
      * offsets into them; w the weights' native address; counts the column count in its low half and the
      * panel count in its high half. A call then allocates nothing: a slice of a segment, or a segment of
      * native memory, is an object, and a decode step's several thousand tile calls made most of its
-     * garbage (README, twelfth session). {@link #tileArguments} turns them into the registers the tiles'
+     * garbage (docs/performance-log.md, twelfth session). {@link #tileArguments} turns them into the registers the tiles'
      * bodies use.
      */
     private static final FunctionDescriptor TILE = FunctionDescriptor.ofVoid(ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG,
