@@ -13,7 +13,7 @@ import java.util.Arrays;
  * {@code i}; an activation's array is its graph's arena (float or integer region) and {@code off} its
  * constant offset there, fixed by the graph's memory plan when the graph is bound; state has an array of
  * its own (off 0). A weight is read in place from the artifact's mapping ({@code w}, stored
- * {@code dtype}); a packed cache state (bf16 or int8) is {@code w} over a byte[] the kernels write
+ * {@code dtype}); a packed cache state (bf16 or int8) is {@code w}, off-heap memory the kernels write
  * ({@code writable}). Aliases share the storage and offset of their source under their own shape.
  */
 public final class Buf {
@@ -58,8 +58,8 @@ public final class Buf {
     }
 
     /** A packed cache state over {@code bytes}: bf16 (two bytes an element) or int8. */
-    static Buf packed(String name, DType dtype, int[] shape, byte[] bytes) {
-        return new Buf(name, dtype, shape, null, null, 0, MemorySegment.ofArray(bytes), true);
+    static Buf packed(String name, DType dtype, int[] shape, MemorySegment bytes) {
+        return new Buf(name, dtype, shape, null, null, 0, bytes, true);
     }
 
     /** A float activation at element {@code off} of an arena's float region. */

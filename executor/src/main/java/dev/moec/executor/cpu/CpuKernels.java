@@ -7,6 +7,7 @@ import dev.moec.ir.PagedCache;
 
 import dev.moec.ir.interp.RefTensor;
 
+import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Arrays;
@@ -467,15 +468,15 @@ public final class CpuKernels implements AutoCloseable {
             if (s < 0) continue;
             int at = paged.row(s, positions.i[positions.off + t]) * row, src = kv.off + t * row;
             if (!bf16) System.arraycopy(kv.f, src, cache.f, cache.off + at, row);
-            else for (int j = 0; j < row; j++) cache.w.setAtIndex(SHORT_LE, at + j, Simd.toBf16(kv.f[src + j]));
+            else Simd.storeBf16(kv.f, src, cache.w, at, row);
         }
     }
 
     /** Positions one attention task covers at most: a task's K and V rows stay in L2. */
     private static final int ATTENTION_PART = 256;
     /**
-     * Consecutive tokens of one sequence (a prompt) one attention task takes together over an f32 cache:
-     * each K and V row it reads serves all of them. One token at a time, a 512-token prompt read every
+     * Consecutive tokens of one sequence (a prompt) one attention task takes together: each K and V row
+     * it reads serves all of them. One token at a time, a 512-token prompt read every
      * cached row once per later token, 0.5 GB a layer from L3 and memory.
      */
     private static final int QUERY_TILE = 12;
@@ -488,21 +489,24 @@ public final class CpuKernels implements AutoCloseable {
     private static final int PANEL_TOKENS = 4;
 
     /**
-     * Causal attention over the cache (f32, or bf16 read in place). Tokens are taken in tiles: up to
-     * {@link #QUERY_TILE} consecutive tokens of one sequence over an f32 cache, else one token. A lone
-     * token's positions 0..positions[t] are cut into parts, one per thread at batch 1 (two per thread
-     * were slower in an in-process A/B: each part pays its own softmax and merge); a tile's are not. Over
-     * an f32 cache a lone token's task first reads its part's K and V rows in, side by side, ahead of the
-     * scores ({@link #touch}); a prompt's tile reads each row for all its tokens, from
-     * a cache its own prompt has just written. One task takes a part (or a tile) for every head: it reads the K and V rows
-     * position by position (all KV heads of a position lie together), scoring the query heads that share
-     * a KV head four at a time, for each token of its tile while the rows are in L1. A token in one part is
-     * finished by its task; otherwise each part leaves its running max, sum and weighted values, and the
-     * parts are merged (flash-decoding). Positions are found through the block table, and walked in runs
-     * that lie in one cache block, whose rows are consecutive: over an f32 cache, four query heads score
-     * four positions at a time ({@link Simd#dot4x4}) and sum four heads' values at a time
-     * ({@link Simd#pv4}); a tile of {@link #PANEL_TOKENS} or more scores through turned panels of K
-     * instead, which sums each score in another order (both are held to the op's definition in tests).
+     * Causal attention over the cache (f32, or bf16 read in place). Tokens are taken in tiles of up to
+     * {@link #QUERY_TILE} consecutive tokens of one sequence. A lone token's positions 0..positions[t] are
+     * cut into parts, one per thread at batch 1 (two per thread were slower in an in-process A/B: each
+     * part pays its own softmax and merge); a tile's are not. A lone token's task first reads its part's K
+     * and V rows in, side by side, ahead of the scores ({@link #touch}, {@link #touchBf16}); a prompt's
+     * tile reads each row for all its tokens, from a cache its own prompt has just written. One task takes
+     * a part (or a tile) for every head: it reads the K and V rows position by position (all KV heads of a
+     * position lie together), scoring the query heads that share a KV head four at a time, for each token
+     * of its tile while the rows are in L1. A token in one part is finished by its task; otherwise each
+     * part leaves its running max, sum and weighted values, and the parts are merged (flash-decoding).
+     * Positions are found through the block table, and walked in runs that lie in one cache block, whose
+     * rows are consecutive: four query heads score four positions at a time ({@link Simd#dot4x4}) and sum
+     * four heads' values at a time ({@link Simd#pv4}); a tile of {@link #PANEL_TOKENS} or more scores
+     * through turned panels of K instead, which sums each score in another order (both are held to the
+     * op's definition in tests). A bf16 cache is read half as many bytes (the read-ahead too,
+     * {@link #touchBf16}), and its rows are widened {@link #PANEL_BLOCK} positions at a time into the
+     * task's scratch, where the same loops read them: attention over a bf16 cache gives bit for bit what
+     * it gives over an f32 cache holding the same values.
      */
     void attention(Buf q, Buf kc, Buf vc, Buf table, Buf slots, Buf positions, Buf out, float scale) {
         PagedCache paged = paged("attention", kc, table);
@@ -521,7 +525,7 @@ public final class CpuKernels implements AutoCloseable {
         int tiles = 0;
         for (int t = 0; t < tokens; ) {
             int e = t + 1;
-            if (slot[t] >= 0 && !bf16) while (e < tokens && e - t < QUERY_TILE && slot[e] == slot[t]) e++;
+            if (slot[t] >= 0) while (e < tokens && e - t < QUERY_TILE && slot[e] == slot[t]) e++;
             tileStart[tiles++] = t;
             t = e;
         }
@@ -550,15 +554,28 @@ public final class CpuKernels implements AutoCloseable {
             PanelScratch scratch = PanelScratch.get();
             float[] score = scratch.scores(tiled * heads * m), four = scratch.four;   // score [tiled, heads, m]
             float[] spill = scratch.spill;
-            if (!bf16 && tiled == 1) scratch.touched += touch(paged, s, from, to, kc.f, kc.off, kvHeads * hd, vc.f, vc.off, kvHeads * vd);
+            // Over a bf16 cache a run's rows are widened into wide, PANEL_BLOCK positions at a time, and the
+            // loops below read them there as they read an f32 cache's rows in place.
+            float[] wide = bf16 ? scratch.widened(PANEL_BLOCK * kvHeads * Math.max(hd, vd)) : null;
+            float[] ks = bf16 ? wide : kc.f, vs = bf16 ? wide : vc.f;
+            int ko = bf16 ? 0 : kc.off, vo = bf16 ? 0 : vc.off;
+            if (tiled == 1) {
+                scratch.touched += bf16 ? touchBf16(paged, s, from, to, kc.w, kvHeads * hd, vc.w, kvHeads * vd)
+                        : touch(paged, s, from, to, kc.f, kc.off, kvHeads * hd, vc.f, vc.off, kvHeads * vd);
+            }
             for (int j0 = from; j0 < to; ) {                             // runs of positions within one cache block
                 int base = paged.row(s, j0), run = Math.min(to - j0, bs - j0 % bs);
-                if (!bf16 && tiled >= PANEL_TOKENS) {                    // a prompt's tile: K rows turned into panels
+                if (bf16) {
+                    run = Math.min(run, PANEL_BLOCK);
+                    Simd.widenBf16(kc.w, (long) base * kvHeads * hd, run * kvHeads * hd, wide);
+                    base = 0;
+                }
+                if (tiled >= PANEL_TOKENS) {                             // a prompt's tile: K rows turned into panels
                     float[] turned = scratch.turned(hd * PANEL_BLOCK);   // [hd, PANEL_BLOCK]
                     for (int jb = 0; jb < run; jb += PANEL_BLOCK) {
                         int mm = Math.min(PANEL_BLOCK, run - jb), sb = j0 - from + jb;
                         for (int kvh = 0; kvh < kvHeads; kvh++) {
-                            Simd.turn(kc.f, kc.off + ((base + jb) * kvHeads + kvh) * hd, kvHeads * hd, hd, mm, turned);
+                            Simd.turn(ks, ko + ((base + jb) * kvHeads + kvh) * hd, kvHeads * hd, hd, mm, turned);
                             for (int h = kvh * group; h < (kvh + 1) * group; h++) {
                                 for (int u = 0; u < tiled; u += 6) {
                                     Simd.panel6(qs, qo + ((ta + u) * heads + h) * hd, heads * hd, Math.min(6, tiled - u), turned, 0, hd, null,
@@ -574,34 +591,31 @@ public final class CpuKernels implements AutoCloseable {
                     int h0 = kvh * group, g = 0;
                     for (; g + 4 <= group; g += 4) {                     // four query heads share each K row
                         int jj = 0;
-                        if (!bf16) {                                     // and four K rows each query row: 16 FMAs per 8 loads
-                            for (; jj + 4 <= run; jj += 4) {
-                                int kb = kc.off + ((base + jj) * kvHeads + kvh) * hd;
-                                for (int u = 0; u < tiled; u++) {
-                                    int t = ta + u;
-                                    if (j0 + jj > last[t]) continue;     // all four positions after this token
-                                    Simd.dot4x4(qs, qo + (t * heads + h0 + g) * hd, hd, kc.f, kb, kvHeads * hd, hd, score, (u * heads + h0 + g) * m + j0 - from + jj, m, spill);
-                                }
+                        for (; jj + 4 <= run; jj += 4) {                 // and four K rows each query row: 16 FMAs per 8 loads
+                            int kb = ko + ((base + jj) * kvHeads + kvh) * hd;
+                            for (int u = 0; u < tiled; u++) {
+                                int t = ta + u;
+                                if (j0 + jj > last[t]) continue;         // all four positions after this token
+                                Simd.dot4x4(qs, qo + (t * heads + h0 + g) * hd, hd, ks, kb, kvHeads * hd, hd, score, (u * heads + h0 + g) * m + j0 - from + jj, m, spill);
                             }
                         }
                         for (; jj < run; jj++) {
-                            int kb = kc.off + ((base + jj) * kvHeads + kvh) * hd;
+                            int kb = ko + ((base + jj) * kvHeads + kvh) * hd;
                             for (int u = 0; u < tiled; u++) {
-                                int t = ta + u, qb = qo + (t * heads + h0 + g) * hd, sb = (u * heads + h0 + g) * m + j0 - from + jj;
+                                int t = ta + u, sb = (u * heads + h0 + g) * m + j0 - from + jj;
                                 if (j0 + jj > last[t]) continue;
-                                if (bf16) Simd.dotBf16x4(qs, qb, hd, kc.w, kb, hd, four, 0, 1);
-                                else Simd.dotx4(qs, qb, hd, kc.f, kb, hd, four, 0);
+                                Simd.dotx4(qs, qo + (t * heads + h0 + g) * hd, hd, ks, kb, hd, four, 0);
                                 for (int c = 0; c < 4; c++) score[sb + c * m] = four[c];
                             }
                         }
                     }
                     for (; g < group; g++) {
                         for (int jj = 0; jj < run; jj++) {
-                            int kb = kc.off + ((base + jj) * kvHeads + kvh) * hd;
+                            int kb = ko + ((base + jj) * kvHeads + kvh) * hd;
                             for (int u = 0; u < tiled; u++) {
-                                int t = ta + u, qb = qo + (t * heads + h0 + g) * hd;
+                                int t = ta + u;
                                 if (j0 + jj > last[t]) continue;
-                                score[(u * heads + h0 + g) * m + j0 - from + jj] = bf16 ? Simd.dotBf16(qs, qb, kc.w, kb, hd) : Simd.dot(qs, qb, kc.f, kb, hd);
+                                score[(u * heads + h0 + g) * m + j0 - from + jj] = Simd.dot(qs, qo + (t * heads + h0 + g) * hd, ks, kb, hd);
                             }
                         }
                     }
@@ -621,21 +635,22 @@ public final class CpuKernels implements AutoCloseable {
             float[] acc = scratch.values(tiled * heads * vd);
             for (int j0 = from; j0 < to; ) {
                 int base = paged.row(s, j0), run = Math.min(to - j0, bs - j0 % bs);
+                if (bf16) {
+                    run = Math.min(run, PANEL_BLOCK);
+                    Simd.widenBf16(vc.w, (long) base * kvHeads * vd, run * kvHeads * vd, wide);
+                    base = 0;
+                }
                 for (int kvh = 0; kvh < kvHeads; kvh++) {
-                    int h0 = kvh * group, vb = vc.off + (base * kvHeads + kvh) * vd;
+                    int h0 = kvh * group, vb = vo + (base * kvHeads + kvh) * vd;
                     for (int u = 0; u < tiled; u++) {
                         int t = ta + u, r = Math.min(run, last[t] + 1 - j0), g = 0;   // this token's positions of the run
                         if (r <= 0) continue;
                         int sb = (u * heads + h0) * m + j0 - from, ab = (u * heads + h0) * vd;
-                        if (!bf16) {                                     // four heads share each V row, their sums in registers
-                            for (; g + 4 <= group; g += 4) Simd.pv4(score, sb + g * m, m, vc.f, vb, kvHeads * vd, r, vd, acc, ab + g * vd, vd);
+                        for (; g + 4 <= group; g += 4) {                 // four heads share each V row, their sums in registers
+                            Simd.pv4(score, sb + g * m, m, vs, vb, kvHeads * vd, r, vd, acc, ab + g * vd, vd);
                         }
                         for (; g < group; g++) {
-                            for (int jj = 0; jj < r; jj++) {
-                                float w = score[sb + g * m + jj];
-                                if (bf16) Simd.axpyBf16(w, vc.w, vb + jj * kvHeads * vd, acc, ab + g * vd, vd);
-                                else Simd.axpy(w, vc.f, vb + jj * kvHeads * vd, acc, ab + g * vd, vd);
-                            }
+                            for (int jj = 0; jj < r; jj++) Simd.axpy(score[sb + g * m + jj], vs, vb + jj * kvHeads * vd, acc, ab + g * vd, vd);
                         }
                     }
                 }
@@ -705,6 +720,29 @@ public final class CpuKernels implements AutoCloseable {
             }
             for (; i < iEnd; i += 16) s0 += k[i];
             for (; u < uEnd; u += 16) s1 += v[u];
+            j0 += run;
+        }
+        return s0 + s1 + s2 + s3;
+    }
+
+    /**
+     * {@link #touch} over a bf16 cache ({@code k} and {@code v} its packed bytes, rows of {@code kRow} and
+     * {@code vRow} elements): one element of every 64-byte line, K and V side by side; returns their sum.
+     */
+    static float touchBf16(PagedCache paged, int s, int from, int to, MemorySegment k, int kRow, MemorySegment v, int vRow) {
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        int bs = paged.blockSize();
+        for (int j0 = from; j0 < to; ) {
+            int run = Math.min(to - j0, bs - j0 % bs), row = paged.row(s, j0);
+            long i = (long) row * kRow, iEnd = i + (long) run * kRow, u = (long) row * vRow, uEnd = u + (long) run * vRow;
+            for (; i + 32 < iEnd && u + 32 < uEnd; i += 64, u += 64) {
+                s0 += Simd.bf16At(k, i);
+                s1 += Simd.bf16At(v, u);
+                s2 += Simd.bf16At(k, i + 32);
+                s3 += Simd.bf16At(v, u + 32);
+            }
+            for (; i < iEnd; i += 32) s0 += Simd.bf16At(k, i);
+            for (; u < uEnd; u += 32) s1 += Simd.bf16At(v, u);
             j0 += run;
         }
         return s0 + s1 + s2 + s3;
@@ -1586,6 +1624,7 @@ public final class CpuKernels implements AutoCloseable {
         private float[] scores = new float[0];                              // [tokens, heads, positions]: an attention task's scores
         private float[] maxima = new float[0], sums = new float[0];         // [tokens, heads]: their running max and sum of exps
         private float[] values = new float[0];                              // [tokens, heads, head_dim]: their weighted sums of values
+        private float[] widened = new float[0];                             // [PANEL_BLOCK, kv_heads, head_dim]: a bf16 cache's rows as floats
         final float[] four = new float[4];                                  // four heads' scores of one position
         final float[] spill = new float[Simd.SPILL];
         float touched;                                                      // what touch() read, kept so its reads are not dropped
@@ -1660,6 +1699,9 @@ public final class CpuKernels implements AutoCloseable {
         float[] maxima(int n) { return maxima = fit(maxima, n); }
 
         float[] sums(int n) { return sums = fit(sums, n); }
+
+        /** Room for a bf16 cache's rows of up to {@link #PANEL_BLOCK} positions, widened. */
+        float[] widened(int n) { return widened = fit(widened, n); }
 
         /** Weighted sums of values, their first n zeroed. */
         float[] values(int n) {

@@ -34,6 +34,7 @@ public final class Simd {
     private static final VectorSpecies<Integer> I = ENABLED ? VectorSpecies.of(int.class, F.vectorShape()) : null;
     private static final VectorSpecies<Short> S = ENABLED ? VectorSpecies.of(short.class, VectorShape.forBitSize(L * 16)) : null;
     private static final VectorSpecies<Byte> B = ENABLED ? VectorSpecies.of(byte.class, VectorShape.forBitSize(L * 8)) : null;
+    private static final VectorSpecies<Byte> B2 = ENABLED ? VectorSpecies.of(byte.class, VectorShape.forBitSize(L * 16)) : null;   // the bytes of L shorts
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     /** Rotations by L/2, L/4, ..., 1 lanes: the fixed tree {@link #sum} adds along. */
     @SuppressWarnings("unchecked")
@@ -142,41 +143,6 @@ public final class Simd {
         }
         for (; j < n; j++) s += x[xo + j] * bf16At(w, we + j);
         return s;
-    }
-
-    /**
-     * Four dot products sharing one bf16 weight row read in place: out[oo + c * os] = x row (xo + c * xs) . w,
-     * c < 4. Each weight vector is loaded and widened once for the four activation rows.
-     */
-    public static void dotBf16x4(float[] x, int xo, int xs, MemorySegment w, long we, int n, float[] out, int oo, int os) {
-        int j = 0;
-        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        if (ENABLED) {
-            FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
-            long base = we * 2;
-            for (; j + L <= n; j += L) {
-                FloatVector wv = bf16(w, base + 2L * j);
-                a0 = FloatVector.fromArray(F, x, xo + j).fma(wv, a0);
-                a1 = FloatVector.fromArray(F, x, xo + xs + j).fma(wv, a1);
-                a2 = FloatVector.fromArray(F, x, xo + 2 * xs + j).fma(wv, a2);
-                a3 = FloatVector.fromArray(F, x, xo + 3 * xs + j).fma(wv, a3);
-            }
-            s0 = sum(a0);
-            s1 = sum(a1);
-            s2 = sum(a2);
-            s3 = sum(a3);
-        }
-        for (; j < n; j++) {
-            float wj = bf16At(w, we + j);
-            s0 += x[xo + j] * wj;
-            s1 += x[xo + xs + j] * wj;
-            s2 += x[xo + 2 * xs + j] * wj;
-            s3 += x[xo + 3 * xs + j] * wj;
-        }
-        out[oo] = s0;
-        out[oo + os] = s1;
-        out[oo + 2 * os] = s2;
-        out[oo + 3 * os] = s3;
     }
 
     /**
@@ -1154,6 +1120,24 @@ public final class Simd {
         return (short) (Float.floatToRawIntBits(dev.moec.ir.interp.Reference.roundTo(dev.moec.ir.DType.BF16, v)) >>> 16);
     }
 
+    /**
+     * src[so, so + n) into dst from element de as bf16, each rounded as {@link #toBf16} rounds it (nearest,
+     * ties to even; a NaN keeps its top half): a bf16 cache row written.
+     */
+    public static void storeBf16(float[] src, int so, MemorySegment dst, long de, int n) {
+        int j = 0;
+        if (ENABLED) {
+            for (; j + L <= n; j += L) {
+                FloatVector v = FloatVector.fromArray(F, src, so + j);
+                IntVector bits = v.reinterpretAsInts(), top = bits.lanewise(VectorOperators.LSHR, 16);
+                IntVector rounded = bits.add(0x7FFF).add(top.and(1)).lanewise(VectorOperators.LSHR, 16)
+                        .blend(top, v.test(VectorOperators.IS_NAN).cast(I));
+                ((ShortVector) rounded.convertShape(VectorOperators.I2S, S, 0)).reinterpretAsBytes().intoMemorySegment(dst, (de + j) * 2, ByteOrder.LITTLE_ENDIAN);
+            }
+        }
+        for (; j < n; j++) dst.setAtIndex(SHORT_LE, de + j, toBf16(src[so + j]));
+    }
+
     /** int8 values held in ints, as floats (exact): the activation form of the float-accumulated int8 loops. */
     public static float[] exact(int[] x, int n) {
         float[] out = new float[n];
@@ -1514,8 +1498,15 @@ public final class Simd {
         return v.lane(0);
     }
 
+    /**
+     * L bf16 values from byte {@code byteOffset} of w, widened. They are loaded as bytes and seen as
+     * shorts, which costs nothing: the JIT compiled a short vector's load from a heap segment over a
+     * byte[] to the Vector API's Java fallback (a byte vector's to one instruction), and attention over a
+     * bf16 cache held in a byte[] took 163 instead of 27 µs a launch (one thread, 112 positions). Caches
+     * now live off the heap ({@link CpuGraph#allocateState}); this keeps any heap segment off that path.
+     */
     private static FloatVector bf16(MemorySegment w, long byteOffset) {
-        ShortVector v = ShortVector.fromMemorySegment(S, w, byteOffset, ByteOrder.LITTLE_ENDIAN);
+        ShortVector v = ByteVector.fromMemorySegment(B2, w, byteOffset, ByteOrder.LITTLE_ENDIAN).reinterpretAsShorts();
         return ((IntVector) v.convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
     }
 }

@@ -235,6 +235,44 @@ class KernelMatrixTest {
         assertEquals(lines(paged, kRow) + lines(paged, vRow), CpuKernels.touch(paged, 0, 2, 9, k, ko, kRow, v, vo, vRow), 0f);
     }
 
+    /** {@link CpuKernels#touchBf16}, as above over a bf16 cache: one element of every 64-byte line (32 elements) of the part's rows. */
+    @Test
+    void touchOfABf16CacheReadsEveryLineOfThePartsRowsAndNothingElse() {
+        int bs = 4, blocks = 5, kRow = 80, vRow = 48;                      // rows of 2.5 and 1.5 lines
+        dev.moec.ir.PagedCache paged = new dev.moec.ir.PagedCache("attention", new int[] {4, 1, 3, 0, 2, -1}, 3, bs, blocks);
+        MemorySegment k = markedBf16(paged, kRow, blocks * bs), v = markedBf16(paged, vRow, blocks * bs);
+        assertEquals(linesBf16(paged, kRow) + linesBf16(paged, vRow), CpuKernels.touchBf16(paged, 0, 2, 9, k, kRow, v, vRow), 0f);
+    }
+
+    /** {@link #marked} in bf16: a thousand everywhere, zeros in slot 0's rows of positions [2, 9) but ones at each run's every 32nd element. */
+    private static MemorySegment markedBf16(dev.moec.ir.PagedCache paged, int row, int rows) {
+        float[] a = new float[rows * row];
+        Arrays.fill(a, 1000f);
+        for (int p = 2; p < 9; p++) {
+            int start = paged.row(0, p) * row;
+            for (int i = start; i < start + row; i++) a[i] = 0f;
+        }
+        for (int p = 2; p < 9; ) {
+            int run = Math.min(9 - p, paged.blockSize() - p % paged.blockSize()), start = paged.row(0, p) * row;
+            for (int i = start; i < start + run * row; i += 32) a[i] = 1f;
+            p += run;
+        }
+        MemorySegment seg = MemorySegment.ofArray(new byte[2 * a.length]);
+        for (int j = 0; j < a.length; j++) seg.setAtIndex(SHORT_LE, j, Simd.toBf16(a[j]));
+        return seg;
+    }
+
+    /** The 64-byte lines of slot 0's bf16 rows of positions [2, 9), counted from each run's start. */
+    private static int linesBf16(dev.moec.ir.PagedCache paged, int row) {
+        int lines = 0, bs = paged.blockSize();
+        for (int p = 2; p < 9; ) {
+            int run = Math.min(9 - p, bs - p % bs);
+            lines += Math.ceilDiv(run * row, 32);
+            p += run;
+        }
+        return lines;
+    }
+
     /** A cache of {@code rows} rows of {@code row} floats from {@code off}: a thousand everywhere, zeros in slot 0's rows of positions [2, 9) but ones at each run's every 16th float. */
     private static float[] marked(dev.moec.ir.PagedCache paged, int off, int row, int rows) {
         float[] a = new float[off + rows * row];
@@ -295,6 +333,54 @@ class KernelMatrixTest {
     }
 
     /**
+     * Attention over a bf16 cache widens its rows and runs the f32 cache's loops on them, so it gives bit
+     * for bit what an f32 cache holding the same values gives: a prompt of fifteen tokens (a tile of twelve
+     * through turned panels and one of three through the four-by-four loops) beside a decode token of
+     * another sequence and a padding token, over blocks of 64 out of order (runs longer than the widened
+     * block of 32, and cut by the blocks); and a lone token cut into parts, one a thread.
+     */
+    @Test
+    void attentionOverABf16CacheIsTheF32CachesOfTheSameValuesToTheBit() {
+        int heads = 8, kvHeads = 2, hd = 64, vd = 48, bs = 64, blocks = 4, tokens = 17;
+        SplittableRandom r = new SplittableRandom(29);
+        Buf q = floats("q", r, tokens, heads, hd);
+        Buf kc = floats("k_cache", r, blocks, bs, kvHeads, hd), vc = floats("v_cache", r, blocks, bs, kvHeads, vd);
+        Buf kb = packedBf16(kc), vb = packedBf16(vc);
+        Buf kw = widened(kb, kc), vw = widened(vb, vc);
+        Buf table = new Buf("block_table", DType.I32, new int[] {2, 2}, null, new int[] {2, 0, 3, 1}, null);
+        int[] pos = new int[tokens], slot = new int[tokens];
+        for (int t = 0; t < 15; t++) pos[t] = 70 + t;
+        pos[3] = 71;
+        pos[1] = 73;
+        slot[15] = 1;
+        pos[15] = 100;
+        slot[16] = -1;
+        Buf slots = new Buf("slots", DType.I32, new int[] {tokens}, null, slot, null);
+        Buf positions = new Buf("positions", DType.I32, new int[] {tokens}, null, pos, null);
+        Attrs a = Attrs.of("scale", 0.125);
+        attentionMatches(new Buf[] {q, kb, vb, table, slots, positions}, a, r, tokens, heads, vd);
+        Buf lone = new Buf("q", DType.F32, new int[] {1, heads, hd}, Arrays.copyOfRange(q.f, 15 * heads * hd, 16 * heads * hd), null, null);
+        Buf loneSlot = new Buf("slots", DType.I32, new int[] {1}, null, new int[] {1}, null);
+        Buf lonePos = new Buf("positions", DType.I32, new int[] {1}, null, new int[] {100}, null);
+        try (CpuKernels k = new CpuKernels(new Parallel(2))) {
+            for (Buf[] in : List.of(new Buf[] {q, kb, vb, table, slots, positions}, new Buf[] {lone, kb, vb, table, loneSlot, lonePos})) {
+                int n = in[0].dim(0);
+                Buf fromBf16 = floats("out", r, n, heads, vd), fromF32 = floats("out", r, n, heads, vd);
+                k.launch(Kernel.ATTENTION, in, new Buf[] {fromBf16}, a);
+                k.launch(Kernel.ATTENTION, new Buf[] {in[0], kw, vw, in[3], in[4], in[5]}, new Buf[] {fromF32}, a);
+                assertArrayEquals(fromF32.f, fromBf16.f, n + " tokens");
+            }
+        }
+    }
+
+    /** An f32 cache holding a packed bf16 cache's values, in the shape of {@code like}. */
+    private static Buf widened(Buf packed, Buf like) {
+        float[] f = new float[like.elements()];
+        Simd.widenBf16(packed.w, 0, f.length, f);
+        return new Buf(like.name, DType.F32, like.shape, f, null, null);
+    }
+
+    /**
      * Dispatch sorts rows by expert exactly as its op does (and its quantized form quantizes them as its op
      * does), and combine sums them back as its op does, to the bit.
      */
@@ -332,10 +418,9 @@ class KernelMatrixTest {
 
     /** An f32 buffer's values as a packed bf16 cache (rounded to nearest even, as a bf16 cache stores them). */
     private static Buf packedBf16(Buf f32) {
-        byte[] bytes = new byte[2 * f32.elements()];
-        MemorySegment seg = MemorySegment.ofArray(bytes);
+        MemorySegment seg = Arena.ofAuto().allocate(2L * f32.elements(), 64);   // off the heap, as CpuGraph.allocateState keeps a cache
         for (int j = 0; j < f32.elements(); j++) seg.setAtIndex(SHORT_LE, j, Simd.toBf16(f32.f[j]));
-        return Buf.packed(f32.name, DType.BF16, f32.shape, bytes);
+        return Buf.packed(f32.name, DType.BF16, f32.shape, seg);
     }
 
     /**
