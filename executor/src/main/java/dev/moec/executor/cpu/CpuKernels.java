@@ -238,7 +238,7 @@ public final class CpuKernels implements AutoCloseable {
             case GROUPED_QUANT_MATMUL -> groupedQuantMatmul(in[0], in[1], in[2], in[3], in[4], out[0]);
             case KV_CACHE_WRITE_INT8 -> kvWriteInt8(in[0], in[1], in[2], in[3], in[4], in[5]);
             default -> reference(k, in, out, a);               // a kernel added without a CPU loop runs its op's semantics
-            case FUSED_INFER_ATTENTION_INT8 -> attentionInt8(in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], out[0], (float) a.f("scale"));
+            case FUSED_INFER_ATTENTION_INT8 -> attention(in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], out[0], (float) a.f("scale"));
         }
     }
 
@@ -489,11 +489,11 @@ public final class CpuKernels implements AutoCloseable {
     private static final int PANEL_TOKENS = 4;
 
     /**
-     * Causal attention over the cache (f32, or bf16 read in place). Tokens are taken in tiles of up to
+     * Causal attention over the cache (f32, or bf16 or int8 read in place). Tokens are taken in tiles of up to
      * {@link #QUERY_TILE} consecutive tokens of one sequence. A lone token's positions 0..positions[t] are
      * cut into parts, one per thread at batch 1 (two per thread were slower in an in-process A/B: each
      * part pays its own softmax and merge); a tile's are not. A lone token's task first reads its part's K
-     * and V rows in, side by side, ahead of the scores ({@link #touch}, {@link #touchBf16}); a prompt's
+     * and V rows in, side by side, ahead of the scores ({@link #touch}, {@link #touchPacked}); a prompt's
      * tile reads each row for all its tokens, from a cache its own prompt has just written. One task takes
      * a part (or a tile) for every head: it reads the K and V rows position by position (all KV heads of a
      * position lie together), scoring the query heads that share a KV head four at a time, for each token
@@ -503,16 +503,22 @@ public final class CpuKernels implements AutoCloseable {
      * rows are consecutive: four query heads score four positions at a time ({@link Simd#dot4x4}) and sum
      * four heads' values at a time ({@link Simd#pv4}); a tile of {@link #PANEL_TOKENS} or more scores
      * through turned panels of K instead, which sums each score in another order (both are held to the
-     * op's definition in tests). A bf16 cache is read half as many bytes (the read-ahead too,
-     * {@link #touchBf16}), and its rows are widened {@link #PANEL_BLOCK} positions at a time into the
-     * task's scratch, where the same loops read them: attention over a bf16 cache gives bit for bit what
-     * it gives over an f32 cache holding the same values.
+     * op's definition in tests). A bf16 or int8 cache is read in its own bytes (the read-ahead too,
+     * {@link #touchPacked}), and its rows are widened {@link #PANEL_BLOCK} positions at a time into the
+     * task's scratch (an int8 row times its scale, as the op's definition dequantizes it), where the same
+     * loops read them: attention over a packed cache gives bit for bit what it gives over an f32 cache
+     * holding the values it widens to.
      */
     void attention(Buf q, Buf kc, Buf vc, Buf table, Buf slots, Buf positions, Buf out, float scale) {
+        attention(q, kc, null, vc, null, table, slots, positions, out, scale);
+    }
+
+    /** {@link #attention} over an f32, bf16 or int8 cache; an int8 cache's rows scaled by {@code ks} and {@code vs} (one per row and KV head). */
+    void attention(Buf q, Buf kc, Buf ks, Buf vc, Buf vs, Buf table, Buf slots, Buf positions, Buf out, float scale) {
         PagedCache paged = paged("attention", kc, table);
         int tokens = q.dim(0), heads = q.dim(1), hd = q.dim(2);
         int kvHeads = kc.dim(2), vd = vc.dim(3), group = heads / kvHeads, bs = kc.dim(1);
-        boolean bf16 = kc.dtype == DType.BF16;
+        boolean packed = kc.dtype != DType.F32;                        // bf16 or int8, widened a run at a time
         float[] qs = q.f, dst = out.f;
         int qo = q.off, oo = out.off;
         AttentionPlan plan = PanelScratch.get().attentionPlan(tokens);  // the launching thread's: nothing allocated a step
@@ -554,20 +560,22 @@ public final class CpuKernels implements AutoCloseable {
             PanelScratch scratch = PanelScratch.get();
             float[] score = scratch.scores(tiled * heads * m), four = scratch.four;   // score [tiled, heads, m]
             float[] spill = scratch.spill;
-            // Over a bf16 cache a run's rows are widened into wide, PANEL_BLOCK positions at a time, and the
-            // loops below read them there as they read an f32 cache's rows in place.
-            float[] wide = bf16 ? scratch.widened(PANEL_BLOCK * kvHeads * Math.max(hd, vd)) : null;
-            float[] ks = bf16 ? wide : kc.f, vs = bf16 ? wide : vc.f;
-            int ko = bf16 ? 0 : kc.off, vo = bf16 ? 0 : vc.off;
+            // Over a bf16 or int8 cache a run's rows are widened (int8 ones dequantized) into wide,
+            // PANEL_BLOCK positions at a time, and the loops below read them there as they read an f32
+            // cache's rows in place.
+            float[] wide = packed ? scratch.widened(PANEL_BLOCK * kvHeads * Math.max(hd, vd)) : null;
+            float[] kf = packed ? wide : kc.f, vf = packed ? wide : vc.f;
+            int ko = packed ? 0 : kc.off, vo = packed ? 0 : vc.off;
             if (tiled == 1) {
-                scratch.touched += bf16 ? touchBf16(paged, s, from, to, kc.w, kvHeads * hd, vc.w, kvHeads * vd)
+                long width = kc.dtype.bytes(1);
+                scratch.touched += packed ? touchPacked(paged, s, from, to, kc.w, (long) kvHeads * hd * width, vc.w, (long) kvHeads * vd * width)
                         : touch(paged, s, from, to, kc.f, kc.off, kvHeads * hd, vc.f, vc.off, kvHeads * vd);
             }
             for (int j0 = from; j0 < to; ) {                             // runs of positions within one cache block
                 int base = paged.row(s, j0), run = Math.min(to - j0, bs - j0 % bs);
-                if (bf16) {
+                if (packed) {
                     run = Math.min(run, PANEL_BLOCK);
-                    Simd.widenBf16(kc.w, (long) base * kvHeads * hd, run * kvHeads * hd, wide);
+                    widen(kc, ks, base * kvHeads, run * kvHeads, hd, wide);
                     base = 0;
                 }
                 if (tiled >= PANEL_TOKENS) {                             // a prompt's tile: K rows turned into panels
@@ -575,7 +583,7 @@ public final class CpuKernels implements AutoCloseable {
                     for (int jb = 0; jb < run; jb += PANEL_BLOCK) {
                         int mm = Math.min(PANEL_BLOCK, run - jb), sb = j0 - from + jb;
                         for (int kvh = 0; kvh < kvHeads; kvh++) {
-                            Simd.turn(ks, ko + ((base + jb) * kvHeads + kvh) * hd, kvHeads * hd, hd, mm, turned);
+                            Simd.turn(kf, ko + ((base + jb) * kvHeads + kvh) * hd, kvHeads * hd, hd, mm, turned);
                             for (int h = kvh * group; h < (kvh + 1) * group; h++) {
                                 for (int u = 0; u < tiled; u += 6) {
                                     Simd.panel6(qs, qo + ((ta + u) * heads + h) * hd, heads * hd, Math.min(6, tiled - u), turned, 0, hd, null,
@@ -596,7 +604,7 @@ public final class CpuKernels implements AutoCloseable {
                             for (int u = 0; u < tiled; u++) {
                                 int t = ta + u;
                                 if (j0 + jj > last[t]) continue;         // all four positions after this token
-                                Simd.dot4x4(qs, qo + (t * heads + h0 + g) * hd, hd, ks, kb, kvHeads * hd, hd, score, (u * heads + h0 + g) * m + j0 - from + jj, m, spill);
+                                Simd.dot4x4(qs, qo + (t * heads + h0 + g) * hd, hd, kf, kb, kvHeads * hd, hd, score, (u * heads + h0 + g) * m + j0 - from + jj, m, spill);
                             }
                         }
                         for (; jj < run; jj++) {
@@ -604,7 +612,7 @@ public final class CpuKernels implements AutoCloseable {
                             for (int u = 0; u < tiled; u++) {
                                 int t = ta + u, sb = (u * heads + h0 + g) * m + j0 - from + jj;
                                 if (j0 + jj > last[t]) continue;
-                                Simd.dotx4(qs, qo + (t * heads + h0 + g) * hd, hd, ks, kb, hd, four, 0);
+                                Simd.dotx4(qs, qo + (t * heads + h0 + g) * hd, hd, kf, kb, hd, four, 0);
                                 for (int c = 0; c < 4; c++) score[sb + c * m] = four[c];
                             }
                         }
@@ -615,7 +623,7 @@ public final class CpuKernels implements AutoCloseable {
                             for (int u = 0; u < tiled; u++) {
                                 int t = ta + u;
                                 if (j0 + jj > last[t]) continue;
-                                score[(u * heads + h0 + g) * m + j0 - from + jj] = Simd.dot(qs, qo + (t * heads + h0 + g) * hd, ks, kb, hd);
+                                score[(u * heads + h0 + g) * m + j0 - from + jj] = Simd.dot(qs, qo + (t * heads + h0 + g) * hd, kf, kb, hd);
                             }
                         }
                     }
@@ -635,9 +643,9 @@ public final class CpuKernels implements AutoCloseable {
             float[] acc = scratch.values(tiled * heads * vd);
             for (int j0 = from; j0 < to; ) {
                 int base = paged.row(s, j0), run = Math.min(to - j0, bs - j0 % bs);
-                if (bf16) {
+                if (packed) {
                     run = Math.min(run, PANEL_BLOCK);
-                    Simd.widenBf16(vc.w, (long) base * kvHeads * vd, run * kvHeads * vd, wide);
+                    widen(vc, vs, base * kvHeads, run * kvHeads, vd, wide);
                     base = 0;
                 }
                 for (int kvh = 0; kvh < kvHeads; kvh++) {
@@ -647,10 +655,10 @@ public final class CpuKernels implements AutoCloseable {
                         if (r <= 0) continue;
                         int sb = (u * heads + h0) * m + j0 - from, ab = (u * heads + h0) * vd;
                         for (; g + 4 <= group; g += 4) {                 // four heads share each V row, their sums in registers
-                            Simd.pv4(score, sb + g * m, m, vs, vb, kvHeads * vd, r, vd, acc, ab + g * vd, vd);
+                            Simd.pv4(score, sb + g * m, m, vf, vb, kvHeads * vd, r, vd, acc, ab + g * vd, vd);
                         }
                         for (; g < group; g++) {
-                            for (int jj = 0; jj < r; jj++) Simd.axpy(score[sb + g * m + jj], vs, vb + jj * kvHeads * vd, acc, ab + g * vd, vd);
+                            for (int jj = 0; jj < r; jj++) Simd.axpy(score[sb + g * m + jj], vf, vb + jj * kvHeads * vd, acc, ab + g * vd, vd);
                         }
                     }
                 }
@@ -726,26 +734,33 @@ public final class CpuKernels implements AutoCloseable {
     }
 
     /**
-     * {@link #touch} over a bf16 cache ({@code k} and {@code v} its packed bytes, rows of {@code kRow} and
-     * {@code vRow} elements): one element of every 64-byte line, K and V side by side; returns their sum.
+     * {@link #touch} over a packed cache, bf16 or int8 ({@code k} and {@code v} its bytes, rows of
+     * {@code kRow} and {@code vRow} bytes): one byte of every 64-byte line, K and V side by side; returns
+     * their sum.
      */
-    static float touchBf16(PagedCache paged, int s, int from, int to, MemorySegment k, int kRow, MemorySegment v, int vRow) {
-        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    static int touchPacked(PagedCache paged, int s, int from, int to, MemorySegment k, long kRow, MemorySegment v, long vRow) {
+        int s0 = 0, s1 = 0, s2 = 0, s3 = 0;
         int bs = paged.blockSize();
         for (int j0 = from; j0 < to; ) {
             int run = Math.min(to - j0, bs - j0 % bs), row = paged.row(s, j0);
-            long i = (long) row * kRow, iEnd = i + (long) run * kRow, u = (long) row * vRow, uEnd = u + (long) run * vRow;
-            for (; i + 32 < iEnd && u + 32 < uEnd; i += 64, u += 64) {
-                s0 += Simd.bf16At(k, i);
-                s1 += Simd.bf16At(v, u);
-                s2 += Simd.bf16At(k, i + 32);
-                s3 += Simd.bf16At(v, u + 32);
+            long i = row * kRow, iEnd = i + run * kRow, u = row * vRow, uEnd = u + run * vRow;
+            for (; i + 64 < iEnd && u + 64 < uEnd; i += 128, u += 128) {
+                s0 += k.get(ValueLayout.JAVA_BYTE, i);
+                s1 += v.get(ValueLayout.JAVA_BYTE, u);
+                s2 += k.get(ValueLayout.JAVA_BYTE, i + 64);
+                s3 += v.get(ValueLayout.JAVA_BYTE, u + 64);
             }
-            for (; i < iEnd; i += 32) s0 += Simd.bf16At(k, i);
-            for (; u < uEnd; u += 32) s1 += Simd.bf16At(v, u);
+            for (; i < iEnd; i += 64) s0 += k.get(ValueLayout.JAVA_BYTE, i);
+            for (; u < uEnd; u += 64) s1 += v.get(ValueLayout.JAVA_BYTE, u);
             j0 += run;
         }
         return s0 + s1 + s2 + s3;
+    }
+
+    /** Rows [r0, r0 + rows) of a packed cache d wide into dst as floats: bf16 widened, int8 times its row's scale. */
+    private static void widen(Buf cache, Buf scale, int r0, int rows, int d, float[] dst) {
+        if (cache.dtype == DType.I8) Simd.dequantI8Rows(cache.w, r0, rows, d, scale.f, scale.off, dst);
+        else Simd.widenBf16(cache.w, (long) r0 * d, rows * d, dst);
     }
 
     /**
@@ -835,36 +850,6 @@ public final class CpuKernels implements AutoCloseable {
                 }
             }
         }
-    }
-
-    /** Causal GQA over int8 caches read in place, each cached row dequantized (q * scale) as it is read. */
-    void attentionInt8(Buf q, Buf kc, Buf ks, Buf vc, Buf vs, Buf table, Buf slots, Buf positions, Buf out, float scale) {
-        PagedCache paged = paged("attention_int8", kc, table);
-        int tokens = q.dim(0), heads = q.dim(1), hd = q.dim(2);
-        int kvHeads = kc.dim(2), vd = vc.dim(3), group = heads / kvHeads;
-        par.forEach(tokens * heads, 1, th -> {
-            int t = th / heads, h = th % heads, kvh = h / group, s = slots.i[slots.off + t];
-            int ob = out.off + (t * heads + h) * vd;
-            if (s < 0) {
-                Arrays.fill(out.f, ob, ob + vd, 0f);
-                return;
-            }
-            int n = positions.i[positions.off + t] + 1;
-            float[] score = new float[n];
-            float max = Float.NEGATIVE_INFINITY;
-            for (int j = 0; j < n; j++) {
-                int row = paged.row(s, j) * kvHeads + kvh;
-                score[j] = Simd.dotF32I8(q.f, q.off + (t * heads + h) * hd, kc.w, (long) row * hd, hd) * ks.f[ks.off + row] * scale;
-                max = Math.max(max, score[j]);
-            }
-            float sum = Simd.expShifted(score, 0, n, max);
-            float[] acc = new float[vd];
-            for (int j = 0; j < n; j++) {
-                int row = paged.row(s, j) * kvHeads + kvh;
-                Simd.axpyI8(score[j] * vs.f[vs.off + row], vc.w, (long) row * vd, acc, 0, vd);
-            }
-            Simd.divide(acc, 0, sum, out.f, ob, vd);
-        });
     }
 
     void softmax(Buf x, Buf out) {

@@ -929,6 +929,24 @@ public final class Simd {
         return (IntVector) ByteVector.fromMemorySegment(B, w, byteOffset, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I, 0);
     }
 
+    /**
+     * Rows [r0, r0 + rows) of an int8 cache d wide (row r from byte r * d of w) into dst[0, rows * d) as
+     * floats, each value times its row's scale (scale[so + r]) in float, as the op's definition
+     * dequantizes a cached row before it attends to it.
+     */
+    public static void dequantI8Rows(MemorySegment w, long r0, int rows, int d, float[] scale, int so, float[] dst) {
+        for (int r = 0; r < rows; r++) {
+            float sc = scale[so + Math.toIntExact(r0 + r)];
+            long base = (r0 + r) * d;
+            int o = r * d, j = 0;
+            if (ENABLED) {
+                FloatVector s = FloatVector.broadcast(F, sc);
+                for (; j + L <= d; j += L) i8(w, base + j).mul(s).intoArray(dst, o + j);
+            }
+            for (; j < d; j++) dst[o + j] = w.get(ValueLayout.JAVA_BYTE, base + j) * sc;
+        }
+    }
+
     private static FloatVector i8(MemorySegment w, long byteOffset) {
         return (FloatVector) ByteVector.fromMemorySegment(B, w, byteOffset, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F, 0);
     }

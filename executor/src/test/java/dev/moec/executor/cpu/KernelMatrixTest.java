@@ -235,39 +235,37 @@ class KernelMatrixTest {
         assertEquals(lines(paged, kRow) + lines(paged, vRow), CpuKernels.touch(paged, 0, 2, 9, k, ko, kRow, v, vo, vRow), 0f);
     }
 
-    /** {@link CpuKernels#touchBf16}, as above over a bf16 cache: one element of every 64-byte line (32 elements) of the part's rows. */
+    /**
+     * {@link CpuKernels#touchPacked}, as above over a packed cache (bf16 or int8): one byte of every
+     * 64-byte line of the part's rows, rows of 2.5 and 1.5 lines.
+     */
     @Test
-    void touchOfABf16CacheReadsEveryLineOfThePartsRowsAndNothingElse() {
-        int bs = 4, blocks = 5, kRow = 80, vRow = 48;                      // rows of 2.5 and 1.5 lines
+    void touchOfAPackedCacheReadsEveryLineOfThePartsRowsAndNothingElse() {
+        int bs = 4, blocks = 5, kRow = 160, vRow = 96;                     // bytes a row
         dev.moec.ir.PagedCache paged = new dev.moec.ir.PagedCache("attention", new int[] {4, 1, 3, 0, 2, -1}, 3, bs, blocks);
-        MemorySegment k = markedBf16(paged, kRow, blocks * bs), v = markedBf16(paged, vRow, blocks * bs);
-        assertEquals(linesBf16(paged, kRow) + linesBf16(paged, vRow), CpuKernels.touchBf16(paged, 0, 2, 9, k, kRow, v, vRow), 0f);
+        MemorySegment k = markedBytes(paged, kRow, blocks * bs), v = markedBytes(paged, vRow, blocks * bs);
+        assertEquals(linesOf(paged, kRow) + linesOf(paged, vRow), CpuKernels.touchPacked(paged, 0, 2, 9, k, kRow, v, vRow));
     }
 
-    /** {@link #marked} in bf16: a thousand everywhere, zeros in slot 0's rows of positions [2, 9) but ones at each run's every 32nd element. */
-    private static MemorySegment markedBf16(dev.moec.ir.PagedCache paged, int row, int rows) {
-        float[] a = new float[rows * row];
-        Arrays.fill(a, 1000f);
-        for (int p = 2; p < 9; p++) {
-            int start = paged.row(0, p) * row;
-            for (int i = start; i < start + row; i++) a[i] = 0f;
-        }
+    /** {@link #marked} in bytes: 100 everywhere, zeros in slot 0's rows of positions [2, 9) but ones at each run's every 64th byte. */
+    private static MemorySegment markedBytes(dev.moec.ir.PagedCache paged, int row, int rows) {
+        MemorySegment seg = Arena.ofAuto().allocate((long) rows * row);
+        seg.fill((byte) 100);
+        for (int p = 2; p < 9; p++) seg.asSlice((long) paged.row(0, p) * row, row).fill((byte) 0);
         for (int p = 2; p < 9; ) {
             int run = Math.min(9 - p, paged.blockSize() - p % paged.blockSize()), start = paged.row(0, p) * row;
-            for (int i = start; i < start + run * row; i += 32) a[i] = 1f;
+            for (int i = start; i < start + run * row; i += 64) seg.set(ValueLayout.JAVA_BYTE, i, (byte) 1);
             p += run;
         }
-        MemorySegment seg = MemorySegment.ofArray(new byte[2 * a.length]);
-        for (int j = 0; j < a.length; j++) seg.setAtIndex(SHORT_LE, j, Simd.toBf16(a[j]));
         return seg;
     }
 
-    /** The 64-byte lines of slot 0's bf16 rows of positions [2, 9), counted from each run's start. */
-    private static int linesBf16(dev.moec.ir.PagedCache paged, int row) {
+    /** The 64-byte lines of slot 0's rows of {@code row} bytes, positions [2, 9), counted from each run's start. */
+    private static int linesOf(dev.moec.ir.PagedCache paged, int row) {
         int lines = 0, bs = paged.blockSize();
         for (int p = 2; p < 9; ) {
             int run = Math.min(9 - p, bs - p % bs);
-            lines += Math.ceilDiv(run * row, 32);
+            lines += Math.ceilDiv(run * row, 64);
             p += run;
         }
         return lines;
@@ -333,20 +331,24 @@ class KernelMatrixTest {
     }
 
     /**
-     * Attention over a bf16 cache widens its rows and runs the f32 cache's loops on them, so it gives bit
-     * for bit what an f32 cache holding the same values gives: a prompt of fifteen tokens (a tile of twelve
+     * Attention over a bf16 or int8 cache widens its rows (an int8 row times its scale) and runs the f32
+     * cache's loops on them: it meets the op's definition, and gives bit for bit what an f32 cache holding
+     * the widened values gives: a prompt of fifteen tokens (a tile of twelve
      * through turned panels and one of three through the four-by-four loops) beside a decode token of
      * another sequence and a padding token, over blocks of 64 out of order (runs longer than the widened
      * block of 32, and cut by the blocks); and a lone token cut into parts, one a thread.
      */
-    @Test
-    void attentionOverABf16CacheIsTheF32CachesOfTheSameValuesToTheBit() {
+    @ParameterizedTest(name = "{0} cache")
+    @CsvSource({"BF16", "I8"})
+    void attentionOverAPackedCacheIsTheF32CachesOfItsValuesToTheBit(DType cache) {
         int heads = 8, kvHeads = 2, hd = 64, vd = 48, bs = 64, blocks = 4, tokens = 17;
         SplittableRandom r = new SplittableRandom(29);
         Buf q = floats("q", r, tokens, heads, hd);
         Buf kc = floats("k_cache", r, blocks, bs, kvHeads, hd), vc = floats("v_cache", r, blocks, bs, kvHeads, vd);
-        Buf kb = packedBf16(kc), vb = packedBf16(vc);
-        Buf kw = widened(kb, kc), vw = widened(vb, vc);
+        boolean int8 = cache == DType.I8;
+        Buf kscale = int8 ? positive("k_scale", r, blocks, bs, kvHeads) : null, vscale = int8 ? positive("v_scale", r, blocks, bs, kvHeads) : null;
+        Buf kb = int8 ? packedI8(r, kc) : packedBf16(kc), vb = int8 ? packedI8(r, vc) : packedBf16(vc);
+        Buf kw = widened(kb, kscale, kc), vw = widened(vb, vscale, vc);
         Buf table = new Buf("block_table", DType.I32, new int[] {2, 2}, null, new int[] {2, 0, 3, 1}, null);
         int[] pos = new int[tokens], slot = new int[tokens];
         for (int t = 0; t < 15; t++) pos[t] = 70 + t;
@@ -358,25 +360,40 @@ class KernelMatrixTest {
         Buf slots = new Buf("slots", DType.I32, new int[] {tokens}, null, slot, null);
         Buf positions = new Buf("positions", DType.I32, new int[] {tokens}, null, pos, null);
         Attrs a = Attrs.of("scale", 0.125);
-        attentionMatches(new Buf[] {q, kb, vb, table, slots, positions}, a, r, tokens, heads, vd);
+        Kernel kernel = int8 ? Kernel.FUSED_INFER_ATTENTION_INT8 : Kernel.ATTENTION;
         Buf lone = new Buf("q", DType.F32, new int[] {1, heads, hd}, Arrays.copyOfRange(q.f, 15 * heads * hd, 16 * heads * hd), null, null);
         Buf loneSlot = new Buf("slots", DType.I32, new int[] {1}, null, new int[] {1}, null);
         Buf lonePos = new Buf("positions", DType.I32, new int[] {1}, null, new int[] {100}, null);
         try (CpuKernels k = new CpuKernels(new Parallel(2))) {
-            for (Buf[] in : List.of(new Buf[] {q, kb, vb, table, slots, positions}, new Buf[] {lone, kb, vb, table, loneSlot, lonePos})) {
+            for (Buf[] in : List.of(new Buf[] {q, table, slots, positions}, new Buf[] {lone, table, loneSlot, lonePos})) {
                 int n = in[0].dim(0);
-                Buf fromBf16 = floats("out", r, n, heads, vd), fromF32 = floats("out", r, n, heads, vd);
-                k.launch(Kernel.ATTENTION, in, new Buf[] {fromBf16}, a);
-                k.launch(Kernel.ATTENTION, new Buf[] {in[0], kw, vw, in[3], in[4], in[5]}, new Buf[] {fromF32}, a);
-                assertArrayEquals(fromF32.f, fromBf16.f, n + " tokens");
+                Buf[] packedIn = int8 ? new Buf[] {in[0], kb, kscale, vb, vscale, in[1], in[2], in[3]} : new Buf[] {in[0], kb, vb, in[1], in[2], in[3]};
+                Buf fromPacked = floats("out", r, n, heads, vd), fromF32 = floats("out", r, n, heads, vd), oracle = floats("out", r, n, heads, vd);
+                k.launch(kernel, packedIn, new Buf[] {fromPacked}, a);
+                k.reference(kernel, packedIn, new Buf[] {oracle}, a);
+                for (int j = 0; j < oracle.f.length; j++) assertEquals(oracle.f[j], fromPacked.f[j], 1e-5f * (1 + Math.abs(oracle.f[j])), "element " + j);
+                k.launch(Kernel.ATTENTION, new Buf[] {in[0], kw, vw, in[1], in[2], in[3]}, new Buf[] {fromF32}, a);
+                assertArrayEquals(fromF32.f, fromPacked.f, n + " tokens");
             }
         }
     }
 
-    /** An f32 cache holding a packed bf16 cache's values, in the shape of {@code like}. */
-    private static Buf widened(Buf packed, Buf like) {
+    /** An int8 cache of random values (its float twin only gives the shape). */
+    private static Buf packedI8(SplittableRandom r, Buf like) {
+        MemorySegment seg = Arena.ofAuto().allocate(like.elements(), 64);
+        for (int j = 0; j < like.elements(); j++) seg.set(ValueLayout.JAVA_BYTE, j, (byte) r.nextInt(-127, 128));
+        return Buf.packed(like.name, DType.I8, like.shape, seg);
+    }
+
+    /** An f32 cache holding the values a packed cache widens to (int8 times its row's scale), in the shape of {@code like}. */
+    private static Buf widened(Buf packed, Buf scale, Buf like) {
         float[] f = new float[like.elements()];
-        Simd.widenBf16(packed.w, 0, f.length, f);
+        int d = like.shape[like.shape.length - 1];
+        if (packed.dtype == DType.I8) {
+            for (int j = 0; j < f.length; j++) f[j] = packed.w.get(ValueLayout.JAVA_BYTE, j) * scale.f[j / d];
+        } else {
+            Simd.widenBf16(packed.w, 0, f.length, f);
+        }
         return new Buf(like.name, DType.F32, like.shape, f, null, null);
     }
 
