@@ -1002,29 +1002,6 @@ public final class Simd {
         for (; j < n; j++) y[yo + j] += alpha * bf16At(x, xe + j);
     }
 
-    /** sum_j x[xo + j] * int8(w at byte we + j), j < n, in float: a float row against an int8 cache row. */
-    public static float dotF32I8(float[] x, int xo, MemorySegment w, long we, int n) {
-        int j = 0;
-        float s = 0;
-        if (ENABLED) {
-            FloatVector acc = FloatVector.zero(F);
-            for (; j + L <= n; j += L) acc = FloatVector.fromArray(F, x, xo + j).fma(i8(w, we + j), acc);
-            s = sum(acc);
-        }
-        for (; j < n; j++) s += x[xo + j] * w.get(ValueLayout.JAVA_BYTE, we + j);
-        return s;
-    }
-
-    /** y[yo + j] += alpha * int8(x at byte xe + j), j < n: an int8 cache row read in place. */
-    public static void axpyI8(float alpha, MemorySegment x, long xe, float[] y, int yo, int n) {
-        int j = 0;
-        if (ENABLED) {
-            FloatVector a = FloatVector.broadcast(F, alpha);
-            for (; j + L <= n; j += L) i8(x, xe + j).fma(a, FloatVector.fromArray(F, y, yo + j)).intoArray(y, yo + j);
-        }
-        for (; j < n; j++) y[yo + j] += alpha * x.get(ValueLayout.JAVA_BYTE, xe + j);
-    }
-
     /**
      * Dynamic int8 quantization of one row, exactly as {@link dev.moec.ir.interp.Reference#quantizeRow}
      * defines it: scale = max|x| / 127 and q = clamp(rint(x / scale), -127, 127), all zeros for a zero

@@ -140,59 +140,39 @@ class SimdPropertyTest {
         }
     }
 
-    /** The cache loops, on heap segments over byte[] as the KV caches are stored: bf16 and int8 rows read in place. */
+    /**
+     * The cache loops: a bf16 row accumulated in place, and int8 rows dequantized (each value times its
+     * row's scale, one float product, as the op's definition dequantizes a cached row).
+     */
     @Property(tries = 200)
-    void cacheRowsDotAndAccumulateLikeTheScalarLoops(@ForAll @IntRange(min = 0, max = 300) int n, @ForAll @IntRange(min = 0, max = 40) int offset,
-                                                     @ForAll long seed) {
+    void cacheRowsAccumulateAndDequantizeLikeTheScalarLoops(@ForAll @IntRange(min = 0, max = 300) int n, @ForAll @IntRange(min = 0, max = 40) int offset,
+                                                            @ForAll long seed) {
         SplittableRandom r = new SplittableRandom(seed);
-        float[] x = new float[offset + n], bf = new float[offset + n], i8 = new float[offset + n];
-        MemorySegment bfCache = MemorySegment.ofArray(new byte[2 * (offset + n)]), i8Cache = MemorySegment.ofArray(new byte[offset + n]);
+        float[] x = new float[offset + n], bf = new float[offset + n];
+        MemorySegment bfCache = MemorySegment.ofArray(new byte[2 * (offset + n)]);
         for (int j = 0; j < x.length; j++) {
             x[j] = (float) r.nextGaussian();
             short b = Simd.toBf16((float) r.nextGaussian());
             bfCache.setAtIndex(SHORT_LE, j, b);
             bf[j] = Float.intBitsToFloat(b << 16);
-            byte q = (byte) (r.nextInt(255) - 127);
-            i8Cache.set(ValueLayout.JAVA_BYTE, j, q);
-            i8[j] = q;
         }
-        double dot = 0, magnitude = 0;
-        for (int j = 0; j < n; j++) {
-            dot += (double) x[offset + j] * i8[offset + j];
-            magnitude += Math.abs((double) x[offset + j] * i8[offset + j]);
-        }
-        assertEquals(dot, Simd.dotF32I8(x, offset, i8Cache, offset, n), 1e-5 * magnitude + 1e-6);
-        for (var cache : new Object[][]{{bfCache, bf}, {i8Cache, i8}}) {
-            float[] values = (float[]) cache[1];
-            float[] y = new float[n + 3], expected = new float[n + 3];
-            for (int j = 0; j < n; j++) y[j + 3] = expected[j + 3] = x[offset + j];
-            for (int j = 0; j < n; j++) expected[j + 3] += 0.75f * values[offset + j];
-            if (values == bf) Simd.axpyBf16(0.75f, bfCache, offset, y, 3, n);
-            else Simd.axpyI8(0.75f, i8Cache, offset, y, 3, n);
-            for (int j = 0; j < y.length; j++) assertEquals(expected[j], y[j], 1e-6f * (1 + Math.abs(expected[j])));
-        }
-    }
+        float[] y = new float[n + 3], expected = new float[n + 3];
+        for (int j = 0; j < n; j++) y[j + 3] = expected[j + 3] = x[offset + j];
+        for (int j = 0; j < n; j++) expected[j + 3] += 0.75f * bf[offset + j];
+        Simd.axpyBf16(0.75f, bfCache, offset, y, 3, n);
+        for (int j = 0; j < y.length; j++) assertEquals(expected[j], y[j], 1e-6f * (1 + Math.abs(expected[j])));
 
-    /**
-     * A bf16 cache row written by the vector loop holds what {@link Simd#toBf16} gives each value: ties to
-     * even, values that round up into the next binade or to infinity, subnormals, infinities and NaNs.
-     */
-    @Property(tries = 300)
-    void bf16RowsAreStoredAsEachValueRounds(@ForAll @IntRange(min = 0, max = 100) int n, @ForAll @IntRange(min = 0, max = 20) int offset,
-                                            @ForAll long seed) {
-        SplittableRandom r = new SplittableRandom(seed);
-        float[] special = {Float.NaN, Float.intBitsToFloat(0x7FC12345), Float.intBitsToFloat(0x7FC1FFFF), Float.intBitsToFloat(0xFF812345), Float.POSITIVE_INFINITY,
-                Float.NEGATIVE_INFINITY, Float.MAX_VALUE, -Float.MAX_VALUE, Float.MIN_VALUE, -0f, 0f, Float.MIN_NORMAL,
-                Float.intBitsToFloat(0x3F808000), Float.intBitsToFloat(0x3F818000), Float.intBitsToFloat(0x3F80FFFF), Float.intBitsToFloat(0x7F7FFFFF)};
-        float[] x = new float[offset + n];
-        for (int j = 0; j < x.length; j++) {
-            int kind = r.nextInt(4);
-            x[j] = kind == 0 ? special[r.nextInt(special.length)] : kind == 1 ? Float.intBitsToFloat(r.nextInt()) : (float) r.nextGaussian();
+        int rows = 3, r0 = 1 + offset % 3;                                // rows r0 .. r0 + 2 of an int8 cache n wide
+        MemorySegment i8Rows = MemorySegment.ofArray(new byte[(r0 + rows) * n]);
+        for (int j = 0; j < (r0 + rows) * n; j++) i8Rows.set(ValueLayout.JAVA_BYTE, j, (byte) (r.nextInt(255) - 127));
+        float[] scales = new float[2 + r0 + rows], got = new float[rows * n];
+        for (int j = 0; j < scales.length; j++) scales[j] = (float) Math.abs(r.nextGaussian()) / 127f;
+        Simd.dequantI8Rows(i8Rows, r0, rows, n, scales, 2, got);
+        for (int q = 0; q < rows; q++) {
+            for (int j = 0; j < n; j++) {
+                assertEquals(i8Rows.get(ValueLayout.JAVA_BYTE, (long) (r0 + q) * n + j) * scales[2 + r0 + q], got[q * n + j], "row " + q + ", " + j);
+            }
         }
-        MemorySegment row = MemorySegment.ofArray(new byte[2 * (n + 3)]);
-        Simd.storeBf16(x, offset, row, 3, n);
-        for (int j = 0; j < n; j++) assertEquals(Simd.toBf16(x[offset + j]), row.getAtIndex(SHORT_LE, 3 + j), "element " + j + ": " + x[offset + j]);
-        for (int j = 0; j < 3; j++) assertEquals(0, row.getAtIndex(SHORT_LE, j), "before the row");
     }
 
     /** int4 rows (two a byte, even element low) against int8 activations split by parity: exact in int32. */
