@@ -232,7 +232,7 @@ class KernelMatrixTest {
         int bs = 4, blocks = 5, kRow = 40, vRow = 24, ko = 3, vo = 5;     // rows of 2.5 and 1.5 lines: lines start mid-row too
         dev.moec.ir.PagedCache paged = new dev.moec.ir.PagedCache("attention", new int[] {4, 1, 3, 0, 2, -1}, 3, bs, blocks);
         float[] k = marked(paged, ko, kRow, blocks * bs), v = marked(paged, vo, vRow, blocks * bs);
-        assertEquals(lines(paged, kRow) + lines(paged, vRow), CpuKernels.touch(paged, 0, 2, 9, k, ko, kRow, v, vo, vRow), 0f);
+        assertEquals(linesOf(paged, 4 * kRow) + linesOf(paged, 4 * vRow), CpuKernels.touch(paged, 0, 2, 9, k, ko, kRow, v, vo, vRow), 0f);
     }
 
     /**
@@ -260,7 +260,7 @@ class KernelMatrixTest {
         return seg;
     }
 
-    /** The 64-byte lines of slot 0's rows of {@code row} bytes, positions [2, 9), counted from each run's start. */
+    /** The 64-byte lines of slot 0's rows of {@code row} bytes (floats: four bytes each), positions [2, 9), counted from each run's start. */
     private static int linesOf(dev.moec.ir.PagedCache paged, int row) {
         int lines = 0, bs = paged.blockSize();
         for (int p = 2; p < 9; ) {
@@ -287,25 +287,19 @@ class KernelMatrixTest {
         return a;
     }
 
-    /** The 64-byte lines of slot 0's rows of positions [2, 9), counted from each run's start. */
-    private static int lines(dev.moec.ir.PagedCache paged, int row) {
-        int lines = 0, bs = paged.blockSize();
-        for (int p = 2; p < 9; ) {
-            int run = Math.min(9 - p, bs - p % bs);
-            lines += Math.ceilDiv(run * row, 16);
-            p += run;
-        }
-        return lines;
-    }
-
     /** Attention on these inputs against its op's definition, within float rounding, and the same bits at arena offsets. */
     private static void attentionMatches(Buf[] in, Attrs a, SplittableRandom r, int tokens, int heads, int vd) {
+        attentionMatches(Kernel.ATTENTION, in, a, r, tokens, heads, vd);
+    }
+
+    /** {@link #attentionMatches} for {@code kernel} (f32 and bf16 caches, or int8 ones with their scales). */
+    private static void attentionMatches(Kernel kernel, Buf[] in, Attrs a, SplittableRandom r, int tokens, int heads, int vd) {
         Buf fast = floats("out", r, tokens, heads, vd), oracle = floats("out", r, tokens, heads, vd);
         CpuKernels k = new CpuKernels(new Parallel(2));
-        k.launch(Kernel.ATTENTION, in, new Buf[] {fast}, a);
-        k.reference(Kernel.ATTENTION, in, new Buf[] {oracle}, a);
+        k.launch(kernel, in, new Buf[] {fast}, a);
+        k.reference(kernel, in, new Buf[] {oracle}, a);
         for (int j = 0; j < fast.f.length; j++) assertEquals(oracle.f[j], fast.f[j], 1e-5f * (1 + Math.abs(oracle.f[j])), "element " + j);
-        assertSameAtArenaOffsets(k, Kernel.ATTENTION, in, new Buf[] {fast}, a);
+        assertSameAtArenaOffsets(k, kernel, in, new Buf[] {fast}, a);
         k.close();
     }
 
@@ -368,10 +362,9 @@ class KernelMatrixTest {
             for (Buf[] in : List.of(new Buf[] {q, table, slots, positions}, new Buf[] {lone, table, loneSlot, lonePos})) {
                 int n = in[0].dim(0);
                 Buf[] packedIn = int8 ? new Buf[] {in[0], kb, kscale, vb, vscale, in[1], in[2], in[3]} : new Buf[] {in[0], kb, vb, in[1], in[2], in[3]};
-                Buf fromPacked = floats("out", r, n, heads, vd), fromF32 = floats("out", r, n, heads, vd), oracle = floats("out", r, n, heads, vd);
+                attentionMatches(kernel, packedIn, a, r, n, heads, vd);
+                Buf fromPacked = floats("out", r, n, heads, vd), fromF32 = floats("out", r, n, heads, vd);
                 k.launch(kernel, packedIn, new Buf[] {fromPacked}, a);
-                k.reference(kernel, packedIn, new Buf[] {oracle}, a);
-                for (int j = 0; j < oracle.f.length; j++) assertEquals(oracle.f[j], fromPacked.f[j], 1e-5f * (1 + Math.abs(oracle.f[j])), "element " + j);
                 k.launch(Kernel.ATTENTION, new Buf[] {in[0], kw, vw, in[1], in[2], in[3]}, new Buf[] {fromF32}, a);
                 assertArrayEquals(fromF32.f, fromPacked.f, n + " tokens");
             }
