@@ -31,11 +31,12 @@ import java.util.Set;
  * alone. The joined matmul stands where the group's first Linear stood, its activation defined there; the
  * weight transforms (computed from parameters alone) move to the front of the graph so its weights are too.
  *
- * <p>Not in the default pipeline: the CPU executor copies each slice, and in one process against the
- * unfused artifact ({@code moec bench decode --versus}, W8A8 bench model) the batch-1 step took 0.984 and
- * 0.968 times as long (12 rounds each), the batch-8 step 1.021 and 1.011 (10 and 12 rounds), where its
- * 60 slices a step copy 3072 floats a row. Run it with {@code moec compile --passes}, after the
- * quantization pass (it joins quant_matmuls that share one dynamic quantization).
+ * <p>Not in the default pipeline: a decode step of one token reads each slice as a view of the joined
+ * result ({@code KernelGraph#withSliceViews}), one of eight copies it (a strided slice), and in one
+ * process against the unfused artifact ({@code moec bench decode --versus}, W8A8 bench model, views
+ * and a pre-touched heap) the joined step ran at the unjoined one's speed: batch 1 1.001, batch 8 1.002
+ * and 0.985. Run it with {@code moec compile --passes}, after the quantization pass (it joins
+ * quant_matmuls that share one dynamic quantization).
  */
 public final class FuseLinears implements Pass {
     @Override public String name() { return "fuse-linears"; }

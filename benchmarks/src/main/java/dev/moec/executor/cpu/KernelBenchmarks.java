@@ -31,7 +31,7 @@ import java.util.concurrent.TimeUnit;
  * buffers bound the way a captured graph binds them (weights in off-heap memory, read in place). Lives
  * in the executor's package to build those buffers. Run with {@code tools/jmh.sh} (arguments go to JMH).
  * The forks pre-touch their heap as the {@code moec} launcher does, so a kernel's garbage never lands on
- * an untouched page (README, twelfth session).
+ * an untouched page (docs/performance-log.md, twelfth session).
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MICROSECONDS)

@@ -1609,7 +1609,7 @@ public final class CpuKernels implements AutoCloseable {
         private float[] scores = new float[0];                              // [tokens, heads, positions]: an attention task's scores
         private float[] maxima = new float[0], sums = new float[0];         // [tokens, heads]: their running max and sum of exps
         private float[] values = new float[0];                              // [tokens, heads, head_dim]: their weighted sums of values
-        private float[] widened = new float[0];                             // [PANEL_BLOCK, kv_heads, head_dim]: a bf16 cache's rows as floats
+        private float[] widened = new float[0];                             // [PANEL_BLOCK, kv_heads, head_dim]: a packed cache's rows as floats
         final float[] four = new float[4];                                  // four heads' scores of one position
         final float[] spill = new float[Simd.SPILL];
         float touched;                                                      // what touch() read, kept so its reads are not dropped
@@ -1685,7 +1685,7 @@ public final class CpuKernels implements AutoCloseable {
 
         float[] sums(int n) { return sums = fit(sums, n); }
 
-        /** Room for a bf16 cache's rows of up to {@link #PANEL_BLOCK} positions, widened. */
+        /** Room for a packed (bf16 or int8) cache's rows of up to {@link #PANEL_BLOCK} positions, widened. */
         float[] widened(int n) { return widened = fit(widened, n); }
 
         /** Weighted sums of values, their first n zeroed. */
