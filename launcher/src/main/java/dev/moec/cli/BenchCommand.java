@@ -211,6 +211,8 @@ final class BenchCommand {
                         : String.format("%.0f ms of compilation (summed over the compiler threads; %.1f s of steps)", d.compileMs(), (Arrays.stream(d.stepMs()).sum() + d.profiledMsPerStep() * d.steps()) / 1e3));
                 System.out.printf("garbage      %s%n", Double.isNaN(d.allocatedBytesPerStep()) ? "heap allocation not counted by this JVM"
                         : String.format("%.1f KB of heap allocated per timed step (all threads)", d.allocatedBytesPerStep() / 1024));
+                System.out.printf("read ahead   %.1f MB per timed step: weight panels the workers read into their caches while they waited, ahead of the launches that stream them%n",
+                        d.readAheadBytesPerStep() / 1e6);
                 printTopKernels(d.nanosByKernel(), d.steps());
             }
             return 0;

@@ -21,12 +21,14 @@ public final class Bench {
      * NaN where the JVM does not count it), time a compiler thread may have taken from the step's threads.
      * {@code allocatedBytesPerStep}: the heap bytes a timed step allocated, over all threads (NaN where the
      * JVM does not count them): a step's garbage, which lands on untouched pages unless the heap is
-     * pre-touched (docs/performance-log.md, twelfth session).
+     * pre-touched (docs/performance-log.md, twelfth session). {@code readAheadBytesPerStep}: the weight
+     * bytes the kernels' workers read into their caches while they waited, ahead of the launches that
+     * stream them ({@link dev.moec.executor.cpu.Parallel.ReadAhead}), per timed step.
      */
     public record Decode(String graph, int batch, int steps, double medianMs, double meanMs, double weightBytesPerStep,
                          double expertBytesPerStep, double macsPerStep, double vnniMacsPerStep, double dotMacsPerStep, double expertsUsed, double experts, double kernelMsPerStep,
                          double profiledMsPerStep, Map<Kernel, Long> nanosByKernel, double[] stepMs, double[] bandwidths, Roofline.Launches launches,
-                         double compileMs, double allocatedBytesPerStep) {
+                         double compileMs, double allocatedBytesPerStep, double readAheadBytesPerStep) {
         public double tokensPerSecond() { return batch * 1000.0 / medianMs; }
 
         /** The median of the bandwidths read beside the timed steps (bytes per second); NaN without a probe. */
@@ -188,14 +190,14 @@ public final class Bench {
         return new Decode(m.graph(), batch, steps, median, mean, (double) roofline.weightBytes() / steps, (double) roofline.expertBytes() / steps,
                 (double) roofline.macs() / steps, (double) roofline.vnniMacs() / steps, (double) roofline.dotMacs() / steps, roofline.expertsUsedPerLaunch(), roofline.expertsPerLaunch(), roofline.kernelNanos() / 1e6 / steps, m.profiledNanos() / 1e6 / steps,
                 roofline.nanosByKernel(), stepMs, m.bandwidths(), roofline.launches(steps), compileMs,
-                m.allocated() < 0 ? Double.NaN : (double) m.allocated() / steps);
+                m.allocated() < 0 ? Double.NaN : (double) m.allocated() / steps, (double) m.readAhead() / steps);
     }
 
     /**
      * What one run of {@link #measure} saw: each timed step's nanoseconds and the bandwidth read after it,
      * the profiled steps' roofline and time, and the heap bytes the timed steps allocated (-1: not counted).
      */
-    private record Measured(String graph, long[] times, double[] bandwidths, Roofline roofline, long profiledNanos, long allocated) {}
+    private record Measured(String graph, long[] times, double[] bandwidths, Roofline roofline, long profiledNanos, long allocated, long readAhead) {}
 
     /**
      * {@link #decode}'s schedule, which {@link #warmUp} runs as it is: a prompt into each slot, the
@@ -210,13 +212,14 @@ public final class Bench {
         long[] times = new long[steps];
         double[] bandwidths = new double[bandwidth == null ? 0 : steps];
         Roofline roofline = new Roofline();
-        long profiled = 0, allocated = 0;
+        long profiled = 0, allocated = 0, readAhead = 0;
         String graph = null;
         try {
             for (int s = 0; s < steps; s++) {
-                long a0 = allocatedBytes(), t0 = System.nanoTime();
+                long a0 = allocatedBytes(), r0 = model.parallel().readAheadBytes(), t0 = System.nanoTime();
                 step(model, last, pos, slots, rows);
                 times[s] = System.nanoTime() - t0;
+                readAhead += model.parallel().readAheadBytes() - r0;
                 allocated = a0 < 0 || allocated < 0 ? -1 : allocated + allocatedBytes() - a0;
                 if (bandwidth != null) bandwidths[s] = bandwidth.getAsDouble();
                 graph = model.lastGraph();
@@ -229,7 +232,7 @@ public final class Bench {
         } finally {
             model.observe(null);
         }
-        return new Measured(graph, times, bandwidths, roofline, profiled, allocated);
+        return new Measured(graph, times, bandwidths, roofline, profiled, allocated, readAhead);
     }
 
     /** Runs a prompt of {@code tokens} tokens {@code warmup + runs} times into slot 0, timing the last {@code runs}. */

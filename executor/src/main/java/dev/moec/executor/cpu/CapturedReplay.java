@@ -22,7 +22,7 @@ final class CapturedReplay {
 
     /** What the generated class implements. */
     public interface Replay {
-        void run(CpuKernels k, Buf[][] ins, Buf[][] outs, Attrs[] attrs);
+        void run(CpuKernels k, Buf[][] ins, Buf[][] outs, Attrs[] attrs, CpuKernels.Ahead[] ahead);
     }
 
     /**
@@ -37,7 +37,12 @@ final class CapturedReplay {
     static final int HUGE_METHOD_BYTES = 8000;
 
     private static final String RUN_DESC = "(" + Type.getDescriptor(CpuKernels.class) + "[[" + Type.getDescriptor(Buf.class)
-            + "[[" + Type.getDescriptor(Buf.class) + "[" + Type.getDescriptor(Attrs.class) + ")V";
+            + "[[" + Type.getDescriptor(Buf.class) + "[" + Type.getDescriptor(Attrs.class) + "[" + Type.getDescriptor(CpuKernels.Ahead.class) + ")V";
+
+    /** Whether a launch of {@code kernel} may stream panels, so the replay posts its read-ahead before it. */
+    static boolean streams(Kernel kernel) {
+        return kernel == Kernel.MATMUL || kernel == Kernel.QUANT_MATMUL || kernel == Kernel.GROUPED_MATMUL || kernel == Kernel.GROUPED_QUANT_MATMUL;
+    }
 
     /** Generates and loads the replay of {@code kernels} (graph {@code name} only names the class). */
     static Replay generate(String name, Kernel[] kernels) {
@@ -68,7 +73,7 @@ final class CapturedReplay {
         MethodVisitor run = cw.visitMethod(Opcodes.ACC_PUBLIC, "run", RUN_DESC, null, null);
         run.visitCode();
         for (int p = 0; p < parts; p++) {
-            for (int a = 0; a <= 4; a++) run.visitVarInsn(Opcodes.ALOAD, a);
+            for (int a = 0; a <= 5; a++) run.visitVarInsn(Opcodes.ALOAD, a);
             run.visitMethodInsn(Opcodes.INVOKEVIRTUAL, internal, "run" + p, RUN_DESC, false);
         }
         run.visitInsn(Opcodes.RETURN);
@@ -82,6 +87,13 @@ final class CapturedReplay {
             MethodVisitor m = cw.visitMethod(Opcodes.ACC_PRIVATE, "run" + p, RUN_DESC, null, null);
             m.visitCode();
             for (int l = p * LAUNCHES_PER_METHOD; l < Math.min(kernels.length, (p + 1) * LAUNCHES_PER_METHOD); l++) {
+                if (streams(kernels[l])) {                                                 // k.readAhead(ahead[l])
+                    m.visitVarInsn(Opcodes.ALOAD, 1);
+                    m.visitVarInsn(Opcodes.ALOAD, 5);
+                    m.visitLdcInsn(l);
+                    m.visitInsn(Opcodes.AALOAD);
+                    m.visitMethodInsn(Opcodes.INVOKEVIRTUAL, Type.getInternalName(CpuKernels.class), "readAhead", "(" + Type.getDescriptor(CpuKernels.Ahead.class) + ")V", false);
+                }
                 m.visitVarInsn(Opcodes.ALOAD, 1);                                          // k
                 m.visitFieldInsn(Opcodes.GETSTATIC, kernelType, kernels[l].name(), kernelDesc);
                 for (int slot = 2; slot <= 4; slot++) {                                    // ins[l], outs[l], attrs[l]

@@ -35,6 +35,7 @@ public final class CpuGraph {
     private GreedyHead head;                                                     // that head, made at the first greedy step
     private CapturedReplay.Replay captured;                                      // null: replayed by the loop in run
     private CapturedReplay.Replay capturedBody;                                  // every launch but the head's, where there is a head
+    private CpuKernels.Ahead[] ahead;                                          // [launches] at a streaming launch, what the workers read ahead of the next one; made at the first run
 
     /**
      * {@code state}: the persistent arrays by state name: float[] for f32 state, a MemorySegment for a
@@ -198,19 +199,61 @@ public final class CpuGraph {
      * one and no observer, else from the loop, each timed for {@code observer} when it is not null.
      */
     private void launches(CpuKernels k, int count, CapturedReplay.Replay replay, LaunchObserver observer) {
+        if (ahead == null) ahead = readAheads(k);
         if (observer == null && replay != null) {
-            replay.run(k, ins, outs, attrs);
+            replay.run(k, ins, outs, attrs, ahead);
             return;
         }
         if (observer == null) {
-            for (int l = 0; l < count; l++) k.launch(kernels[l], ins[l], outs[l], attrs[l]);
+            for (int l = 0; l < count; l++) {
+                if (CapturedReplay.streams(kernels[l])) k.readAhead(ahead[l]);
+                k.launch(kernels[l], ins[l], outs[l], attrs[l]);
+            }
             return;
         }
         for (int l = 0; l < count; l++) {
+            if (CapturedReplay.streams(kernels[l])) k.readAhead(ahead[l]);
             long t0 = System.nanoTime();
             k.launch(kernels[l], ins[l], outs[l], attrs[l]);
             observer.launched(l, kernels[l], ins[l], outs[l], System.nanoTime() - t0);
         }
+    }
+
+    /**
+     * For each launch that streams panels, what the workers read while it and the launches after it run:
+     * the next streaming launch's first bytes ({@link CpuKernels#readAheadOf}), and at the last one the
+     * first one's, read between two steps. A grouped matmul's are made when posted, from its counts, where
+     * no launch between the two writes them; else the workers read nothing there.
+     */
+    private CpuKernels.Ahead[] readAheads(CpuKernels k) {
+        CpuKernels.Ahead[] out = new CpuKernels.Ahead[kernels.length];
+        int first = -1, previous = -1;
+        for (int l = 0; l < kernels.length; l++) {
+            if (!CpuKernels.streamsPanels(kernels[l], ins[l])) continue;
+            if (previous >= 0) out[previous] = ahead(k, previous, l);
+            if (first < 0) first = l;
+            previous = l;
+        }
+        if (first >= 0 && first != previous && !isGrouped(kernels[first])) out[previous] = ahead(k, previous, first);
+        return out;
+    }
+
+    /** What the workers read, posted at launch {@code at}, ahead of streaming launch {@code next}. */
+    private CpuKernels.Ahead ahead(CpuKernels k, int at, int next) {
+        if (!isGrouped(kernels[next])) {
+            Parallel.ReadAhead fixed = k.readAheadOf(kernels[next], ins[next]);
+            return fixed == null ? null : new CpuKernels.Ahead(kernels[next], ins[next], fixed);
+        }
+        Buf counts = ins[next][ins[next].length - 1];
+        return writtenBetween(counts, at, next) ? null : new CpuKernels.Ahead(kernels[next], ins[next], null);
+    }
+
+    private static boolean isGrouped(Kernel kernel) { return kernel == Kernel.GROUPED_MATMUL || kernel == Kernel.GROUPED_QUANT_MATMUL; }
+
+    /** Whether a launch in [from, to) writes buffer {@code b}. */
+    private boolean writtenBetween(Buf b, int from, int to) {
+        for (int l = from; l < to; l++) for (Buf o : outs[l]) if (o == b) return true;
+        return false;
     }
 
     /** Row {@code row} of a float buffer seen as rows of {@code width} values: a copy. */

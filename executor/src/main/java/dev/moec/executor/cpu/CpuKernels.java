@@ -17,6 +17,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.function.IntConsumer;
+import java.util.function.LongBinaryOperator;
 
 /**
  * The CPU kernel of every {@link Kernel}. Activations are f32; weights are read in place in their stored
@@ -92,11 +93,102 @@ public final class CpuKernels implements AutoCloseable {
         forEachTask(Math.ceilDiv(n, block), true, b -> body.run(b * block, Math.min(n, (b + 1) * block)));
     }
 
+    /**
+     * Bytes of its own run of a streaming launch's panels each worker reads ahead of the launch, while
+     * it waits (see {@link Parallel.ReadAhead}); {@code -Dmoec.readAhead=0} turns reading ahead off. With
+     * {@link #READ_AHEAD_CALLERS}, the first worker reads a megabyte, its L2.
+     */
+    static final long READ_AHEAD_BYTES = Long.getLong("moec.readAhead", 768 * 1024);
+    /**
+     * Bytes of the calling thread's run the first worker reads after its own: the calling thread runs the
+     * small kernels between two matmuls and cannot read ahead itself; it finds these lines in the other
+     * core's cache. docs/performance-log.md, fourteenth session.
+     */
+    static final long READ_AHEAD_CALLERS = Long.getLong("moec.readAheadCallers", 256 * 1024);
+
+    /** Whether a launch of {@code kernel} over {@code in} is a matmul of a decode step that streams panels. */
+    static boolean streamsPanels(Kernel kernel, Buf[] in) {
+        return switch (kernel) {
+            case MATMUL, GROUPED_MATMUL -> in[1].panels != null && in[0].elements() / in[1].dim(-1) < PANEL_ROWS;
+            case QUANT_MATMUL -> in[2].panels != null && in[0].elements() / in[2].dim(-1) < PANEL_ROWS;
+            case GROUPED_QUANT_MATMUL -> in[2].panels != null && in[0].dim(0) < PANEL_ROWS;
+            default -> false;
+        };
+    }
+
+    /**
+     * What the workers read ahead of a decode launch of {@code kernel} over {@code in} that streams panels
+     * (null for any other): the first {@link #READ_AHEAD_BYTES} of the panels each worker will stream
+     * first, its run of tasks cut as {@link #forEachStreamedBlock} and {@link #forEachGroupBlock} cut them
+     * and {@link Parallel#forEachInRuns} hands them out, then, for the first worker, the first
+     * {@link #READ_AHEAD_CALLERS} of the calling thread's run. A grouped matmul's tasks follow the step's
+     * routing, so its read-ahead is made once its counts are written, from them.
+     */
+    Parallel.ReadAhead readAheadOf(Kernel kernel, Buf[] in) {
+        if (READ_AHEAD_BYTES <= 0 || par.threads() < 2 || !streamsPanels(kernel, in)) return null;
+        boolean grouped = kernel == Kernel.GROUPED_MATMUL || kernel == Kernel.GROUPED_QUANT_MATMUL;
+        boolean quant = kernel == Kernel.QUANT_MATMUL || kernel == Kernel.GROUPED_QUANT_MATMUL;
+        Buf w = quant ? in[2] : in[1];
+        DType type = quant ? DType.I8 : DType.BF16;
+        int n = w.dim(-2), k = w.dim(-1), width = Simd.panelWidth(type);
+        long panelBytes = w.vnni ? Vnni.panelBytes(k) : type.bytes((long) k * width);
+        int block = grouped ? streamChannels(k, type) : streamBlock(n, k, type), blocks = Math.ceilDiv(n, block);
+        Groups gs = grouped ? groups(in[0], w, in[quant ? 4 : 2]) : null;
+        int tasks = grouped ? gs.size() * blocks : blocks;
+        LongBinaryOperator bytes = (task, end) -> {                  // the first byte of a task's panels, or the end of them
+            int matrix = grouped ? gs.expert()[(int) task / blocks] : 0, o0 = (int) (task % blocks) * block;
+            return end == 0 ? panelOf(matrix, n, o0, type) * panelBytes
+                    : (panelOf(matrix, n, 0, type) + Math.ceilDiv(Math.min(n, o0 + block), width)) * panelBytes;
+        };
+        int ranges = Math.min(par.threads(), tasks);
+        long[][] out = new long[par.threads() - 1][];
+        for (int t = 1; t <= out.length; t++) {
+            out[t - 1] = t >= ranges ? new long[0] : runBytes(bytes, (int) ((long) tasks * t / ranges), (int) ((long) tasks * (t + 1) / ranges), READ_AHEAD_BYTES);
+            if (t == 1 && READ_AHEAD_CALLERS > 0 && ranges > 1) {
+                long[] own = out[0], other = runBytes(bytes, 0, tasks / ranges, READ_AHEAD_CALLERS);
+                out[0] = Arrays.copyOf(own, own.length + other.length);
+                System.arraycopy(other, 0, out[0], own.length, other.length);
+            }
+        }
+        return new Parallel.ReadAhead(w.panels, out);
+    }
+
+    /** The byte ranges of tasks [first, last) in order, touching ones joined, up to {@code cap} bytes in all: {from, to, from, to, ...}. */
+    private static long[] runBytes(LongBinaryOperator bytes, int first, int last, long cap) {
+        long[] out = new long[8];
+        int size = 0;
+        long left = cap;
+        for (int task = first; task < last && left > 0; task++) {
+            long a = bytes.applyAsLong(task, 0), b = Math.min(bytes.applyAsLong(task, 1), a + left);
+            left -= b - a;
+            if (size > 0 && out[size - 1] == a) {
+                out[size - 1] = b;
+                continue;
+            }
+            if (size == out.length) out = Arrays.copyOf(out, 2 * size);
+            out[size++] = a;
+            out[size++] = b;
+        }
+        return Arrays.copyOf(out, size);
+    }
+
     /** A task of {@link #forEachStreamedBlock}: output channels [o0, o1). */
     interface BlockBody { void run(int o0, int o1); }
 
     /** The kernels' threads. */
     Parallel parallel() { return par; }
+
+    /**
+     * What the workers read ahead of a streaming launch, posted before an earlier one: made once where the
+     * weights it streams are fixed ({@code fixed}), else at each post from the launch's buffers (a grouped
+     * matmul's experts, from its counts).
+     */
+    record Ahead(Kernel kernel, Buf[] in, Parallel.ReadAhead fixed) {}
+
+    /** Posts {@code a} to the workers ({@link Parallel#readAhead}; null: nothing to read): the captured replay's call before each matmul. */
+    public void readAhead(Ahead a) {
+        par.readAhead(a == null ? null : a.fixed() != null ? a.fixed() : readAheadOf(a.kernel(), a.in()));
+    }
 
     /**
      * Activation rows the int4 row loop (a decode step's experts under W4A8) runs over at a time against a
@@ -1020,7 +1112,16 @@ public final class CpuKernels implements AutoCloseable {
         });
     }
 
-    private interface GroupBlock { void run(int expert, int from, int count, int o0, int o1); }
+    interface GroupBlock { void run(int expert, int from, int count, int o0, int o1); }
+
+    /**
+     * A decode step's grouped matmul over the panels of {@code w} ({@code type}), cut as
+     * {@link #groupedMatmul} and {@link #groupedQuantMatmul} cut it: {@code body} for each (group, block of
+     * output channels), over the threads in runs; the rows of {@code out} past the groups zeroed.
+     */
+    void forEachStreamedGroupBlock(Buf x, Buf w, Buf counts, DType type, Buf out, GroupBlock body) {
+        forEachGroupBlock(groups(x, w, counts), out, w.dim(-2), streamChannels(w.dim(-1), type), body);
+    }
 
     /**
      * The non-empty expert groups of a grouped matmul's rows: group g is expert[g]'s count[g] consecutive

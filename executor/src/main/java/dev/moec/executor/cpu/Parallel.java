@@ -1,5 +1,7 @@
 package dev.moec.executor.cpu;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.AtomicReference;
@@ -23,6 +25,24 @@ public final class Parallel implements AutoCloseable {
     private volatile boolean closed;
     private final boolean[] parked;                             // guarded by itself
     private final ThreadLocal<Boolean> inside = ThreadLocal.withInitial(() -> false);
+    private volatile ReadAhead readAhead;                      // what an idle worker reads, or null
+    private volatile int readAheadSink;                        // keeps the reads
+    private final AtomicLongArray readAheadBytes;              // worker w's bytes read ahead so far at w * Job.PAD, written by it alone
+
+    /**
+     * Memory the workers read into their caches while they wait for their next job: worker w (thread w + 1)
+     * reads {@code ranges[w]}, pairs of byte offsets {from, to, from, to, ...} of {@code memory}, in order,
+     * one load a 64-byte line, and looks for a job after every {@link #READ_AHEAD_CHUNK}. A decode step
+     * posts, at each launch that streams weights, the front of what each worker will stream in the next
+     * such launch ({@link CpuKernels#readAheadOf}), so the time a worker would spin (while the calling
+     * thread runs the small kernels between two matmuls, or finishes its part of a launch) moves bytes the
+     * next launch then finds in cache. A posted set is read once; posting it again reads it again. A worker
+     * parked after {@link #SPIN_NANOS} without a job reads nothing until its next job.
+     */
+    public record ReadAhead(MemorySegment memory, long[][] ranges) {}
+
+    /** Bytes a worker reads ahead between two looks at the job: 4 KB, a few hundred nanoseconds. */
+    static final long READ_AHEAD_CHUNK = 4096;
 
     /**
      * One loop over [0, n), in one of two schedules.
@@ -125,6 +145,7 @@ public final class Parallel implements AutoCloseable {
         this.threads = Math.max(1, threads);
         this.workers = new Thread[this.threads - 1];
         this.parked = new boolean[workers.length];
+        this.readAheadBytes = new AtomicLongArray(Math.max(1, workers.length) * Job.PAD);
         for (int w = 0; w < workers.length; w++) {
             int id = w;
             workers[w] = Thread.ofPlatform().daemon().name("moec-kernel-" + (w + 1)).start(() -> workerLoop(id));
@@ -132,6 +153,16 @@ public final class Parallel implements AutoCloseable {
     }
 
     public int threads() { return threads; }
+
+    /** What idle workers read from now on ({@link ReadAhead}); null: nothing. */
+    public void readAhead(ReadAhead r) { readAhead = r; }
+
+    /** Bytes the workers have read ahead so far, all of them together. */
+    public long readAheadBytes() {
+        long sum = 0;
+        for (int w = 0; w < workers.length; w++) sum += readAheadBytes.getAcquire(w * Job.PAD);
+        return sum;
+    }
 
     /** Runs {@code body} for every index in [0, n), in chunks of at least {@code grain}, guided (see {@link Job}). */
     public void forEach(int n, int grain, IntConsumer body) { run(n, grain, false, body); }
@@ -175,12 +206,44 @@ public final class Parallel implements AutoCloseable {
     private void workerLoop(int id) {
         inside.set(true);
         Job seen = null;
+        ReadAhead ahead = null;
+        long[] ranges = new long[0];
+        int next = 0;
+        long at = 0, end = 0;
+        int sink = 0;
         long idleSince = System.nanoTime();
         while (!closed) {
             Job j = job;
             if (j != null && j != seen) {
                 seen = j;
                 j.work(id + 1);
+                idleSince = System.nanoTime();
+                continue;
+            }
+            ReadAhead r = readAhead;
+            if (r != ahead) {
+                ahead = r;
+                ranges = r != null && id < r.ranges().length ? r.ranges()[id] : new long[0];
+                next = 0;
+                at = end = 0;
+            }
+            if (at >= end && next < ranges.length) {
+                at = ranges[next];
+                end = ranges[next + 1];
+                next += 2;
+            }
+            if (at < end) {
+                long stop = Math.min(end, at + READ_AHEAD_CHUNK);
+                try {
+                    sink += touch(ahead.memory(), at, stop);
+                } catch (RuntimeException gone) {                      // its memory freed, or confined to another thread: read no more of it
+                    at = end;
+                    next = ranges.length;
+                    continue;
+                }
+                readAheadBytes.setRelease(id * Job.PAD, readAheadBytes.getPlain(id * Job.PAD) + stop - at);
+                at = stop;
+                if (at >= end) readAheadSink = sink;
                 idleSince = System.nanoTime();
                 continue;
             }
@@ -198,6 +261,20 @@ public final class Parallel implements AutoCloseable {
             }
             idleSince = System.nanoTime();
         }
+    }
+
+    /** One byte of every 64-byte line of [from, to), summed, four loads in flight at a time. */
+    private static int touch(MemorySegment m, long from, long to) {
+        int s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        long a = from;
+        for (; a + 192 < to; a += 256) {
+            s0 += m.get(ValueLayout.JAVA_BYTE, a);
+            s1 += m.get(ValueLayout.JAVA_BYTE, a + 64);
+            s2 += m.get(ValueLayout.JAVA_BYTE, a + 128);
+            s3 += m.get(ValueLayout.JAVA_BYTE, a + 192);
+        }
+        for (; a < to; a += 64) s0 += m.get(ValueLayout.JAVA_BYTE, a);
+        return s0 + s1 + s2 + s3;
     }
 
     /** Stops the workers (they are daemons, so an unclosed instance never keeps the JVM alive). */

@@ -34,7 +34,7 @@ class CapturedReplayTest {
             outs[l] = last ? new Buf[] {twice} : new Buf[] {acc};
             attrs[l] = Attrs.of();
         }
-        CapturedReplay.generate("test_graph", kernels).run(new CpuKernels(new Parallel(1)), ins, outs, attrs);
+        CapturedReplay.generate("test_graph", kernels).run(new CpuKernels(new Parallel(1)), ins, outs, attrs, new CpuKernels.Ahead[kernels.length]);
         float n = launches - 1;
         assertArrayEquals(new float[] {n, 2 * n, 3 * n}, acc.f);
         assertArrayEquals(new float[] {n, 4 * n, 9 * n}, twice.f, Arrays.toString(twice.f));

@@ -111,4 +111,39 @@ class ParallelTest {
             for (int i = 0; i < 16; i++) assertEquals(1, seen.get(i));
         }
     }
+
+    /**
+     * A worker reads each posted set of ranges once, while it has no job, and counts what it read; a job
+     * posted meanwhile still runs every index once; a pool of one thread has no worker and reads nothing.
+     */
+    @Test void anIdleWorkerReadsThePostedRangesOnceAndStillRunsEveryJob() throws InterruptedException {
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared(); Parallel par = new Parallel(2); Parallel alone = new Parallel(1)) {
+            java.lang.foreign.MemorySegment memory = arena.allocate(64L << 20, 64);
+            Parallel.ReadAhead some = new Parallel.ReadAhead(memory, new long[][] {{0, 100_000, 500_000, 600_032}});
+            par.forEach(16, 1, i -> {});                                         // the worker spins (a parked one reads nothing until its next job)
+            par.readAhead(some);
+            waitFor(par, 200_032);
+            Thread.sleep(20);
+            assertEquals(200_032, par.readAheadBytes(), "the same ranges are read once");
+            par.readAhead(new Parallel.ReadAhead(memory, new long[][] {{0, 64L << 20}}));  // a long read, with jobs posted during it
+            for (int launch = 0; launch < 50; launch++) {
+                AtomicIntegerArray seen = new AtomicIntegerArray(64);
+                par.forEachInRuns(64, 1, seen::incrementAndGet);
+                for (int i = 0; i < 64; i++) assertEquals(1, seen.get(i));
+            }
+            waitFor(par, 200_032 + (64L << 20));
+            par.forEach(16, 1, i -> {});
+            par.readAhead(some);                                                 // posted anew: read again
+            waitFor(par, 2 * 200_032 + (64L << 20));
+            par.readAhead(null);
+            alone.readAhead(some);
+            assertEquals(0, alone.readAheadBytes());
+        }
+    }
+
+    private static void waitFor(Parallel par, long bytes) throws InterruptedException {
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (par.readAheadBytes() < bytes && System.nanoTime() < deadline) Thread.sleep(1);
+        assertEquals(bytes, par.readAheadBytes());
+    }
 }
