@@ -1197,10 +1197,14 @@ public final class CpuKernels implements AutoCloseable {
         });
     }
 
-    /** Per row: scale = max|x| / 127, q = round(x / scale), the rows over the threads. */
+    /**
+     * Per row: scale = max|x| / 127, q = round(x / scale), the rows over the threads in takes of at least
+     * {@link #NORM_TAKE} values: a batch-1 step's eight SwiGLU rows of 256 run on the calling thread, where
+     * a fork over both threads cost more than the rows.
+     */
     void dynamicQuant(Buf x, Buf q, Buf scale) {
         int n = x.dim(-1), rows = x.elements() / n;
-        par.forEach(rows, 1, r -> scale.f[scale.off + r] = Simd.quantizeRow(x.f, x.off + r * n, n, q.i, q.off + r * n));
+        par.forEach(rows, Math.max(1, NORM_TAKE / n), r -> scale.f[scale.off + r] = Simd.quantizeRow(x.f, x.off + r * n, n, q.i, q.off + r * n));
     }
 
     /**
