@@ -33,6 +33,7 @@ public enum Kernel {
     MOE_DISPATCH_QUANT(Op.MOE_DISPATCH_QUANT, "aclnnMoeInitRoutingV3 (quant_mode 1: dynamic per-token int8)"),
     GROUPED_MATMUL(Op.GROUPED_MATMUL, "aclnnGroupedMatmulV4"),
     SWIGLU(Op.SWIGLU, "aclnnSwiGlu"),
+    SWIGLU_QUANT(Op.SWIGLU_QUANT, "aclnnSwiGluQuant (dynamic per-token int8)"),
     MOE_COMBINE(Op.MOE_COMBINE, "aclnnMoeFinalizeRoutingV2"),
     DYNAMIC_QUANT(Op.DYNAMIC_QUANT, "aclnnDynamicQuant"),
     QUANT_MATMUL(Op.QUANT_MATMUL, "aclnnQuantMatmulV4"),

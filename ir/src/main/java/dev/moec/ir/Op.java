@@ -327,6 +327,11 @@ public enum Op {
             "%a = swiglu(%g) : f32[T*2,128]",
             "aclnnSwiGlu: silu(first half of the last dimension) * second half."),
 
+    /** {@code %aq, %as = swiglu_quant(%g) : i8[T*2,128], f32[T*2]} */
+    SWIGLU_QUANT("swiglu_quant", Level.FUSED, List.of("x"), List.of(), 2, TypeRules::swigluQuant, Reference::swigluQuant,
+            "%aq, %as = swiglu_quant(%g) : i8[T*2,128], f32[T*2]",
+            "aclnnSwiGluQuant (dynamic): swiglu, then dynamic_quant of each row, as one operator: the int8 rows of a W8A8 MoE's down projection."),
+
     /** {@code %y = moe_combine(%ye, %rows, %w) : f32[T,256]} */
     MOE_COMBINE("moe_combine", Level.FUSED, List.of("y", "rows", "weights"), List.of(), 1, TypeRules::moeCombine, Reference::moeCombine,
             "%y = moe_combine(%ye, %rows, %w) : f32[T,256]",

@@ -477,6 +477,10 @@ public final class TypeRules {
         return List.of(x.withShape(x.shape().withLast(Dim.of(d.size() / 2))));
     }
 
+    static List<TensorType> swigluQuant(List<TensorType> in, Attrs a) {
+        return dynamicQuant(swiglu(in, a), a);
+    }
+
     static List<TensorType> moeCombine(List<TensorType> in, Attrs a) {
         TensorType y = in.get(0), rows = in.get(1), w = in.get(2);
         requireF32("moe_combine.y-f32", y);

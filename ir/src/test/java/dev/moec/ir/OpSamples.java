@@ -89,7 +89,7 @@ final class OpSamples {
                 yield s(List.of(TensorType.of(DType.I8, m, d), TensorType.of(DType.F32, m), TensorType.of(r.nextBoolean() ? DType.I8 : DType.I4, e, n, d),
                         TensorType.of(DType.F32, e, n), TensorType.of(DType.I32, e)));
             }
-            case SWIGLU -> s(List.of(x2));
+            case SWIGLU, SWIGLU_QUANT -> s(List.of(x2));
             case STATIC_QUANT -> s(List.of(x2, TensorType.of(DType.F32, 1), TensorType.of(DType.F32, 1)));
             case QUANT_MATMUL_STATIC -> s(List.of(TensorType.of(DType.I8, t, d), TensorType.of(DType.I8, n, d), TensorType.of(DType.I32, n), TensorType.of(DType.F32, n)));
             case MOE_EXPERTS_QUANT -> {

@@ -338,6 +338,12 @@ class ReferenceSemanticsTest {
         assertArrayEquals(new float[]{10, 200, 300, 0}, g.f(), EPS);
         // silu(1) * 3.
         assertArrayEquals(new float[]{(float) (3 / (1 + Math.exp(-1)))}, eval(Op.SWIGLU, Attrs.NONE, f(s(1, 2), 1, 3)).getFirst().f(), EPS);
+        // swiglu_quant of rows [g0 g1 | u0 u1]: row 0 silu([1, -2]) * [3, 1] -> the larger magnitude is 127, the scale max / 127;
+        // row 1 all zero -> scale 0, q 0.
+        List<RefTensor> sq = eval(Op.SWIGLU_QUANT, Attrs.NONE, f(s(2, 4), 1, -2, 3, 1, 0, 0, 5, 5));
+        float a0 = (float) (1.0 / (1 + Math.exp(-1.0)) * 3.0), a1 = (float) (-2.0 / (1 + Math.exp(2.0)) * 1.0);
+        assertArrayEquals(new float[]{a0 / 127f, 0f}, sq.get(1).f(), 1e-9f);
+        assertArrayEquals(new int[]{127, (int) Math.rint(a1 / (a0 / 127f)), 0, 0}, sq.get(0).i());
         // Rows [2,0,3,1] with y [1,2,3,4], weights [[.5,.25],[1,2]]: t0 = .5*2 + .25*4 = 2; t1 = 1*1 + 2*3 = 7.
         RefTensor c = eval(Op.MOE_COMBINE, Attrs.NONE, f(s(4, 1), 1, 2, 3, 4), i(s(4), 2, 0, 3, 1), f(s(2, 2), 0.5f, 0.25f, 1, 2)).getFirst();
         assertArrayEquals(new float[]{2, 7}, c.f(), EPS);

@@ -16,10 +16,13 @@ import java.util.List;
  *   moe_experts(x, w, e, Wg, Wu, Wd)  ->  xe, rows, counts = moe_dispatch(x, e)
  *                                         y = moe_combine(gmm(swiglu(gmm(xe, [Wg | Wu], counts)), Wd, counts), rows, w)
  *   moe_experts_quant(...)            ->  xq, xs, rows, counts = moe_dispatch_quant(x, e), then the same with
- *                                         grouped_quant_matmul, and a dynamic_quant of the SwiGLU output before down
+ *                                         grouped_quant_matmul, and SwiGLU and the dynamic quantization of its rows
+ *                                         for down as one swiglu_quant
  * </pre>
  * The quantized dispatch quantizes each token once, as aclnnMoeInitRoutingV3 (quant_mode 1) and MC2's dispatch
- * (quant_mode 2) do, where a dynamic_quant after the dispatch quantized each token's K rows.
+ * (quant_mode 2) do, where a dynamic_quant after the dispatch quantized each token's K rows; swiglu_quant
+ * is aclnnSwiGluQuant, the operator the Ascend stacks put between the two grouped matmuls (one launch
+ * where swiglu and dynamic_quant were two, the f32 activations never written).
  * The weight concatenations are parameter-only; the backend folds them into packed weights.
  */
 public final class FuseMoe implements Pass {
@@ -53,8 +56,7 @@ public final class FuseMoe implements Pass {
                 Value gateUp = rw.emit(Op.CONCAT, p + "w_gate_up", Attrs.of("axis", 1L), n.operand(3), n.operand(5));   // [E, 2I, H]
                 Value gateUpScale = rw.emit(Op.CONCAT, p + "s_gate_up", Attrs.of("axis", 1L), n.operand(4), n.operand(6)); // [E, 2I]
                 Value h = rw.emit(Op.GROUPED_QUANT_MATMUL, p + "gate_up", Attrs.NONE, d.get(0), d.get(1), gateUp, gateUpScale, counts);
-                Value a = rw.emit(Op.SWIGLU, p + "act", Attrs.NONE, h);
-                List<Value> aq = rw.emit(Op.DYNAMIC_QUANT, List.of(p + "act_q", p + "act_s"), Attrs.NONE, a);
+                List<Value> aq = rw.emit(Op.SWIGLU_QUANT, List.of(p + "act_q", p + "act_s"), Attrs.NONE, h);
                 y = rw.emit(Op.GROUPED_QUANT_MATMUL, p + "down", Attrs.NONE, aq.get(0), aq.get(1), n.operand(7), n.operand(8), counts);
             }
             rw.release(n.result());

@@ -323,6 +323,7 @@ public final class CpuKernels implements AutoCloseable {
             case MOE_DISPATCH_QUANT -> moeDispatchQuant(in[0], in[1], out[0], out[1], out[2], out[3]);
             case GROUPED_MATMUL -> groupedMatmul(in[0], in[1], in[2], out[0]);
             case SWIGLU -> swiglu(in[0], out[0]);
+            case SWIGLU_QUANT -> swigluQuant(in[0], out[0], out[1]);
             case MOE_COMBINE -> moeCombine(in[0], in[1], in[2], out[0]);
             case DYNAMIC_QUANT -> dynamicQuant(in[0], out[0], out[1]);
             case QUANT_MATMUL -> quantMatmul(in[0], in[1], in[2], in[3], out[0]);
@@ -1198,6 +1199,21 @@ public final class CpuKernels implements AutoCloseable {
     }
 
     /**
+     * {@link #swiglu} then {@link #dynamicQuant}, a row at a time: each row's activations go through the
+     * launching thread's scratch while they are in L1, and the rows over the threads in takes of at least
+     * {@link #NORM_TAKE} values; bit for bit the two kernels' result.
+     */
+    void swigluQuant(Buf x, Buf q, Buf scale) {
+        int n = q.dim(-1), rows = q.elements() / n;
+        par.forEach(rows, Math.max(1, NORM_TAKE / n), r -> {
+            float[] act = PanelScratch.get().normed(n);
+            int xr = x.off + r * 2 * n;
+            Simd.swiglu(x.f, xr, x.f, xr + n, act, 0, n);
+            scale.f[scale.off + r] = Simd.quantizeRow(act, 0, n, q.i, q.off + r * n);
+        });
+    }
+
+    /**
      * Per row: scale = max|x| / 127, q = round(x / scale), the rows over the threads in takes of at least
      * {@link #NORM_TAKE} values: a batch-1 step's eight SwiGLU rows of 256 run on the calling thread, where
      * a fork over both threads cost more than the rows.
@@ -1708,7 +1724,7 @@ public final class CpuKernels implements AutoCloseable {
         private final float[][] turned = new float[PROMPT_BLOCK / PANEL_BLOCK][0];   // each [k, PANEL_BLOCK]: a panel turned (Simd.turn)
         private int[] acc = new int[0];                                     // [activation rows, rows]
         private final float[][] exact = {new float[0], new float[0]};      // each [activation rows, k]: int8 activations as floats, exact and streamed
-        private float[] normed = new float[0];                              // [hidden]: one row normed, before it is quantized
+        private float[] normed = new float[0];                              // [hidden] or [intermediate]: one row normed, or one SwiGLU row, before it is quantized
         private byte[] bytes = new byte[0];                                 // [activation rows, k padded]: int8 activations for the VNNI tiles
         private int[] rowSums = new int[0];                                 // [activation rows]: their sums
         private float[] scores = new float[0];                              // [tokens, heads, positions]: an attention task's scores

@@ -501,6 +501,35 @@ class KernelMatrixTest {
         }
     }
 
+    /**
+     * swiglu_quant is the CPU's swiglu then its dynamic_quant, to the bit (one row through scratch instead
+     * of the f32 activations), over more rows than one take of the threads; and the op's definition within
+     * one quantization step (the CPU's SwiGLU uses a float exp, the definition a double one) with scales
+     * within float rounding.
+     */
+    @Test
+    void swigluQuantIsSwigluThenDynamicQuant() {
+        SplittableRandom r = new SplittableRandom(29);
+        int rows = 70, n = 256;
+        Buf x = floats("gate_up", r, rows, 2 * n);
+        for (int j = 0; j < n; j++) x.f[5 * 2 * n + j] = x.f[5 * 2 * n + n + j] = 0f;          // a zero row: scale 0, q 0
+        Buf q = int8("act_q", r, rows, n), s = floats("act_s", r, rows);
+        Buf act = floats("act", r, rows, n), q2 = int8("act_q", r, rows, n), s2 = floats("act_s", r, rows);
+        Buf qRef = int8("act_q", r, rows, n), sRef = floats("act_s", r, rows);
+        CpuKernels k = new CpuKernels(new Parallel(2));
+        k.launch(Kernel.SWIGLU_QUANT, new Buf[] {x}, new Buf[] {q, s}, Attrs.of());
+        k.launch(Kernel.SWIGLU, new Buf[] {x}, new Buf[] {act}, Attrs.of());
+        k.launch(Kernel.DYNAMIC_QUANT, new Buf[] {act}, new Buf[] {q2, s2}, Attrs.of());
+        k.reference(Kernel.SWIGLU_QUANT, new Buf[] {x}, new Buf[] {qRef, sRef}, Attrs.of());
+        assertArrayEquals(q2.i, q.i);
+        assertArrayEquals(s2.f, s.f);
+        assertEquals(0f, s.f[5]);
+        for (int j = 0; j < rows * n; j++) assertTrue(Math.abs(q.i[j] - qRef.i[j]) <= 1, "element " + j + ": " + q.i[j] + " against " + qRef.i[j]);
+        for (int row = 0; row < rows; row++) assertEquals(sRef.f[row], s.f[row], 1e-5f * sRef.f[row], "scale of row " + row);
+        assertSameAtArenaOffsets(k, Kernel.SWIGLU_QUANT, new Buf[] {x}, new Buf[] {q, s}, Attrs.of());
+        k.close();
+    }
+
     /** Weight quantization to int8 and int4 is its op's definition to the bit. */
     @ParameterizedTest(name = "{0} bits")
     @org.junit.jupiter.params.provider.ValueSource(ints = {8, 4})

@@ -815,6 +815,11 @@ public final class Reference {
         return List.of(RefTensor.f32(shape, out));
     }
 
+    /** swiglu, then dynamic_quant of each row. */
+    public static List<RefTensor> swigluQuant(List<RefTensor> in, Attrs a) {
+        return dynamicQuant(swiglu(in, a), a);
+    }
+
     public static List<RefTensor> moeCombine(List<RefTensor> in, Attrs a) {
         RefTensor y = in.get(0), rows = in.get(1), w = in.get(2);
         int tokens = w.dim(0), k = w.dim(1), hidden = y.dim(1);
