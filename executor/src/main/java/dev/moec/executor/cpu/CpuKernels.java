@@ -186,7 +186,7 @@ public final class CpuKernels implements AutoCloseable {
     record Ahead(Kernel kernel, Buf[] in, Parallel.ReadAhead fixed) {}
 
     /** Posts {@code a} to the workers ({@link Parallel#readAhead}; null: nothing to read): the captured replay's call before each matmul. */
-    public void readAhead(Ahead a) {
+    void readAhead(Ahead a) {
         par.readAhead(a == null ? null : a.fixed() != null ? a.fixed() : readAheadOf(a.kernel(), a.in()));
     }
 
