@@ -85,12 +85,15 @@ public final class CpuKernels implements AutoCloseable {
     }
 
     /**
-     * A decode step's matmul over n outputs, k wide, of {@code type} panels, cut as {@link #matmul} cuts
-     * it: {@code body} for each task's channels [o0, o1), over the threads in runs.
+     * A decode step's matmul over n outputs, k wide, of {@code type} panels, as {@link #matmul} and
+     * {@link #quantMatmul} cut it: {@code body} for each task's channels [o0, o1), {@link #streamBlock}
+     * of them, over the threads in runs.
      */
-    void forEachStreamedBlock(int n, int k, DType type, BlockBody body) {
-        int block = streamBlock(n, k, type);
-        forEachTask(Math.ceilDiv(n, block), true, b -> body.run(b * block, Math.min(n, (b + 1) * block)));
+    void forEachStreamedBlock(int n, int k, DType type, BlockBody body) { forEachBlock(n, streamBlock(n, k, type), true, body); }
+
+    /** {@code body} for each block of {@code block} of n output channels, [o0, o1), over the threads, in runs where {@code streamed} ({@link #forEachTask}). */
+    private void forEachBlock(int n, int block, boolean streamed, BlockBody body) {
+        forEachTask(Math.ceilDiv(n, block), streamed, b -> body.run(b * block, Math.min(n, (b + 1) * block)));
     }
 
     /**
@@ -478,12 +481,9 @@ public final class CpuKernels implements AutoCloseable {
         int n = w.dim(0), k = w.dim(1), rows = x.elements() / k, xo = x.off, oo = out.off;
         float[] xs = x.f, dst = out.f;
         if (w.panels != null) {
-            boolean prompt = rows >= PANEL_ROWS;
-            int block = prompt ? promptBlock(n, DType.BF16) : streamBlock(n, k, DType.BF16);
-            forEachTask(Math.ceilDiv(n, block), !prompt, b -> {
-                int o0 = b * block;
-                storedPanelRows(xs, xo, k, 0, rows, w.panels, panelOf(0, n, o0, DType.BF16), DType.BF16, Math.min(n, o0 + block) - o0, null, dst, oo + o0, n);
-            });
+            BlockBody block = (o0, o1) -> storedPanelRows(xs, xo, k, 0, rows, w.panels, panelOf(0, n, o0, DType.BF16), DType.BF16, o1 - o0, null, dst, oo + o0, n);
+            if (rows >= PANEL_ROWS) forEachBlock(n, promptBlock(n, DType.BF16), false, block);
+            else forEachStreamedBlock(n, k, DType.BF16, block);
             return;
         }
         par.forEach(Math.ceilDiv(n, STREAM_BLOCK), 1, b -> {
@@ -1281,8 +1281,9 @@ public final class CpuKernels implements AutoCloseable {
         boolean prompt = rows >= PANEL_ROWS, floats = w.panels != null && !w.vnni;
         Int8Rows xq = w.vnni ? int8Rows(x, rows, k) : null;
         float[] xf = floats && prompt ? exact(x, rows * k) : null, xstream = floats && !prompt ? streamed(x, rows * k) : null;
-        int block = w.panels != null && prompt ? promptBlock(n, DType.I8) : streamBlock(n, k, DType.I8);
-        forEachTask(Math.ceilDiv(n, block), !prompt, b -> quantRows(x, xq, xf, xstream, null, xs, w, wScale, 0, k, n, 0, rows, b * block, Math.min(n, (b + 1) * block), out));
+        BlockBody block = (o0, o1) -> quantRows(x, xq, xf, xstream, null, xs, w, wScale, 0, k, n, 0, rows, o0, o1, out);
+        if (prompt) forEachBlock(n, w.panels != null ? promptBlock(n, DType.I8) : streamBlock(n, k, DType.I8), false, block);
+        else forEachStreamedBlock(n, k, DType.I8, block);
     }
 
     /** Grouped int8 rows times int8 or int4 expert weights, with per-row and per-(expert, channel) scales. */

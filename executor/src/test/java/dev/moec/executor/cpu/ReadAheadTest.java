@@ -24,8 +24,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * What the workers read ahead of a streaming launch ({@link CpuKernels#readAheadOf}) is the front of what
  * they then stream: each worker's first {@link CpuKernels#READ_AHEAD_BYTES} of panels in the order its own
  * run of tasks takes them, then, for the first worker, the first {@link CpuKernels#READ_AHEAD_CALLERS} of
- * the calling thread's run. The tasks are recorded as the kernels' own cut hands them to the threads, and
- * their bytes are found from the panel layout ({@link WeightPanels#panelBytes}).
+ * the calling thread's run. The tasks are recorded as the kernels' own cut hands them to the threads
+ * ({@link CpuKernels#forEachStreamedBlock}, which a decode step's matmuls call, and
+ * {@link CpuKernels#forEachStreamedGroupBlock}, the grouped matmuls' cut), and their bytes are found from
+ * the panel layout ({@link WeightPanels#panelBytes}).
  */
 class ReadAheadTest {
     private static final String WORKER = "moec-kernel-1";
