@@ -194,6 +194,10 @@ final class BenchCommand {
                 System.out.printf("weights read %.1f MB per step (routed experts %.1f MB: %.1f of %.0f experts per MoE launch)%n",
                         d.weightBytesPerStep() / 1e6, d.expertBytesPerStep() / 1e6, d.expertsUsed(), d.experts());
                 System.out.printf("bandwidth    %.2f GB/s (%s)%n", bw.perSecond() / 1e9, bw.source());
+                if (d.readingsMoved()) {
+                    System.out.printf("note         the readings moved by more than %.1f times: the machine's memory changed speed during the run, so its timed and profiled steps may have met different machines; compare runs whose readings held still%n",
+                            Bench.READINGS_MOVED);
+                }
                 System.out.printf("roofline     %.2f ms per step; achieved %.1f %% of it%s%n", rooflineMs, 100 * achieved,
                         bandwidth != null ? "" : " (the median over the steps of each step's roofline, at the bandwidth read after it, over its time)");
                 System.out.printf("compute      %.2f GMAC per step: %.2f ms %s; achieved %.1f %% of it%n",

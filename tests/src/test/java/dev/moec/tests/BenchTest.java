@@ -107,6 +107,7 @@ class BenchTest {
             assertEquals(3, calls[0]);
             org.junit.jupiter.api.Assertions.assertArrayEquals(rates, d.bandwidths());
             assertEquals(2e9, d.bandwidthMedian());
+            assertTrue(d.readingsMoved(), "4 GB/s against 1 GB/s: the run's readings moved");
             double[] ratio = new double[3];
             for (int s = 0; s < 3; s++) ratio[s] = d.weightBytesPerStep() / rates[s] * 1e3 / d.stepMs()[s];
             java.util.Arrays.sort(ratio);
@@ -123,7 +124,11 @@ class BenchTest {
             }
             java.util.Arrays.sort(ratio);
             assertEquals(ratio[1], d.achievedOfLaunchBound(peaks), 1e-12);
+            double[] steady = {2e9, 2.9e9, 2.5e9};
+            int[] reads = {0};
+            org.junit.jupiter.api.Assertions.assertFalse(Bench.decode(model, 1, 8, 1, 3, 0, () -> steady[reads[0]++]).readingsMoved(), "within 1.5 times: steady");
             Bench.Decode unprobed = Bench.decode(model, 1, 8, 1, 3, 0);
+            org.junit.jupiter.api.Assertions.assertFalse(unprobed.readingsMoved(), "no probe, no readings");
             assertTrue(Double.isNaN(unprobed.achievedOfRoofline()) && Double.isNaN(unprobed.achievedOfLaunchBound(peaks)), "no probe, no fraction");
             try (dev.moec.executor.bench.MemoryBandwidth.Probe probe = new dev.moec.executor.bench.MemoryBandwidth.Probe(model.parallel(), 8 << 20)) {
                 assertTrue(probe.read() > 0);

@@ -35,6 +35,18 @@ public final class Bench {
         public double bandwidthMedian() { return bandwidths.length == 0 ? Double.NaN : median(bandwidths); }
 
         /**
+         * Whether the readings beside the timed steps moved by more than {@link #READINGS_MOVED} times from the
+         * slowest to the fastest: the machine's memory changed speed during the run, so its timed and profiled
+         * steps, which alternate, may have met different machines (on the development machine such runs put
+         * the captured step 5 % over its kernels, and steadier ones within 2 %). False without a probe.
+         */
+        public boolean readingsMoved() {
+            if (bandwidths.length == 0) return false;
+            double lo = Arrays.stream(bandwidths).min().orElseThrow(), hi = Arrays.stream(bandwidths).max().orElseThrow();
+            return hi > READINGS_MOVED * lo;
+        }
+
+        /**
          * The fraction of the memory roofline reached: for each timed step, the time its weight bytes take
          * at the bandwidth read right after it, over the step's own time; the median of those. Each step
          * is held to the machine of its own moment, where one reading before and one after all the steps
@@ -59,6 +71,9 @@ public final class Bench {
             return median(ratio);
         }
     }
+
+    /** How many times the fastest bandwidth reading of a run may exceed its slowest before the run counts as moving ({@link Decode#readingsMoved}). */
+    public static final double READINGS_MOVED = 1.5;
 
     /** The median of v (the mean of the middle two for an even count). */
     public static double median(double[] v) {
