@@ -225,6 +225,7 @@ class CliTest {
         assertTrue(d.progress().matches("(?s).*warming up for 0.5 s and at least 12 decode steps, then while the JIT compiles \\(up to 1.5 s\\): untimed rounds of the prompt and 5 decode steps.*\\n\\[moec\\] warmed up: [1-9][0-9]* rounds?, [0-9]+ decode steps in [0-9.]+ s; the JIT compiled for [0-9]+ ms in the last round \\([0-9.]+ s\\).*"), d.progress());
         assertTrue(d.out().matches("(?s).*jit          [0-9]+ ms of compilation \\(summed over the compiler threads; [0-9.]+ s of steps\\) during the timed and profiled steps.*"), d.out());
         assertTrue(d.out().matches("(?s).*garbage      [0-9.]+ KB of heap allocated per timed step \\(all threads\\).*"), d.out());
+        assertTrue(d.out().matches("(?s).*read ahead   [0-9.]+ MB per timed step: .*"), d.out());
         assertTrue(d.out().contains("batch 2 on decode_bs2"), d.out());
         assertTrue(d.out().contains("bandwidth    10.00 GB/s (given)"), d.out());
         assertTrue(d.out().matches("(?s).*roofline     [0-9.]+ ms per step; achieved [0-9.]+ % of it.*"), d.out());

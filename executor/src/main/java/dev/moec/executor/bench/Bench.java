@@ -210,7 +210,8 @@ public final class Bench {
 
     /**
      * What one run of {@link #measure} saw: each timed step's nanoseconds and the bandwidth read after it,
-     * the profiled steps' roofline and time, and the heap bytes the timed steps allocated (-1: not counted).
+     * the profiled steps' roofline and time, the heap bytes the timed steps allocated (-1: not counted), and
+     * the bytes the workers read ahead during them.
      */
     private record Measured(String graph, long[] times, double[] bandwidths, Roofline roofline, long profiledNanos, long allocated, long readAhead) {}
 

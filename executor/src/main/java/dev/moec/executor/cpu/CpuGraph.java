@@ -234,21 +234,20 @@ public final class CpuGraph {
             if (first < 0) first = l;
             previous = l;
         }
-        if (first >= 0 && first != previous && !isGrouped(kernels[first])) out[previous] = ahead(k, previous, first);
+        // Across the step's end only fixed weights: a grouped matmul's counts are written anew in the next step.
+        if (first >= 0 && first != previous && !CpuKernels.isGrouped(kernels[first])) out[previous] = ahead(k, previous, first);
         return out;
     }
 
     /** What the workers read, posted at launch {@code at}, ahead of streaming launch {@code next}. */
     private CpuKernels.Ahead ahead(CpuKernels k, int at, int next) {
-        if (!isGrouped(kernels[next])) {
+        if (!CpuKernels.isGrouped(kernels[next])) {
             Parallel.ReadAhead fixed = k.readAheadOf(kernels[next], ins[next]);
             return fixed == null ? null : new CpuKernels.Ahead(kernels[next], ins[next], fixed);
         }
         Buf counts = ins[next][ins[next].length - 1];
         return writtenBetween(counts, at, next) ? null : new CpuKernels.Ahead(kernels[next], ins[next], null);
     }
-
-    private static boolean isGrouped(Kernel kernel) { return kernel == Kernel.GROUPED_MATMUL || kernel == Kernel.GROUPED_QUANT_MATMUL; }
 
     /** Whether a launch in [from, to) writes buffer {@code b}. */
     private boolean writtenBetween(Buf b, int from, int to) {

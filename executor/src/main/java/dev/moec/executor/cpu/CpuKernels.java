@@ -109,6 +109,9 @@ public final class CpuKernels implements AutoCloseable {
      */
     static final long READ_AHEAD_CALLERS = Long.getLong("moec.readAheadCallers", 256 * 1024);
 
+    /** Whether {@code kernel} is a grouped matmul, whose tasks follow the step's routing (its counts). */
+    static boolean isGrouped(Kernel kernel) { return kernel == Kernel.GROUPED_MATMUL || kernel == Kernel.GROUPED_QUANT_MATMUL; }
+
     /** Whether a launch of {@code kernel} over {@code in} is a matmul of a decode step that streams panels. */
     static boolean streamsPanels(Kernel kernel, Buf[] in) {
         return switch (kernel) {
@@ -129,7 +132,7 @@ public final class CpuKernels implements AutoCloseable {
      */
     Parallel.ReadAhead readAheadOf(Kernel kernel, Buf[] in) {
         if (READ_AHEAD_BYTES <= 0 || par.threads() < 2 || !streamsPanels(kernel, in)) return null;
-        boolean grouped = kernel == Kernel.GROUPED_MATMUL || kernel == Kernel.GROUPED_QUANT_MATMUL;
+        boolean grouped = isGrouped(kernel);
         boolean quant = kernel == Kernel.QUANT_MATMUL || kernel == Kernel.GROUPED_QUANT_MATMUL;
         Buf w = quant ? in[2] : in[1];
         DType type = quant ? DType.I8 : DType.BF16;
